@@ -1,0 +1,222 @@
+//! One function per endpoint: extract, check, write, answer. Writes go through the [`Intake`]
+//! (durable before the 201); a refused request writes nothing.
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use proto::{JobKind, JobStatus, RoundPhase, TimestampMs};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::requests::{Checked, NewCollection, NewJobStatus, RoundChange};
+use super::ApiState;
+use crate::agent::now_ms;
+use crate::jobs::{Cancelled, StoredJob};
+use crate::uplink::LastAck;
+
+/// The answer to a write: the record's sequence number, durable on the device.
+#[derive(Debug, Serialize)]
+pub struct Created {
+    /// The record's sequence number.
+    pub seq: u64,
+}
+
+type Write = Result<(StatusCode, Json<Created>), ApiError>;
+
+/// `POST /v1/collections`.
+pub async fn post_collection(
+    State(state): State<ApiState>,
+    body: Result<Json<NewCollection>, JsonRejection>,
+) -> Write {
+    let Json(body) = body?;
+    store(&state, body.into_record(now_ms())?).await
+}
+
+/// `POST /v1/rounds/{id}/start`.
+pub async fn start_round(
+    state: State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<RoundChange>, JsonRejection>,
+) -> Write {
+    round(state, id, body, RoundPhase::Started).await
+}
+
+/// `POST /v1/rounds/{id}/complete`.
+pub async fn complete_round(
+    state: State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<RoundChange>, JsonRejection>,
+) -> Write {
+    round(state, id, body, RoundPhase::Completed).await
+}
+
+async fn round(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<RoundChange>, JsonRejection>,
+    phase: RoundPhase,
+) -> Write {
+    let Path(id) = id.map_err(path_error)?;
+    let Json(body) = body?;
+    // A bad id in the path is reported as the field `round`, as `proto` names it.
+    store(&state, body.into_record(id, phase, now_ms())?).await
+}
+
+/// `POST /v1/jobs/{id}/status`: the job must be on this device and not cancelled.
+pub async fn post_job_status(
+    State(state): State<ApiState>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<NewJobStatus>, JsonRejection>,
+) -> Write {
+    let Path(id) = id.map_err(path_error)?;
+    let Json(body) = body?;
+    let status = body.status;
+    let checked = body.into_record(id.clone(), now_ms())?;
+    state.jobs.check_status(&id)??;
+    let created = store(&state, checked).await?;
+    // The record is durable and is what the gateway acts on; the local copy is for display, so a
+    // failure here is logged rather than turned into an error for a write that happened.
+    if let Err(e) = state.jobs.set_status(&id, status) {
+        tracing::error!(error = %e, "cannot record a job's status locally");
+    }
+    Ok(created)
+}
+
+async fn store(state: &ApiState, checked: Checked) -> Write {
+    // On a task of its own, so that a timeout or a client gone away cannot cut the write short.
+    let intake = state.intake.clone();
+    let accepted = tokio::spawn(async move { intake.accept(checked.ts, checked.body).await })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok((StatusCode::CREATED, Json(Created { seq: accepted.seq })))
+}
+
+/// A job as the app sees it.
+#[derive(Debug, Serialize)]
+pub struct JobView {
+    /// The job's id.
+    pub id: String,
+    /// Its revision.
+    pub rev: u32,
+    /// Due by (UTC ms).
+    pub due: TimestampMs,
+    /// What to do: `{"return": {…}}` or `{"repair": {…}}`.
+    pub kind: JobKind,
+    /// The latest status reported on this device.
+    pub status: Option<JobStatus>,
+    /// Set if the gateway withdrew it.
+    pub cancelled: Option<Cancelled>,
+    /// When the device received it (UTC ms).
+    pub received: TimestampMs,
+}
+
+impl From<StoredJob> for JobView {
+    fn from(stored: StoredJob) -> Self {
+        Self {
+            id: stored.job.id,
+            rev: stored.job.rev,
+            due: stored.job.due,
+            kind: stored.job.kind,
+            status: stored.status,
+            cancelled: stored.cancelled,
+            received: stored.received,
+        }
+    }
+}
+
+/// `GET /v1/jobs`: every job on the device, cancelled ones included.
+pub async fn list_jobs(State(state): State<ApiState>) -> Result<Json<Vec<JobView>>, ApiError> {
+    let jobs = state.jobs.list()?;
+    Ok(Json(jobs.into_iter().map(JobView::from).collect()))
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    /// This device's id.
+    pub device: String,
+    /// How many times the agent has started.
+    pub boot: u64,
+    /// The link to the gateway.
+    pub link: LinkView,
+    /// The outbox.
+    pub outbox: OutboxView,
+    /// The gateway's latest ack, if one arrived since the agent started.
+    pub last_ack: Option<LastAck>,
+}
+
+/// The link, for the status.
+#[derive(Debug, Serialize)]
+pub struct LinkView {
+    /// Connected and sending.
+    pub connected: bool,
+    /// Since when (UTC ms).
+    pub since: Option<TimestampMs>,
+    /// Connections made since the agent started.
+    pub connections: u64,
+    /// Connections lost or attempts failed since the agent started.
+    pub drops: u64,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// The outbox, for the status.
+#[derive(Debug, Serialize)]
+pub struct OutboxView {
+    /// Records held until the gateway acks them.
+    pub depth: u64,
+    /// Of which crews' records (collections, job updates, round events).
+    pub priority_depth: u64,
+    /// Bytes held.
+    pub bytes: u64,
+    /// The disk budget.
+    pub budget_bytes: u64,
+    /// Records sent and awaiting the gateway's ack.
+    pub in_flight: u64,
+    /// Seconds the oldest never-sent record has waited.
+    pub oldest_unsent_age_s: Option<f64>,
+    /// The gateway's ack watermark.
+    pub acked_through: u64,
+    /// The next record's sequence number.
+    pub next_seq: u64,
+}
+
+/// `GET /v1/status`: link state, outbox depth and bytes, oldest unsent age, last ack.
+pub async fn status(State(state): State<ApiState>) -> Result<Json<StatusView>, ApiError> {
+    let stats = state.intake.outbox().stats()?;
+    let link = state.link.borrow().clone();
+    Ok(Json(StatusView {
+        device: state.device.to_string(),
+        boot: state.boot,
+        link: LinkView {
+            connected: link.connected,
+            since: link.since,
+            connections: link.connections,
+            drops: link.drops,
+            last_error: link.last_error,
+        },
+        outbox: OutboxView {
+            depth: stats.depth,
+            priority_depth: stats.priority_depth,
+            bytes: stats.bytes,
+            budget_bytes: stats.budget_bytes,
+            in_flight: stats.in_flight,
+            oldest_unsent_age_s: stats
+                .oldest_unsent_age(now_ms())
+                .map(|age| age.as_secs_f64()),
+            acked_through: stats.acked_through,
+            next_seq: stats.next_seq,
+        },
+        last_ack: link.last_ack,
+    }))
+}
+
+/// Any other path.
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+fn path_error(rejection: PathRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text())
+}

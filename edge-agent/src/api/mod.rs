@@ -1,0 +1,71 @@
+//! The local HTTP API for the in-cab or handheld app: JSON in and out, bound to loopback by
+//! default.
+//!
+//! | endpoint | does |
+//! |---|---|
+//! | `POST /v1/collections` | a crew's confirmation of one bin → 201 `{"seq": n}` |
+//! | `POST /v1/rounds/{id}/start`, `…/complete` | a round event → 201 |
+//! | `POST /v1/jobs/{id}/status` | a job's progress → 201 (404 unknown job, 409 cancelled) |
+//! | `GET /v1/jobs` | the jobs on this device |
+//! | `GET /v1/status` | link state, outbox depth and bytes, oldest unsent age, last ack |
+//!
+//! A 201 means the record is on disk and will reach the gateway exactly once. Errors are JSON
+//! `{"error", "field"}` (see [`error`]); a refused request writes nothing. A full outbox answers
+//! 507: the app should keep the record and tell the crew. A 408 (the request timed out, a disk
+//! that hangs) leaves the outcome unknown, as a dropped connection would: the write itself runs to
+//! its end either way, never half done.
+//!
+//! - [`requests`]: the bodies and the records they become; [`handlers`]: the endpoints.
+
+pub mod error;
+pub mod handlers;
+pub mod requests;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use proto::DeviceId;
+use tokio::sync::watch;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::ApiConfig;
+use crate::jobs::JobStore;
+use crate::uplink::{Intake, LinkStatus};
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// Where records go.
+    pub intake: Intake,
+    /// The jobs.
+    pub jobs: JobStore,
+    /// The link's state.
+    pub link: watch::Receiver<LinkStatus>,
+    /// This device.
+    pub device: DeviceId,
+    /// This start's number.
+    pub boot: u64,
+}
+
+/// The API's routes, with the body limit, the request timeout and request tracing.
+pub fn router(state: ApiState, config: &ApiConfig) -> Router {
+    Router::new()
+        .route("/v1/collections", post(handlers::post_collection))
+        .route("/v1/rounds/:id/start", post(handlers::start_round))
+        .route("/v1/rounds/:id/complete", post(handlers::complete_round))
+        .route("/v1/jobs/:id/status", post(handlers::post_job_status))
+        .route("/v1/jobs", get(handlers::list_jobs))
+        .route("/v1/status", get(handlers::status))
+        .fallback(handlers::not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(config.request_timeout_s),
+        ))
+        .layer(TraceLayer::new_for_http())
+}

@@ -1,0 +1,619 @@
+//! The durable outbox: every record the agent accepts stays on disk until the gateway's ack covers
+//! it, so that each reaches the gateway exactly once whatever happens to power or link.
+//!
+//! - [`Outbox`]: the handle the API, the sensors and the uplink share; it moves bytes between the
+//!   parts below and sled.
+//! - `sequence`: numbering and what an ack means. `index`: what to send next and what is in
+//!   flight. `budget`: what to drop when the disk budget is reached. `recovery`: what to repair on
+//!   open. `commit`: group commit. These decide; they do no I/O.
+//! - `store`: the layout in sled, and the only code that touches it.
+//!
+//! # What the outbox promises
+//!
+//! - **Durable before accepted.** [`Outbox::accept`] returns once the record is on disk (sled's
+//!   flush plus an `fdatasync`). Concurrent writers share one flush (group commit).
+//! - **Numbers without holes.** Records are numbered from 1, device-wide, never reused or skipped:
+//!   every number below [`OutboxStats::next_seq`] is acked, held here, or reported in a gap record.
+//! - **Priorities.** Batches carry collections, job updates, round events and gap records first,
+//!   then telemetry and health, each in sequence order.
+//! - **A disk budget.** When it is reached the oldest telemetry and health records make room, and a
+//!   gap record says which; critical records are never dropped: [`OutboxError::Full`] instead.
+//!
+//! # The contract the gateway must follow
+//!
+//! 1. Deduplicate by (device, seq) and store a batch atomically before acking it. Records arrive
+//!    more than once (resent after a timeout or a reconnect) and out of order (the priority lane
+//!    overtakes older telemetry).
+//! 2. Ack `thru = N` only once every number from 1 to N is stored or accounted for. A gap record
+//!    `Gap { from, to, .. }` accounts for every number in `from..=to`: all were dropped, and all are
+//!    below the gap record's own number.
+//! 3. Acks are cumulative: a repeated or older ack is harmless. Never ack a number the device has
+//!    not sent; the device refuses it ([`OutboxError::AckAhead`]) and deletes nothing.
+//!
+//! An ack of N deletes every record numbered N or lower. So a critical record sent ahead of older
+//! telemetry stays here until that telemetry reaches the gateway. If its ack is overdue it is sent
+//! again, but only after records never sent, so that resends cannot starve the telemetry the ack
+//! is waiting for.
+//!
+//! # Crash safety
+//!
+//! Writes reach sled one key at a time, in an order where every prefix is a consistent outbox: a
+//! new record before the gap records it causes, gap records before the deletions they report, the
+//! ack watermark before the deletions it allows. A record is offered to the uplink only once it is
+//! durable, so the gateway never holds a record that a crash could take back. Opening repairs
+//! whatever a crash interrupted or sled lost (`recovery`).
+//!
+//! # Use
+//!
+//! Any number of tasks may [`accept`](Outbox::accept). One uplink task loops:
+//! [`next_batch`](Outbox::next_batch), publish, [`mark_sent`](Outbox::mark_sent); it calls
+//! [`ack`](Outbox::ack) for each ack from the gateway and
+//! [`reset_in_flight`](Outbox::reset_in_flight) after each reconnect.
+
+mod budget;
+mod commit;
+mod config;
+mod error;
+mod index;
+mod recovery;
+mod sequence;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use proto::{Record, RecordBody, RecordKind, TimestampMs, Validate};
+use tokio::sync::watch;
+
+pub use config::OutboxConfig;
+pub use error::OutboxError;
+pub use index::BatchLimits;
+
+use budget::{Budget, GapRecord, Room};
+use commit::{Epoch, FlushReport, GroupCommit};
+use index::{Held, Index, Lane};
+use recovery::Recovery;
+use sequence::{AckEffect, Sequence};
+use store::Store;
+
+/// The largest encoded record the outbox stores. Records are a few hundred bytes; the cap keeps
+/// sled's pages (up to 17 records) well below the 128 KiB at which sled 0.34 writes a page as a
+/// separate blob file that its flush does not fsync.
+pub const MAX_RECORD_BYTES: usize = 4096;
+
+/// A record the outbox has made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// Its sequence number.
+    pub seq: u64,
+}
+
+/// What an ack did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Acked {
+    /// The ack watermark after it.
+    pub acked_through: u64,
+    /// How many records it deleted (0 for an old or repeated ack).
+    pub removed: usize,
+}
+
+/// The outbox at a glance, for the status API and the device's health records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Records held (unacked).
+    pub depth: u64,
+    /// Of which in the priority lane (collections, job updates, round events, gaps).
+    pub priority_depth: u64,
+    /// Encoded bytes held; compare with `budget_bytes`.
+    pub bytes: u64,
+    /// The disk budget.
+    pub budget_bytes: u64,
+    /// Records sent and awaiting an ack.
+    pub in_flight: u64,
+    /// The timestamp of the oldest record never yet sent.
+    pub oldest_unsent_ts: Option<TimestampMs>,
+    /// The gateway's ack watermark.
+    pub acked_through: u64,
+    /// The number the next record will get.
+    pub next_seq: u64,
+    /// Flushes since the outbox opened; far fewer than records accepted when writers overlap.
+    pub flushes: u64,
+}
+
+impl OutboxStats {
+    /// How long the oldest unsent record has waited, by the device's clock at `now`; zero if the
+    /// clock has been set back since.
+    pub fn oldest_unsent_age(&self, now: TimestampMs) -> Option<Duration> {
+        let waited = now.saturating_sub(self.oldest_unsent_ts?);
+        Some(Duration::from_millis(u64::try_from(waited).unwrap_or(0)))
+    }
+}
+
+/// A handle to the outbox; clones share it. Dropping the last one finishes any pending flush and
+/// closes the database (blocking for at most one flush).
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").finish_non_exhaustive()
+    }
+}
+
+/// Owns the flusher thread, which it stops when the last handle goes.
+struct Inner {
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+/// What the handles and the flusher thread share.
+struct Shared {
+    store: Store,
+    config: OutboxConfig,
+    state: Mutex<State>,
+    /// Wakes the flusher when a write finds it idle, or when the outbox closes.
+    work: Condvar,
+    /// Tells waiting writers how each flush ended.
+    reports: watch::Sender<FlushReport>,
+}
+
+/// Everything the outbox knows in memory. Guarded by one mutex, held for microseconds and never
+/// across an await or an fsync.
+struct State {
+    index: Index,
+    sequence: Sequence,
+    /// The newest gap record while it is unsent, so later drops can grow it.
+    open_gap: Option<GapRecord>,
+    commit: GroupCommit,
+    /// The last handle has gone: the flusher finishes pending work and exits.
+    stopping: bool,
+}
+
+/// A record ready to write, with the room made for it.
+struct Planned {
+    seq: u64,
+    held: Held,
+    encoded: Vec<u8>,
+    room: Room,
+}
+
+impl Outbox {
+    /// Opens the outbox in the directory `path` (created if missing), repairing whatever a crash
+    /// interrupted. Blocking: it reads every record to rebuild the index.
+    pub fn open(path: impl AsRef<Path>, config: OutboxConfig) -> Result<Self, OutboxError> {
+        let store = Store::open(path.as_ref(), config.cache_bytes)?;
+        let recovery = recovery::recover(store.load()?, wall_clock_ms())?;
+        repair(&store, &recovery)?;
+        let index = index_of(&recovery);
+        tracing::info!(
+            depth = index.len(),
+            bytes = index.bytes(),
+            next_seq = recovery.sequence.next(),
+            acked_through = recovery.sequence.acked_through(),
+            "outbox opened"
+        );
+        let state = State {
+            index,
+            sequence: recovery.sequence,
+            open_gap: None,
+            commit: GroupCommit::new(),
+            stopping: false,
+        };
+        let shared = Arc::new(Shared {
+            store,
+            config,
+            state: Mutex::new(state),
+            work: Condvar::new(),
+            reports: watch::channel(FlushReport::default()).0,
+        });
+        let flusher = std::thread::Builder::new()
+            .name("outbox-flusher".into())
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || shared.run_flusher()
+            })
+            .map_err(OutboxError::Spawn)?;
+        let inner = Inner {
+            shared,
+            flusher: Some(flusher),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Numbers the record, stores it and returns once it is on disk. If the disk budget is
+    /// reached, the oldest telemetry and health records make room; if that is not enough, nothing
+    /// is written and the error is [`OutboxError::Full`].
+    ///
+    /// If the future is dropped before it completes, the record may or may not be kept.
+    pub async fn accept(&self, ts: TimestampMs, body: RecordBody) -> Result<Accepted, OutboxError> {
+        if body.kind() == RecordKind::Gap {
+            return Err(OutboxError::ReservedKind(RecordKind::Gap));
+        }
+        let shared = &self.inner.shared;
+        let (seq, epoch) = shared.write_record(ts, body)?;
+        commit::wait_durable(shared.reports.subscribe(), epoch).await?;
+        Ok(Accepted { seq })
+    }
+
+    /// The next records to publish, at most `limits`: the priority lane before the bulk lane,
+    /// never-sent records before overdue ones, each in sequence order. Records in flight whose
+    /// ack is not yet due (see [`OutboxConfig::resend_after`]) are left out; so are records not yet
+    /// on disk. Call [`Self::mark_sent`] once they are published.
+    pub fn next_batch(
+        &self,
+        now: Instant,
+        limits: BatchLimits,
+    ) -> Result<Vec<Record>, OutboxError> {
+        let shared = &self.inner.shared;
+        let seqs = {
+            let mut state = shared.lock()?;
+            let State {
+                index,
+                commit,
+                open_gap,
+                ..
+            } = &mut *state;
+            let seqs = index.select(now, limits, |epoch| commit.is_durable(epoch));
+            // Once the gateway may have a gap record, it must not change: stop growing it.
+            if open_gap.as_ref().is_some_and(|gap| seqs.contains(&gap.seq)) {
+                *open_gap = None;
+            }
+            seqs
+        };
+        // Read outside the lock; a record acked or dropped meanwhile is simply left out.
+        let mut batch = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            batch.extend(shared.store.read(seq)?);
+        }
+        Ok(batch)
+    }
+
+    /// Notes that the records numbered `seqs` were published at `now`: they are not offered again
+    /// until [`OutboxConfig::resend_after`] has passed without an ack covering them.
+    pub fn mark_sent(&self, seqs: &[u64], now: Instant) -> Result<(), OutboxError> {
+        let shared = &self.inner.shared;
+        // A timeout beyond the clock's range cannot be honoured; resending soon is the safe side.
+        let deadline = now.checked_add(shared.config.resend_after).unwrap_or(now);
+        let mut state = shared.lock()?;
+        for &seq in seqs {
+            state.index.mark_sent(seq, deadline);
+        }
+        if state
+            .open_gap
+            .as_ref()
+            .is_some_and(|gap| seqs.contains(&gap.seq))
+        {
+            state.open_gap = None;
+        }
+        Ok(())
+    }
+
+    /// Makes every unacked record eligible again, in priority order. Call after a reconnect: the
+    /// MQTT client dropped whatever it had not delivered, and the gateway may have any of it.
+    pub fn reset_in_flight(&self) -> Result<(), OutboxError> {
+        self.inner.shared.lock()?.index.reset_in_flight();
+        Ok(())
+    }
+
+    /// Applies the gateway's cumulative ack: deletes every record numbered `thru` or lower and
+    /// persists the watermark, returning once that is on disk. An old or repeated ack does nothing.
+    pub async fn ack(&self, thru: u64) -> Result<Acked, OutboxError> {
+        let shared = &self.inner.shared;
+        let (acked, epoch) = shared.write_ack(thru)?;
+        if let Some(epoch) = epoch {
+            commit::wait_durable(shared.reports.subscribe(), epoch).await?;
+        }
+        Ok(acked)
+    }
+
+    /// Opens (or creates) the tree `name` in the outbox's database, for state the agent keeps beside
+    /// its records (jobs, configuration). One database means one page cache and one flush: writes
+    /// to the tree become durable with the outbox's next flush, which [`Self::sync`] waits for.
+    pub fn open_tree(&self, name: &str) -> Result<sled::Tree, OutboxError> {
+        self.inner.shared.store.open_tree(name)
+    }
+
+    /// Returns once every write made so far, to the outbox or to a tree from [`Self::open_tree`],
+    /// is on disk. Shares its flush with concurrent writers (group commit).
+    pub async fn sync(&self) -> Result<(), OutboxError> {
+        let shared = &self.inner.shared;
+        let joined = shared.lock()?.commit.join();
+        if joined.wake_flusher {
+            shared.work.notify_one();
+        }
+        commit::wait_durable(shared.reports.subscribe(), joined.epoch).await
+    }
+
+    /// Depth, size, age and watermarks.
+    pub fn stats(&self) -> Result<OutboxStats, OutboxError> {
+        let shared = &self.inner.shared;
+        let state = shared.lock()?;
+        Ok(OutboxStats {
+            depth: state.index.len() as u64,
+            priority_depth: state.index.priority_len() as u64,
+            bytes: state.index.bytes(),
+            budget_bytes: shared.config.budget_bytes,
+            in_flight: state.index.in_flight() as u64,
+            oldest_unsent_ts: state.index.oldest_unsent_ts(),
+            acked_through: state.sequence.acked_through(),
+            next_seq: state.sequence.next(),
+            flushes: state.commit.flushes(),
+        })
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> Result<MutexGuard<'_, State>, OutboxError> {
+        self.state.lock().map_err(|_| OutboxError::Poisoned)
+    }
+
+    /// Writes a record (and the room made for it) to sled; returns its number and the epoch to
+    /// wait for.
+    fn write_record(&self, ts: TimestampMs, body: RecordBody) -> Result<(u64, Epoch), OutboxError> {
+        let mut state = self.lock()?;
+        let planned = state.plan(ts, body, self.config.budget_bytes)?;
+        let joined = state.commit.join();
+        let written = self.write_planned(&mut state, planned, joined.epoch);
+        drop(state);
+        // Even after a failed write: the flusher must learn of the epoch it was told about.
+        if joined.wake_flusher {
+            self.work.notify_one();
+        }
+        written.map(|seq| (seq, joined.epoch))
+    }
+
+    /// Writes in crash-safe order: the record, then the gap records reporting the drops, then the
+    /// drops. Memory follows each write, so a failure midway leaves the two in agreement.
+    fn write_planned(
+        &self,
+        state: &mut State,
+        mut planned: Planned,
+        epoch: Epoch,
+    ) -> Result<u64, OutboxError> {
+        self.put(state, planned.seq, planned.held, &planned.encoded, epoch)?;
+        for gap in &planned.room.gaps {
+            self.put(state, gap.seq, gap_held(gap), &gap.encoded, epoch)?;
+        }
+        for &seq in &planned.room.drops {
+            self.store.remove(seq)?;
+            state.index.remove(seq);
+        }
+        if !planned.room.drops.is_empty() {
+            tracing::info!(
+                dropped = planned.room.drops.len(),
+                "outbox at its disk budget: dropped the oldest telemetry"
+            );
+        }
+        if let Some(newest) = planned.room.gaps.pop() {
+            state.open_gap = Some(newest);
+        }
+        Ok(planned.seq)
+    }
+
+    fn put(
+        &self,
+        state: &mut State,
+        seq: u64,
+        held: Held,
+        encoded: &[u8],
+        epoch: Epoch,
+    ) -> Result<(), OutboxError> {
+        self.store.put(seq, encoded)?;
+        state.index.put(seq, held, epoch);
+        state.sequence.mark_written(seq);
+        Ok(())
+    }
+
+    /// Applies an ack in memory and in sled; returns what it did and, if it wrote anything, the
+    /// epoch to wait for.
+    fn write_ack(&self, thru: u64) -> Result<(Acked, Option<Epoch>), OutboxError> {
+        let mut state = self.lock()?;
+        if state.sequence.judge_ack(thru)? == AckEffect::Stale {
+            let acked_through = state.sequence.acked_through();
+            let nothing = Acked {
+                acked_through,
+                removed: 0,
+            };
+            return Ok((nothing, None));
+        }
+        let joined = state.commit.join();
+        let removed = self.delete_through(&mut state, thru);
+        drop(state);
+        if joined.wake_flusher {
+            self.work.notify_one();
+        }
+        let acked = Acked {
+            acked_through: thru,
+            removed: removed?,
+        };
+        Ok((acked, Some(joined.epoch)))
+    }
+
+    /// The watermark first: if a crash cuts the deletions short, opening finishes them.
+    fn delete_through(&self, state: &mut State, thru: u64) -> Result<usize, OutboxError> {
+        self.store.set_acked_through(thru)?;
+        state.sequence.advance_ack(thru);
+        let acked = state.index.seqs_through(thru);
+        for &seq in &acked {
+            self.store.remove(seq)?;
+            state.index.remove(seq);
+        }
+        if state.open_gap.as_ref().is_some_and(|gap| gap.seq <= thru) {
+            state.open_gap = None;
+        }
+        Ok(acked.len())
+    }
+
+    /// The flusher thread: flushes while there are writes waiting, sleeps otherwise, and exits
+    /// once the outbox closes and nothing is pending.
+    fn run_flusher(&self) {
+        let _report_exit = ReportStopOnExit(&self.reports);
+        while let Some((epoch, next_seq)) = self.next_flush() {
+            let result = self.store.commit(next_seq);
+            if let Err(error) = &result {
+                tracing::error!(%error, "outbox flush failed");
+            }
+            if let Ok(mut state) = self.state.lock() {
+                state.commit.finish_flush(epoch, result.is_ok());
+            }
+            self.reports
+                .send_modify(|report| report.record(epoch, result));
+        }
+    }
+
+    /// Waits for writes to flush: the epoch to close and the next sequence number to persist with
+    /// it. `None` once the outbox is closing and nothing is pending.
+    fn next_flush(&self) -> Option<(Epoch, u64)> {
+        let mut state = self.state.lock().ok()?;
+        loop {
+            if let Some(epoch) = state.commit.begin_flush() {
+                // Every record below `next` was written before this point, so persisting it
+                // with this flush can never make a restart skip a number.
+                return Some((epoch, state.sequence.next()));
+            }
+            if state.stopping {
+                return None;
+            }
+            state = self.work.wait(state).ok()?;
+        }
+    }
+}
+
+impl State {
+    /// Numbers, checks and encodes a record, and plans room for it. Changes nothing.
+    fn plan(
+        &self,
+        ts: TimestampMs,
+        body: RecordBody,
+        budget_bytes: u64,
+    ) -> Result<Planned, OutboxError> {
+        let mut numbers = self.sequence;
+        let record = Record {
+            seq: numbers.issue()?,
+            ts,
+            body,
+        };
+        record.validate()?;
+        let encoded = proto::encode_value(&record)?;
+        if encoded.len() > MAX_RECORD_BYTES {
+            return Err(OutboxError::RecordTooLarge {
+                size: encoded.len(),
+                max: MAX_RECORD_BYTES,
+            });
+        }
+        let held = Held {
+            lane: Lane::of(record.body.kind()),
+            bytes: encoded.len() as u64,
+            ts,
+        };
+        let budget = Budget {
+            limit: budget_bytes,
+            held: self.index.bytes(),
+        };
+        let room = budget::make_room(
+            budget,
+            held.bytes,
+            self.index.droppable_oldest_first(),
+            self.open_gap.as_ref(),
+            &mut numbers,
+            ts,
+        )?;
+        Ok(Planned {
+            seq: record.seq,
+            held,
+            encoded,
+            room,
+        })
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stopping = true;
+        self.shared.work.notify_one();
+        if let Some(flusher) = self.flusher.take() {
+            if flusher.join().is_err() {
+                tracing::error!("the outbox flusher thread panicked");
+            }
+        }
+    }
+}
+
+/// Tells waiting writers that the flusher has gone, however it exits (even by a panic), so that
+/// none waits for ever.
+struct ReportStopOnExit<'a>(&'a watch::Sender<FlushReport>);
+
+impl Drop for ReportStopOnExit<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(FlushReport::stop);
+    }
+}
+
+/// Writes the repairs [`recovery::recover`] decided: gap records first, then deletions (the
+/// crash-safe order), then a flush.
+fn repair(store: &Store, recovery: &Recovery) -> Result<(), OutboxError> {
+    if recovery.repair_gaps.is_empty() && recovery.deletions.is_empty() {
+        return Ok(());
+    }
+    for gap in &recovery.repair_gaps {
+        tracing::warn!(
+            from = gap.gap.from,
+            to = gap.gap.to,
+            "records lost before a restart; reporting them as a gap"
+        );
+        store.put(gap.seq, &gap.encoded)?;
+    }
+    for &seq in &recovery.deletions {
+        store.remove(seq)?;
+    }
+    store
+        .commit(recovery.sequence.next())
+        .map_err(|error| OutboxError::Flush(Arc::new(error)))
+}
+
+/// The index of what [`recovery::recover`] kept; everything in it is already durable (epoch 0).
+fn index_of(recovery: &Recovery) -> Index {
+    let mut index = Index::default();
+    for record in &recovery.kept {
+        let held = Held {
+            lane: Lane::of(record.kind),
+            bytes: record.bytes,
+            ts: record.ts,
+        };
+        index.put(record.seq, held, 0);
+    }
+    for gap in &recovery.repair_gaps {
+        index.put(gap.seq, gap_held(gap), 0);
+    }
+    index
+}
+
+/// What the index needs to know about a gap record.
+fn gap_held(gap: &GapRecord) -> Held {
+    Held {
+        lane: Lane::of(RecordKind::Gap),
+        bytes: gap.bytes(),
+        ts: gap.ts,
+    }
+}
+
+/// The device's wall clock, to date repair gaps: the one timestamp the outbox makes itself.
+fn wall_clock_ms() -> TimestampMs {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            TimestampMs::try_from(since.as_millis()).unwrap_or(TimestampMs::MAX)
+        })
+}

@@ -1,0 +1,426 @@
+//! From a boiler's OpenTherm answer to [`Reading`]s: which frames count, the data ids and their
+//! encodings (OpenTherm 2.2, as in `../shared/DESIGN.md`), and the range checks that keep a
+//! garbled frame out of the telemetry.
+//!
+//! # Which frames become readings
+//!
+//! Only frames with origin `B`, the boiler's own answers, and of those only:
+//! - Read-Acks, for every data id below;
+//! - Write-Acks for id 1 (control setpoint): OpenTherm defines id 1 as write-only, the thermostat
+//!   (or the gateway, overriding it) writes the setpoint and the boiler's Write-Ack confirms the
+//!   value it now works to, so it is the only place the setpoint appears.
+//!
+//! `A` lines are skipped although the gateway sends them "on the boiler's behalf": they are what
+//! the thermostat was told, not what the boiler measured. When the boiler answers Unknown-DataId
+//! the gateway still answers the thermostat with a Read-Ack (zeros, or an override value such as
+//! an outside temperature set with the `OT` command); taking those would report invented values as
+//! the boiler's. `T` and `R` lines are requests and carry no measurement.
+//!
+//! # Checks, in order
+//!
+//! 1. Parity (even over the 32 bits).
+//! 2. Message type against origin: a request type from `B`/`A`, or an answer type from `T`/`R`,
+//!    means the frame is corrupt.
+//! 3. Origin `B`, and an acknowledgement as above (Data-Invalid and Unknown-DataId answers are
+//!    counted separately: they say what the boiler cannot report).
+//! 4. A data id we decode.
+//! 5. The value within the OpenTherm 2.2 range for the id **and** proto's validation. Parity only
+//!    catches an odd number of flipped bits, so a frame with two can pass it; the ranges turn most
+//!    such frames (a 26 bar pressure, a −100 °C flow) into a counted skip rather than telemetry.
+
+use super::frame::{Message, MsgType, Origin};
+use crate::source::Reading;
+
+/// The OpenTherm 2.2 data ids this module decodes.
+pub mod id {
+    /// Master and slave status flags; the slave's in the low byte.
+    pub const STATUS: u8 = 0;
+    /// Control setpoint, °C (f8.8). Written by the master; the boiler's Write-Ack confirms it.
+    pub const CONTROL_SETPOINT: u8 = 1;
+    /// Application-specific fault flags (high byte) and OEM fault code (low byte).
+    pub const FAULT_FLAGS: u8 = 5;
+    /// Relative modulation level, % (f8.8).
+    pub const REL_MODULATION: u8 = 17;
+    /// Central-heating water pressure, bar (f8.8).
+    pub const CH_PRESSURE: u8 = 18;
+    /// Boiler flow water temperature, °C (f8.8).
+    pub const FLOW_TEMP: u8 = 25;
+    /// Domestic hot water temperature, °C (f8.8).
+    pub const DHW_TEMP: u8 = 26;
+    /// Outside temperature, °C (f8.8).
+    pub const OUTSIDE_TEMP: u8 = 27;
+    /// Return water temperature, °C (f8.8).
+    pub const RETURN_TEMP: u8 = 28;
+    /// Exhaust temperature, °C (s16).
+    pub const EXHAUST_TEMP: u8 = 33;
+    /// OEM diagnostic code (u16).
+    pub const OEM_DIAGNOSTIC: u8 = 115;
+    /// Burner starts (u16).
+    pub const BURNER_STARTS: u8 = 116;
+    /// Burner operation hours (u16).
+    pub const BURNER_HOURS: u8 = 120;
+}
+
+/// Why a frame did not become readings. Each has its own counter in
+/// [`StatsSnapshot`](crate::source::StatsSnapshot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Skip {
+    /// The parity bit is wrong: the frame was corrupted.
+    Parity,
+    /// The message type does not fit the origin (an answer type from the thermostat, a request
+    /// type from the boiler) or is the reserved type: corrupted.
+    MessageType,
+    /// Not from the boiler (`T`, `R` or `A`; see the module's documentation).
+    NotBoiler,
+    /// The boiler answered Data-Invalid: it knows the id but has no valid value (a failed sensor).
+    DataInvalid,
+    /// The boiler answered Unknown-DataId: it does not support the id.
+    Unsupported,
+    /// A Write-Ack for an id whose value we only take from Read-Acks.
+    NotReadAck,
+    /// A data id we do not decode.
+    UnusedId,
+    /// The value is outside the id's OpenTherm range or proto's validation.
+    OutOfRange,
+}
+
+/// An f8.8 value: a signed 16-bit number of 1/256ths.
+pub fn f88(value: u16) -> f32 {
+    f32::from(s16(value)) / 256.0
+}
+
+/// Encodes a value as f8.8, rounding to the nearest 1/256 and saturating at −128 and
+/// 127.996 (for simulators and tests).
+pub fn to_f88(value: f32) -> u16 {
+    // `as` from f32 saturates (and maps NaN to 0), which is the clamping wanted here.
+    let fixed = (value * 256.0).round() as i16;
+    u16::from_be_bytes(fixed.to_be_bytes())
+}
+
+/// A signed 16-bit value (two's complement).
+pub fn s16(value: u16) -> i16 {
+    i16::from_be_bytes(value.to_be_bytes())
+}
+
+/// Decodes a frame from an OTGW line into readings, or says why it is skipped.
+///
+/// Status (id 0) gives four readings and fault flags (id 5) two; every other id gives one.
+pub fn decode(message: Message) -> Result<Vec<Reading>, Skip> {
+    let Message { origin, frame } = message;
+    if !frame.parity_ok() {
+        return Err(Skip::Parity);
+    }
+    let msg_type = frame.msg_type();
+    if msg_type.is_request() != origin.sends_requests() || msg_type == MsgType::Reserved {
+        return Err(Skip::MessageType);
+    }
+    if origin != Origin::Boiler {
+        return Err(Skip::NotBoiler);
+    }
+    let data_id = frame.data_id();
+    match msg_type {
+        MsgType::ReadAck => {}
+        MsgType::WriteAck if data_id == id::CONTROL_SETPOINT => {}
+        MsgType::WriteAck => return Err(Skip::NotReadAck),
+        MsgType::DataInvalid => return Err(Skip::DataInvalid),
+        // Request types were refused above; Unknown-DataId is all that is left.
+        _ => return Err(Skip::Unsupported),
+    }
+    let value = frame.value();
+    let readings = match data_id {
+        id::STATUS => {
+            let flags = frame.lb();
+            vec![
+                Reading::Fault(flags & 0b0001 != 0),
+                Reading::ChActive(flags & 0b0010 != 0),
+                Reading::DhwActive(flags & 0b0100 != 0),
+                Reading::Flame(flags & 0b1000 != 0),
+            ]
+        }
+        id::CONTROL_SETPOINT => vec![Reading::Setpoint(ranged(f88(value), 0.0, 100.0)?)],
+        id::FAULT_FLAGS => vec![
+            Reading::FaultFlags(frame.hb()),
+            Reading::OemFault(u16::from(frame.lb())),
+        ],
+        id::REL_MODULATION => vec![Reading::Modulation(ranged(f88(value), 0.0, 100.0)?)],
+        id::CH_PRESSURE => vec![Reading::Pressure(ranged(f88(value), 0.0, 5.0)?)],
+        id::FLOW_TEMP => vec![Reading::Flow(temperature(value)?)],
+        id::DHW_TEMP => vec![Reading::Dhw(temperature(value)?)],
+        id::OUTSIDE_TEMP => vec![Reading::Outside(temperature(value)?)],
+        id::RETURN_TEMP => vec![Reading::Return(temperature(value)?)],
+        id::EXHAUST_TEMP => vec![Reading::Exhaust(ranged(
+            f32::from(s16(value)),
+            -40.0,
+            500.0,
+        )?)],
+        id::OEM_DIAGNOSTIC => vec![Reading::OemDiagnostic(value)],
+        id::BURNER_STARTS => vec![Reading::BurnerStarts(u32::from(value))],
+        id::BURNER_HOURS => vec![Reading::BurnerHours(u32::from(value))],
+        _ => return Err(Skip::UnusedId),
+    };
+    // proto's bounds are the outbox's: a value outside them would be refused there, whatever
+    // OpenTherm allows (exhaust may reach 500 °C by the protocol, 400 °C by proto).
+    if readings.iter().any(|reading| reading.check().is_err()) {
+        return Err(Skip::OutOfRange);
+    }
+    Ok(readings)
+}
+
+/// An f8.8 temperature in OpenTherm's −40 to 127 °C range.
+fn temperature(value: u16) -> Result<f32, Skip> {
+    ranged(f88(value), -40.0, 127.0)
+}
+
+fn ranged(value: f32, min: f32, max: f32) -> Result<f32, Skip> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(Skip::OutOfRange)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::otgw::frame::{parse_line, Frame, Line};
+
+    fn boiler(msg_type: MsgType, data_id: u8, value: u16) -> Message {
+        Message {
+            origin: Origin::Boiler,
+            frame: Frame::new(msg_type, data_id, value),
+        }
+    }
+
+    fn read_ack(data_id: u8, value: u16) -> Result<Vec<Reading>, Skip> {
+        decode(boiler(MsgType::ReadAck, data_id, value))
+    }
+
+    fn line(text: &str) -> Result<Vec<Reading>, Skip> {
+        match parse_line(text) {
+            Line::Message(message) => decode(message),
+            other => panic!("{text:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn f88_values() {
+        assert_eq!(f88(0x3A80), 58.5);
+        assert_eq!(f88(0x0A00), 10.0);
+        assert_eq!(f88(0x0180), 1.5);
+        assert_eq!(f88(0xFD80), -2.5);
+        assert_eq!(f88(0xFF00), -1.0);
+        assert_eq!(f88(0x8000), -128.0);
+        assert_eq!(f88(0x7FFF), 32767.0 / 256.0);
+        for v in [58.5, -2.5, 0.0, 1.5, -40.0, 100.0] {
+            assert_eq!(f88(to_f88(v)), v);
+        }
+        assert_eq!(to_f88(1000.0), 0x7FFF);
+        assert_eq!(to_f88(-1000.0), 0x8000);
+    }
+
+    #[test]
+    fn status_flags() {
+        // LB 0x0A: CH active and flame on.
+        assert_eq!(
+            line("BC000030A").unwrap(),
+            vec![
+                Reading::Fault(false),
+                Reading::ChActive(true),
+                Reading::DhwActive(false),
+                Reading::Flame(true),
+            ]
+        );
+        assert_eq!(
+            read_ack(id::STATUS, 0x0305).unwrap(),
+            vec![
+                Reading::Fault(true),
+                Reading::ChActive(false),
+                Reading::DhwActive(true),
+                Reading::Flame(false),
+            ]
+        );
+        // Bits above 3 (cooling, CH2, diagnostic) do not leak into the four flags.
+        assert_eq!(
+            read_ack(id::STATUS, 0x00F0).unwrap(),
+            vec![
+                Reading::Fault(false),
+                Reading::ChActive(false),
+                Reading::DhwActive(false),
+                Reading::Flame(false),
+            ]
+        );
+    }
+
+    #[test]
+    fn control_setpoint_from_the_boilers_write_ack_or_read_ack() {
+        // From a real capture: the thermostat writes 29 °C, the boiler acknowledges it.
+        assert_eq!(line("BD0011D00").unwrap(), vec![Reading::Setpoint(29.0)]);
+        assert_eq!(read_ack(1, 0x3C00).unwrap(), vec![Reading::Setpoint(60.0)]);
+        assert_eq!(
+            decode(boiler(MsgType::WriteAck, 1, 0x6500)),
+            Err(Skip::OutOfRange)
+        );
+    }
+
+    #[test]
+    fn fault_flags_and_oem_code() {
+        // Low water pressure (HB bit 2) with OEM code 133.
+        assert_eq!(
+            read_ack(id::FAULT_FLAGS, 0x0485).unwrap(),
+            vec![Reading::FaultFlags(0x04), Reading::OemFault(133)]
+        );
+        assert_eq!(
+            read_ack(id::OEM_DIAGNOSTIC, 0x0201).unwrap(),
+            vec![Reading::OemDiagnostic(513)]
+        );
+    }
+
+    #[test]
+    fn modulation_and_pressure() {
+        assert_eq!(
+            read_ack(17, 0x3200).unwrap(),
+            vec![Reading::Modulation(50.0)]
+        );
+        assert_eq!(
+            read_ack(17, 0x0000).unwrap(),
+            vec![Reading::Modulation(0.0)]
+        );
+        assert_eq!(read_ack(18, 0x0180).unwrap(), vec![Reading::Pressure(1.5)]);
+        assert_eq!(
+            read_ack(18, 0x019A).unwrap(),
+            vec![Reading::Pressure(1.601_562_5)]
+        );
+    }
+
+    #[test]
+    fn temperatures() {
+        assert_eq!(line("B40191B00").unwrap(), vec![Reading::Flow(27.0)]);
+        // 0x1A is data id 26, and 0x3A80 is 58.5 in f8.8.
+        assert_eq!(line("BC01A3A80").unwrap(), vec![Reading::Dhw(58.5)]);
+        assert_eq!(read_ack(28, 0x2D00).unwrap(), vec![Reading::Return(45.0)]);
+        assert_eq!(read_ack(27, 0x0C80).unwrap(), vec![Reading::Outside(12.5)]);
+    }
+
+    #[test]
+    fn negative_outside_temperature() {
+        assert_eq!(read_ack(27, 0xFD80).unwrap(), vec![Reading::Outside(-2.5)]);
+        assert_eq!(read_ack(27, 0xF600).unwrap(), vec![Reading::Outside(-10.0)]);
+        assert_eq!(read_ack(27, 0xD800).unwrap(), vec![Reading::Outside(-40.0)]);
+    }
+
+    #[test]
+    fn exhaust_is_a_signed_integer() {
+        assert_eq!(read_ack(33, 65).unwrap(), vec![Reading::Exhaust(65.0)]);
+        assert_eq!(read_ack(33, 0xFFFB).unwrap(), vec![Reading::Exhaust(-5.0)]);
+        assert_eq!(read_ack(33, 250).unwrap(), vec![Reading::Exhaust(250.0)]);
+    }
+
+    #[test]
+    fn counters() {
+        assert_eq!(
+            read_ack(116, 0x1A2B).unwrap(),
+            vec![Reading::BurnerStarts(6699)]
+        );
+        assert_eq!(
+            read_ack(116, 0xFFFF).unwrap(),
+            vec![Reading::BurnerStarts(65535)]
+        );
+        assert_eq!(
+            read_ack(120, 3900).unwrap(),
+            vec![Reading::BurnerHours(3900)]
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        // 26 bar: beyond OpenTherm's 0–5 bar (and proto's 10).
+        assert_eq!(read_ack(18, 0x1A00), Err(Skip::OutOfRange));
+        // Negative pressure, modulation over 100 %.
+        assert_eq!(read_ack(18, 0xFF00), Err(Skip::OutOfRange));
+        assert_eq!(read_ack(17, 0x7800), Err(Skip::OutOfRange));
+        // −100 °C flow passes proto (−128 °C) but not OpenTherm (−40 °C).
+        assert_eq!(read_ack(25, to_f88(-100.0)), Err(Skip::OutOfRange));
+        assert_eq!(read_ack(27, 0x8000), Err(Skip::OutOfRange));
+        // 450 °C exhaust passes OpenTherm (500 °C) but not proto (400 °C).
+        assert_eq!(read_ack(33, 450), Err(Skip::OutOfRange));
+        assert_eq!(read_ack(33, 0xFF00), Err(Skip::OutOfRange));
+    }
+
+    #[test]
+    fn bad_parity_is_refused_before_anything_else() {
+        let good = Frame::new(MsgType::ReadAck, 25, 0x3A80);
+        let flipped = Message {
+            origin: Origin::Boiler,
+            frame: Frame::from_bits(good.bits() ^ 1),
+        };
+        assert_eq!(decode(flipped), Err(Skip::Parity));
+        assert_eq!(line("B40190A01"), Err(Skip::Parity));
+        assert_eq!(line("T80190001"), Err(Skip::Parity));
+    }
+
+    #[test]
+    fn message_type_must_fit_the_origin() {
+        assert_eq!(
+            decode(boiler(MsgType::ReadData, 25, 0x3A80)),
+            Err(Skip::MessageType)
+        );
+        assert_eq!(
+            decode(boiler(MsgType::Reserved, 25, 0x3A80)),
+            Err(Skip::MessageType)
+        );
+        let thermostat_ack = Message {
+            origin: Origin::Thermostat,
+            frame: Frame::new(MsgType::ReadAck, 25, 0x3A80),
+        };
+        assert_eq!(decode(thermostat_ack), Err(Skip::MessageType));
+    }
+
+    #[test]
+    fn only_the_boilers_answers_count() {
+        assert_eq!(line("T80190000"), Err(Skip::NotBoiler));
+        assert_eq!(line("T10011D00"), Err(Skip::NotBoiler));
+        let request = Message {
+            origin: Origin::GatewayRequest,
+            frame: Frame::new(MsgType::ReadData, 27, 0),
+        };
+        assert_eq!(decode(request), Err(Skip::NotBoiler));
+        // The gateway's stand-in answer after the boiler said Unknown-DataId.
+        assert_eq!(line("AC0090000"), Err(Skip::NotBoiler));
+        let answer = Message {
+            origin: Origin::GatewayAnswer,
+            frame: Frame::new(MsgType::ReadAck, 27, 0xFD80),
+        };
+        assert_eq!(decode(answer), Err(Skip::NotBoiler));
+    }
+
+    #[test]
+    fn boiler_refusals_and_other_acks() {
+        assert_eq!(line("BF0090000"), Err(Skip::Unsupported));
+        assert_eq!(
+            decode(boiler(MsgType::UnknownDataId, 27, 0)),
+            Err(Skip::Unsupported)
+        );
+        assert_eq!(
+            decode(boiler(MsgType::DataInvalid, 18, 0)),
+            Err(Skip::DataInvalid)
+        );
+        assert_eq!(
+            decode(boiler(MsgType::WriteAck, 25, 0x3A80)),
+            Err(Skip::NotReadAck)
+        );
+        // Id 3 (slave configuration) and id 56 (DHW setpoint) are not telemetry here.
+        assert_eq!(read_ack(3, 0x0100), Err(Skip::UnusedId));
+        assert_eq!(read_ack(56, 0x3C00), Err(Skip::UnusedId));
+    }
+
+    #[test]
+    fn spare_bits_are_ignored() {
+        let bits = Frame::new(MsgType::ReadAck, 25, 0x3A80).bits() ^ (0b11 << 24);
+        let message = Message {
+            origin: Origin::Boiler,
+            frame: Frame::from_bits(bits),
+        };
+        assert_eq!(message.frame.spare(), 0b11);
+        assert_eq!(decode(message).unwrap(), vec![Reading::Flow(58.5)]);
+    }
+}

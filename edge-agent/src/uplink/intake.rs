@@ -1,0 +1,44 @@
+//! The one way records enter the agent: into the outbox, durably, then a nudge to the uplink's
+//! sender so that it need not poll. The API, the sensors and the health reporter share it.
+
+use std::sync::Arc;
+
+use proto::{RecordBody, TimestampMs};
+use tokio::sync::Notify;
+
+use crate::outbox::{Accepted, Outbox, OutboxError};
+
+/// Accepts records into the outbox and wakes the sender; clones share both.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    outbox: Outbox,
+    wake: Arc<Notify>,
+}
+
+impl Intake {
+    /// An intake into `outbox`.
+    pub fn new(outbox: Outbox) -> Self {
+        Self {
+            outbox,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Stores the record durably (see [`Outbox::accept`]) and tells the sender.
+    pub async fn accept(&self, ts: TimestampMs, body: RecordBody) -> Result<Accepted, OutboxError> {
+        let accepted = self.outbox.accept(ts, body).await?;
+        // A permit is kept if the sender is busy, so no record is overlooked.
+        self.wake.notify_one();
+        Ok(accepted)
+    }
+
+    /// The outbox, for its stats.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// What the sender waits on.
+    pub(super) fn wake(&self) -> Arc<Notify> {
+        Arc::clone(&self.wake)
+    }
+}

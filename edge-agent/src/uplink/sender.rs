@@ -1,0 +1,141 @@
+//! The sending half of the uplink: takes batches from the outbox and publishes them (QoS 1) while
+//! the link is up, lingering over part-filled batches and resending what the gateway has not acked
+//! in time. It never deletes anything: only the gateway's ack does (the receiver).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proto::{DeviceId, TopicKind};
+use rumqttc::{AsyncClient, QoS};
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::batcher::{self, Batching, Decision, Linger};
+use super::status::LinkStatus;
+use crate::agent::now_ms;
+use crate::outbox::{Outbox, OutboxError};
+
+/// How often the sender looks for batches whose ack is overdue (the outbox decides which are).
+const RESEND_CHECK: Duration = Duration::from_secs(1);
+
+/// Everything the sender needs.
+pub(super) struct Sender {
+    pub client: AsyncClient,
+    pub outbox: Outbox,
+    pub device: DeviceId,
+    pub batching: watch::Receiver<Batching>,
+    pub wake: Arc<Notify>,
+    pub link: watch::Receiver<LinkStatus>,
+    /// Set at shutdown: send without lingering.
+    pub hurry: watch::Receiver<bool>,
+    pub stop: CancellationToken,
+}
+
+/// Why a round of sending ended early.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error("the MQTT client has stopped")]
+    ClientGone,
+}
+
+impl Sender {
+    /// Runs until `stop` is cancelled.
+    pub(super) async fn run(mut self) {
+        let mut linger = Linger::default();
+        let mut wait_until: Option<Instant> = None;
+        let mut resend_check = tokio::time::interval(RESEND_CHECK);
+        resend_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let lingering = async {
+                match wait_until {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mut resend_due = false;
+            tokio::select! {
+                _ = self.stop.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = resend_check.tick() => resend_due = true,
+                changed = self.link.changed() => if changed.is_err() { break },
+                changed = self.hurry.changed() => if changed.is_err() { break },
+                _ = lingering => {}
+            }
+            wait_until = None;
+            if !self.link.borrow().connected {
+                continue;
+            }
+            match self.decide(&mut linger, resend_due) {
+                Ok(Decision::Send) => {}
+                Ok(Decision::WaitUntil(at)) => {
+                    wait_until = Some(at);
+                    continue;
+                }
+                Ok(Decision::Idle) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the outbox");
+                    continue;
+                }
+            }
+            if let Err(e) = self.send_all().await {
+                tracing::error!(error = %e, "sending stopped");
+            }
+        }
+    }
+
+    /// Whether to send now. Overdue records are offered only by `next_batch`, so when resends may
+    /// be due and nothing new waits, a round of sending is how to find out.
+    fn decide(&self, linger: &mut Linger, resend_due: bool) -> Result<Decision, OutboxError> {
+        let stats = self.outbox.stats()?;
+        let unsent = stats.depth.saturating_sub(stats.in_flight);
+        let batching = *self.batching.borrow();
+        let hurry = *self.hurry.borrow();
+        let decision = linger.decide(Instant::now(), unsent, &batching, hurry);
+        if decision == Decision::Idle && resend_due && stats.in_flight > 0 {
+            return Ok(Decision::Send);
+        }
+        Ok(decision)
+    }
+
+    /// Publishes batches until the outbox has none to offer, the link drops or sending stops.
+    /// `publish` waits while MQTT's in-flight window is full, which paces this loop to the link.
+    async fn send_all(&mut self) -> Result<(), SendError> {
+        let topic = self.device.topic(TopicKind::Up);
+        loop {
+            if self.stop.is_cancelled() || !self.link.borrow().connected {
+                return Ok(());
+            }
+            let limits = self.batching.borrow().limits();
+            let batch = self.outbox.next_batch(Instant::now(), limits)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let seqs: Vec<u64> = batch.iter().map(|record| record.seq).collect();
+            let payload = match batcher::encode_batch(&self.device, now_ms(), batch) {
+                Ok(payload) => payload,
+                Err(e) => {
+                    // The outbox validated each record, so this is a bug; marking them sent
+                    // retries them after the resend timeout instead of in a tight loop.
+                    tracing::error!(error = %e, records = seqs.len(), "cannot encode a batch");
+                    self.outbox.mark_sent(&seqs, Instant::now())?;
+                    continue;
+                }
+            };
+            tokio::select! {
+                _ = self.stop.cancelled() => return Ok(()),
+                published = self.client.publish(topic.as_str(), QoS::AtLeastOnce, false, payload) => {
+                    published.map_err(|_| SendError::ClientGone)?;
+                }
+            }
+            self.outbox.mark_sent(&seqs, Instant::now())?;
+            tracing::debug!(
+                records = seqs.len(),
+                first = seqs.first(),
+                last = seqs.last(),
+                "batch published"
+            );
+        }
+    }
+}

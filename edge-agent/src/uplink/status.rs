@@ -1,0 +1,31 @@
+//! What the link is doing, for the local API's status, the shutdown drain and the sender: shared
+//! through a `watch` channel that the connection and the ack handling update.
+
+use proto::TimestampMs;
+use serde::Serialize;
+
+/// The link's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LinkStatus {
+    /// Connected, subscribed and announced online: batches may go.
+    pub connected: bool,
+    /// Connections made since the agent started; a change tells the sender a reconnect happened.
+    pub connections: u64,
+    /// Connections lost (or attempts failed) since the agent started.
+    pub drops: u64,
+    /// When `connected` last changed (device clock, UTC ms).
+    pub since: Option<TimestampMs>,
+    /// Why the last connection attempt or connection failed, if one did.
+    pub last_error: Option<String>,
+    /// The gateway's latest ack.
+    pub last_ack: Option<LastAck>,
+}
+
+/// The gateway's latest ack, as received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LastAck {
+    /// "Stored through this sequence number."
+    pub thru: u64,
+    /// When it arrived (device clock, UTC ms).
+    pub at: TimestampMs,
+}

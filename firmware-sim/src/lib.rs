@@ -1,0 +1,1 @@
+//! Simulated boiler hubs and refuse and repairs crews, for demos and load tests.

@@ -1,0 +1,226 @@
+//! The gateway's configuration: a TOML file whose every field has a documented default, which the
+//! binary's flags and environment variables override.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the gateway needs to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Directory of the embedded store (sled). Default `data/gateway`.
+    pub data_dir: PathBuf,
+    /// The store's page cache in bytes. Default 64 MiB.
+    pub cache_bytes: u64,
+    /// The MQTT side.
+    pub mqtt: MqttConfig,
+    /// The HTTP side.
+    pub http: HttpConfig,
+    /// Devices.
+    pub devices: DevicesConfig,
+}
+
+/// Where the gateway gets devices' messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Address of the embedded broker, when no external `url` is set. Default `127.0.0.1:1883`;
+    /// use `0.0.0.0:1883` to accept devices from the network.
+    pub listen: SocketAddr,
+    /// An external broker instead of the embedded one, as `mqtt://host:port` (Mosquitto, EMQX…).
+    /// Default: none.
+    pub url: Option<String>,
+    /// Subscribe through the shared subscription `$share/{group}/…` so that several gateway
+    /// replicas share the devices. External brokers only. Default: none.
+    pub shared_group: Option<String>,
+    /// The gateway's MQTT client id; its session persists across restarts. Default
+    /// `fieldsync-gateway`.
+    pub client_id: String,
+    /// Username for the external broker. Default: none.
+    pub username: Option<String>,
+    /// Password for the external broker. Default: none.
+    pub password: Option<String>,
+    /// The largest MQTT payload accepted, in bytes. Default: the protocol's limit (256 KiB).
+    pub max_payload: usize,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Bearer tokens for the staff API, each with its role. Default: none (staff API closed).
+    pub staff_tokens: BTreeMap<String, Role>,
+}
+
+/// What a staff token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read rounds, reports, devices and the quarantine.
+    Viewer,
+    /// Also act on reports and rounds.
+    Supervisor,
+    /// Also manage devices and configuration.
+    Admin,
+}
+
+/// The device registry's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DevicesConfig {
+    /// Devices provisioned at start; records from others are kept but flagged. Default: none.
+    pub provisioned: Vec<String>,
+    /// Clock skew beyond which a device is flagged, in seconds. Default 300.
+    pub max_clock_skew_s: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data/gateway"),
+            cache_bytes: 64 * 1024 * 1024,
+            mqtt: MqttConfig::default(),
+            http: HttpConfig::default(),
+            devices: DevicesConfig::default(),
+        }
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            url: None,
+            shared_group: None,
+            client_id: "fieldsync-gateway".to_owned(),
+            username: None,
+            password: None,
+            max_payload: proto::MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            staff_tokens: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for DevicesConfig {
+    fn default() -> Self {
+        Self {
+            provisioned: Vec::new(),
+            max_clock_skew_s: 300,
+        }
+    }
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is not valid TOML for this configuration.
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl GatewayConfig {
+    /// Parses a TOML configuration; absent fields take their defaults.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The defaults as a TOML file.
+    pub fn default_toml() -> String {
+        toml::to_string_pretty(&Self::default()).unwrap_or_default()
+    }
+
+    /// Checks values that TOML's types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.mqtt.max_payload < 1024 {
+            return Err(ConfigError::Invalid(
+                "mqtt.max_payload must be at least 1024 bytes".into(),
+            ));
+        }
+        if self.mqtt.shared_group.is_some() && self.mqtt.url.is_none() {
+            return Err(ConfigError::Invalid(
+                "mqtt.shared_group needs an external broker (mqtt.url)".into(),
+            ));
+        }
+        if let Some(url) = &self.mqtt.url {
+            parse_mqtt_url(url).map_err(ConfigError::Invalid)?;
+        }
+        for device in &self.devices.provisioned {
+            proto::DeviceId::check(device)
+                .map_err(|e| ConfigError::Invalid(format!("devices.provisioned: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits `mqtt://host:port` (port defaulting to 1883) into host and port.
+pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .ok_or_else(|| format!("MQTT URL {url:?} must start with mqtt://"))?;
+    let rest = rest.trim_end_matches('/');
+    match rest.rsplit_once(':') {
+        Some((host, port)) => {
+            let port = port
+                .parse()
+                .map_err(|_| format!("MQTT URL {url:?} has an invalid port"))?;
+            Ok((host.to_owned(), port))
+        }
+        None if !rest.is_empty() => Ok((rest.to_owned(), 1883)),
+        None => Err(format!("MQTT URL {url:?} has no host")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let text = GatewayConfig::default_toml();
+        assert_eq!(
+            GatewayConfig::from_toml(&text).unwrap(),
+            GatewayConfig::default()
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_fields_and_bad_values() {
+        assert!(GatewayConfig::from_toml("colour = 'blue'").is_err());
+        assert!(GatewayConfig::from_toml("[mqtt]\nmax_payload = 10").is_err());
+        assert!(GatewayConfig::from_toml("[mqtt]\nshared_group = 'g'").is_err());
+        assert!(GatewayConfig::from_toml("[devices]\nprovisioned = ['a/b']").is_err());
+    }
+
+    #[test]
+    fn parses_mqtt_urls() {
+        assert_eq!(
+            parse_mqtt_url("mqtt://broker.local:8883"),
+            Ok(("broker.local".into(), 8883))
+        );
+        assert_eq!(
+            parse_mqtt_url("mqtt://127.0.0.1"),
+            Ok(("127.0.0.1".into(), 1883))
+        );
+        assert!(parse_mqtt_url("http://x").is_err());
+        assert!(parse_mqtt_url("mqtt://x:port").is_err());
+    }
+}

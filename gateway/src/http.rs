@@ -1,0 +1,196 @@
+//! The gateway's HTTP server: operations (`/healthz`, `/metrics`) and the staff API under
+//! `/api/v1`, which needs a bearer token with a role.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Role;
+use crate::metrics::Metrics;
+use crate::store::{DeviceInfo, Store, StoreError};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The counters.
+    pub metrics: Arc<Metrics>,
+    /// Whether the ingest is connected and subscribed.
+    pub ingest_ready: tokio::sync::watch::Receiver<bool>,
+    /// Staff bearer tokens and their roles.
+    pub staff_tokens: Arc<std::collections::BTreeMap<String, Role>>,
+    /// Clock skew beyond which a device is flagged, in ms.
+    pub max_clock_skew_ms: i64,
+}
+
+/// The router for the whole HTTP side.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/quarantine", get(quarantine))
+        .route("/api/v1/devices", get(devices))
+        .with_state(state)
+}
+
+/// An API error: a status and a message, as JSON `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failed while serving a request");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage is unavailable")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({ "error": self.message }));
+        (self.status, body).into_response()
+    }
+}
+
+/// Checks the request's bearer token and that its role is at least `needed`.
+fn authorize(state: &AppState, headers: &HeaderMap, needed: Role) -> Result<Role, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required"))?;
+    let role = *state
+        .staff_tokens
+        .get(token)
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown token"))?;
+    if role < needed {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("this needs the {needed:?} role"),
+        ));
+    }
+    Ok(role)
+}
+
+/// 200 once the ingest is connected to the broker and subscribed, 503 before that or while the
+/// link is down: a load balancer or a test waits on it before sending traffic.
+async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    if *state.ingest_ready.borrow() {
+        (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "ok", "mqtt": "subscribed"})),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "starting", "mqtt": "not subscribed"})),
+        )
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+/// A quarantined message as staff see it.
+#[derive(Debug, Serialize)]
+struct QuarantineView {
+    id: u64,
+    topic: String,
+    reason: String,
+    received: String,
+    payload_bytes: usize,
+    payload_hex_prefix: String,
+}
+
+async fn quarantine(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<Limit>,
+) -> Result<Json<Vec<QuarantineView>>, ApiError> {
+    authorize(&state, &headers, Role::Viewer)?;
+    let limit = query.limit.unwrap_or(100).min(1000);
+    let entries = state.store.quarantined(limit)?;
+    Ok(Json(
+        entries
+            .into_iter()
+            .map(|entry| QuarantineView {
+                id: entry.id,
+                topic: entry.topic,
+                reason: entry.reason,
+                received: rfc3339(entry.received),
+                payload_bytes: entry.payload.len(),
+                payload_hex_prefix: entry
+                    .payload
+                    .iter()
+                    .take(64)
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
+            })
+            .collect(),
+    ))
+}
+
+/// A device as staff see it.
+#[derive(Debug, Serialize)]
+struct DeviceView {
+    id: String,
+    #[serde(flatten)]
+    info: DeviceInfo,
+    acked_through: u64,
+    clock_skew_flagged: bool,
+}
+
+async fn devices(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<DeviceView>>, ApiError> {
+    authorize(&state, &headers, Role::Viewer)?;
+    let devices = state.store.devices()?;
+    Ok(Json(
+        devices
+            .into_iter()
+            .map(|(id, info, acked_through)| DeviceView {
+                id: id.to_string(),
+                clock_skew_flagged: info
+                    .clock_skew_ms
+                    .is_some_and(|skew| skew.abs() > state.max_clock_skew_ms),
+                info,
+                acked_through,
+            })
+            .collect(),
+    ))
+}
+
+/// A UTC millisecond timestamp as RFC 3339.
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}

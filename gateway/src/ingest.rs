@@ -1,0 +1,330 @@
+//! The MQTT side of ingest: subscribe to every device's `up` and `state` topics, store each group
+//! of received batches once and durably, then publish each device's cumulative ack and only then
+//! acknowledge the MQTT messages (manual acks), so nothing acked can be lost by a crash.
+//!
+//! Two tasks: the event loop, which only moves packets (it must keep polling so that our own
+//! publishes go out), and the writer, which drains whatever has arrived into one group commit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proto::{Ack, Envelope, State, Topic, TopicKind, SCHEMA_VERSION};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::now_ms;
+use crate::metrics::Metrics;
+use crate::store::{BatchOutcome, IncomingBatch, Store, StoreError};
+
+/// Where and how the gateway's MQTT client connects.
+#[derive(Debug, Clone)]
+pub struct MqttEndpoint {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// Client id; the session persists across restarts.
+    pub client_id: String,
+    /// Credentials, if the broker wants them.
+    pub credentials: Option<(String, String)>,
+    /// Shared-subscription group, if replicas share the load.
+    pub shared_group: Option<String>,
+    /// Largest payload accepted.
+    pub max_payload: usize,
+}
+
+/// Something the ingest did that other parts of the gateway react to.
+#[derive(Debug, Clone)]
+pub enum IngestEvent {
+    /// A batch was stored (possibly all duplicates).
+    Stored(Arc<BatchOutcome>),
+}
+
+/// The most messages one group commit takes; more wait for the next.
+const MAX_GROUP: usize = 512;
+/// Reconnect delays grow from the first to the last, doubling.
+const RECONNECT_FIRST: Duration = Duration::from_millis(200);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// Runs ingest until `shutdown` is cancelled: connects to the broker, subscribes, stores and acks.
+pub async fn run(
+    endpoint: MqttEndpoint,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    events: broadcast::Sender<IngestEvent>,
+    ready: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let (client, eventloop) = AsyncClient::new(mqtt_options(&endpoint), 4 * MAX_GROUP);
+    // Unbounded, yet bounded in practice: with manual acks the broker stops sending once its
+    // in-flight window of unacknowledged messages for us is full.
+    let (received, to_write) = mpsc::unbounded_channel();
+    let filters = subscriptions(&endpoint);
+    let poller = tokio::spawn(poll(
+        eventloop,
+        client.clone(),
+        filters,
+        received,
+        metrics.clone(),
+        ready,
+        shutdown.clone(),
+    ));
+    let writer = Writer {
+        store,
+        client: client.clone(),
+        metrics,
+        events,
+        max_payload: endpoint.max_payload,
+    };
+    writer.run(to_write).await;
+    let _ = client.disconnect().await;
+    let _ = poller.await;
+}
+
+fn mqtt_options(endpoint: &MqttEndpoint) -> MqttOptions {
+    let mut options = MqttOptions::new(&endpoint.client_id, &endpoint.host, endpoint.port);
+    let packet = endpoint.max_payload + 1024;
+    options
+        .set_keep_alive(Duration::from_secs(30))
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_max_packet_size(packet, packet)
+        .set_inflight(1000);
+    if let Some((user, password)) = &endpoint.credentials {
+        options.set_credentials(user, password);
+    }
+    options
+}
+
+fn subscriptions(endpoint: &MqttEndpoint) -> Vec<String> {
+    let shared = |filter: String| match &endpoint.shared_group {
+        Some(group) => format!("$share/{group}/{filter}"),
+        None => filter,
+    };
+    vec![
+        shared(TopicKind::Up.filter_all_devices()),
+        shared(TopicKind::State.filter_all_devices()),
+    ]
+}
+
+/// Drives the MQTT connection: subscribes at every connect (the broker may not have kept our
+/// session), forwards publishes to the writer, and backs off between failed connection attempts.
+/// `ready` is true while connected with every subscription granted: a broker drops QoS 1
+/// messages published to a topic nobody subscribes to, so "ready" is when devices may send.
+async fn poll(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    filters: Vec<String>,
+    received: mpsc::UnboundedSender<(Publish, Instant)>,
+    metrics: Arc<Metrics>,
+    ready: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let mut delay = RECONNECT_FIRST;
+    let mut granted = 0;
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                delay = RECONNECT_FIRST;
+                granted = 0;
+                tracing::info!("connected to the MQTT broker");
+                for filter in &filters {
+                    if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
+                        tracing::error!(error = %e, filter, "could not subscribe");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(suback))) => {
+                let refused = suback
+                    .return_codes
+                    .iter()
+                    .any(|code| matches!(code, rumqttc::SubscribeReasonCode::Failure));
+                if refused {
+                    tracing::error!("the broker refused a subscription; check its ACLs");
+                } else {
+                    granted += 1;
+                    if granted == filters.len() {
+                        ready.send_replace(true);
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                if received.send((publish, Instant::now())).is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                ready.send_replace(false);
+                Metrics::add(&metrics.mqtt_disconnects, 1);
+                tracing::warn!(error = %e, retry_in = ?delay, "MQTT connection failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(RECONNECT_MAX);
+            }
+        }
+    }
+}
+
+/// What one received message turned out to be.
+enum Classified {
+    Batch(IncomingBatch),
+    State(proto::DeviceId, State),
+    /// A cleared retained message: nothing to do but acknowledge it.
+    Ignore,
+    Refuse(String),
+}
+
+fn classify(publish: &Publish, received: i64, max_payload: usize) -> Classified {
+    let topic = match Topic::parse(&publish.topic) {
+        Ok(topic) => topic,
+        Err(e) => return Classified::Refuse(e.to_string()),
+    };
+    match topic.kind {
+        TopicKind::Up => match proto::decode::<Envelope>(&publish.payload, max_payload) {
+            Ok(envelope) if envelope.dev != topic.device => Classified::Refuse(format!(
+                "envelope is from device {} but arrived on {}'s topic",
+                envelope.dev, topic.device
+            )),
+            Ok(envelope) => Classified::Batch(IncomingBatch {
+                device: envelope.dev,
+                received,
+                sent: envelope.sent,
+                records: envelope.recs,
+            }),
+            Err(e) => Classified::Refuse(e.to_string()),
+        },
+        TopicKind::State if publish.payload.is_empty() => Classified::Ignore,
+        TopicKind::State => match proto::decode::<State>(&publish.payload, max_payload) {
+            Ok(state) => Classified::State(topic.device, state),
+            Err(e) => Classified::Refuse(e.to_string()),
+        },
+        TopicKind::Ack | TopicKind::Down => {
+            Classified::Refuse("the gateway does not take messages on this topic".into())
+        }
+    }
+}
+
+struct Writer {
+    store: Arc<dyn Store>,
+    client: AsyncClient,
+    metrics: Arc<Metrics>,
+    events: broadcast::Sender<IngestEvent>,
+    max_payload: usize,
+}
+
+impl Writer {
+    async fn run(&self, mut to_write: mpsc::UnboundedReceiver<(Publish, Instant)>) {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        while to_write.recv_many(&mut group, MAX_GROUP).await > 0 {
+            if let Err(e) = self.commit(&group).await {
+                // Nothing is acked, so devices resend and the broker redelivers: nothing is lost.
+                tracing::error!(error = %e, messages = group.len(), "could not store a group");
+            }
+            group.clear();
+        }
+    }
+
+    /// Stores one group durably, then acks it to devices and to the broker.
+    async fn commit(&self, group: &[(Publish, Instant)]) -> Result<(), StoreError> {
+        Metrics::add(&self.metrics.messages_in, group.len() as u64);
+        let received = now_ms();
+        let mut batches = Vec::new();
+        let mut states = Vec::new();
+        let mut refused = Vec::new();
+        for (publish, _) in group {
+            match classify(publish, received, self.max_payload) {
+                Classified::Batch(batch) => batches.push(batch),
+                Classified::State(device, state) => states.push((device, state)),
+                Classified::Ignore => {}
+                Classified::Refuse(reason) => {
+                    tracing::warn!(topic = %publish.topic, %reason, "quarantined a message");
+                    refused.push((publish.topic.clone(), reason, publish.payload.clone()));
+                }
+            }
+        }
+
+        let store = self.store.clone();
+        let outcomes = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            for (topic, reason, payload) in &refused {
+                store.quarantine(topic, reason, payload, received)?;
+            }
+            for (device, state) in &states {
+                store.record_state(device, state, received)?;
+            }
+            Ok((store.ingest(&batches)?, refused.len()))
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt {
+            key: "ingest".into(),
+            reason: format!("store task failed: {e}"),
+        })??;
+        let (outcomes, refused) = outcomes;
+        Metrics::add(&self.metrics.quarantined, refused as u64);
+
+        self.publish_acks(&outcomes).await;
+        for (publish, _) in group {
+            if let Err(e) = self.client.ack(publish).await {
+                tracing::warn!(error = %e, "could not acknowledge an MQTT message");
+            }
+        }
+        for (_, arrived) in group {
+            self.metrics.observe_lag(arrived.elapsed());
+        }
+        for outcome in outcomes {
+            self.count(&outcome);
+            let _ = self.events.send(IngestEvent::Stored(Arc::new(outcome)));
+        }
+        Ok(())
+    }
+
+    /// Publishes each device's latest cumulative ack once per group.
+    async fn publish_acks(&self, outcomes: &[BatchOutcome]) {
+        let mut latest: std::collections::BTreeMap<&proto::DeviceId, u64> = Default::default();
+        for outcome in outcomes {
+            latest.insert(&outcome.device, outcome.acked_through);
+        }
+        for (device, thru) in latest {
+            let ack = Ack {
+                v: SCHEMA_VERSION,
+                thru,
+            };
+            let payload = match proto::encode(&ack, self.max_payload) {
+                Ok(payload) => payload,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not encode an ack");
+                    continue;
+                }
+            };
+            match self
+                .client
+                .publish(
+                    device.topic(TopicKind::Ack),
+                    QoS::AtLeastOnce,
+                    false,
+                    payload,
+                )
+                .await
+            {
+                Ok(()) => Metrics::add(&self.metrics.acks_sent, 1),
+                Err(e) => tracing::warn!(error = %e, %device, "could not publish an ack"),
+            }
+        }
+    }
+
+    fn count(&self, outcome: &BatchOutcome) {
+        Metrics::add(&self.metrics.records_stored, outcome.stored.len() as u64);
+        Metrics::add(&self.metrics.duplicates, outcome.duplicates as u64);
+        if outcome.unknown_device {
+            Metrics::add(&self.metrics.unknown_device_batches, 1);
+            tracing::warn!(device = %outcome.device, "records from a device that is not provisioned");
+        }
+    }
+}

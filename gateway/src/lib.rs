@@ -1,0 +1,230 @@
+//! The gateway: ingests devices' records exactly once, closes or rejects missed-bin reports from
+//! crews' evidence, tracks boilers, and serves staff, residents (Open311) and dashboards.
+//!
+//! [`Gateway::start`] wires the parts, top to bottom:
+//! - [`broker`]: the embedded MQTT broker, unless an external one is configured;
+//! - [`store`]: the durable store (sled), behind a trait;
+//! - [`ingest`]: the MQTT subscriber that stores batches once and acks them ([`progress`] keeps
+//!   the per-device bookkeeping);
+//! - [`http`]: health, metrics and the staff API;
+//! - [`missed_bins`]: the property register and the rules that decide residents' reports.
+
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod missed_bins;
+pub mod progress;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{parse_mqtt_url, GatewayConfig};
+use crate::ingest::{IngestEvent, MqttEndpoint};
+use crate::metrics::Metrics;
+use crate::store::{SledStore, Store, StoreError};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The store could not be opened.
+    #[error("could not open the store in {dir}: {source}")]
+    Store {
+        /// The store's directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: StoreError,
+    },
+    /// The embedded broker could not start.
+    #[error(transparent)]
+    Broker(#[from] broker::BrokerError),
+    /// The HTTP listener could not be bound.
+    #[error(
+        "cannot listen for HTTP on {addr}: {source}; choose another address with --http-listen"
+    )]
+    Http {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A device in the configuration could not be provisioned.
+    #[error("could not provision devices: {0}")]
+    Provision(StoreError),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    /// Where the HTTP server listens.
+    pub http_addr: SocketAddr,
+    /// The MQTT broker the gateway uses, as (host, port).
+    pub mqtt: (String, u16),
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The counters.
+    pub metrics: Arc<Metrics>,
+    events: broadcast::Sender<IngestEvent>,
+    ingest_ready: watch::Receiver<bool>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+/// How long shutdown waits for tasks to finish their current work.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+impl Gateway {
+    /// Opens the store, starts the broker (embedded unless configured otherwise), the ingest and
+    /// the HTTP server.
+    pub async fn start(config: GatewayConfig) -> Result<Self, GatewayError> {
+        config.validate()?;
+        let store: Arc<dyn Store> = Arc::new(
+            SledStore::open(&config.data_dir, config.cache_bytes).map_err(|source| {
+                GatewayError::Store {
+                    dir: config.data_dir.clone(),
+                    source,
+                }
+            })?,
+        );
+        let provisioned = config
+            .devices
+            .provisioned
+            .iter()
+            .filter_map(|id| proto::DeviceId::new(id.as_str()).ok())
+            .collect::<Vec<_>>();
+        store
+            .provision(&provisioned)
+            .map_err(GatewayError::Provision)?;
+
+        let mqtt = match &config.mqtt.url {
+            Some(url) => parse_mqtt_url(url).map_err(config::ConfigError::Invalid)?,
+            None => {
+                broker::start_embedded(config.mqtt.listen, config.mqtt.max_payload)?;
+                (
+                    config.mqtt.listen.ip().to_string(),
+                    config.mqtt.listen.port(),
+                )
+            }
+        };
+        let http_listener = tokio::net::TcpListener::bind(config.http.listen)
+            .await
+            .map_err(|source| GatewayError::Http {
+                addr: config.http.listen,
+                source,
+            })?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(|source| GatewayError::Http {
+                addr: config.http.listen,
+                source,
+            })?;
+
+        let metrics = Arc::new(Metrics::default());
+        let shutdown = CancellationToken::new();
+        let (events, _) = broadcast::channel(1024);
+        let (ready_tx, ingest_ready) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+
+        let endpoint = MqttEndpoint {
+            host: connectable_host(&mqtt.0),
+            port: mqtt.1,
+            client_id: config.mqtt.client_id.clone(),
+            credentials: config
+                .mqtt
+                .username
+                .clone()
+                .zip(config.mqtt.password.clone()),
+            shared_group: config.mqtt.shared_group.clone(),
+            max_payload: config.mqtt.max_payload,
+        };
+        tasks.spawn(ingest::run(
+            endpoint,
+            store.clone(),
+            metrics.clone(),
+            events.clone(),
+            ready_tx,
+            shutdown.clone(),
+        ));
+
+        let app = http::router(http::AppState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            ingest_ready: ingest_ready.clone(),
+            staff_tokens: Arc::new(config.http.staff_tokens.clone()),
+            max_clock_skew_ms: i64::try_from(config.devices.max_clock_skew_s)
+                .unwrap_or(i64::MAX / 1000)
+                .saturating_mul(1000),
+        });
+        let http_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(http_listener, app)
+                .with_graceful_shutdown(http_shutdown.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        tracing::info!(%http_addr, mqtt = ?mqtt, "gateway started");
+
+        Ok(Self {
+            http_addr,
+            mqtt,
+            store,
+            metrics,
+            events,
+            ingest_ready,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Events from the ingest (stored batches), for whoever wants to follow them.
+    pub fn subscribe(&self) -> broadcast::Receiver<IngestEvent> {
+        self.events.subscribe()
+    }
+
+    /// Waits until the ingest is connected to the broker and subscribed, so that what devices
+    /// publish from now on reaches it. False if that did not happen within `timeout`.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut ready = self.ingest_ready.clone();
+        let outcome = tokio::time::timeout(timeout, ready.wait_for(|ready| *ready)).await;
+        matches!(outcome, Ok(Ok(_)))
+    }
+
+    /// A token that stops the gateway when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops every task, letting each finish its current group, within a deadline.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let all_done = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, all_done)
+            .await
+            .is_err()
+        {
+            tracing::warn!("tasks still running at the shutdown deadline; aborting them");
+            self.tasks.abort_all();
+        }
+    }
+}
+
+/// A listen address of "any interface" is not one a client can connect to; use loopback.
+fn connectable_host(host: &str) -> String {
+    match host {
+        "0.0.0.0" => "127.0.0.1".to_owned(),
+        "::" => "::1".to_owned(),
+        other => other.to_owned(),
+    }
+}

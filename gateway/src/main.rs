@@ -1,0 +1,126 @@
+//! The `gateway` binary: reads the configuration (file, then environment and flags), sets up
+//! logging, and runs the gateway until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gateway::config::GatewayConfig;
+use gateway::Gateway;
+
+/// The fieldsync gateway: ingests devices' records exactly once over MQTT, decides residents'
+/// missed-bin reports from crews' evidence, and serves staff, residents and dashboards over HTTP.
+///
+/// Every option can also be set in the TOML configuration file (`gateway print-config` prints
+/// the defaults) or through the environment variable named beside it; flags win over the
+/// environment, which wins over the file.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Args {
+    /// TOML configuration file. Default: none (built-in defaults).
+    #[arg(long, env = "FIELDSYNC_GATEWAY_CONFIG", global = true)]
+    config: Option<PathBuf>,
+
+    /// Directory of the embedded store. Default `data/gateway`.
+    #[arg(long, env = "FIELDSYNC_GATEWAY_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+
+    /// Address of the embedded MQTT broker. Default `127.0.0.1:1883`.
+    #[arg(long, env = "FIELDSYNC_GATEWAY_MQTT_LISTEN", global = true)]
+    mqtt_listen: Option<SocketAddr>,
+
+    /// Use this external MQTT broker (`mqtt://host:port`) instead of the embedded one.
+    #[arg(long, env = "FIELDSYNC_GATEWAY_MQTT_URL", global = true)]
+    mqtt_url: Option<String>,
+
+    /// With an external broker: subscribe through `$share/GROUP/…` to share devices between
+    /// gateway replicas.
+    #[arg(long, env = "FIELDSYNC_GATEWAY_MQTT_SHARED_GROUP", global = true)]
+    mqtt_shared_group: Option<String>,
+
+    /// Address of the HTTP server. Default `127.0.0.1:8080`.
+    #[arg(long, env = "FIELDSYNC_GATEWAY_HTTP_LISTEN", global = true)]
+    http_listen: Option<SocketAddr>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Print the default configuration as TOML.
+    PrintConfig,
+}
+
+impl Args {
+    /// The configuration file's values with the environment's and flags' on top.
+    fn config(&self) -> anyhow::Result<GatewayConfig> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                GatewayConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => GatewayConfig::default(),
+        };
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(listen) = self.mqtt_listen {
+            config.mqtt.listen = listen;
+        }
+        if let Some(url) = &self.mqtt_url {
+            config.mqtt.url = Some(url.clone());
+        }
+        if let Some(group) = &self.mqtt_shared_group {
+            config.mqtt.shared_group = Some(group.clone());
+        }
+        if let Some(listen) = self.http_listen {
+            config.http.listen = listen;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=warn".into()),
+        )
+        .init();
+    match args.command {
+        Some(Command::PrintConfig) => {
+            print!("{}", GatewayConfig::default_toml());
+            Ok(())
+        }
+        Some(Command::Run) | None => run(args.config()?).await,
+    }
+}
+
+async fn run(config: GatewayConfig) -> anyhow::Result<()> {
+    let gateway = Gateway::start(config)
+        .await
+        .context("starting the gateway")?;
+    shutdown_signal().await?;
+    tracing::info!("shutting down");
+    gateway.stop().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for SIGINT")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,558 @@
+//! A resident's report of a missed collection and its life: filed with the rules' decision, then
+//! dispatched as a return job and closed by the crew's confirmation. Every change is kept with
+//! its time, its reason and the evidence record's reference, for the resident to see.
+//!
+//! ```text
+//!            ┌─ Refused   (outside the window; final)
+//! filed ─────┼─ Rejected  (the crew recorded why; final)
+//!            └─ Open ──dispatch──> InProgress ──collected──> Closed
+//!                 └───────────────collected─────────────────┘
+//! ```
+
+use std::fmt;
+
+use chrono::NaiveDate;
+use proto::{BinStream, Outcome, TimestampMs};
+use serde::{Deserialize, Serialize};
+
+use super::evidence::{Confirmation, EvidenceRef};
+use super::rules::{Decision, Refusal, ReportRequest};
+
+/// Where a report stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportStatus {
+    /// Accepted; a return collection is being arranged.
+    Open,
+    /// Outside the report window or not a bin collected there; nothing more will happen.
+    Refused,
+    /// The crew recorded why the bin was not emptied; nothing more will happen.
+    Rejected,
+    /// A return job has been sent to a crew.
+    InProgress,
+    /// The bin has been collected.
+    Closed,
+}
+
+impl ReportStatus {
+    /// The wire name, as in Open311 and the staff API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportStatus::Open => "open",
+            ReportStatus::Refused => "refused",
+            ReportStatus::Rejected => "rejected",
+            ReportStatus::InProgress => "in_progress",
+            ReportStatus::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for ReportStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The identity of a report for duplicates: one report per property, bin and collection day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ReportKey {
+    /// The property.
+    pub uprn: u64,
+    /// The bin.
+    pub stream: BinStream,
+    /// The collection day.
+    pub collection_day: NaiveDate,
+}
+
+impl fmt::Display for ReportKey {
+    /// `{uprn}/{stream}/{YYYY-MM-DD}`: sorts by property, and serves as a store key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}",
+            self.uprn,
+            self.stream.as_str(),
+            self.collection_day
+        )
+    }
+}
+
+/// How to reach the resident. Personal data: kept only on the report, never logged, and purged
+/// after the retention period.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Telephone number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// Why a report changed status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    /// Refused by the rules.
+    Refused {
+        /// Why.
+        refusal: Refusal,
+    },
+    /// Rejected: the crew recorded this outcome.
+    CrewRecorded {
+        /// What the crew found.
+        outcome: Outcome,
+        /// When the crew recorded it (UTC ms).
+        at: TimestampMs,
+    },
+    /// Accepted by the rules.
+    Accepted {
+        /// When the crew had recorded the bin as emptied, if it had.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        crew_recorded_collected_at: Option<TimestampMs>,
+    },
+    /// A return job was sent to a crew.
+    ReturnJobDispatched {
+        /// The job's id.
+        job: String,
+    },
+    /// A crew confirmed the bin emptied.
+    Collected {
+        /// When (UTC ms).
+        at: TimestampMs,
+    },
+}
+
+/// One change of a report's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// When the report changed (UTC ms, the gateway's clock).
+    pub at: TimestampMs,
+    /// The status it changed to.
+    pub status: ReportStatus,
+    /// Why.
+    pub reason: Reason,
+    /// The record that is the evidence, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<EvidenceRef>,
+}
+
+/// A change the report's status does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    /// Not from this status.
+    #[error("report {id} is {from}; it cannot become {to}")]
+    Illegal {
+        /// The report.
+        id: String,
+        /// Its status.
+        from: ReportStatus,
+        /// The status asked for.
+        to: ReportStatus,
+    },
+    /// The confirmation does not show this report's bin emptied after the report.
+    #[error("record {evidence} does not show report {id}'s bin collected")]
+    NotEvidence {
+        /// The report.
+        id: String,
+        /// The record.
+        evidence: EvidenceRef,
+    },
+}
+
+/// A resident's report of a missed collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The report's id, as the gateway issued it (the Open311 `service_request_id`).
+    pub id: String,
+    /// The property.
+    pub uprn: u64,
+    /// The bin.
+    pub stream: BinStream,
+    /// The collection day it is about; none when refused for a reason that has no day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection_day: Option<NaiveDate>,
+    /// When it was filed (UTC ms, the gateway's clock).
+    pub created_at: TimestampMs,
+    /// Where it stands: the last transition's status.
+    pub status: ReportStatus,
+    /// Every change, oldest first; never empty.
+    pub history: Vec<Transition>,
+    /// The return job, once dispatched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// How to reach the resident, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Contact>,
+    /// The resident's words, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl Report {
+    /// A report filed at `now` with the rules' decision: refused, rejected, or open.
+    pub fn file(id: String, request: &ReportRequest, decision: Decision, now: TimestampMs) -> Self {
+        let collection_day = decision.collection_day();
+        let transition = match decision {
+            Decision::Refused { reason } => Transition {
+                at: now,
+                status: ReportStatus::Refused,
+                reason: Reason::Refused { refusal: reason },
+                evidence: None,
+            },
+            Decision::RejectedWithEvidence { evidence, .. } => Transition {
+                at: now,
+                status: ReportStatus::Rejected,
+                reason: Reason::CrewRecorded {
+                    outcome: evidence.outcome,
+                    at: evidence.at,
+                },
+                evidence: Some(evidence.evidence),
+            },
+            Decision::Accepted {
+                crew_recorded_collected,
+                ..
+            } => Transition {
+                at: now,
+                status: ReportStatus::Open,
+                reason: Reason::Accepted {
+                    crew_recorded_collected_at: crew_recorded_collected.as_ref().map(|c| c.at),
+                },
+                evidence: crew_recorded_collected.map(|c| c.evidence),
+            },
+        };
+        Self {
+            id,
+            uprn: request.uprn,
+            stream: request.stream,
+            collection_day,
+            created_at: now,
+            status: transition.status,
+            history: vec![transition],
+            job_id: None,
+            contact: None,
+            description: None,
+        }
+    }
+
+    /// The key under which a duplicate would be found: none for a refused report, so that a
+    /// resident refused as too early can report again once the window opens.
+    pub fn key(&self) -> Option<ReportKey> {
+        match (self.status, self.collection_day) {
+            (ReportStatus::Refused, _) | (_, None) => None,
+            (_, Some(collection_day)) => Some(ReportKey {
+                uprn: self.uprn,
+                stream: self.stream,
+                collection_day,
+            }),
+        }
+    }
+
+    /// Whether a crew is still to act on it (open or in progress).
+    pub fn is_open(&self) -> bool {
+        matches!(self.status, ReportStatus::Open | ReportStatus::InProgress)
+    }
+
+    /// Records that return job `job` was sent to a crew at `at`. Allowed when open, and again
+    /// when in progress (the job was reassigned to another crew).
+    pub fn dispatch(&mut self, job: String, at: TimestampMs) -> Result<(), TransitionError> {
+        self.check(ReportStatus::InProgress)?;
+        self.job_id = Some(job.clone());
+        self.push(Transition {
+            at,
+            status: ReportStatus::InProgress,
+            reason: Reason::ReturnJobDispatched { job },
+            evidence: None,
+        });
+        Ok(())
+    }
+
+    /// Whether this confirmation closes the report: the report is open or in progress, the crew
+    /// recorded `collected`, and the confirmation answers the report's return job, or is for the
+    /// report's property and bin and recorded after the report was filed (a crew passing by on
+    /// its next round, or picking the bin up without the job).
+    pub fn should_close(&self, confirmation: &Confirmation) -> bool {
+        if !self.is_open() || confirmation.outcome != Outcome::Collected {
+            return false;
+        }
+        let answers_job = self.job_id.is_some() && confirmation.job == self.job_id;
+        let same_bin_since = confirmation.uprn() == Some(self.uprn)
+            && confirmation.stream == self.stream
+            && confirmation.at > self.created_at;
+        answers_job || same_bin_since
+    }
+
+    /// Closes the report with the crew's confirmation as evidence; the transition takes the
+    /// confirmation's time, which is when the bin was emptied.
+    pub fn close(&mut self, confirmation: &Confirmation) -> Result<(), TransitionError> {
+        self.check(ReportStatus::Closed)?;
+        if !self.should_close(confirmation) {
+            return Err(TransitionError::NotEvidence {
+                id: self.id.clone(),
+                evidence: confirmation.evidence.clone(),
+            });
+        }
+        self.push(Transition {
+            at: confirmation.at,
+            status: ReportStatus::Closed,
+            reason: Reason::Collected {
+                at: confirmation.at,
+            },
+            evidence: Some(confirmation.evidence.clone()),
+        });
+        Ok(())
+    }
+
+    fn check(&self, to: ReportStatus) -> Result<(), TransitionError> {
+        let legal = match to {
+            ReportStatus::InProgress | ReportStatus::Closed => self.is_open(),
+            // Refusals, rejections and openings only happen when a report is filed.
+            ReportStatus::Open | ReportStatus::Refused | ReportStatus::Rejected => false,
+        };
+        if legal {
+            Ok(())
+        } else {
+            Err(TransitionError::Illegal {
+                id: self.id.clone(),
+                from: self.status,
+                to,
+            })
+        }
+    }
+
+    fn push(&mut self, transition: Transition) {
+        self.status = transition.status;
+        self.history.push(transition);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::missed_bins::evidence::tests::{by_uprn, collection};
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    fn ms(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> TimestampMs {
+        date(y, mo, d)
+            .and_hms_opt(h, mi, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis()
+    }
+
+    fn request() -> ReportRequest {
+        ReportRequest {
+            uprn: 100021445102,
+            stream: BinStream::Refuse,
+        }
+    }
+
+    fn confirmation(
+        seq: u64,
+        outcome: Outcome,
+        at: TimestampMs,
+        job: Option<&str>,
+    ) -> Confirmation {
+        let mut record = collection(Some(100021445102), BinStream::Refuse, outcome, "HIL-TUE-1");
+        record.job = job.map(str::to_owned);
+        Confirmation::new(
+            EvidenceRef::record("cab-rcv07", seq),
+            at,
+            &record,
+            by_uprn(100021445102),
+        )
+    }
+
+    fn accepted(now: TimestampMs) -> Report {
+        Report::file(
+            "MB-1".to_owned(),
+            &request(),
+            Decision::Accepted {
+                collection_day: date(2026, 11, 24),
+                crew_recorded_collected: None,
+            },
+            now,
+        )
+    }
+
+    #[test]
+    fn accepted_then_dispatched_then_closed_by_the_job() {
+        let mut report = accepted(ms(2026, 11, 24, 18, 0));
+        assert_eq!(report.status, ReportStatus::Open);
+        report
+            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 18, 1))
+            .unwrap();
+        assert_eq!(report.status, ReportStatus::InProgress);
+        // An earlier confirmation for another job does not close it.
+        let other_job = confirmation(9, Outcome::Collected, ms(2026, 11, 24, 17, 0), Some("J-0"));
+        assert!(!report.should_close(&other_job));
+        let done = confirmation(10, Outcome::Collected, ms(2026, 11, 25, 11, 5), Some("J-1"));
+        assert!(report.should_close(&done));
+        report.close(&done).unwrap();
+        assert_eq!(report.status, ReportStatus::Closed);
+        let statuses: Vec<ReportStatus> = report.history.iter().map(|t| t.status).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                ReportStatus::Open,
+                ReportStatus::InProgress,
+                ReportStatus::Closed
+            ]
+        );
+        let last = report.history.last().unwrap();
+        assert_eq!(last.at, ms(2026, 11, 25, 11, 5));
+        assert_eq!(last.evidence, Some(EvidenceRef::new("cab-rcv07#10")));
+        // Closed is final.
+        assert!(!report.should_close(&done));
+        assert!(matches!(
+            report.close(&done),
+            Err(TransitionError::Illegal {
+                from: ReportStatus::Closed,
+                ..
+            })
+        ));
+        assert!(report
+            .dispatch("J-2".to_owned(), ms(2026, 11, 26, 8, 0))
+            .is_err());
+    }
+
+    #[test]
+    fn closed_by_a_later_confirmation_for_the_same_bin_without_the_job() {
+        let mut report = accepted(ms(2026, 11, 24, 18, 0));
+        // Before the report: not evidence of a return.
+        let before = confirmation(3, Outcome::Collected, ms(2026, 11, 24, 8, 0), None);
+        assert!(!report.should_close(&before));
+        assert!(matches!(
+            report.close(&before),
+            Err(TransitionError::NotEvidence { .. })
+        ));
+        // After it, but not emptied.
+        let blocked = confirmation(4, Outcome::BlockedAccess, ms(2026, 11, 25, 9, 0), None);
+        assert!(!report.should_close(&blocked));
+        // Another bin at the property.
+        let mut recycling = confirmation(5, Outcome::Collected, ms(2026, 11, 25, 9, 0), None);
+        recycling.stream = BinStream::Recycling;
+        assert!(!report.should_close(&recycling));
+        // Open (not yet dispatched) reports close too.
+        let after = confirmation(6, Outcome::Collected, ms(2026, 11, 25, 9, 30), None);
+        assert!(report.should_close(&after));
+        report.close(&after).unwrap();
+        assert_eq!(report.status, ReportStatus::Closed);
+    }
+
+    #[test]
+    fn rejected_and_refused_are_final() {
+        let evidence = confirmation(2, Outcome::NotPresented, ms(2026, 11, 24, 7, 42), None);
+        let mut rejected = Report::file(
+            "MB-2".to_owned(),
+            &request(),
+            Decision::RejectedWithEvidence {
+                collection_day: date(2026, 11, 24),
+                evidence,
+            },
+            ms(2026, 11, 24, 9, 0),
+        );
+        assert_eq!(rejected.status, ReportStatus::Rejected);
+        assert_eq!(
+            rejected.history[0].reason,
+            Reason::CrewRecorded {
+                outcome: Outcome::NotPresented,
+                at: ms(2026, 11, 24, 7, 42)
+            }
+        );
+        assert_eq!(
+            rejected.history[0].evidence,
+            Some(EvidenceRef::new("cab-rcv07#2"))
+        );
+        assert!(rejected
+            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 9, 1))
+            .is_err());
+        let later = confirmation(3, Outcome::Collected, ms(2026, 12, 1, 9, 0), None);
+        assert!(!rejected.should_close(&later));
+
+        let mut refused = Report::file(
+            "MB-3".to_owned(),
+            &request(),
+            Decision::Refused {
+                reason: Refusal::StreamNotCollected {
+                    stream: BinStream::Garden,
+                },
+            },
+            ms(2026, 11, 24, 9, 0),
+        );
+        assert_eq!(refused.collection_day, None);
+        let err = refused
+            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 9, 1))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "report MB-3 is refused; it cannot become in_progress"
+        );
+    }
+
+    #[test]
+    fn duplicate_key_is_property_stream_and_collection_day() {
+        let first = accepted(ms(2026, 11, 24, 18, 0));
+        let second = accepted(ms(2026, 11, 25, 9, 0));
+        assert_eq!(first.key(), second.key());
+        assert_eq!(
+            first.key().unwrap().to_string(),
+            "100021445102/refuse/2026-11-24"
+        );
+        let mut next_week = accepted(ms(2026, 12, 1, 18, 0));
+        next_week.collection_day = Some(date(2026, 12, 1));
+        assert_ne!(first.key(), next_week.key());
+        let mut recycling = accepted(ms(2026, 11, 24, 18, 0));
+        recycling.stream = BinStream::Recycling;
+        assert_ne!(first.key(), recycling.key());
+        // A refusal holds no key: the resident may report again once the window opens.
+        let too_early = Report::file(
+            "MB-4".to_owned(),
+            &request(),
+            Decision::Refused {
+                reason: Refusal::TooEarly {
+                    collection_day: date(2026, 11, 24),
+                    opens_by: ms(2026, 11, 24, 17, 0),
+                },
+            },
+            ms(2026, 11, 24, 9, 0),
+        );
+        assert_eq!(too_early.collection_day, Some(date(2026, 11, 24)));
+        assert_eq!(too_early.key(), None);
+    }
+
+    #[test]
+    fn redispatch_keeps_the_report_in_progress_with_the_new_job() {
+        let mut report = accepted(ms(2026, 11, 24, 18, 0));
+        report
+            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 18, 1))
+            .unwrap();
+        report
+            .dispatch("J-2".to_owned(), ms(2026, 11, 25, 8, 0))
+            .unwrap();
+        assert_eq!(report.job_id.as_deref(), Some("J-2"));
+        assert_eq!(report.history.len(), 3);
+        let old_job = confirmation(7, Outcome::Collected, ms(2026, 11, 24, 17, 30), Some("J-1"));
+        assert!(!report.should_close(&old_job));
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let mut report = accepted(ms(2026, 11, 24, 18, 0));
+        report.contact = Some(Contact {
+            email: Some("resident@example.org".to_owned()),
+            ..Contact::default()
+        });
+        report
+            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 18, 1))
+            .unwrap();
+        let json = serde_json::to_string(&report).unwrap();
+        assert_eq!(serde_json::from_str::<Report>(&json).unwrap(), report);
+    }
+}

@@ -1,0 +1,56 @@
+//! How fast the codec turns a boiler hub's typical uplink batch (100 one-minute telemetry samples,
+//! `proto::examples::telemetry_batch(100)`) into bytes and back, in records per second, and how
+//! many bytes per record CBOR costs against JSON of the same envelope: the figures behind
+//! docs/BENCHMARKS.md.
+//!
+//! Run with `cargo bench -p fieldsync-proto --bench codec`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, Criterion, Throughput};
+use proto::{examples, Envelope, MAX_MESSAGE_BYTES};
+
+/// Records per batch: what a hub sampling once a minute has to send after 100 minutes offline.
+const BATCH_RECORDS: usize = 100;
+
+fn encode_and_decode(c: &mut Criterion) {
+    let batch = examples::telemetry_batch(BATCH_RECORDS);
+    let bytes = proto::encode(&batch, MAX_MESSAGE_BYTES).unwrap();
+    let mut group = c.benchmark_group("telemetry_batch_100");
+    group.throughput(Throughput::Elements(BATCH_RECORDS as u64));
+    group.bench_function("encode", |b| {
+        b.iter(|| proto::encode(black_box(&batch), MAX_MESSAGE_BYTES).unwrap())
+    });
+    group.bench_function("decode", |b| {
+        b.iter(|| proto::decode::<Envelope>(black_box(&bytes), MAX_MESSAGE_BYTES).unwrap())
+    });
+    group.finish();
+}
+
+/// Prints the batch's size per record in CBOR and in compact JSON. Sizes are exact, so they need
+/// no statistics: they are printed rather than measured.
+fn report_sizes() {
+    let batch = examples::telemetry_batch(BATCH_RECORDS);
+    let cbor = proto::encode(&batch, MAX_MESSAGE_BYTES).unwrap().len();
+    let json = serde_json::to_vec(&batch).unwrap().len();
+    let per_record = |total: usize| total as f64 / BATCH_RECORDS as f64;
+    println!("telemetry_batch_100 encoded size:");
+    println!(
+        "  CBOR {cbor} bytes ({:.1} per record), JSON {json} bytes ({:.1} per record), \
+         CBOR/JSON {:.2}",
+        per_record(cbor),
+        per_record(json),
+        cbor as f64 / json as f64
+    );
+}
+
+criterion_group!(benches, encode_and_decode);
+
+// `criterion_main!` with one more step: the sizes, printed before the timings.
+fn main() {
+    report_sizes();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,463 @@
+//! What devices send up: an [`Envelope`] of [`Record`]s, each a collection confirmation, a boiler
+//! telemetry sample, a job update, a round event, a health report or a telemetry gap.
+//!
+//! Field names are short and stable because every byte crosses 4G; `fieldsync.cddl` gives each its
+//! meaning. Optional fields are left out of the encoding when absent.
+
+use serde::de::{self, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::{DeviceId, TimestampMs, MAX_BATCH_RECORDS};
+
+/// One batch of records from one device, published on `fieldsync/v1/{device}/up`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The schema version ([`crate::SCHEMA_VERSION`]).
+    pub v: u16,
+    /// The sending device; must match the topic's device level.
+    pub dev: DeviceId,
+    /// When the device sent the batch, by its own clock.
+    pub sent: TimestampMs,
+    /// The records, in any order; at most [`MAX_BATCH_RECORDS`].
+    #[serde(deserialize_with = "bounded_records")]
+    pub recs: Vec<Record>,
+}
+
+/// One record: a device-wide sequence number, the device's timestamp, and what happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The device's sequence number: starts at 1, never reused, gaps only where a [`Gap`] says so.
+    pub seq: u64,
+    /// When it happened, by the device's clock (UTC ms).
+    pub ts: TimestampMs,
+    /// What happened.
+    pub body: RecordBody,
+}
+
+/// The kinds of record. Encoded as a one-entry map from the kind's tag to its fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RecordBody {
+    /// A crew's confirmation of one property's bin.
+    #[serde(rename = "col")]
+    Collection(Collection),
+    /// A boiler's sample.
+    #[serde(rename = "tel")]
+    Telemetry(Telemetry),
+    /// A repairs or return-collection job's progress.
+    #[serde(rename = "job")]
+    JobUpdate(JobUpdate),
+    /// A crew started or completed a round.
+    #[serde(rename = "rnd")]
+    RoundEvent(RoundEvent),
+    /// The device's own health.
+    #[serde(rename = "hlt")]
+    Health(Health),
+    /// Telemetry the device had to drop.
+    #[serde(rename = "gap")]
+    Gap(Gap),
+}
+
+/// A record's kind without its fields: for priorities, metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordKind {
+    /// [`RecordBody::Collection`].
+    Collection,
+    /// [`RecordBody::Telemetry`].
+    Telemetry,
+    /// [`RecordBody::JobUpdate`].
+    JobUpdate,
+    /// [`RecordBody::RoundEvent`].
+    RoundEvent,
+    /// [`RecordBody::Health`].
+    Health,
+    /// [`RecordBody::Gap`].
+    Gap,
+}
+
+impl RecordKind {
+    /// Every kind, for metrics tables.
+    pub const ALL: [RecordKind; 6] = [
+        RecordKind::Collection,
+        RecordKind::Telemetry,
+        RecordKind::JobUpdate,
+        RecordKind::RoundEvent,
+        RecordKind::Health,
+        RecordKind::Gap,
+    ];
+
+    /// A stable lower-case name, as in metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Collection => "collection",
+            RecordKind::Telemetry => "telemetry",
+            RecordKind::JobUpdate => "job_update",
+            RecordKind::RoundEvent => "round_event",
+            RecordKind::Health => "health",
+            RecordKind::Gap => "gap",
+        }
+    }
+
+    /// Whether records of this kind are what people are waiting on (crews' confirmations, job
+    /// progress, round events): they are sent first and never dropped for space.
+    pub fn is_critical(self) -> bool {
+        matches!(
+            self,
+            RecordKind::Collection | RecordKind::JobUpdate | RecordKind::RoundEvent
+        )
+    }
+}
+
+impl RecordBody {
+    /// The record's kind.
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            RecordBody::Collection(_) => RecordKind::Collection,
+            RecordBody::Telemetry(_) => RecordKind::Telemetry,
+            RecordBody::JobUpdate(_) => RecordKind::JobUpdate,
+            RecordBody::RoundEvent(_) => RecordKind::RoundEvent,
+            RecordBody::Health(_) => RecordKind::Health,
+            RecordBody::Gap(_) => RecordKind::Gap,
+        }
+    }
+}
+
+/// A GNSS fix in WGS84.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    /// Latitude in degrees, −90 to 90.
+    pub lat: f64,
+    /// Longitude in degrees, −180 to 180.
+    pub lon: f64,
+    /// Horizontal accuracy (one standard deviation) in metres, as the receiver reports it.
+    pub acc: f32,
+}
+
+/// The bin streams a council collects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinStream {
+    /// General waste.
+    Refuse,
+    /// Dry mixed recycling.
+    Recycling,
+    /// Garden waste (often a paid subscription).
+    Garden,
+    /// Food waste caddy.
+    Food,
+    /// Glass box.
+    Glass,
+    /// A booked bulky-waste collection.
+    Bulky,
+    /// Clinical waste.
+    Clinical,
+    /// Anything else.
+    Other,
+}
+
+impl BinStream {
+    /// Every stream, in a stable order.
+    pub const ALL: [BinStream; 8] = [
+        BinStream::Refuse,
+        BinStream::Recycling,
+        BinStream::Garden,
+        BinStream::Food,
+        BinStream::Glass,
+        BinStream::Bulky,
+        BinStream::Clinical,
+        BinStream::Other,
+    ];
+
+    /// The wire name, as in JSON, CSV and Open311 service codes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BinStream::Refuse => "refuse",
+            BinStream::Recycling => "recycling",
+            BinStream::Garden => "garden",
+            BinStream::Food => "food",
+            BinStream::Glass => "glass",
+            BinStream::Bulky => "bulky",
+            BinStream::Clinical => "clinical",
+            BinStream::Other => "other",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// What the crew found at the property.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Emptied.
+    Collected,
+    /// The bin was not put out.
+    NotPresented,
+    /// Wrong material in the bin; left with a tag.
+    Contaminated,
+    /// The crew could not reach the bin (parked cars, locked gate, road works).
+    BlockedAccess,
+    /// The bin is too damaged to lift.
+    DamagedBin,
+    /// Too heavy to lift safely.
+    Overweight,
+    /// Anything else; the record's note says what.
+    Other,
+}
+
+impl Outcome {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Collected => "collected",
+            Outcome::NotPresented => "not_presented",
+            Outcome::Contaminated => "contaminated",
+            Outcome::BlockedAccess => "blocked_access",
+            Outcome::DamagedBin => "damaged_bin",
+            Outcome::Overweight => "overweight",
+            Outcome::Other => "other",
+        }
+    }
+}
+
+/// A crew's confirmation of one property's bin, with the fix that places it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Collection {
+    /// The property's Unique Property Reference Number, when the crew's app knows it; a lift-sensor
+    /// confirmation may only have a position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uprn: Option<u64>,
+    /// Which bin.
+    pub stream: BinStream,
+    /// What the crew found.
+    pub outcome: Outcome,
+    /// Where the vehicle was.
+    pub pos: Position,
+    /// The vehicle's fleet id.
+    pub vehicle: String,
+    /// The round being worked.
+    pub round: String,
+    /// The return job this confirmation answers, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// A photo's content hash (lower-case hex SHA-256); the photo travels separately.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo: Option<String>,
+    /// The crew's note; required when the outcome is `other`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One sample of a boiler. Every reading is optional because boilers and interfaces differ.
+/// Temperatures in °C, pressure in bar.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// The boiler's asset id in the council's asset register.
+    pub asset: String,
+    /// Central-heating flow temperature (OpenTherm id 25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<f32>,
+    /// Return temperature (id 28).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ret: Option<f32>,
+    /// Domestic hot water temperature (id 26).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhw: Option<f32>,
+    /// Outside temperature (id 27).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out: Option<f32>,
+    /// Exhaust (flue) temperature (id 33).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exh: Option<f32>,
+    /// Central-heating setpoint (id 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setp: Option<f32>,
+    /// Central-heating water pressure in bar (id 18).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bar: Option<f32>,
+    /// Relative modulation level, 0–100 % (id 17).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modu: Option<f32>,
+    /// Flame on (id 0, bit 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flame: Option<bool>,
+    /// Central heating active (id 0, bit 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ch: Option<bool>,
+    /// Hot water active (id 0, bit 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhw_on: Option<bool>,
+    /// Fault indication (id 0, bit 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<bool>,
+    /// Application-specific fault flags (id 5, high byte: service request, lockout-reset, low
+    /// water pressure, gas/flame fault, air pressure fault, water over-temperature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fflags: Option<u8>,
+    /// The manufacturer's fault code (id 5 low byte, or id 115).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oem: Option<u16>,
+    /// Burner starts counter (id 116).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts: Option<u32>,
+    /// Burner operation hours counter (id 120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<u32>,
+    /// Gas meter reading in m³ (a counter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gas: Option<f64>,
+    /// Heat meter reading in kWh (a counter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heat: Option<f64>,
+}
+
+/// Where a job stands, as the operative reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// The operative took the job.
+    Accepted,
+    /// On the way.
+    EnRoute,
+    /// At the property.
+    Arrived,
+    /// Done.
+    Completed,
+    /// Could not get in.
+    NoAccess,
+    /// Needs parts; another visit will follow.
+    PartsNeeded,
+    /// Cancelled on the device.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Accepted => "accepted",
+            JobStatus::EnRoute => "en_route",
+            JobStatus::Arrived => "arrived",
+            JobStatus::Completed => "completed",
+            JobStatus::NoAccess => "no_access",
+            JobStatus::PartsNeeded => "parts_needed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A job's progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobUpdate {
+    /// The job's id, as the gateway issued it.
+    pub job: String,
+    /// The new status.
+    pub status: JobStatus,
+    /// Where the operative was, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos: Option<Position>,
+    /// The operative's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Whether a round started or completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundPhase {
+    /// The crew set off on the round.
+    Started,
+    /// The crew finished the round; residents may now report missed bins.
+    Completed,
+}
+
+/// A crew started or completed a round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundEvent {
+    /// The round's id.
+    pub round: String,
+    /// The vehicle working it.
+    pub vehicle: String,
+    /// Started or completed.
+    pub phase: RoundPhase,
+}
+
+/// The device's own health.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// Battery charge, 0–100 %, if the device has a battery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batt: Option<u8>,
+    /// Cellular signal strength in dBm, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rssi: Option<i16>,
+    /// Records waiting in the outbox.
+    pub depth: u64,
+    /// Bytes the outbox holds.
+    pub bytes: u64,
+    /// Free disk in bytes on the outbox's file system.
+    pub free: u64,
+    /// Seconds since the agent started.
+    pub up: u64,
+    /// The agent's version.
+    pub ver: String,
+}
+
+/// Why telemetry was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapReason {
+    /// The outbox reached its disk budget and the oldest telemetry made room.
+    DiskBudget,
+    /// The sensor could not be read.
+    SensorError,
+    /// The device restarted and lost samples it had not yet stored.
+    Restart,
+}
+
+/// The device dropped telemetry: the gateway knows data is missing rather than guessing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    /// The lowest sequence number dropped.
+    pub from: u64,
+    /// The highest sequence number dropped.
+    pub to: u64,
+    /// How many records were dropped: always `to - from + 1`, since every number in the range was
+    /// dropped (a device reports a run with holes as several gaps).
+    pub count: u64,
+    /// Why.
+    pub reason: GapReason,
+}
+
+/// Deserializes the batch's records, refusing more than [`MAX_BATCH_RECORDS`] before allocating
+/// for them: a header claiming a billion records must not reserve memory for them.
+fn bounded_records<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Record>, D::Error> {
+    struct Bounded;
+
+    impl<'de> Visitor<'de> for Bounded {
+        type Value = Vec<Record>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "an array of at most {MAX_BATCH_RECORDS} records")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let claimed = seq.size_hint().unwrap_or(0);
+            if claimed > MAX_BATCH_RECORDS {
+                return Err(de::Error::invalid_length(claimed, &self));
+            }
+            let mut records = Vec::with_capacity(claimed);
+            while let Some(record) = seq.next_element()? {
+                if records.len() == MAX_BATCH_RECORDS {
+                    return Err(de::Error::invalid_length(records.len() + 1, &self));
+                }
+                records.push(record);
+            }
+            Ok(records)
+        }
+    }
+
+    deserializer.deserialize_seq(Bounded)
+}

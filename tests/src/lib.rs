@@ -1,0 +1,259 @@
+//! End-to-end tests of the whole fieldsync system over real MQTT; this library holds what every
+//! test needs: free ports, waiting on a condition with a deadline (never a bare sleep), and a
+//! scriptable fake device that publishes `proto` batches and collects the gateway's acks.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod test_gateway;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proto::{Ack, DeviceId, Envelope, Record, TopicKind, MAX_MESSAGE_BYTES, SCHEMA_VERSION};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::watch;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago. Never assume 1883 is free: a Mosquitto
+/// may hold it.
+pub fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("no free local port")
+}
+
+/// Polls `condition` until it returns `Some`, or panics with `what` after `deadline`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let give_up = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = condition().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= give_up {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A fake device: an MQTT client that publishes raw payloads or `proto` batches on its own `up`
+/// topic and records the highest ack the gateway has sent it.
+pub struct FakeDevice {
+    /// The device's id.
+    pub id: DeviceId,
+    client: AsyncClient,
+    acked: watch::Receiver<u64>,
+    acks_received: Arc<Mutex<u64>>,
+}
+
+impl FakeDevice {
+    /// Connects `id` to the broker on 127.0.0.1:`port` and subscribes to its ack topic.
+    pub async fn connect(id: &str, port: u16) -> Self {
+        let id = DeviceId::new(id).unwrap();
+        let mut options = MqttOptions::new(format!("fake-{id}"), "127.0.0.1", port);
+        options
+            .set_keep_alive(Duration::from_secs(5))
+            .set_max_packet_size(MAX_MESSAGE_BYTES * 2, MAX_MESSAGE_BYTES * 2);
+        let (client, mut eventloop) = AsyncClient::new(options, 256);
+        let (acked_tx, acked) = watch::channel(0);
+        let acks_received = Arc::new(Mutex::new(0));
+        let (subscribed_tx, mut subscribed) = watch::channel(false);
+        let ack_topic = id.topic(TopicKind::Ack);
+        let client_for_loop = client.clone();
+        let counter = acks_received.clone();
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = client_for_loop
+                            .subscribe(ack_topic.as_str(), QoS::AtLeastOnce)
+                            .await;
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = subscribed_tx.send(true);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        if let Ok(ack) = proto::decode::<Ack>(&publish.payload, MAX_MESSAGE_BYTES) {
+                            *counter.lock().unwrap() += 1;
+                            acked_tx.send_modify(|thru| *thru = (*thru).max(ack.thru));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), subscribed.wait_for(|done| *done))
+            .await
+            .expect("the fake device could not subscribe in time")
+            .unwrap();
+        Self {
+            id,
+            client,
+            acked,
+            acks_received,
+        }
+    }
+
+    /// An envelope of `records` from this device.
+    pub fn envelope(&self, records: Vec<Record>) -> Envelope {
+        Envelope {
+            v: SCHEMA_VERSION,
+            dev: self.id.clone(),
+            sent: chrono_now_ms(),
+            recs: records,
+        }
+    }
+
+    /// Publishes `records` as one batch on the device's `up` topic.
+    pub async fn send(&self, records: Vec<Record>) {
+        let payload = proto::encode(&self.envelope(records), MAX_MESSAGE_BYTES).unwrap();
+        self.send_raw(&self.id.topic(TopicKind::Up), payload).await;
+    }
+
+    /// Publishes any payload on any topic.
+    pub async fn send_raw(&self, topic: &str, payload: Vec<u8>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the gateway has acked through `seq` at least.
+    pub async fn wait_acked(&self, seq: u64, deadline: Duration) {
+        let mut acked = self.acked.clone();
+        tokio::time::timeout(deadline, acked.wait_for(|thru| *thru >= seq))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} was acked through {} only, not {seq}, within {deadline:?}",
+                    self.id,
+                    *self.acked.borrow()
+                )
+            })
+            .unwrap();
+    }
+
+    /// The highest ack received.
+    pub fn acked_through(&self) -> u64 {
+        *self.acked.borrow()
+    }
+
+    /// How many ack messages arrived.
+    pub fn acks_received(&self) -> u64 {
+        *self.acks_received.lock().unwrap()
+    }
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Telemetry records `from..=to` for boiler `asset`.
+pub fn telemetry(from: u64, to: u64, asset: &str) -> Vec<Record> {
+    (from..=to)
+        .map(|seq| Record {
+            seq,
+            ts: 1_764_000_000_000 + seq as i64 * 60_000,
+            body: proto::RecordBody::Telemetry(proto::Telemetry {
+                asset: asset.to_owned(),
+                flow: Some(60.0 + (seq % 10) as f32),
+                ret: Some(45.0),
+                bar: Some(1.5),
+                ..proto::Telemetry::default()
+            }),
+        })
+        .collect()
+}
+
+/// A small HTTP/1.1 client for the gateway's and the agent's APIs.
+pub mod http {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper::Request;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    /// A response's status and body.
+    #[derive(Debug)]
+    pub struct Response {
+        /// The status code.
+        pub status: u16,
+        /// The body as text.
+        pub body: String,
+    }
+
+    impl Response {
+        /// The body parsed as JSON.
+        pub fn json(&self) -> serde_json::Value {
+            serde_json::from_str(&self.body)
+                .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+        }
+    }
+
+    /// Sends `method` to `url` with an optional bearer token and body; panics if it cannot.
+    pub async fn request(
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Response {
+        try_request(method, url, token, content_type, body)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url} failed: {e}"))
+    }
+
+    /// Sends `method` to `url`; an error if the server cannot be reached (not yet listening, say).
+    pub async fn try_request(
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Response, hyper_util::client::legacy::Error> {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let mut builder = Request::builder().method(method).uri(url);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(content_type) = content_type {
+            builder = builder.header("content-type", content_type);
+        }
+        let response = client
+            .request(builder.body(Full::new(Bytes::from(body))).unwrap())
+            .await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Ok(Response {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+
+    /// `GET url`.
+    pub async fn get(url: &str, token: Option<&str>) -> Response {
+        request("GET", url, token, None, Vec::new()).await
+    }
+
+    /// `POST url` with a JSON body.
+    pub async fn post_json(url: &str, token: Option<&str>, body: &serde_json::Value) -> Response {
+        request(
+            "POST",
+            url,
+            token,
+            Some("application/json"),
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+}
