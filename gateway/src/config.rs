@@ -21,6 +21,48 @@ pub struct GatewayConfig {
     pub http: HttpConfig,
     /// Devices.
     pub devices: DevicesConfig,
+    /// Missed-bin reports: the council's calendar, matching and dispatch.
+    pub missed_bins: MissedBinsConfig,
+    /// The Open311 interface for residents' front ends.
+    pub open311: Open311Config,
+}
+
+/// Missed-bin reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MissedBinsConfig {
+    /// The council's time zone, bank holidays, round end (default 17:00) and report window
+    /// (default 2 working days).
+    pub calendar: crate::missed_bins::CouncilCalendar,
+    /// How confirmations without a UPRN are matched to properties (default within 25 m).
+    pub matching: crate::missed_bins::MatchConfig,
+    /// Which devices take a round's return jobs, by round id. A return job goes to the device
+    /// that last sent a record for the report's round; these are the fallback when none has yet.
+    /// Default: none.
+    pub round_devices: BTreeMap<String, Vec<String>>,
+    /// How many days of crews' evidence to reload at start-up. Default 14, well beyond the
+    /// report window.
+    pub evidence_days: u32,
+}
+
+/// The Open311 GeoReport v2 interface.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Open311Config {
+    /// API keys that front ends pass as `api_key` to create requests. Default: none (creating
+    /// requests is refused; reading is open, as the specification intends).
+    pub api_keys: Vec<String>,
+}
+
+impl Default for MissedBinsConfig {
+    fn default() -> Self {
+        Self {
+            calendar: Default::default(),
+            matching: Default::default(),
+            round_devices: BTreeMap::new(),
+            evidence_days: 14,
+        }
+    }
 }
 
 /// Where the gateway gets devices' messages.
@@ -87,6 +129,8 @@ impl Default for GatewayConfig {
             mqtt: MqttConfig::default(),
             http: HttpConfig::default(),
             devices: DevicesConfig::default(),
+            missed_bins: MissedBinsConfig::default(),
+            open311: Open311Config::default(),
         }
     }
 }
@@ -165,6 +209,24 @@ impl GatewayConfig {
         for device in &self.devices.provisioned {
             proto::DeviceId::check(device)
                 .map_err(|e| ConfigError::Invalid(format!("devices.provisioned: {e}")))?;
+        }
+        for (round, devices) in &self.missed_bins.round_devices {
+            for device in devices {
+                proto::DeviceId::check(device).map_err(|e| {
+                    ConfigError::Invalid(format!("missed_bins.round_devices.{round}: {e}"))
+                })?;
+            }
+        }
+        let matching = &self.missed_bins.matching;
+        if !(matching.tolerance_m > 0.0 && matching.max_accuracy_m > 0.0) {
+            return Err(ConfigError::Invalid(
+                "missed_bins.matching: tolerance_m and max_accuracy_m must be positive".into(),
+            ));
+        }
+        if self.open311.api_keys.iter().any(|key| key.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "open311.api_keys: each key must be at least 16 characters".into(),
+            ));
         }
         Ok(())
     }

@@ -47,16 +47,23 @@ const MAX_GROUP: usize = 512;
 const RECONNECT_FIRST: Duration = Duration::from_millis(200);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
+/// The gateway's MQTT client and its event loop, not yet connected: [`run`] drives the loop,
+/// and other parts (return jobs) publish through clones of the client.
+pub fn client(endpoint: &MqttEndpoint) -> (AsyncClient, EventLoop) {
+    AsyncClient::new(mqtt_options(endpoint), 4 * MAX_GROUP)
+}
+
 /// Runs ingest until `shutdown` is cancelled: connects to the broker, subscribes, stores and acks.
+#[allow(clippy::too_many_arguments)] // one call site, each argument a distinct part
 pub async fn run(
     endpoint: MqttEndpoint,
+    (client, eventloop): (AsyncClient, EventLoop),
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     events: broadcast::Sender<IngestEvent>,
     ready: watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
-    let (client, eventloop) = AsyncClient::new(mqtt_options(&endpoint), 4 * MAX_GROUP);
     // Unbounded, yet bounded in practice: with manual acks the broker stops sending once its
     // in-flight window of unacknowledged messages for us is full.
     let (received, to_write) = mpsc::unbounded_channel();

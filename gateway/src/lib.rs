@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod missed_bins;
 pub mod progress;
+pub mod reports;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -30,6 +31,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{parse_mqtt_url, GatewayConfig};
 use crate::ingest::{IngestEvent, MqttEndpoint};
 use crate::metrics::Metrics;
+use crate::missed_bins::MissedBins;
+use crate::reports::{DeskSettings, MqttJobSender, ReportDesk, ReportStore};
 use crate::store::{SledStore, Store, StoreError};
 
 /// Why the gateway could not start.
@@ -59,6 +62,9 @@ pub enum GatewayError {
         /// Why.
         source: std::io::Error,
     },
+    /// The reports could not be loaded.
+    #[error("could not load missed-bin reports: {0}")]
+    Reports(reports::DeskError),
     /// A device in the configuration could not be provisioned.
     #[error("could not provision devices: {0}")]
     Provision(StoreError),
@@ -74,6 +80,8 @@ pub struct Gateway {
     pub store: Arc<dyn Store>,
     /// The counters.
     pub metrics: Arc<Metrics>,
+    /// Missed-bin reports.
+    pub desk: Arc<ReportDesk>,
     events: broadcast::Sender<IngestEvent>,
     ingest_ready: watch::Receiver<bool>,
     shutdown: CancellationToken,
@@ -88,14 +96,14 @@ impl Gateway {
     /// the HTTP server.
     pub async fn start(config: GatewayConfig) -> Result<Self, GatewayError> {
         config.validate()?;
-        let store: Arc<dyn Store> = Arc::new(
-            SledStore::open(&config.data_dir, config.cache_bytes).map_err(|source| {
-                GatewayError::Store {
-                    dir: config.data_dir.clone(),
-                    source,
-                }
-            })?,
-        );
+        let store_error = |source| GatewayError::Store {
+            dir: config.data_dir.clone(),
+            source,
+        };
+        let sled_store =
+            Arc::new(SledStore::open(&config.data_dir, config.cache_bytes).map_err(store_error)?);
+        let report_store = ReportStore::open(sled_store.db()).map_err(store_error)?;
+        let store: Arc<dyn Store> = sled_store;
         let provisioned = config
             .devices
             .provisioned
@@ -147,8 +155,48 @@ impl Gateway {
             shared_group: config.mqtt.shared_group.clone(),
             max_payload: config.mqtt.max_payload,
         };
+        let mqtt_client = ingest::client(&endpoint);
+        let desk = Arc::new(
+            ReportDesk::open(
+                MissedBins::new(
+                    config.missed_bins.calendar.clone(),
+                    config.missed_bins.matching,
+                ),
+                report_store,
+                Arc::new(MqttJobSender::new(
+                    mqtt_client.0.clone(),
+                    config.mqtt.max_payload,
+                )),
+                DeskSettings {
+                    round_devices: config
+                        .missed_bins
+                        .round_devices
+                        .iter()
+                        .map(|(round, devices)| {
+                            let devices = devices
+                                .iter()
+                                .filter_map(|d| proto::DeviceId::new(d.as_str()).ok())
+                                .collect();
+                            (round.clone(), devices)
+                        })
+                        .collect(),
+                    max_clock_skew_ms: max_clock_skew_ms(&config),
+                },
+                metrics.clone(),
+            )
+            .map_err(GatewayError::Reports)?,
+        );
+        // Subscribed before the ingest starts, so the desk misses nothing stored from now on.
+        tasks.spawn(reports::follow::run(
+            desk.clone(),
+            store.clone(),
+            events.subscribe(),
+            config.missed_bins.evidence_days,
+            shutdown.clone(),
+        ));
         tasks.spawn(ingest::run(
             endpoint,
+            mqtt_client,
             store.clone(),
             metrics.clone(),
             events.clone(),
@@ -161,9 +209,8 @@ impl Gateway {
             metrics: metrics.clone(),
             ingest_ready: ingest_ready.clone(),
             staff_tokens: Arc::new(config.http.staff_tokens.clone()),
-            max_clock_skew_ms: i64::try_from(config.devices.max_clock_skew_s)
-                .unwrap_or(i64::MAX / 1000)
-                .saturating_mul(1000),
+            max_clock_skew_ms: max_clock_skew_ms(&config),
+            desk: desk.clone(),
         });
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {
@@ -181,6 +228,7 @@ impl Gateway {
             mqtt,
             store,
             metrics,
+            desk,
             events,
             ingest_ready,
             shutdown,
@@ -218,6 +266,12 @@ impl Gateway {
             self.tasks.abort_all();
         }
     }
+}
+
+fn max_clock_skew_ms(config: &GatewayConfig) -> i64 {
+    i64::try_from(config.devices.max_clock_skew_s)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000)
 }
 
 /// A listen address of "any interface" is not one a client can connect to; use loopback.

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gateway::config::GatewayConfig;
+use gateway::reports::ReportStore;
+use gateway::store::SledStore;
 use gateway::Gateway;
 
 /// The fieldsync gateway: ingests devices' records exactly once over MQTT, decides residents'
@@ -53,6 +55,13 @@ enum Command {
     Run,
     /// Print the default configuration as TOML.
     PrintConfig,
+    /// Import properties from a CSV file into the register (the gateway must not be running on
+    /// the same data directory; while it runs, POST the file to /api/v1/properties instead).
+    /// Bad rows are reported by line number; the good ones are imported.
+    ImportProperties {
+        /// The CSV file: `uprn,address,lat,lon,round,order,weekdays,frequency,anchor,streams`.
+        file: PathBuf,
+    },
 }
 
 impl Args {
@@ -100,8 +109,36 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", GatewayConfig::default_toml());
             Ok(())
         }
+        Some(Command::ImportProperties { ref file }) => import_properties(&args.config()?, file),
         Some(Command::Run) | None => run(args.config()?).await,
     }
+}
+
+fn import_properties(config: &GatewayConfig, file: &std::path::Path) -> anyhow::Result<()> {
+    let csv = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let store = SledStore::open(&config.data_dir, config.cache_bytes).with_context(|| {
+        format!(
+            "opening the store in {} (is a gateway running on it? then POST the file to \
+             /api/v1/properties)",
+            config.data_dir.display()
+        )
+    })?;
+    let reports = ReportStore::open(store.db()).context("opening the register")?;
+    let mut register = reports.load_register().context("loading the register")?;
+    let report = reports
+        .import_properties(&mut register, csv)
+        .with_context(|| format!("importing {}", file.display()))?;
+    for error in &report.errors {
+        eprintln!("{}:{}: {}", file.display(), error.line, error.message);
+    }
+    println!(
+        "imported {} properties from {} ({} rows refused); the register holds {}",
+        report.imported,
+        file.display(),
+        report.errors.len(),
+        register.len()
+    );
+    Ok(())
 }
 
 async fn run(config: GatewayConfig) -> anyhow::Result<()> {

@@ -27,6 +27,18 @@ pub struct Metrics {
     pub ingest_lag_us_max: AtomicU64,
     /// Times the MQTT connection was lost.
     pub mqtt_disconnects: AtomicU64,
+    /// Reports decided, by decision: refused, rejected (with evidence), accepted (open).
+    pub reports_refused: AtomicU64,
+    /// See `reports_refused`.
+    pub reports_rejected: AtomicU64,
+    /// See `reports_refused`.
+    pub reports_accepted: AtomicU64,
+    /// Reports that repeated an earlier one and returned it.
+    pub report_duplicates: AtomicU64,
+    /// Reports closed by a crew's confirmation.
+    pub reports_closed: AtomicU64,
+    /// Return jobs sent to devices.
+    pub jobs_dispatched: AtomicU64,
 }
 
 impl Metrics {
@@ -41,6 +53,19 @@ impl Metrics {
         Self::add(&self.ingest_lag_us_sum, us);
         Self::add(&self.ingest_lag_count, 1);
         self.ingest_lag_us_max.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// Counts a newly filed report by the rules' decision.
+    pub fn count_report_decision(&self, status: crate::missed_bins::ReportStatus) {
+        use crate::missed_bins::ReportStatus;
+        let counter = match status {
+            ReportStatus::Refused => &self.reports_refused,
+            ReportStatus::Rejected => &self.reports_rejected,
+            ReportStatus::Open | ReportStatus::InProgress | ReportStatus::Closed => {
+                &self.reports_accepted
+            }
+        };
+        Self::add(counter, 1);
     }
 
     /// The Prometheus text exposition of every counter.
@@ -83,6 +108,21 @@ impl Metrics {
                 "Times the gateway's MQTT connection was lost.",
                 &self.mqtt_disconnects,
             ),
+            (
+                "fieldsync_report_duplicates_total",
+                "Missed-bin reports that repeated an earlier one.",
+                &self.report_duplicates,
+            ),
+            (
+                "fieldsync_reports_closed_total",
+                "Missed-bin reports closed by a crew's confirmation.",
+                &self.reports_closed,
+            ),
+            (
+                "fieldsync_return_jobs_dispatched_total",
+                "Return jobs sent to crews' devices.",
+                &self.jobs_dispatched,
+            ),
         ];
         for (name, help, counter) in counters {
             let _ = writeln!(
@@ -91,6 +131,17 @@ impl Metrics {
                 get(counter)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP fieldsync_report_decisions_total Missed-bin reports by the rules' decision.\n\
+             # TYPE fieldsync_report_decisions_total counter\n\
+             fieldsync_report_decisions_total{{decision=\"refused\"}} {}\n\
+             fieldsync_report_decisions_total{{decision=\"rejected\"}} {}\n\
+             fieldsync_report_decisions_total{{decision=\"accepted\"}} {}",
+            get(&self.reports_refused),
+            get(&self.reports_rejected),
+            get(&self.reports_accepted),
+        );
         let seconds = |us: u64| us as f64 / 1e6;
         let _ = writeln!(
             out,

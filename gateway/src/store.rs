@@ -55,6 +55,11 @@ pub struct BatchOutcome {
     pub duplicates: usize,
     /// The device's cumulative ack after this batch.
     pub acked_through: u64,
+    /// When the gateway received the batch (gateway clock).
+    pub received: TimestampMs,
+    /// When the device says it sent the batch (device clock): with `received`, the device's
+    /// clock offset.
+    pub sent: TimestampMs,
     /// Whether the device is not in the registry of provisioned devices.
     pub unknown_device: bool,
 }
@@ -64,6 +69,9 @@ pub struct BatchOutcome {
 pub struct StoredRecord {
     /// When the gateway received it (gateway clock, UTC ms).
     pub received: TimestampMs,
+    /// When the device sent its batch (device clock, UTC ms): `received - sent` is how far the
+    /// device's clock was behind, give or take the link's delay.
+    pub sent: TimestampMs,
     /// The record as the device sent it.
     pub record: Record,
 }
@@ -142,6 +150,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many records are stored for `device`.
     fn record_count(&self, device: &DeviceId) -> Result<u64, StoreError>;
+
+    /// Crews' evidence (collection and round records) received at or after `since` (gateway
+    /// clock), oldest first, with the device that sent each: what the missed-bin rules replay at
+    /// start-up without reading every boiler's telemetry.
+    fn evidence_since(
+        &self,
+        since: TimestampMs,
+    ) -> Result<Vec<(DeviceId, StoredRecord)>, StoreError>;
 }
 
 /// The embedded store on sled: one tree of records, progress and registry entries under prefixed
@@ -157,6 +173,8 @@ pub struct SledStore {
 const RECORD: u8 = b'r';
 const PROGRESS: u8 = b'p';
 const DEVICE: u8 = b'd';
+/// `e{received BE}{device}/{seq BE}`: a copy of each crew record, in arrival order.
+const EVIDENCE: u8 = b'e';
 /// The most a stored value may be when read back: a quarantined message up to the broker's packet
 /// limit, with room for its topic and reason (a record is far smaller).
 const MAX_VALUE_BYTES: usize = 2 * proto::MAX_MESSAGE_BYTES;
@@ -181,7 +199,31 @@ fn record_key(device: &DeviceId, seq: u64) -> Vec<u8> {
     key
 }
 
+fn evidence_key(received: TimestampMs, device: &DeviceId, seq: u64) -> Vec<u8> {
+    let mut key = vec![EVIDENCE];
+    // Times before 1970 are refused at decode, so the cast keeps the order.
+    key.extend_from_slice(&(received.max(0) as u64).to_be_bytes());
+    key.extend_from_slice(device.as_str().as_bytes());
+    key.push(b'/');
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The device in an evidence key: between the time and the last `/`.
+fn evidence_device(key: &[u8]) -> Option<DeviceId> {
+    let rest = key.get(9..)?;
+    let slash = rest.iter().rposition(|b| *b == b'/')?;
+    let id = std::str::from_utf8(&rest[..slash]).ok()?;
+    DeviceId::new(id).ok()
+}
+
 impl SledStore {
+    /// The underlying database, for stores of other parts of the gateway (reports, the
+    /// register) that share its directory and its flush.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Opens (or creates) the store in `dir`, with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let db = sled::Config::new()
@@ -269,8 +311,18 @@ impl Store for SledStore {
                 }
                 let value = proto::encode_value(&StoredRecord {
                     received: batch.received,
+                    sent: batch.sent,
                     record: record.clone(),
                 })?;
+                if matches!(
+                    record.body,
+                    proto::RecordBody::Collection(_) | proto::RecordBody::RoundEvent(_)
+                ) {
+                    writes.insert(
+                        evidence_key(batch.received, &batch.device, record.seq),
+                        value.clone(),
+                    );
+                }
                 writes.insert(record_key(&batch.device, record.seq), value);
                 stored.push(record.clone());
             }
@@ -284,6 +336,8 @@ impl Store for SledStore {
                 stored,
                 duplicates,
                 acked_through: held.acked_through(),
+                received: batch.received,
+                sent: batch.sent,
                 unknown_device: !info.provisioned,
             });
         }
@@ -395,5 +449,23 @@ impl Store for SledStore {
             count += 1;
         }
         Ok(count)
+    }
+
+    fn evidence_since(
+        &self,
+        since: TimestampMs,
+    ) -> Result<Vec<(DeviceId, StoredRecord)>, StoreError> {
+        let mut start = vec![EVIDENCE];
+        start.extend_from_slice(&(since.max(0) as u64).to_be_bytes());
+        let mut found = Vec::new();
+        for item in self.main.range(start..vec![EVIDENCE + 1]) {
+            let (key, value) = item?;
+            let device = evidence_device(&key).ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: "not an evidence key".into(),
+            })?;
+            found.push((device, decode_stored(&key, &value)?));
+        }
+        Ok(found)
     }
 }

@@ -22,6 +22,7 @@ const FIVE_PM: NaiveTime = match NaiveTime::from_hms_opt(17, 0, 0) {
 
 /// The council's working calendar.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CouncilCalendar {
     /// The council's time zone, by its IANA name. Default: `Europe/London`.
     #[serde(with = "tz_by_name")]

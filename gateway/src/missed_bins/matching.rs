@@ -9,6 +9,7 @@ use super::register::{LatLon, PropertyRegister};
 
 /// How confirmations without a UPRN are placed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MatchConfig {
     /// How far (metres) a property may be from a perfect fix of the vehicle. UPRN coordinates sit
     /// on the building, the lorry in the road, so this is about a front garden and a carriageway.

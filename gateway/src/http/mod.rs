@@ -1,5 +1,7 @@
 //! The gateway's HTTP server: operations (`/healthz`, `/metrics`) and the staff API under
-//! `/api/v1`, which needs a bearer token with a role.
+//! `/api/v1`, which needs a bearer token with a role ([`staff`] for missed bins).
+
+pub mod staff;
 
 use std::sync::Arc;
 
@@ -27,6 +29,8 @@ pub struct AppState {
     pub staff_tokens: Arc<std::collections::BTreeMap<String, Role>>,
     /// Clock skew beyond which a device is flagged, in ms.
     pub max_clock_skew_ms: i64,
+    /// Missed-bin reports.
+    pub desk: Arc<crate::reports::ReportDesk>,
 }
 
 /// The router for the whole HTTP side.
@@ -36,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/quarantine", get(quarantine))
         .route("/api/v1/devices", get(devices))
+        .merge(staff::routes())
         .with_state(state)
 }
 
@@ -71,7 +76,11 @@ impl IntoResponse for ApiError {
 }
 
 /// Checks the request's bearer token and that its role is at least `needed`.
-fn authorize(state: &AppState, headers: &HeaderMap, needed: Role) -> Result<Role, ApiError> {
+pub(crate) fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    needed: Role,
+) -> Result<Role, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

@@ -1,0 +1,418 @@
+//! The report desk: files residents' reports against the crews' evidence, dispatches return jobs,
+//! and closes reports when a crew confirms the bin emptied. It owns the missed-bin state and is
+//! the one place where reports change, so that every change is stored, counted and announced.
+//!
+//! Everything here is synchronous and durable on return: HTTP handlers and the ingest follower call
+//! it from blocking threads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chrono::NaiveDate;
+use proto::{BinStream, DeviceId, RecordBody, TimestampMs};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::dispatch::JobSender;
+use super::store::{ImportOrStoreError, Inserted, ReportStore};
+use crate::metrics::Metrics;
+use crate::missed_bins::{
+    Confirmation, Contact, EvidenceRef, ImportReport, MissedBins, Report, ReportError,
+    ReportRequest, ReportStatus, RoundProgress,
+};
+use crate::store::{StoreError, StoredRecord};
+
+/// Why the desk could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    /// The rules could not decide (an unknown property, say).
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The register's CSV could not be read at all.
+    #[error(transparent)]
+    Import(#[from] ImportOrStoreError),
+}
+
+/// A resident's report as it arrives (from Open311 or the staff API).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReport {
+    /// The property.
+    pub uprn: u64,
+    /// Which bin.
+    pub stream: BinStream,
+    /// The resident's words.
+    pub description: Option<String>,
+    /// How to reach them.
+    pub contact: Option<Contact>,
+}
+
+/// What the desk tells listeners (the server-sent events).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DeskEvent {
+    /// A report was filed or changed status.
+    Report {
+        /// The report's id.
+        id: String,
+        /// Its status now.
+        status: ReportStatus,
+        /// The property.
+        uprn: u64,
+    },
+    /// A crew recorded a collection on a round.
+    Round {
+        /// The round.
+        round: String,
+        /// The council's local day.
+        date: NaiveDate,
+        /// The property, when matched.
+        uprn: Option<u64>,
+        /// What the crew recorded.
+        outcome: proto::Outcome,
+    },
+}
+
+/// Settings the desk needs beyond the missed-bin rules.
+#[derive(Debug, Clone, Default)]
+pub struct DeskSettings {
+    /// Fallback devices for a round's return jobs, by round.
+    pub round_devices: BTreeMap<String, Vec<DeviceId>>,
+    /// Clock skew (ms) beyond which a record's own time is corrected by its device's offset.
+    pub max_clock_skew_ms: i64,
+}
+
+/// What the desk keeps in memory, behind one lock.
+struct DeskState {
+    missed: MissedBins,
+    /// Open reports by property, to find the ones a confirmation closes.
+    open_by_uprn: HashMap<u64, Vec<String>>,
+    /// The device that last sent a crew record for each round, and when.
+    round_device: HashMap<String, (DeviceId, TimestampMs)>,
+}
+
+/// The report desk. Cheap to share behind an `Arc`.
+pub struct ReportDesk {
+    state: Mutex<DeskState>,
+    store: ReportStore,
+    dispatcher: Arc<dyn JobSender>,
+    settings: DeskSettings,
+    metrics: Arc<Metrics>,
+    events: broadcast::Sender<DeskEvent>,
+}
+
+impl ReportDesk {
+    /// A desk over `store`, with the register and open reports loaded from it.
+    pub fn open(
+        missed: MissedBins,
+        store: ReportStore,
+        dispatcher: Arc<dyn JobSender>,
+        settings: DeskSettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, DeskError> {
+        let mut missed = missed;
+        *missed.register_mut() = store.load_register()?;
+        let mut open_by_uprn: HashMap<u64, Vec<String>> = HashMap::new();
+        for report in store.all()?.into_iter().filter(Report::is_open) {
+            open_by_uprn.entry(report.uprn).or_default().push(report.id);
+        }
+        let (events, _) = broadcast::channel(1024);
+        Ok(Self {
+            state: Mutex::new(DeskState {
+                missed,
+                open_by_uprn,
+                round_device: HashMap::new(),
+            }),
+            store,
+            dispatcher,
+            settings,
+            metrics,
+            events,
+        })
+    }
+
+    /// Follows report and round changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<DeskEvent> {
+        self.events.subscribe()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DeskState> {
+        // Every change is stored before the in-memory state moves on, so a panic mid-change
+        // leaves nothing the store does not also say.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Files a resident's report at `now`: refused, rejected with the crew's evidence, or
+    /// accepted and dispatched. A second report of the same missed bin returns the first.
+    pub fn file(&self, new: NewReport, now: TimestampMs) -> Result<Report, DeskError> {
+        let mut state = self.lock();
+        let request = ReportRequest {
+            uprn: new.uprn,
+            stream: new.stream,
+        };
+        let id = self.store.next_id()?;
+        let mut report = state.missed.file_report(id, &request, now)?;
+        report.description = new.description;
+        report.contact = new.contact;
+        if let Inserted::Duplicate(existing) = self.store.insert_new(&report)? {
+            Metrics::add(&self.metrics.report_duplicates, 1);
+            return Ok(*existing);
+        }
+        self.metrics.count_report_decision(report.status);
+        if report.is_open() {
+            state
+                .open_by_uprn
+                .entry(report.uprn)
+                .or_default()
+                .push(report.id.clone());
+            self.try_dispatch(&mut state, &mut report, now)?;
+        }
+        self.announce(&report);
+        Ok(report)
+    }
+
+    /// Sends an open report's return job to a device on its round, if one is known; the report
+    /// then moves to `in_progress`. Without a device it stays open until one appears.
+    fn try_dispatch(
+        &self,
+        state: &mut DeskState,
+        report: &mut Report,
+        now: TimestampMs,
+    ) -> Result<(), DeskError> {
+        let Some(round) = state
+            .missed
+            .register()
+            .get(report.uprn)
+            .map(|p| p.round.clone())
+        else {
+            return Ok(());
+        };
+        let device = state
+            .round_device
+            .get(&round)
+            .map(|(device, _)| device.clone())
+            .or_else(|| {
+                self.settings
+                    .round_devices
+                    .get(&round)
+                    .and_then(|devices| devices.first().cloned())
+            });
+        let Some(device) = device else {
+            tracing::info!(report = %report.id, %round, "no device known for the round yet");
+            return Ok(());
+        };
+        let job_id = format!("RJ-{}", report.id);
+        let job = state.missed.return_job(report, job_id.clone(), now)?;
+        if let Err(e) = self.dispatcher.send_job(&device, job, now) {
+            tracing::warn!(report = %report.id, %device, error = %e, "could not dispatch");
+            return Ok(());
+        }
+        if report.dispatch(job_id, now).is_ok() {
+            self.store.save(report)?;
+            Metrics::add(&self.metrics.jobs_dispatched, 1);
+        }
+        Ok(())
+    }
+
+    /// Dispatches every open report on `round` that has no job yet.
+    fn dispatch_waiting(
+        &self,
+        state: &mut DeskState,
+        round: &str,
+        now: TimestampMs,
+    ) -> Result<(), DeskError> {
+        let waiting: Vec<String> = state
+            .open_by_uprn
+            .iter()
+            .filter(|(uprn, _)| {
+                state
+                    .missed
+                    .register()
+                    .get(**uprn)
+                    .is_some_and(|p| p.round == round)
+            })
+            .flat_map(|(_, ids)| ids.iter().cloned())
+            .collect();
+        for id in waiting {
+            if let Some(mut report) = self.store.get(&id)? {
+                if report.status == ReportStatus::Open && report.job_id.is_none() {
+                    self.try_dispatch(state, &mut report, now)?;
+                    self.announce(&report);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes in crew records a device sent (collections and round events; others are ignored):
+    /// records them as evidence, closes the reports they settle, and dispatches reports waiting
+    /// for a device on their round. Observing a record twice changes nothing.
+    pub fn observe(
+        &self,
+        device: &DeviceId,
+        records: &[StoredRecord],
+        now: TimestampMs,
+    ) -> Result<(), DeskError> {
+        let mut state = self.lock();
+        for stored in records {
+            let ts = self.evidence_time(stored);
+            let evidence = EvidenceRef::record(device.as_str(), stored.record.seq);
+            match &stored.record.body {
+                RecordBody::Collection(collection) => {
+                    let observed = state.missed.observe_collection(evidence, ts, collection);
+                    if !observed.fresh {
+                        continue;
+                    }
+                    let fresh_device = note_round_device(&mut state, &collection.round, device, ts);
+                    let confirmation = observed.confirmation;
+                    self.close_settled(&mut state, &confirmation)?;
+                    let _ = self.events.send(DeskEvent::Round {
+                        round: collection.round.clone(),
+                        date: state.missed.calendar().local_date(ts),
+                        uprn: confirmation.uprn(),
+                        outcome: collection.outcome,
+                    });
+                    if fresh_device {
+                        self.dispatch_waiting(&mut state, &collection.round, now)?;
+                    }
+                }
+                RecordBody::RoundEvent(event) => {
+                    let fresh = state.missed.observe_round_event(evidence, ts, event);
+                    if fresh && note_round_device(&mut state, &event.round, device, ts) {
+                        self.dispatch_waiting(&mut state, &event.round, now)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The time to judge a crew record by: its own, unless its device's clock was off by more
+    /// than the allowed skew, when the offset seen at receipt corrects it.
+    fn evidence_time(&self, stored: &StoredRecord) -> TimestampMs {
+        let offset = stored.received - stored.sent;
+        if offset.abs() > self.settings.max_clock_skew_ms {
+            stored.record.ts.saturating_add(offset)
+        } else {
+            stored.record.ts
+        }
+    }
+
+    /// Closes the open reports that `confirmation` settles: its return job, or that property and
+    /// bin emptied after the report.
+    fn close_settled(
+        &self,
+        state: &mut DeskState,
+        confirmation: &Confirmation,
+    ) -> Result<(), DeskError> {
+        let mut candidates: Vec<String> = confirmation
+            .uprn()
+            .and_then(|uprn| state.open_by_uprn.get(&uprn).cloned())
+            .unwrap_or_default();
+        if let Some(job) = &confirmation.job {
+            if let Some(report) = self.store.by_job(job)? {
+                candidates.push(report.id);
+            }
+        }
+        candidates.sort();
+        candidates.dedup();
+        for id in candidates {
+            let Some(mut report) = self.store.get(&id)? else {
+                continue;
+            };
+            if report.should_close(confirmation) && report.close(confirmation).is_ok() {
+                self.store.save(&report)?;
+                if let Some(ids) = state.open_by_uprn.get_mut(&report.uprn) {
+                    ids.retain(|open| *open != report.id);
+                }
+                Metrics::add(&self.metrics.reports_closed, 1);
+                self.announce(&report);
+            }
+        }
+        Ok(())
+    }
+
+    fn announce(&self, report: &Report) {
+        let _ = self.events.send(DeskEvent::Report {
+            id: report.id.clone(),
+            status: report.status,
+            uprn: report.uprn,
+        });
+    }
+
+    /// Dispatches open reports still without a job, on every round (a periodic sweep: a device
+    /// may have been unreachable when they were filed).
+    pub fn dispatch_all_waiting(&self, now: TimestampMs) -> Result<(), DeskError> {
+        let mut state = self.lock();
+        let rounds: Vec<String> = state.round_device.keys().cloned().collect();
+        let configured = self.settings.round_devices.keys().cloned();
+        let mut all: Vec<String> = rounds.into_iter().chain(configured).collect();
+        all.sort();
+        all.dedup();
+        for round in all {
+            self.dispatch_waiting(&mut state, &round, now)?;
+        }
+        Ok(())
+    }
+
+    /// Imports properties from CSV into the register and stores them; bad rows are reported.
+    pub fn import_properties(&self, csv: impl Read) -> Result<ImportReport, DeskError> {
+        let mut state = self.lock();
+        Ok(self
+            .store
+            .import_properties(state.missed.register_mut(), csv)?)
+    }
+
+    /// The report `id`.
+    pub fn report(&self, id: &str) -> Result<Option<Report>, DeskError> {
+        Ok(self.store.get(id)?)
+    }
+
+    /// Reports filed at or after `since`.
+    pub fn reports_since(&self, since: TimestampMs) -> Result<Vec<Report>, DeskError> {
+        Ok(self.store.filed_since(since)?)
+    }
+
+    /// Runs `f` with the missed-bin state (register, calendar, evidence) for a read.
+    pub fn with_missed<T>(&self, f: impl FnOnce(&MissedBins) -> T) -> T {
+        f(&self.lock().missed)
+    }
+
+    /// A round's progress on a local day.
+    pub fn round_progress(&self, round: &str, date: NaiveDate) -> RoundProgress {
+        self.lock().missed.round_progress(round, date)
+    }
+
+    /// A report's history as plain-English notes, oldest first.
+    pub fn status_notes(&self, report: &Report) -> Vec<String> {
+        report.status_notes(self.lock().missed.calendar())
+    }
+}
+
+/// Remembers `device` as the latest on `round`; true when it was not the latest before (a new
+/// device, which may take waiting return jobs).
+fn note_round_device(
+    state: &mut DeskState,
+    round: &str,
+    device: &DeviceId,
+    ts: TimestampMs,
+) -> bool {
+    match state.round_device.get_mut(round) {
+        Some((known, at)) if known == device => {
+            *at = (*at).max(ts);
+            false
+        }
+        // An older record from another device (a backlog draining): keep the latest.
+        Some((_, at)) if *at > ts => false,
+        _ => {
+            state
+                .round_device
+                .insert(round.to_owned(), (device.clone(), ts));
+            true
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Feeds the report desk from the ingest: crews' records as they are stored, and at start-up (or
+//! after falling behind) the recent evidence replayed from the store, since the desk's evidence
+//! lives in memory. Observing twice changes nothing, so replays are safe.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::{DeviceId, RecordBody};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
+
+use super::desk::ReportDesk;
+use crate::clock::now_ms;
+use crate::ingest::IngestEvent;
+use crate::store::{Store, StoredRecord};
+
+/// How often return jobs still waiting for a device are tried again.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Runs until `shutdown`: replays the last `evidence_days` of crews' records, then follows
+/// `events` (subscribed before the ingest started, so nothing falls between the two).
+pub async fn run(
+    desk: Arc<ReportDesk>,
+    store: Arc<dyn Store>,
+    mut events: broadcast::Receiver<IngestEvent>,
+    evidence_days: u32,
+    shutdown: CancellationToken,
+) {
+    let window_ms = i64::from(evidence_days) * 24 * 60 * 60 * 1000;
+    replay(&desk, &store, window_ms).await;
+    let mut sweep = tokio::time::interval(SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = sweep.tick() => {
+                let desk = desk.clone();
+                let swept = tokio::task::spawn_blocking(move || desk.dispatch_all_waiting(now_ms())).await;
+                if let Ok(Err(e)) = swept {
+                    tracing::warn!(error = %e, "could not dispatch waiting return jobs");
+                }
+            }
+            event = events.recv() => match event {
+                Ok(IngestEvent::Stored(outcome)) => {
+                    let crew_records: Vec<StoredRecord> = outcome
+                        .stored
+                        .iter()
+                        .filter(|record| is_crew_record(&record.body))
+                        .map(|record| StoredRecord {
+                            received: outcome.received,
+                            sent: outcome.sent,
+                            record: record.clone(),
+                        })
+                        .collect();
+                    if !crew_records.is_empty() {
+                        observe(&desk, outcome.device.clone(), crew_records).await;
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "fell behind the ingest; replaying recent evidence");
+                    replay(&desk, &store, window_ms).await;
+                }
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
+}
+
+fn is_crew_record(body: &RecordBody) -> bool {
+    matches!(body, RecordBody::Collection(_) | RecordBody::RoundEvent(_))
+}
+
+async fn observe(desk: &Arc<ReportDesk>, device: DeviceId, records: Vec<StoredRecord>) {
+    let desk = desk.clone();
+    let observed =
+        tokio::task::spawn_blocking(move || desk.observe(&device, &records, now_ms())).await;
+    match observed {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "could not apply crew records to reports"),
+        Err(e) => tracing::error!(error = %e, "report desk task failed"),
+    }
+}
+
+/// Replays the crews' records received in the last `window_ms`, device by device in arrival order.
+async fn replay(desk: &Arc<ReportDesk>, store: &Arc<dyn Store>, window_ms: i64) {
+    let since = now_ms().saturating_sub(window_ms);
+    let store = store.clone();
+    let loaded = tokio::task::spawn_blocking(move || store.evidence_since(since)).await;
+    let records = match loaded {
+        Ok(Ok(records)) => records,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "could not read crews' evidence from the store");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "evidence replay task failed");
+            return;
+        }
+    };
+    let count = records.len();
+    for (device, record) in records {
+        observe(desk, device, vec![record]).await;
+    }
+    tracing::info!(records = count, "replayed crews' evidence");
+}

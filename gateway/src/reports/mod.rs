@@ -1,0 +1,14 @@
+//! Residents' missed-bin reports as the gateway runs them: stored in sled ([`store`]), decided,
+//! dispatched and closed by the [`desk`] from the crews' evidence, which [`follow`] feeds from the
+//! ingest. The rules themselves are in [`crate::missed_bins`]; [`dispatch`] sends return jobs.
+
+pub mod desk;
+pub mod dispatch;
+pub mod follow;
+pub mod store;
+
+pub use desk::{DeskError, DeskEvent, DeskSettings, NewReport, ReportDesk};
+pub use dispatch::{DispatchError, JobSender, MqttJobSender};
+pub use store::{ImportOrStoreError, Inserted, ReportStore};
+#[cfg(test)]
+mod tests;

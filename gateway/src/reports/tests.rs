@@ -1,0 +1,301 @@
+//! The desk end to end over a real sled store: filing, dispatch, closing from evidence,
+//! duplicates, and what survives a restart.
+
+use std::sync::{Arc, Mutex};
+
+use proto::{
+    BinStream, Collection, DeviceId, Job, Outcome, Position, Record, RecordBody, RoundEvent,
+    RoundPhase, TimestampMs,
+};
+
+use super::*;
+use crate::metrics::Metrics;
+use crate::missed_bins::{MissedBins, ReportStatus};
+use crate::store::StoredRecord;
+
+/// Tuesday 24 November 2026 (GMT, so local time is UTC), at `h:m`.
+fn tue(h: i64, m: i64) -> TimestampMs {
+    1_795_478_400_000 + (h * 60 + m) * 60_000
+}
+
+const ROUND: &str = "HIL-TUE-1";
+const FIRST: u64 = 100_021_445_101;
+const SECOND: u64 = 100_021_445_102;
+
+#[derive(Default)]
+struct RecordingSender {
+    sent: Mutex<Vec<(DeviceId, Job)>>,
+}
+
+impl JobSender for RecordingSender {
+    fn send_job(
+        &self,
+        device: &DeviceId,
+        job: Job,
+        _now: TimestampMs,
+    ) -> Result<(), DispatchError> {
+        self.sent.lock().unwrap().push((device.clone(), job));
+        Ok(())
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    db: sled::Db,
+    sender: Arc<RecordingSender>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        Self {
+            _dir: dir,
+            db,
+            sender: Arc::default(),
+        }
+    }
+
+    fn desk(&self) -> ReportDesk {
+        let store = ReportStore::open(&self.db).unwrap();
+        ReportDesk::open(
+            MissedBins::new(Default::default(), Default::default()),
+            store,
+            self.sender.clone(),
+            DeskSettings {
+                max_clock_skew_ms: 300_000,
+                ..Default::default()
+            },
+            Arc::new(Metrics::default()),
+        )
+        .unwrap()
+    }
+
+    fn sent(&self) -> Vec<(DeviceId, Job)> {
+        self.sender.sent.lock().unwrap().clone()
+    }
+}
+
+fn with_register(desk: &ReportDesk) {
+    let csv = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/properties.csv"
+    ))
+    .unwrap();
+    let report = desk.import_properties(csv.as_slice()).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
+
+fn cab() -> DeviceId {
+    DeviceId::new("cab-rcv07").unwrap()
+}
+
+fn stored(seq: u64, ts: TimestampMs, body: RecordBody) -> StoredRecord {
+    StoredRecord {
+        received: ts,
+        sent: ts,
+        record: Record { seq, ts, body },
+    }
+}
+
+fn collection(
+    seq: u64,
+    ts: TimestampMs,
+    uprn: u64,
+    outcome: Outcome,
+    job: Option<&str>,
+) -> StoredRecord {
+    stored(
+        seq,
+        ts,
+        RecordBody::Collection(Collection {
+            uprn: Some(uprn),
+            stream: BinStream::Refuse,
+            outcome,
+            pos: Position {
+                lat: 51.5624,
+                lon: -0.4462,
+                acc: 5.0,
+            },
+            vehicle: "RCV07".into(),
+            round: ROUND.into(),
+            job: job.map(Into::into),
+            photo: None,
+            note: None,
+        }),
+    )
+}
+
+fn round_started(seq: u64, ts: TimestampMs) -> StoredRecord {
+    stored(
+        seq,
+        ts,
+        RecordBody::RoundEvent(RoundEvent {
+            round: ROUND.into(),
+            vehicle: "RCV07".into(),
+            phase: RoundPhase::Started,
+        }),
+    )
+}
+
+fn report_of(uprn: u64) -> NewReport {
+    NewReport {
+        uprn,
+        stream: BinStream::Refuse,
+        description: Some("bin still full".into()),
+        contact: None,
+    }
+}
+
+#[test]
+fn a_bin_the_crew_found_not_presented_is_rejected_with_evidence() {
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    desk.observe(
+        &cab(),
+        &[
+            round_started(1, tue(7, 0)),
+            collection(2, tue(7, 42), FIRST, Outcome::NotPresented, None),
+        ],
+        tue(7, 42),
+    )
+    .unwrap();
+
+    let report = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
+    assert_eq!(report.status, ReportStatus::Rejected);
+    assert_eq!(
+        report.history[0].evidence.as_ref().unwrap().as_str(),
+        "cab-rcv07#2"
+    );
+    let notes = desk.status_notes(&report).join(" ");
+    assert!(notes.contains("07:42"), "{notes}");
+    assert!(fixture.sent().is_empty());
+}
+
+#[test]
+fn an_accepted_report_is_dispatched_to_the_round_and_closed_by_its_job() {
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    desk.observe(
+        &cab(),
+        &[
+            round_started(1, tue(7, 0)),
+            collection(2, tue(7, 50), SECOND, Outcome::Collected, None),
+        ],
+        tue(7, 50),
+    )
+    .unwrap();
+
+    let report = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
+    assert_eq!(report.status, ReportStatus::InProgress);
+    let sent = fixture.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, cab());
+    let job_id = report.job_id.clone().unwrap();
+    assert_eq!(sent[0].1.id, job_id);
+
+    // The crew returns the next morning and confirms the job.
+    let wed = tue(24 + 9, 0);
+    desk.observe(
+        &cab(),
+        &[collection(3, wed, FIRST, Outcome::Collected, Some(&job_id))],
+        wed,
+    )
+    .unwrap();
+    let closed = desk.report(&report.id).unwrap().unwrap();
+    assert_eq!(closed.status, ReportStatus::Closed);
+    assert_eq!(
+        closed
+            .history
+            .last()
+            .unwrap()
+            .evidence
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "cab-rcv07#3"
+    );
+}
+
+#[test]
+fn a_report_waits_for_a_device_on_its_round_then_is_dispatched() {
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    // The round's end has passed with no word from any crew.
+    let report = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
+    assert_eq!(report.status, ReportStatus::Open);
+    assert!(fixture.sent().is_empty());
+
+    let wed = tue(24 + 7, 0);
+    desk.observe(&cab(), &[round_started(1, wed)], wed).unwrap();
+    assert_eq!(fixture.sent().len(), 1);
+    assert_eq!(
+        desk.report(&report.id).unwrap().unwrap().status,
+        ReportStatus::InProgress
+    );
+}
+
+#[test]
+fn a_duplicate_report_returns_the_first() {
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    let first = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
+    let again = desk.file(report_of(FIRST), tue(19, 0)).unwrap();
+    assert_eq!(again.id, first.id);
+}
+
+#[test]
+fn an_unknown_property_is_an_error() {
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    assert!(matches!(
+        desk.file(report_of(999), tue(18, 0)),
+        Err(DeskError::Report(_))
+    ));
+}
+
+#[test]
+fn the_register_and_open_reports_survive_a_restart() {
+    let fixture = Fixture::new();
+    let id = {
+        let desk = fixture.desk();
+        with_register(&desk);
+        desk.file(report_of(FIRST), tue(18, 0)).unwrap().id
+    };
+    let desk = fixture.desk();
+    assert!(desk.with_missed(|m| m.register().get(FIRST).is_some()));
+    // A later confirmation of that bin still closes the report opened before the restart.
+    let wed = tue(24 + 9, 0);
+    desk.observe(
+        &cab(),
+        &[collection(5, wed, FIRST, Outcome::Collected, None)],
+        wed,
+    )
+    .unwrap();
+    assert_eq!(
+        desk.report(&id).unwrap().unwrap().status,
+        ReportStatus::Closed
+    );
+}
+
+#[test]
+fn a_device_clock_far_off_is_corrected_by_its_offset() {
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    // The cab's clock says Monday; the gateway received it on Tuesday at 07:42.
+    let wrong = tue(7, 42) - 24 * 60 * 60 * 1000;
+    let record = StoredRecord {
+        received: tue(7, 42),
+        sent: wrong,
+        record: collection(2, wrong, FIRST, Outcome::NotPresented, None).record,
+    };
+    desk.observe(&cab(), &[record], tue(7, 42)).unwrap();
+    let report = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
+    assert_eq!(report.status, ReportStatus::Rejected);
+}
