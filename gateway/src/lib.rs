@@ -16,6 +16,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod missed_bins;
+pub mod open311;
 pub mod progress;
 pub mod reports;
 pub mod store;
@@ -211,6 +212,8 @@ impl Gateway {
             staff_tokens: Arc::new(config.http.staff_tokens.clone()),
             max_clock_skew_ms: max_clock_skew_ms(&config),
             desk: desk.clone(),
+            open311_api_keys: config.open311.api_keys.clone().into(),
+            council_tz: config.missed_bins.calendar.tz,
         });
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {

@@ -11,8 +11,8 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use proto::{Ack, DeviceId, Envelope, Record, TopicKind, MAX_MESSAGE_BYTES, SCHEMA_VERSION};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use proto::{Ack, DeviceId, Down, Envelope, Record, TopicKind, MAX_MESSAGE_BYTES, SCHEMA_VERSION};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter};
 use tokio::sync::watch;
 
 /// A TCP port on 127.0.0.1 that was free a moment ago. Never assume 1883 is free: a Mosquitto
@@ -50,10 +50,11 @@ pub struct FakeDevice {
     client: AsyncClient,
     acked: watch::Receiver<u64>,
     acks_received: Arc<Mutex<u64>>,
+    downs: Arc<Mutex<Vec<Down>>>,
 }
 
 impl FakeDevice {
-    /// Connects `id` to the broker on 127.0.0.1:`port` and subscribes to its ack topic.
+    /// Connects `id` to the broker on 127.0.0.1:`port` and subscribes to its ack and down topics.
     pub async fn connect(id: &str, port: u16) -> Self {
         let id = DeviceId::new(id).unwrap();
         let mut options = MqttOptions::new(format!("fake-{id}"), "127.0.0.1", port);
@@ -65,18 +66,29 @@ impl FakeDevice {
         let acks_received = Arc::new(Mutex::new(0));
         let (subscribed_tx, mut subscribed) = watch::channel(false);
         let ack_topic = id.topic(TopicKind::Ack);
+        let down_topic = id.topic(TopicKind::Down);
         let client_for_loop = client.clone();
         let counter = acks_received.clone();
+        let downs = Arc::new(Mutex::new(Vec::new()));
+        let downs_for_loop = downs.clone();
         tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        let _ = client_for_loop
-                            .subscribe(ack_topic.as_str(), QoS::AtLeastOnce)
-                            .await;
+                        let filters = [&ack_topic, &down_topic]
+                            .map(|topic| SubscribeFilter::new(topic.to_string(), QoS::AtLeastOnce));
+                        let _ = client_for_loop.subscribe_many(filters).await;
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         let _ = subscribed_tx.send(true);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(publish)))
+                        if publish.topic == down_topic =>
+                    {
+                        if let Ok(down) = proto::decode::<Down>(&publish.payload, MAX_MESSAGE_BYTES)
+                        {
+                            downs_for_loop.lock().unwrap().push(down);
+                        }
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
                         if let Ok(ack) = proto::decode::<Ack>(&publish.payload, MAX_MESSAGE_BYTES) {
@@ -98,7 +110,13 @@ impl FakeDevice {
             client,
             acked,
             acks_received,
+            downs,
         }
+    }
+
+    /// The downlink messages (jobs, cancellations, configuration) received so far.
+    pub fn downs(&self) -> Vec<Down> {
+        self.downs.lock().unwrap().clone()
     }
 
     /// An envelope of `records` from this device.

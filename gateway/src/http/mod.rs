@@ -31,6 +31,10 @@ pub struct AppState {
     pub max_clock_skew_ms: i64,
     /// Missed-bin reports.
     pub desk: Arc<crate::reports::ReportDesk>,
+    /// Keys that Open311 clients pass as `api_key` to create requests.
+    pub open311_api_keys: Arc<[String]>,
+    /// The council's time zone, for dates shown to residents.
+    pub council_tz: chrono_tz::Tz,
 }
 
 /// The router for the whole HTTP side.
@@ -41,7 +45,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/quarantine", get(quarantine))
         .route("/api/v1/devices", get(devices))
         .merge(staff::routes())
-        .with_state(state)
+        .with_state(state.clone())
+        .nest(
+            "/open311/v2",
+            crate::open311::router(
+                Arc::new(crate::reports::DeskOpen311::new(
+                    state.desk.clone(),
+                    state.open311_api_keys.to_vec(),
+                )),
+                state.council_tz,
+            ),
+        )
 }
 
 /// An API error: a status and a message, as JSON `{"error": "..."}`.

@@ -1,0 +1,719 @@
+//! Reading what clients send: the urlencoded body of `POST requests` and the query of `GET
+//! requests`, as (name, value) pairs, into validated [`NewServiceRequest`]s and
+//! [`RequestFilter`]s. Plain functions over data, so every rule is tested without HTTP.
+//!
+//! Following the specification's "Optional Arguments": an empty value is the same as no value
+//! (FixMyStreet sends `last_name=` for one-word names). Fields we do not know, such as
+//! `jurisdiction_id` (we serve one jurisdiction) or most `attribute[…]`, are ignored.
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use proto::BinStream;
+
+use super::dates::{parse_w3c, Bound};
+use super::error::FieldError;
+use super::model::{
+    is_valid_request_id, Contact, Location, NewServiceRequest, Open311Status, RequestFilter,
+    RequestSearch, MAX_DESCRIPTION_CHARS, MAX_RESULTS, MAX_WINDOW_DAYS,
+};
+
+/// Form or query fields in the order they came.
+pub type Pairs = Vec<(String, String)>;
+
+/// Longest values accepted for the short fields; generous, but bounded so one report cannot
+/// fill the store.
+const MAX_NAME_CHARS: usize = 100;
+const MAX_EMAIL_CHARS: usize = 254;
+const MAX_PHONE_CHARS: usize = 40;
+const MAX_ID_CHARS: usize = 128;
+const MAX_ADDRESS_CHARS: usize = 500;
+const MAX_URL_CHARS: usize = 2048;
+const MAX_MEDIA_URLS: usize = 10;
+/// A UPRN has at most 12 digits.
+const MAX_UPRN_DIGITS: usize = 12;
+
+/// The fields of one form or query.
+struct Fields<'a> {
+    pairs: &'a [(String, String)],
+}
+
+impl<'a> Fields<'a> {
+    /// The non-empty values of `name`, in order.
+    fn all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a str> + 's {
+        self.pairs
+            .iter()
+            .filter(move |(key, _)| key == name)
+            .map(|(_, value)| value.trim())
+            .filter(|value| !value.is_empty())
+    }
+
+    /// The one non-empty value of `name`, if any; an error if there are several.
+    fn single(&self, name: &'static str) -> Result<Option<&'a str>, FieldError> {
+        let mut values = self.all(name);
+        let first = values.next();
+        match values.next() {
+            Some(_) => Err(FieldError::Repeated { field: name }),
+            None => Ok(first),
+        }
+    }
+
+    /// The values of a field that may be repeated and comma-separated (`status=open,closed`).
+    fn list(&self, name: &str) -> Vec<&'a str> {
+        self.all(name)
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .collect()
+    }
+}
+
+/// The `api_key` of a POST: 403 when absent, as the specification says.
+pub fn api_key(pairs: &[(String, String)]) -> Result<&str, FieldError> {
+    Fields { pairs }
+        .single("api_key")?
+        .ok_or(FieldError::MissingApiKey)
+}
+
+/// Validates a POST's fields into a new request, reporting every problem at once.
+pub fn new_request(pairs: &[(String, String)]) -> Result<NewServiceRequest, Vec<FieldError>> {
+    let fields = Fields { pairs };
+    let mut errors = Vec::new();
+    let stream = match fields.single("service_code") {
+        Ok(Some(code)) => {
+            let stream = BinStream::parse(code);
+            if stream.is_none() {
+                errors.push(FieldError::UnknownService {
+                    code: shorten(code),
+                });
+            }
+            stream
+        }
+        Ok(None) => {
+            errors.push(FieldError::Missing {
+                field: "service_code",
+            });
+            None
+        }
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let mut take = |result: Result<Option<String>, FieldError>| match result {
+        Ok(value) => value,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+
+    let description = take(text(&fields, "description", MAX_DESCRIPTION_CHARS, true));
+    let address_string = take(text(&fields, "address_string", MAX_ADDRESS_CHARS, false));
+    let contact = Contact {
+        email: take(email(&fields)),
+        first_name: take(text(&fields, "first_name", MAX_NAME_CHARS, false)),
+        last_name: take(text(&fields, "last_name", MAX_NAME_CHARS, false)),
+        phone: take(phone(&fields)),
+        account_id: take(text(&fields, "account_id", MAX_ID_CHARS, false)),
+        device_id: take(text(&fields, "device_id", MAX_ID_CHARS, false)),
+    };
+    let location = match location(&fields, address_string.is_some()) {
+        Ok(location) => Some(location),
+        Err(mut location_errors) => {
+            errors.append(&mut location_errors);
+            None
+        }
+    };
+    let media_urls = match media_urls(&fields) {
+        Ok(urls) => urls,
+        Err(e) => {
+            errors.push(e);
+            Vec::new()
+        }
+    };
+
+    match (stream, location) {
+        (Some(stream), Some(location)) if errors.is_empty() => Ok(NewServiceRequest {
+            stream,
+            location,
+            address_string,
+            description,
+            contact,
+            media_urls,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// The location: `address_id` (a UPRN) first, as it names the property exactly; then
+/// `attribute[uprn]`, which is how FixMyStreet's waste cobrands send the UPRN; then `lat` and
+/// `long`. Every location field given is checked, even those not used, so that a client learns
+/// of a bad value rather than having it silently ignored.
+fn location(fields: &Fields<'_>, has_address_string: bool) -> Result<Location, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut uprn = |name: &'static str| match fields.single(name) {
+        Ok(Some(text)) => match parse_uprn(name, text) {
+            Ok(uprn) => Some(uprn),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let address_id = uprn("address_id");
+    let attribute_uprn = uprn("attribute[uprn]");
+
+    let coordinate = |name: &'static str, limit: f64| -> Result<Option<f64>, FieldError> {
+        let Some(text) = fields.single(name)? else {
+            return Ok(None);
+        };
+        match text.parse::<f64>() {
+            Ok(value) if value.is_finite() && value.abs() <= limit => Ok(Some(value)),
+            Ok(value) if value.is_finite() => Err(FieldError::invalid(
+                name,
+                format!("must be between -{limit} and {limit} degrees (WGS84)"),
+            )),
+            _ => Err(FieldError::invalid(
+                name,
+                "must be a decimal number of degrees (WGS84)",
+            )),
+        }
+    };
+    let lat = coordinate("lat", 90.0).unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
+    let long = coordinate("long", 180.0).unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
+    let lat_given = fields.all("lat").next().is_some();
+    let long_given = fields.all("long").next().is_some();
+    if lat_given != long_given {
+        errors.push(FieldError::Missing {
+            field: if lat_given { "long" } else { "lat" },
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    if let Some(uprn) = address_id.or(attribute_uprn) {
+        return Ok(Location::AddressId(uprn));
+    }
+    if let (Some(lat), Some(long)) = (lat, long) {
+        return Ok(Location::LatLong { lat, long });
+    }
+    Err(vec![FieldError::Location(if has_address_string {
+        "address_string cannot be matched to a property on its own; send address_id (the \
+         property's UPRN) or lat and long"
+    } else {
+        "a location was not provided; send address_id (the property's UPRN) or lat and long"
+    })])
+}
+
+fn parse_uprn(field: &'static str, text: &str) -> Result<u64, FieldError> {
+    let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    match text.parse::<u64>() {
+        Ok(uprn) if digits_only && uprn > 0 && text.len() <= MAX_UPRN_DIGITS => Ok(uprn),
+        _ => Err(FieldError::invalid(
+            field,
+            "must be a UPRN: a number of up to 12 digits",
+        )),
+    }
+}
+
+/// A free-text field: at most `max` characters, no control characters (line breaks and tabs
+/// allowed where `multiline`).
+fn text(
+    fields: &Fields<'_>,
+    name: &'static str,
+    max: usize,
+    multiline: bool,
+) -> Result<Option<String>, FieldError> {
+    let Some(value) = fields.single(name)? else {
+        return Ok(None);
+    };
+    if value.chars().count() > max {
+        return Err(FieldError::invalid(
+            name,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    let allowed = |c: char| !c.is_control() || (multiline && matches!(c, '\n' | '\r' | '\t'));
+    if !value.chars().all(allowed) {
+        return Err(FieldError::invalid(
+            name,
+            if multiline {
+                "contains control characters"
+            } else {
+                "must be a single line without control characters"
+            },
+        ));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// A light check: the client's own validation is the real one, and a strict grammar would
+/// refuse real addresses.
+fn email(fields: &Fields<'_>) -> Result<Option<String>, FieldError> {
+    let Some(value) = text(fields, "email", MAX_EMAIL_CHARS, false)? else {
+        return Ok(None);
+    };
+    let plausible = match value.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !value.chars().any(char::is_whitespace)
+        }
+        None => false,
+    };
+    if plausible {
+        Ok(Some(value))
+    } else {
+        Err(FieldError::invalid(
+            "email",
+            "does not look like an email address",
+        ))
+    }
+}
+
+fn phone(fields: &Fields<'_>) -> Result<Option<String>, FieldError> {
+    let Some(value) = text(fields, "phone", MAX_PHONE_CHARS, false)? else {
+        return Ok(None);
+    };
+    let plausible = value.chars().any(|c| c.is_ascii_digit())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    if plausible {
+        Ok(Some(value))
+    } else {
+        Err(FieldError::invalid(
+            "phone",
+            "must be a phone number (digits, spaces, + - ( ) .)",
+        ))
+    }
+}
+
+fn media_urls(fields: &Fields<'_>) -> Result<Vec<String>, FieldError> {
+    let urls: Vec<&str> = fields.all("media_url").collect();
+    if urls.len() > MAX_MEDIA_URLS {
+        return Err(FieldError::invalid(
+            "media_url",
+            format!("was given more than {MAX_MEDIA_URLS} times"),
+        ));
+    }
+    urls.into_iter()
+        .map(|url| {
+            let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+            let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control());
+            if scheme_ok && clean && url.len() <= MAX_URL_CHARS {
+                Ok(url.to_owned())
+            } else {
+                Err(FieldError::invalid(
+                    "media_url",
+                    format!("must be an http or https URL of at most {MAX_URL_CHARS} characters"),
+                ))
+            }
+        })
+        .collect()
+}
+
+/// Reads `GET requests`' query into a filter. `now` and `tz` set the default window: the last
+/// [`MAX_WINDOW_DAYS`] days, as the specification says.
+pub fn request_filter(
+    pairs: &[(String, String)],
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> Result<RequestFilter, Vec<FieldError>> {
+    let fields = Fields { pairs };
+
+    let ids = fields.list("service_request_id");
+    if !ids.is_empty() {
+        if ids.len() > MAX_RESULTS {
+            return Err(vec![FieldError::invalid(
+                "service_request_id",
+                format!("may list at most {MAX_RESULTS} ids"),
+            )]);
+        }
+        let mut wanted: Vec<String> = Vec::with_capacity(ids.len());
+        let mut errors = Vec::new();
+        for id in ids {
+            if !is_valid_request_id(id) {
+                errors.push(FieldError::invalid(
+                    "service_request_id",
+                    format!("{} is not a valid id", shorten(id)),
+                ));
+            } else if !wanted.iter().any(|w| w == id) {
+                wanted.push(id.to_owned());
+            }
+        }
+        return if errors.is_empty() {
+            Ok(RequestFilter::Ids(wanted))
+        } else {
+            Err(errors)
+        };
+    }
+
+    let mut errors = Vec::new();
+    let mut streams = Vec::new();
+    for code in fields.list("service_code") {
+        match BinStream::parse(code) {
+            Some(stream) if !streams.contains(&stream) => streams.push(stream),
+            Some(_) => {}
+            None => errors.push(FieldError::invalid(
+                "service_code",
+                format!(
+                    "{} is not a service we offer; services.json lists them",
+                    shorten(code)
+                ),
+            )),
+        }
+    }
+    if streams.is_empty() {
+        streams = BinStream::ALL.to_vec();
+    }
+
+    let mut statuses = Vec::new();
+    for status in fields.list("status") {
+        let parsed = if status.eq_ignore_ascii_case("open") {
+            Some(Open311Status::Open)
+        } else if status.eq_ignore_ascii_case("closed") {
+            Some(Open311Status::Closed)
+        } else {
+            None
+        };
+        match parsed {
+            Some(s) if !statuses.contains(&s) => statuses.push(s),
+            Some(_) => {}
+            None => errors.push(FieldError::invalid(
+                "status",
+                "must be open or closed (or both, comma-separated)",
+            )),
+        }
+    }
+    if statuses.is_empty() {
+        statuses = vec![Open311Status::Open, Open311Status::Closed];
+    }
+
+    let mut date = |name: &'static str, bound: Bound| match fields.single(name) {
+        Ok(Some(text)) => parse_w3c(text, tz, bound).map(Some).unwrap_or_else(|e| {
+            errors.push(FieldError::invalid(name, e.to_string()));
+            None
+        }),
+        Ok(None) => None,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let start = date("start_date", Bound::Start);
+    let end = date("end_date", Bound::End);
+    let window = Duration::days(MAX_WINDOW_DAYS);
+    let (from, to) = match (start, end) {
+        (Some(from), Some(to)) => (from, to),
+        (Some(from), None) => (from, from + window),
+        (None, Some(to)) => (to - window, to),
+        (None, None) => (now - window, now),
+    };
+    if to < from {
+        errors.push(FieldError::invalid(
+            "end_date",
+            "is before start_date".to_owned(),
+        ));
+    } else if to - from > window {
+        errors.push(FieldError::invalid(
+            "end_date",
+            format!("may be at most {MAX_WINDOW_DAYS} days after start_date"),
+        ));
+    }
+
+    if errors.is_empty() {
+        Ok(RequestFilter::Search(RequestSearch {
+            streams,
+            statuses,
+            from,
+            to,
+            limit: MAX_RESULTS,
+        }))
+    } else {
+        Err(errors)
+    }
+}
+
+/// A client's value, cut short for echoing in an error.
+fn shorten(value: &str) -> String {
+    const MAX_ECHO_CHARS: usize = 40;
+    let mut short: String = value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_ECHO_CHARS)
+        .collect();
+    if value.chars().count() > MAX_ECHO_CHARS {
+        short.push('…');
+    }
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use chrono_tz::Europe::London;
+
+    fn pairs(list: &[(&str, &str)]) -> Pairs {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn descriptions(errors: &[FieldError]) -> Vec<String> {
+        errors.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_full_form_with_a_uprn() {
+        let form = pairs(&[
+            ("api_key", "k"),
+            ("jurisdiction_id", "example.gov.uk"),
+            ("service_code", "garden"),
+            ("address_id", "100021234567"),
+            ("lat", "51.5"),
+            ("long", "-0.12"),
+            ("email", "a.resident@example.org"),
+            ("first_name", "Ann"),
+            ("last_name", ""),
+            ("phone", "+44 (0)20 7946 0000"),
+            ("description", "Not emptied.\r\nSecond week running."),
+            ("media_url", "https://example.org/1.jpg"),
+            ("media_url", "https://example.org/2.jpg"),
+            ("attribute[colour]", "green"),
+        ]);
+        let request = new_request(&form).unwrap();
+        assert_eq!(request.stream, BinStream::Garden);
+        assert_eq!(request.location, Location::AddressId(100_021_234_567));
+        assert_eq!(request.contact.first_name.as_deref(), Some("Ann"));
+        assert_eq!(request.contact.last_name, None);
+        assert_eq!(request.media_urls.len(), 2);
+        assert_eq!(api_key(&form), Ok("k"));
+    }
+
+    #[test]
+    fn lat_long_and_fixmystreet_uprn_attribute() {
+        let by_position = new_request(&pairs(&[
+            ("service_code", "refuse"),
+            ("lat", "51.5"),
+            ("long", "-0.12"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            by_position.location,
+            Location::LatLong {
+                lat: 51.5,
+                long: -0.12
+            }
+        );
+        let by_attribute = new_request(&pairs(&[
+            ("service_code", "refuse"),
+            ("lat", "51.5"),
+            ("long", "-0.12"),
+            ("attribute[uprn]", "42"),
+        ]))
+        .unwrap();
+        assert_eq!(by_attribute.location, Location::AddressId(42));
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let errors = new_request(&pairs(&[
+            ("lat", "NaN"),
+            ("description", &"x".repeat(MAX_DESCRIPTION_CHARS + 1)),
+            ("email", "not an email"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            descriptions(&errors),
+            vec![
+                "service_code was not provided",
+                "description is longer than 4000 characters",
+                "email does not look like an email address",
+                "lat must be a decimal number of degrees (WGS84)",
+                "long was not provided",
+            ]
+        );
+    }
+
+    #[test]
+    fn location_rules() {
+        let check = |list: &[(&str, &str)]| {
+            let mut form = pairs(&[("service_code", "refuse")]);
+            form.extend(pairs(list));
+            descriptions(&new_request(&form).unwrap_err())
+        };
+        assert_eq!(
+            check(&[("address_id", "12a")]),
+            vec!["address_id must be a UPRN: a number of up to 12 digits"]
+        );
+        assert_eq!(
+            check(&[("address_id", "1234567890123")]),
+            vec!["address_id must be a UPRN: a number of up to 12 digits"]
+        );
+        assert_eq!(
+            check(&[("address_id", "-5")]),
+            vec!["address_id must be a UPRN: a number of up to 12 digits"]
+        );
+        assert_eq!(
+            check(&[("lat", "91"), ("long", "0")]),
+            vec!["lat must be between -90 and 90 degrees (WGS84)"]
+        );
+        assert_eq!(
+            check(&[("lat", "51"), ("long", "inf")]),
+            vec!["long must be a decimal number of degrees (WGS84)"]
+        );
+        assert_eq!(
+            check(&[]),
+            vec!["a location was not provided; send address_id (the property's UPRN) or lat and long"]
+        );
+        assert!(check(&[("address_string", "1 High Street")])[0]
+            .starts_with("address_string cannot be matched"));
+        assert_eq!(
+            check(&[("address_id", "1"), ("address_id", "2")]),
+            vec!["address_id was given more than once"]
+        );
+    }
+
+    #[test]
+    fn unknown_service_is_not_found() {
+        let errors =
+            new_request(&pairs(&[("service_code", "potholes"), ("address_id", "1")])).unwrap_err();
+        assert_eq!(
+            errors,
+            vec![FieldError::UnknownService {
+                code: "potholes".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn api_key_is_required() {
+        assert_eq!(
+            api_key(&pairs(&[("api_key", "")])),
+            Err(FieldError::MissingApiKey)
+        );
+        assert_eq!(
+            api_key(&pairs(&[("api_key", "a"), ("api_key", "b")])),
+            Err(FieldError::Repeated { field: "api_key" })
+        );
+    }
+
+    #[test]
+    fn control_characters_and_bad_media_are_refused() {
+        let errors = new_request(&pairs(&[
+            ("service_code", "refuse"),
+            ("address_id", "1"),
+            ("first_name", "A\nB"),
+            ("description", "ok\u{0}"),
+            ("media_url", "javascript:alert(1)"),
+        ]))
+        .unwrap_err();
+        assert_eq!(errors.len(), 3);
+    }
+
+    #[test]
+    fn default_window_is_the_last_90_days() {
+        let now = utc("2026-11-24T12:00:00Z");
+        let RequestFilter::Search(search) = request_filter(&[], now, London).unwrap() else {
+            panic!("expected a search");
+        };
+        assert_eq!(search.to, now);
+        assert_eq!(search.from, now - Duration::days(90));
+        assert_eq!(search.streams, BinStream::ALL.to_vec());
+        assert_eq!(search.statuses.len(), 2);
+        assert_eq!(search.limit, MAX_RESULTS);
+    }
+
+    #[test]
+    fn filters_parse_lists_and_dates() {
+        let now = utc("2026-11-24T12:00:00Z");
+        let query = pairs(&[
+            ("service_code", "refuse,glass"),
+            ("service_code", "refuse"),
+            ("status", "OPEN"),
+            ("start_date", "2026-11-01"),
+            ("end_date", "2026-11-20T00:00:00Z"),
+            ("jurisdiction_id", "ignored"),
+        ]);
+        let RequestFilter::Search(search) = request_filter(&query, now, London).unwrap() else {
+            panic!("expected a search");
+        };
+        assert_eq!(search.streams, vec![BinStream::Refuse, BinStream::Glass]);
+        assert_eq!(search.statuses, vec![Open311Status::Open]);
+        assert_eq!(search.from, utc("2026-11-01T00:00:00Z"));
+        assert_eq!(search.to, utc("2026-11-20T00:00:00Z"));
+
+        let only_start = pairs(&[("start_date", "2026-01-01T00:00:00Z")]);
+        let RequestFilter::Search(search) = request_filter(&only_start, now, London).unwrap()
+        else {
+            panic!("expected a search");
+        };
+        assert_eq!(search.to, utc("2026-04-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn ids_override_everything_else() {
+        let query = pairs(&[
+            ("service_request_id", "a1, b2,a1"),
+            ("status", "bogus"),
+            ("start_date", "bogus"),
+        ]);
+        assert_eq!(
+            request_filter(&query, Utc::now(), London),
+            Ok(RequestFilter::Ids(vec!["a1".into(), "b2".into()]))
+        );
+        let bad = pairs(&[("service_request_id", "a1,../x")]);
+        assert_eq!(
+            descriptions(&request_filter(&bad, Utc::now(), London).unwrap_err()),
+            vec!["service_request_id ../x is not a valid id"]
+        );
+    }
+
+    #[test]
+    fn bad_filters_are_refused() {
+        let now = utc("2026-11-24T12:00:00Z");
+        let check = |list: &[(&str, &str)]| {
+            descriptions(&request_filter(&pairs(list), now, London).unwrap_err())
+        };
+        assert_eq!(
+            check(&[("status", "pending")]),
+            vec!["status must be open or closed (or both, comma-separated)"]
+        );
+        assert_eq!(
+            check(&[("service_code", "potholes")]),
+            vec!["service_code potholes is not a service we offer; services.json lists them"]
+        );
+        assert_eq!(
+            check(&[("start_date", "2026-01-01"), ("end_date", "2026-06-01")]),
+            vec!["end_date may be at most 90 days after start_date"]
+        );
+        assert_eq!(
+            check(&[("start_date", "2026-06-01"), ("end_date", "2026-01-01")]),
+            vec!["end_date is before start_date"]
+        );
+        assert!(check(&[("start_date", "2026-06-01T00:00:00")])[0]
+            .starts_with("start_date must be a W3C date-time"));
+    }
+}

@@ -1,0 +1,330 @@
+//! What the Open311 layer exchanges with the rest of the gateway: the [`Open311Backend`] seam,
+//! the requests it takes and returns, and the catalogue of services (one per bin stream).
+//!
+//! Nothing here knows about HTTP or formats, so that the backend (over the reports store) and
+//! its tests need neither.
+
+use chrono::{DateTime, Utc};
+use proto::BinStream;
+
+/// What the Open311 endpoints need from the gateway: check an api_key, create a report, and read
+/// reports back.
+///
+/// The methods are synchronous on purpose: the store behind them (sled, later PostgreSQL through
+/// a blocking pool) does blocking I/O, and the router calls every method through
+/// `tokio::task::spawn_blocking`, so an implementation may block without stalling the runtime
+/// and needs no async machinery (no boxed futures, no `async fn` in a trait object).
+pub trait Open311Backend: Send + Sync + 'static {
+    /// Whether `key` may create service requests. Called before anything else in a POST; compare
+    /// in constant time if keys are secrets worth guarding against timing.
+    fn api_key_accepted(&self, key: &str) -> bool;
+
+    /// Stores a new report. The request is already validated for form (service known, location
+    /// in range, lengths capped); whether the property exists is the backend's to say, with
+    /// [`BackendError::UnknownAddress`].
+    fn create(&self, request: NewServiceRequest) -> Result<CreatedRequest, BackendError>;
+
+    /// One report by its id, or `None` if there is none. The router only asks for ids of the
+    /// form the backend hands out ([`is_valid_request_id`]).
+    fn get(&self, id: &str) -> Result<Option<ServiceRequest>, BackendError>;
+
+    /// The reports that match `filter`, newest `requested` first, at most
+    /// [`RequestSearch::limit`] for a search.
+    fn list(&self, filter: &RequestFilter) -> Result<Vec<ServiceRequest>, BackendError>;
+}
+
+/// Why the backend could not do what was asked. Each maps to an Open311 error: the first two to
+/// 400 with their text shown to the resident, the last to a general service error whose detail is
+/// logged, not shown.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BackendError {
+    /// The location is not a property the council collects from. The text is the plain-English
+    /// description the client shows, e.g. "address_id 100021999999 is not a property we collect
+    /// from".
+    #[error("{0}")]
+    UnknownAddress(String),
+    /// A field is well-formed but not acceptable (a stream the property does not have, say).
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The Open311 field name.
+        field: String,
+        /// Why, in plain English.
+        message: String,
+    },
+    /// The store or something behind it failed; the client should try again later.
+    #[error("the reports store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A resident's new report, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewServiceRequest {
+    /// The bin stream that was missed (the Open311 `service_code`).
+    pub stream: BinStream,
+    /// Where.
+    pub location: Location,
+    /// The client's `address_string`, kept for the record: it is never used to find the property
+    /// because free text cannot be matched reliably.
+    pub address_string: Option<String>,
+    /// What the resident wrote, at most [`MAX_DESCRIPTION_CHARS`] characters.
+    pub description: Option<String>,
+    /// Who to tell; personal data, so it lives only on the report (never in logs).
+    pub contact: Contact,
+    /// Photos or other media, as http(s) URLs (FixMyStreet sends one `media_url` per photo).
+    pub media_urls: Vec<String>,
+}
+
+/// The longest `description` the specification allows.
+pub const MAX_DESCRIPTION_CHARS: usize = 4000;
+
+/// Where a report is about.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Location {
+    /// A property by its Unique Property Reference Number (the Open311 `address_id`).
+    AddressId(u64),
+    /// A WGS84 position, matched to the nearest property by the backend.
+    LatLong {
+        /// Latitude in degrees, −90 to 90.
+        lat: f64,
+        /// Longitude in degrees, −180 to 180.
+        long: f64,
+    },
+}
+
+/// The resident's contact details, as the client sent them (all optional in Open311).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Contact {
+    /// Email address, lightly checked (one `@`, no spaces).
+    pub email: Option<String>,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// The client's id for the resident's account.
+    pub account_id: Option<String>,
+    /// The client's id for the resident's device.
+    pub device_id: Option<String>,
+}
+
+/// What the backend says about a report it has just created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedRequest {
+    /// The new report's id (see [`is_valid_request_id`] for its form).
+    pub id: String,
+    /// What will happen next, in plain English ("A crew will return within two working days").
+    pub service_notice: Option<String>,
+    /// The account id to echo back, if any.
+    pub account_id: Option<String>,
+}
+
+/// A report as residents see it: the fields of GeoReport v2 `GET requests`. No contact details:
+/// these lists are public.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceRequest {
+    /// The report's id.
+    pub id: String,
+    /// Open or closed.
+    pub status: Open311Status,
+    /// Why it is in this state, with the crew's evidence, in plain English ("Your bin was not out
+    /// when the crew passed at 07:42; photo taken").
+    pub status_notes: String,
+    /// The bin stream (gives `service_code` and `service_name`).
+    pub stream: BinStream,
+    /// What the resident wrote.
+    pub description: Option<String>,
+    /// Who deals with it ("Waste Services").
+    pub agency_responsible: Option<String>,
+    /// What will happen next.
+    pub service_notice: Option<String>,
+    /// When it was reported.
+    pub requested: DateTime<Utc>,
+    /// When it last changed (for a closed report, when it was closed).
+    pub updated: DateTime<Utc>,
+    /// When it should be dealt with by.
+    pub expected: Option<DateTime<Utc>>,
+    /// The property's address, most specific part first.
+    pub address: Option<String>,
+    /// The property's UPRN.
+    pub address_id: Option<u64>,
+    /// The postcode.
+    pub zipcode: Option<String>,
+    /// Latitude (WGS84).
+    pub lat: Option<f64>,
+    /// Longitude (WGS84).
+    pub long: Option<f64>,
+    /// A photo or other media.
+    pub media_url: Option<String>,
+}
+
+/// The two statuses GeoReport v2 knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Open311Status {
+    /// Reported and not yet resolved.
+    Open,
+    /// Resolved: collected on a return visit, or rejected with the crew's evidence.
+    Closed,
+}
+
+impl Open311Status {
+    /// The wire value, `open` or `closed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Open311Status::Open => "open",
+            Open311Status::Closed => "closed",
+        }
+    }
+}
+
+/// Which reports `GET requests` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestFilter {
+    /// These ids, whatever their dates or status (the specification: `service_request_id`
+    /// "overrides all other arguments"). Unknown ids are left out of the answer.
+    Ids(Vec<String>),
+    /// A search.
+    Search(RequestSearch),
+}
+
+/// A search over reports by stream, status and time reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestSearch {
+    /// The streams to include; never empty (all of them when the client names none).
+    pub streams: Vec<BinStream>,
+    /// The statuses to include; never empty.
+    pub statuses: Vec<Open311Status>,
+    /// Earliest `requested` to include (inclusive).
+    pub from: DateTime<Utc>,
+    /// Latest `requested` to include (inclusive); at most [`MAX_WINDOW_DAYS`] after `from`.
+    pub to: DateTime<Utc>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+/// The specification's widest date window for `GET requests`, and the default one.
+pub const MAX_WINDOW_DAYS: i64 = 90;
+
+/// The specification's "first 1000 requests returned".
+pub const MAX_RESULTS: usize = 1000;
+
+/// Whether `id` has the form of a report id: 1 to 64 characters from `[A-Za-z0-9_-]`. The
+/// router refuses other ids before the backend sees them, so backends must hand out ids of this
+/// form. Commas and dots are excluded because `GET requests` separates ids with commas and the
+/// path `requests/{id}.json` ends with the format.
+pub fn is_valid_request_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// One Open311 service: a type of report a resident can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    /// The stream; its wire name is the `service_code`.
+    pub stream: BinStream,
+    /// Human-readable name.
+    pub name: &'static str,
+    /// A short description.
+    pub description: &'static str,
+    /// Comma-separated synonyms, for clients' search boxes.
+    pub keywords: &'static str,
+}
+
+/// The group every service belongs to.
+pub const SERVICE_GROUP: &str = "Missed bin";
+
+impl Service {
+    /// The `service_code`.
+    pub fn code(&self) -> &'static str {
+        self.stream.as_str()
+    }
+
+    /// The service for `stream`.
+    pub fn for_stream(stream: BinStream) -> Self {
+        let (name, description, keywords) = match stream {
+            BinStream::Refuse => (
+                "Missed refuse collection",
+                "Your general waste bin was not emptied on your collection day.",
+                "missed bin, refuse, general waste, rubbish, black bin",
+            ),
+            BinStream::Recycling => (
+                "Missed recycling collection",
+                "Your recycling bin or box was not emptied on your collection day.",
+                "missed bin, recycling, dry mixed recycling",
+            ),
+            BinStream::Garden => (
+                "Missed garden waste collection",
+                "Your garden waste bin was not emptied on your collection day.",
+                "missed bin, garden waste, green waste",
+            ),
+            BinStream::Food => (
+                "Missed food waste collection",
+                "Your food waste caddy was not emptied on your collection day.",
+                "missed bin, food waste, caddy",
+            ),
+            BinStream::Glass => (
+                "Missed glass collection",
+                "Your glass box was not emptied on your collection day.",
+                "missed bin, glass, bottles, jars",
+            ),
+            BinStream::Bulky => (
+                "Missed bulky waste collection",
+                "Items booked for a bulky waste collection were not taken on the booked day.",
+                "missed collection, bulky waste, furniture, large items",
+            ),
+            BinStream::Clinical => (
+                "Missed clinical waste collection",
+                "Your clinical waste was not collected on your collection day.",
+                "missed collection, clinical waste, sharps, medical waste",
+            ),
+            BinStream::Other => (
+                "Missed collection (other)",
+                "Another kind of collection was missed on your collection day.",
+                "missed bin, missed collection",
+            ),
+        };
+        Self {
+            stream,
+            name,
+            description,
+            keywords,
+        }
+    }
+
+    /// Every service, one per bin stream, in [`BinStream::ALL`] order.
+    pub fn all() -> impl Iterator<Item = Service> {
+        BinStream::ALL.into_iter().map(Self::for_stream)
+    }
+
+    /// The service whose code is `code`, if any (codes are matched exactly).
+    pub fn by_code(code: &str) -> Option<Self> {
+        BinStream::parse(code).map(Self::for_stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stream_is_a_service_with_its_wire_name_as_code() {
+        let services: Vec<_> = Service::all().collect();
+        assert_eq!(services.len(), BinStream::ALL.len());
+        for service in services {
+            assert_eq!(Service::by_code(service.code()), Some(service));
+            assert!(service.name.starts_with("Missed"));
+        }
+        assert_eq!(Service::by_code("Refuse"), None);
+    }
+
+    #[test]
+    fn request_ids_exclude_separators() {
+        assert!(is_valid_request_id("R-2026_0001"));
+        assert!(!is_valid_request_id(""));
+        assert!(!is_valid_request_id("a,b"));
+        assert!(!is_valid_request_id("a.json"));
+        assert!(!is_valid_request_id(&"x".repeat(65)));
+    }
+}

@@ -1,0 +1,818 @@
+//! The Open311 router driven over real HTTP (a listener on port 0, a raw HTTP/1.1 client that
+//! sees status, content type and body) against an in-memory backend.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use chrono::{DateTime, Utc};
+use chrono_tz::Europe::London;
+use proto::BinStream;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::*;
+
+const KEY: &str = "secret-key";
+const KNOWN_UPRN: u64 = 100_021_234_567;
+
+/// A backend over a vector: ids `R1`, `R2`, … in creation order.
+#[derive(Default)]
+struct FakeBackend {
+    requests: Mutex<Vec<ServiceRequest>>,
+    created: Mutex<Vec<NewServiceRequest>>,
+    down: AtomicBool,
+}
+
+impl FakeBackend {
+    fn seed(&self, request: ServiceRequest) {
+        self.requests.lock().unwrap().push(request);
+    }
+
+    fn created(&self) -> Vec<NewServiceRequest> {
+        self.created.lock().unwrap().clone()
+    }
+
+    fn check_up(&self) -> Result<(), BackendError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(BackendError::Unavailable("store offline".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Open311Backend for FakeBackend {
+    fn api_key_accepted(&self, key: &str) -> bool {
+        key == KEY
+    }
+
+    fn create(&self, request: NewServiceRequest) -> Result<CreatedRequest, BackendError> {
+        self.check_up()?;
+        let address_id = match request.location {
+            Location::AddressId(uprn) if uprn == KNOWN_UPRN => Some(uprn),
+            Location::AddressId(uprn) => {
+                return Err(BackendError::UnknownAddress(format!(
+                    "address_id {uprn} is not a property we collect from"
+                )))
+            }
+            Location::LatLong { .. } => Some(KNOWN_UPRN),
+        };
+        let mut requests = self.requests.lock().unwrap();
+        let id = format!("R{}", requests.len() + 1);
+        let now = Utc::now();
+        requests.push(ServiceRequest {
+            id: id.clone(),
+            status: Open311Status::Open,
+            status_notes: "Reported; a crew will check the round's records.".into(),
+            stream: request.stream,
+            description: request.description.clone(),
+            agency_responsible: None,
+            service_notice: None,
+            requested: now,
+            updated: now,
+            expected: None,
+            address: None,
+            address_id,
+            zipcode: None,
+            lat: None,
+            long: None,
+            media_url: request.media_urls.first().cloned(),
+        });
+        let account_id = request.contact.account_id.clone();
+        self.created.lock().unwrap().push(request);
+        Ok(CreatedRequest {
+            id,
+            service_notice: Some("A crew will return within two working days.".into()),
+            account_id,
+        })
+    }
+
+    fn get(&self, id: &str) -> Result<Option<ServiceRequest>, BackendError> {
+        self.check_up()?;
+        let requests = self.requests.lock().unwrap();
+        Ok(requests.iter().find(|r| r.id == id).cloned())
+    }
+
+    fn list(&self, filter: &RequestFilter) -> Result<Vec<ServiceRequest>, BackendError> {
+        self.check_up()?;
+        let requests = self.requests.lock().unwrap();
+        let mut found: Vec<ServiceRequest> = match filter {
+            RequestFilter::Ids(ids) => requests
+                .iter()
+                .filter(|r| ids.contains(&r.id))
+                .cloned()
+                .collect(),
+            RequestFilter::Search(search) => requests
+                .iter()
+                .filter(|r| {
+                    search.streams.contains(&r.stream)
+                        && search.statuses.contains(&r.status)
+                        && (search.from..=search.to).contains(&r.requested)
+                })
+                .cloned()
+                .collect(),
+        };
+        found.sort_by_key(|r| std::cmp::Reverse(r.requested));
+        Ok(found)
+    }
+}
+
+fn utc(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn report(id: &str, stream: BinStream, status: Open311Status, requested: &str) -> ServiceRequest {
+    ServiceRequest {
+        id: id.into(),
+        status,
+        status_notes: String::new(),
+        stream,
+        description: None,
+        agency_responsible: None,
+        service_notice: None,
+        requested: utc(requested),
+        updated: utc(requested),
+        expected: None,
+        address: None,
+        address_id: None,
+        zipcode: None,
+        lat: None,
+        long: None,
+        media_url: None,
+    }
+}
+
+/// The router nested where the gateway puts it, served on 127.0.0.1:0 until `stop`.
+struct Server {
+    addr: SocketAddr,
+    backend: Arc<FakeBackend>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let backend = Arc::new(FakeBackend::default());
+        let app = Router::new().nest("/open311/v2", router(backend.clone(), London));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            addr,
+            backend,
+            stop,
+            task,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("server did not stop")
+            .unwrap();
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Reply {
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+            let mut head = format!(
+                "{method} /open311/v2/{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+                 Content-Length: {}\r\n",
+                body.len()
+            );
+            if let Some(content_type) = content_type {
+                head.push_str(&format!("Content-Type: {content_type}\r\n"));
+            }
+            head.push_str("\r\n");
+            stream.write_all(head.as_bytes()).await.unwrap();
+            stream.write_all(body).await.unwrap();
+            let mut raw = Vec::new();
+            stream.read_to_end(&mut raw).await.unwrap();
+            Reply::parse(&raw)
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .expect("no answer within 10 s")
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None, b"").await
+    }
+
+    async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send(
+            "POST",
+            path,
+            Some("application/x-www-form-urlencoded; charset=utf-8"),
+            body.as_bytes(),
+        )
+        .await
+    }
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+impl Reply {
+    fn parse(raw: &[u8]) -> Self {
+        let text = String::from_utf8(raw.to_vec()).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let content_type = lines
+            .filter_map(|line| line.split_once(':'))
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+            .map(|(_, value)| value.trim().to_owned())
+            .unwrap_or_default();
+        Self {
+            status,
+            content_type,
+            body: body.to_owned(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        assert_eq!(
+            self.content_type, "application/json; charset=utf-8",
+            "{self:?}"
+        );
+        serde_json::from_str(&self.body).unwrap()
+    }
+
+    fn xml(&self) -> &str {
+        assert_eq!(self.content_type, "text/xml; charset=utf-8", "{self:?}");
+        assert!(
+            self.body
+                .starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"),
+            "{}",
+            self.body
+        );
+        &self.body
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["service_request_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+fn valid_post() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("api_key", KEY),
+        ("jurisdiction_id", "example.gov.uk"),
+        ("service_code", "refuse"),
+        ("address_id", "100021234567"),
+        ("email", "resident@example.org"),
+        ("first_name", "Ann"),
+        ("last_name", "Other"),
+        ("phone", "020 7946 0000"),
+        ("account_id", "acc-1"),
+        ("device_id", "dev-1"),
+        ("description", "Bin not emptied.\nIt was out by 6am."),
+        ("media_url", "https://example.org/photo.jpg"),
+    ]
+}
+
+#[tokio::test]
+async fn services_list_one_service_per_stream_in_json_and_xml() {
+    let server = Server::start().await;
+    let reply = server.get("services.json").await;
+    assert_eq!(reply.status, 200);
+    let services = reply.json();
+    let services = services.as_array().unwrap();
+    assert_eq!(services.len(), BinStream::ALL.len());
+    assert_eq!(
+        services[0],
+        json!({
+            "service_code": "refuse",
+            "service_name": "Missed refuse collection",
+            "description": "Your general waste bin was not emptied on your collection day.",
+            "metadata": false,
+            "type": "realtime",
+            "keywords": "missed bin, refuse, general waste, rubbish, black bin",
+            "group": "Missed bin",
+        })
+    );
+
+    let reply = server.get("services.xml").await;
+    assert_eq!(reply.status, 200);
+    let xml = reply.xml();
+    assert!(xml.contains(
+        "<services><service><service_code>refuse</service_code>\
+         <service_name>Missed refuse collection</service_name>"
+    ));
+    assert!(xml.contains("<metadata>false</metadata><type>realtime</type>"));
+    assert!(xml.contains("<group>Missed bin</group></service>"));
+    assert_eq!(xml.matches("<service>").count(), BinStream::ALL.len());
+    assert!(xml.ends_with("</services>\n"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn service_definitions_have_no_attributes() {
+    let server = Server::start().await;
+    let reply = server.get("services/garden.json").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json(),
+        json!({"service_code": "garden", "attributes": []})
+    );
+
+    let reply = server.get("services/garden.xml").await;
+    assert!(reply.xml().contains(
+        "<service_definition><service_code>garden</service_code><attributes></attributes>\
+         </service_definition>"
+    ));
+
+    let reply = server.get("services/potholes.json").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()[0]["code"], 404);
+    let reply = server.get("services/garden.html").await;
+    assert_eq!(reply.status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn post_with_a_uprn_creates_a_request() {
+    let server = Server::start().await;
+    let reply = server.post_form("requests.json", &valid_post()).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.json(),
+        json!([{
+            "service_request_id": "R1",
+            "service_notice": "A crew will return within two working days.",
+            "account_id": "acc-1",
+        }])
+    );
+    let created = server.backend.created();
+    assert_eq!(created.len(), 1);
+    let request = &created[0];
+    assert_eq!(request.stream, BinStream::Refuse);
+    assert_eq!(request.location, Location::AddressId(KNOWN_UPRN));
+    assert_eq!(
+        request.description.as_deref(),
+        Some("Bin not emptied.\nIt was out by 6am.")
+    );
+    assert_eq!(
+        request.contact,
+        Contact {
+            email: Some("resident@example.org".into()),
+            first_name: Some("Ann".into()),
+            last_name: Some("Other".into()),
+            phone: Some("020 7946 0000".into()),
+            account_id: Some("acc-1".into()),
+            device_id: Some("dev-1".into()),
+        }
+    );
+    assert_eq!(request.media_urls, vec!["https://example.org/photo.jpg"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn post_with_lat_long_answers_in_xml() {
+    let server = Server::start().await;
+    let reply = server
+        .post_form(
+            "requests.xml",
+            &[
+                ("api_key", KEY),
+                ("service_code", "food"),
+                ("lat", "51.50135"),
+                ("long", "-0.14189"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.xml().contains(
+        "<service_requests><request><service_request_id>R1</service_request_id>\
+         <service_notice>A crew will return within two working days.</service_notice>\
+         </request></service_requests>"
+    ));
+    assert_eq!(
+        server.backend.created()[0].location,
+        Location::LatLong {
+            lat: 51.50135,
+            long: -0.14189
+        }
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn api_key_missing_or_wrong_is_403_before_anything_else() {
+    let server = Server::start().await;
+    let mut without_key = valid_post();
+    without_key.retain(|(name, _)| *name != "api_key");
+    without_key.push(("lat", "999"));
+    let reply = server.post_form("requests.json", &without_key).await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(
+        reply.json(),
+        json!([{"code": 403, "description": "api_key was not provided -- can't proceed with create_request"}])
+    );
+
+    let mut wrong_key = valid_post();
+    wrong_key[0] = ("api_key", "guess");
+    let reply = server.post_form("requests.xml", &wrong_key).await;
+    assert_eq!(reply.status, 403);
+    assert!(reply.xml().contains(
+        "<errors><error><code>403</code><description>Invalid api_key received -- can&apos;t \
+         proceed with create_request</description></error></errors>"
+    ));
+    assert!(server.backend.created().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_service_is_404_and_unknown_uprn_is_a_clear_400() {
+    let server = Server::start().await;
+    let mut unknown_service = valid_post();
+    unknown_service[2] = ("service_code", "potholes");
+    let reply = server.post_form("requests.json", &unknown_service).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(
+        reply.json(),
+        json!([{"code": 404, "description": "service_code potholes was not found; services.json lists the services"}])
+    );
+
+    let mut unknown_uprn = valid_post();
+    unknown_uprn[3] = ("address_id", "100021999999");
+    let reply = server.post_form("requests.json", &unknown_uprn).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.json(),
+        json!([{"code": 400, "description": "address_id 100021999999 is not a property we collect from"}])
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_fields_are_400_with_every_problem_listed() {
+    let server = Server::start().await;
+    let reply = server
+        .post_form(
+            "requests.json",
+            &[
+                ("api_key", KEY),
+                ("service_code", "refuse"),
+                ("lat", "95.1"),
+                ("long", "NaN"),
+                ("address_id", "12-34"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    let descriptions: Vec<String> = reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["description"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        descriptions,
+        vec![
+            "address_id must be a UPRN: a number of up to 12 digits",
+            "lat must be between -90 and 90 degrees (WGS84)",
+            "long must be a decimal number of degrees (WGS84)",
+        ]
+    );
+
+    let reply = server
+        .post_form(
+            "requests.json",
+            &[("api_key", KEY), ("service_code", "refuse")],
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.json()[0]["description"],
+        "a location was not provided; send address_id (the property's UPRN) or lat and long"
+    );
+    assert!(server.backend.created().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_forms_or_too_large_are_refused() {
+    let server = Server::start().await;
+    let reply = server
+        .send(
+            "POST",
+            "requests.json",
+            Some("application/json"),
+            br#"{"api_key":"secret-key"}"#,
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.json()[0]["description"],
+        "The request must be sent as application/x-www-form-urlencoded"
+    );
+
+    let huge = format!("api_key={KEY}&description={}", "x".repeat(MAX_BODY_BYTES));
+    let reply = server
+        .send(
+            "POST",
+            "requests.json",
+            Some("application/x-www-form-urlencoded"),
+            huge.as_bytes(),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.json()[0]["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("The request body is larger than"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn get_one_request_with_local_offsets_and_404() {
+    let server = Server::start().await;
+    server.backend.seed(ServiceRequest {
+        id: "R7".into(),
+        status: Open311Status::Closed,
+        status_notes: "Your bin was not out when the crew passed at 07:42; photo taken.".into(),
+        stream: BinStream::Recycling,
+        description: Some("Missed again".into()),
+        agency_responsible: Some("Waste Services".into()),
+        service_notice: None,
+        requested: utc("2026-03-28T07:42:00Z"),
+        updated: utc("2026-03-30T09:15:00Z"),
+        expected: Some(utc("2026-11-24T07:42:00Z")),
+        address: Some("1 High Street, Anytown".into()),
+        address_id: Some(KNOWN_UPRN),
+        zipcode: Some("AN1 1AA".into()),
+        lat: Some(51.5),
+        long: Some(-0.12),
+        media_url: None,
+    });
+    let reply = server.get("requests/R7.json").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.json(),
+        json!([{
+            "service_request_id": "R7",
+            "status": "closed",
+            "status_notes": "Your bin was not out when the crew passed at 07:42; photo taken.",
+            "service_name": "Missed recycling collection",
+            "service_code": "recycling",
+            "description": "Missed again",
+            "agency_responsible": "Waste Services",
+            "service_notice": null,
+            // Greenwich time before the spring change, summer time after it.
+            "requested_datetime": "2026-03-28T07:42:00+00:00",
+            "updated_datetime": "2026-03-30T10:15:00+01:00",
+            "expected_datetime": "2026-11-24T07:42:00+00:00",
+            "address": "1 High Street, Anytown",
+            "address_id": "100021234567",
+            "zipcode": "AN1 1AA",
+            "lat": 51.5,
+            "long": -0.12,
+            "media_url": null,
+        }])
+    );
+
+    let xml = server.get("requests/R7.xml").await;
+    assert!(xml.xml().contains(
+        "<service_requests><request><service_request_id>R7</service_request_id>\
+         <status>closed</status>"
+    ));
+    assert!(xml
+        .body
+        .contains("<updated_datetime>2026-03-30T10:15:00+01:00</updated_datetime>"));
+    assert!(!xml.body.contains("<service_notice>"));
+
+    for path in ["requests/R8.json", "requests/R%2C7.json"] {
+        let reply = server.get(path).await;
+        assert_eq!(reply.status, 404, "{path}");
+        assert_eq!(reply.json()[0]["code"], 404);
+    }
+    assert_eq!(server.get("requests/R7.csv").await.status, 404);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn list_filters_by_status_service_dates_and_ids() {
+    let server = Server::start().await;
+    for (id, stream, status, at) in [
+        (
+            "A",
+            BinStream::Refuse,
+            Open311Status::Open,
+            "2026-05-02T08:00:00Z",
+        ),
+        (
+            "B",
+            BinStream::Refuse,
+            Open311Status::Closed,
+            "2026-05-10T08:00:00Z",
+        ),
+        (
+            "C",
+            BinStream::Glass,
+            Open311Status::Open,
+            "2026-05-20T08:00:00Z",
+        ),
+        (
+            "D",
+            BinStream::Garden,
+            Open311Status::Open,
+            "2026-01-05T08:00:00Z",
+        ),
+    ] {
+        server.backend.seed(report(id, stream, status, at));
+    }
+    let window = "start_date=2026-05-01T00:00:00%2B01:00&end_date=2026-05-31";
+
+    let all = server.get(&format!("requests.json?{window}")).await;
+    assert_eq!(all.status, 200);
+    assert_eq!(all.ids(), vec!["C", "B", "A"]);
+
+    let open = server
+        .get(&format!("requests.json?{window}&status=open"))
+        .await;
+    assert_eq!(open.ids(), vec!["C", "A"]);
+
+    let refuse = server
+        .get(&format!(
+            "requests.json?{window}&service_code=refuse&status=open,closed"
+        ))
+        .await;
+    assert_eq!(refuse.ids(), vec!["B", "A"]);
+
+    // An unencoded `+` in the offset arrives as a space and is still understood.
+    let narrow = server
+        .get("requests.json?start_date=2026-05-05T00:00:00+01:00&end_date=2026-05-15T00:00:00Z")
+        .await;
+    assert_eq!(narrow.ids(), vec!["B"]);
+
+    // Ids override every other argument, dates included.
+    let by_id = server
+        .get("requests.json?service_request_id=D,A,nope&status=closed")
+        .await;
+    assert_eq!(by_id.ids(), vec!["A", "D"]);
+
+    let xml = server
+        .get(&format!("requests.xml?{window}&service_code=glass"))
+        .await;
+    assert_eq!(xml.xml().matches("<request>").count(), 1);
+
+    let bad = server.get("requests.json?status=pending").await;
+    assert_eq!(bad.status, 400);
+    let too_wide = server
+        .get("requests.json?start_date=2026-01-01&end_date=2026-06-01")
+        .await;
+    assert_eq!(too_wide.status, 400);
+    assert_eq!(
+        too_wide.json()[0]["description"],
+        "end_date may be at most 90 days after start_date"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn list_defaults_to_the_last_90_days() {
+    let server = Server::start().await;
+    let now = Utc::now();
+    let mut recent = report(
+        "NEW",
+        BinStream::Refuse,
+        Open311Status::Open,
+        "2026-01-01T00:00:00Z",
+    );
+    recent.requested = now - chrono::Duration::days(10);
+    let mut old = report(
+        "OLD",
+        BinStream::Refuse,
+        Open311Status::Open,
+        "2026-01-01T00:00:00Z",
+    );
+    old.requested = now - chrono::Duration::days(200);
+    server.backend.seed(recent);
+    server.backend.seed(old);
+    assert_eq!(server.get("requests.json").await.ids(), vec!["NEW"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn text_is_escaped_in_xml_and_intact_in_json() {
+    let server = Server::start().await;
+    let mut tricky = report(
+        "X1",
+        BinStream::Other,
+        Open311Status::Open,
+        "2026-05-02T08:00:00Z",
+    );
+    tricky.status_notes = "Crew said <b>\"no access\"</b> & left a tag \u{7}".into();
+    tricky.description = Some("]]> <!-- '".into());
+    server.backend.seed(tricky);
+
+    let xml = server.get("requests/X1.xml").await;
+    assert!(xml.xml().contains(
+        "<status_notes>Crew said &lt;b&gt;&quot;no access&quot;&lt;/b&gt; &amp; left a tag \u{FFFD}\
+         </status_notes>"
+    ));
+    assert!(xml
+        .body
+        .contains("<description>]]&gt; &lt;!-- &apos;</description>"));
+
+    let json = server.get("requests/X1.json").await.json();
+    assert_eq!(
+        json[0]["status_notes"],
+        "Crew said <b>\"no access\"</b> & left a tag \u{7}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_outage_is_a_general_service_error() {
+    let server = Server::start().await;
+    server.backend.down.store(true, Ordering::SeqCst);
+    let reply = server.post_form("requests.json", &valid_post()).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        reply.json(),
+        json!([{"code": 503, "description": "The missed-bin service is temporarily unavailable; please try again later"}])
+    );
+    assert_eq!(server.get("requests/R1.xml").await.status, 400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_answer_in_open311_form() {
+    let server = Server::start().await;
+    let reply = server.get("tokens/123.json").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()[0]["code"], 404);
+
+    let reply = server.get("nothing.xml").await;
+    assert_eq!(reply.status, 404);
+    assert!(reply.xml().contains("<errors><error><code>404</code>"));
+
+    let reply = server.send("DELETE", "requests.json", None, b"").await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(
+        reply.json()[0]["description"],
+        "DELETE is not allowed on this resource"
+    );
+    server.stop().await;
+}

@@ -1,0 +1,253 @@
+//! The report desk seen through Open311: residents' requests become reports, and reports are
+//! shown back with their status in Open311's two words (open, closed) and their history in
+//! plain English.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use proto::TimestampMs;
+
+use super::desk::{DeskError, NewReport, ReportDesk};
+use crate::clock::now_ms;
+use crate::missed_bins::{self, LatLon, Report, ReportError, ReportStatus};
+use crate::open311::{
+    BackendError, CreatedRequest, Location, NewServiceRequest, Open311Backend, Open311Status,
+    RequestFilter, ServiceRequest,
+};
+
+/// Who residents are told deals with their report.
+const AGENCY: &str = "Waste Services";
+
+/// Open311 over the report desk.
+pub struct DeskOpen311 {
+    desk: Arc<ReportDesk>,
+    api_keys: Vec<String>,
+}
+
+impl DeskOpen311 {
+    /// Open311 over `desk`, creating requests for clients holding one of `api_keys`.
+    pub fn new(desk: Arc<ReportDesk>, api_keys: Vec<String>) -> Self {
+        Self { desk, api_keys }
+    }
+
+    /// The property a request is about: its UPRN, or the nearest property to its position
+    /// within the matching tolerance.
+    fn property_for(&self, location: Location) -> Result<u64, BackendError> {
+        match location {
+            Location::AddressId(uprn) => Ok(uprn),
+            Location::LatLong { lat, long } => self.desk.with_missed(|missed| {
+                // The resident's pin, not a lorry's fix: allow the tolerance twice over, as a
+                // pin dropped on the pavement is as far out as a lorry in the road.
+                let within = 2.0 * missed.matching().tolerance_m;
+                missed
+                    .register()
+                    .nearest(LatLon { lat, lon: long }, within)
+                    .map(|(property, _)| property.uprn)
+                    .ok_or_else(|| {
+                        BackendError::UnknownAddress(format!(
+                            "no property we collect from is within {within:.0} m of \
+                             {lat:.5},{long:.5}; give its address_id (UPRN) instead"
+                        ))
+                    })
+            }),
+        }
+    }
+
+    fn view(&self, report: &Report) -> ServiceRequest {
+        let notes = self.desk.status_notes(report).join(" ");
+        let (property, expected) = self.desk.with_missed(|missed| {
+            let property = missed.register().get(report.uprn).cloned();
+            (property, expected_by(missed, report))
+        });
+        ServiceRequest {
+            id: report.id.clone(),
+            status: open311_status(report.status),
+            status_notes: notes,
+            stream: report.stream,
+            description: report.description.clone(),
+            agency_responsible: Some(AGENCY.to_owned()),
+            service_notice: Some(notice(report.status).to_owned()),
+            requested: utc(report.created_at),
+            updated: utc(report.history.last().map_or(report.created_at, |t| t.at)),
+            expected: expected.map(utc),
+            zipcode: property.as_ref().and_then(|p| postcode(&p.address)),
+            address: property.as_ref().map(|p| p.address.clone()),
+            address_id: Some(report.uprn),
+            lat: property.as_ref().map(|p| p.position.lat),
+            long: property.as_ref().map(|p| p.position.lon),
+            media_url: None,
+        }
+    }
+}
+
+impl Open311Backend for DeskOpen311 {
+    fn api_key_accepted(&self, key: &str) -> bool {
+        // Every key is compared in full, so the time taken says nothing about how close a guess
+        // was.
+        self.api_keys
+            .iter()
+            .fold(false, |found, known| found | constant_time_eq(known, key))
+    }
+
+    fn create(&self, request: NewServiceRequest) -> Result<CreatedRequest, BackendError> {
+        let uprn = self.property_for(request.location)?;
+        let contact = &request.contact;
+        let name = [&contact.first_name, &contact.last_name]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let new = NewReport {
+            uprn,
+            stream: request.stream,
+            description: request.description,
+            contact: Some(missed_bins::Contact {
+                name: (!name.is_empty()).then_some(name),
+                email: contact.email.clone(),
+                phone: contact.phone.clone(),
+            }),
+        };
+        let report = self.desk.file(new, now_ms()).map_err(|e| match e {
+            DeskError::Report(ReportError::UnknownProperty { uprn }) => {
+                BackendError::UnknownAddress(format!(
+                    "address_id {uprn} is not a property we collect from"
+                ))
+            }
+            other => BackendError::Unavailable(other.to_string()),
+        })?;
+        Ok(CreatedRequest {
+            id: report.id.clone(),
+            service_notice: Some(notice(report.status).to_owned()),
+            account_id: request.contact.account_id,
+        })
+    }
+
+    fn get(&self, id: &str) -> Result<Option<ServiceRequest>, BackendError> {
+        let report = self.desk.report(id).map_err(unavailable)?;
+        Ok(report.map(|report| self.view(&report)))
+    }
+
+    fn list(&self, filter: &RequestFilter) -> Result<Vec<ServiceRequest>, BackendError> {
+        match filter {
+            RequestFilter::Ids(ids) => {
+                let mut found = Vec::new();
+                for id in ids {
+                    if let Some(request) = self.get(id)? {
+                        found.push(request);
+                    }
+                }
+                Ok(found)
+            }
+            RequestFilter::Search(search) => {
+                let mut reports = self
+                    .desk
+                    .reports_since(search.from.timestamp_millis())
+                    .map_err(unavailable)?;
+                reports.retain(|report| {
+                    report.created_at <= search.to.timestamp_millis()
+                        && search.streams.contains(&report.stream)
+                        && search.statuses.contains(&open311_status(report.status))
+                });
+                reports.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+                reports.truncate(search.limit);
+                Ok(reports.iter().map(|report| self.view(report)).collect())
+            }
+        }
+    }
+}
+
+fn unavailable(e: DeskError) -> BackendError {
+    BackendError::Unavailable(e.to_string())
+}
+
+/// Open311's two statuses: a report is closed once nothing more will happen to it, whether the
+/// bin was emptied, the crew's evidence explains it, or it could not be taken.
+fn open311_status(status: ReportStatus) -> Open311Status {
+    match status {
+        ReportStatus::Open | ReportStatus::InProgress => Open311Status::Open,
+        ReportStatus::Refused | ReportStatus::Rejected | ReportStatus::Closed => {
+            Open311Status::Closed
+        }
+    }
+}
+
+/// What happens next, in a sentence.
+fn notice(status: ReportStatus) -> &'static str {
+    match status {
+        ReportStatus::Open => "We have accepted your report and will send a crew back.",
+        ReportStatus::InProgress => {
+            "A crew has been sent back to empty your bin by the end of the next working day."
+        }
+        ReportStatus::Closed => "Your bin has been emptied.",
+        ReportStatus::Rejected => "Our crew recorded why the bin was not emptied; see the notes.",
+        ReportStatus::Refused => "We could not take this report; see the notes for why.",
+    }
+}
+
+/// When an accepted report's return job is due: the round end of the working day after it was
+/// dispatched (the return job's own due time).
+fn expected_by(missed: &missed_bins::MissedBins, report: &Report) -> Option<TimestampMs> {
+    if report.status != ReportStatus::InProgress {
+        return None;
+    }
+    let dispatched = report
+        .history
+        .iter()
+        .rev()
+        .find(|t| t.status == ReportStatus::InProgress)?;
+    let job_id = report.job_id.clone().unwrap_or_default();
+    missed
+        .return_job(report, job_id, dispatched.at)
+        .ok()
+        .map(|job| job.due)
+}
+
+fn utc(ms: TimestampMs) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// The UK postcode at the end of an address ("…, Uxbridge UB10 8BE" → "UB10 8BE"), if any.
+fn postcode(address: &str) -> Option<String> {
+    let mut words = address.split_whitespace().rev();
+    let inward = words.next()?;
+    let outward = words.next()?;
+    let inward_ok = inward.len() == 3
+        && inward.starts_with(|c: char| c.is_ascii_digit())
+        && inward[1..].chars().all(|c| c.is_ascii_uppercase());
+    let outward_ok = (2..=4).contains(&outward.len())
+        && outward.starts_with(|c: char| c.is_ascii_uppercase())
+        && outward.chars().all(|c| c.is_ascii_alphanumeric())
+        && outward.chars().any(|c| c.is_ascii_digit());
+    (inward_ok && outward_ok).then(|| format!("{outward} {inward}"))
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_postcode_at_the_end_of_an_address() {
+        assert_eq!(
+            postcode("2 Swakeleys Road, Ickenham, Uxbridge UB10 8BE").as_deref(),
+            Some("UB10 8BE")
+        );
+        assert_eq!(postcode("1 High St, W1A 1AA").as_deref(), Some("W1A 1AA"));
+        assert_eq!(postcode("Flat 3, The Maltings"), None);
+    }
+
+    #[test]
+    fn compares_keys_in_full() {
+        assert!(constant_time_eq("abcdefghijklmnop", "abcdefghijklmnop"));
+        assert!(!constant_time_eq("abcdefghijklmnop", "abcdefghijklmnoq"));
+        assert!(!constant_time_eq("abc", "abcd"));
+    }
+}

@@ -1,0 +1,231 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Missed-bin reports through Open311 over a running gateway, with a crew's cab publishing real
+//! `proto` batches over MQTT: one report rejected from the crew's evidence, another accepted,
+//! dispatched to the cab as a return job and closed by its confirmation, each observed through
+//! `GET requests/{id}.json` as a resident's front end would.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fieldsync_tests::{free_port, http, wait_for, FakeDevice};
+use gateway::config::{GatewayConfig, Role};
+use gateway::Gateway;
+use proto::{
+    BinStream, Collection, DownBody, JobKind, Outcome, Position, Record, RecordBody, RoundEvent,
+    RoundPhase,
+};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+const ADMIN: &str = "test-admin-token";
+const API_KEY: &str = "front-end-key-0123456789";
+const ROUND: &str = "T-1";
+
+/// Three houses on one round, collected every day so that today is a collection day whenever
+/// the test runs.
+const REGISTER: &str = "\
+uprn,address,lat,lon,round,order,weekdays,frequency,anchor,streams
+100021445101,\"2 Swakeleys Road, Ickenham, Uxbridge UB10 8BE\",51.56240,-0.44620,T-1,1,Mon;Tue;Wed;Thu;Fri;Sat;Sun,weekly,,refuse;recycling
+100021445102,\"4 Swakeleys Road, Ickenham, Uxbridge UB10 8BE\",51.56240,-0.44595,T-1,2,Mon;Tue;Wed;Thu;Fri;Sat;Sun,weekly,,refuse;recycling
+100021445103,\"6 Swakeleys Road, Ickenham, Uxbridge UB10 8BE\",51.56240,-0.44570,T-1,3,Mon;Tue;Wed;Thu;Fri;Sat;Sun,weekly,,refuse;recycling
+";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn collection(seq: u64, uprn: u64, outcome: Outcome, job: Option<String>) -> Record {
+    Record {
+        seq,
+        ts: now_ms(),
+        body: RecordBody::Collection(Collection {
+            uprn: Some(uprn),
+            stream: BinStream::Refuse,
+            outcome,
+            pos: Position {
+                lat: 51.5624,
+                lon: -0.4462,
+                acc: 4.0,
+            },
+            vehicle: "RCV07".into(),
+            round: ROUND.into(),
+            job,
+            photo: None,
+            note: None,
+        }),
+    }
+}
+
+fn round(seq: u64, phase: RoundPhase) -> Record {
+    Record {
+        seq,
+        ts: now_ms(),
+        body: RecordBody::RoundEvent(RoundEvent {
+            round: ROUND.into(),
+            vehicle: "RCV07".into(),
+            phase,
+        }),
+    }
+}
+
+async fn post_report(base: &str, uprn: u64) -> String {
+    let form = format!(
+        "api_key={API_KEY}&service_code=refuse&address_id={uprn}\
+         &description=Bin+not+emptied&first_name=Ada&email=ada%40example.org"
+    );
+    let response = http::request(
+        "POST",
+        &format!("{base}/requests.json"),
+        None,
+        Some("application/x-www-form-urlencoded"),
+        form.into_bytes(),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let created = response.json();
+    created[0]["service_request_id"]
+        .as_str()
+        .expect("a service_request_id")
+        .to_owned()
+}
+
+async fn get_request(base: &str, id: &str) -> serde_json::Value {
+    let response = http::get(&format!("{base}/requests/{id}.json"), None).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json()[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = GatewayConfig {
+        data_dir: dir.path().join("store"),
+        ..GatewayConfig::default()
+    };
+    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
+    config.http.listen = ([127, 0, 0, 1], 0).into();
+    config.http.staff_tokens.insert(ADMIN.into(), Role::Admin);
+    config.open311.api_keys = vec![API_KEY.into()];
+    let gateway = Gateway::start(config).await.unwrap();
+    assert!(gateway.wait_ready(DEADLINE).await);
+    let base = format!("http://{}/open311/v2", gateway.http_addr);
+
+    let imported = http::request(
+        "POST",
+        &format!("http://{}/api/v1/properties", gateway.http_addr),
+        Some(ADMIN),
+        Some("text/csv"),
+        REGISTER.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    assert_eq!(imported.json()["imported"], 3);
+
+    // The crew's day: no. 2 not put out, no. 4 emptied, round complete.
+    let cab = FakeDevice::connect("cab-rcv07", gateway.mqtt.1).await;
+    cab.send(vec![
+        round(1, RoundPhase::Started),
+        collection(2, 100_021_445_101, Outcome::NotPresented, None),
+        collection(3, 100_021_445_102, Outcome::Collected, None),
+        round(4, RoundPhase::Completed),
+    ])
+    .await;
+    cab.wait_acked(4, DEADLINE).await;
+    // The desk follows the ingest asynchronously: wait until it has seen the round.
+    let progress_url = format!(
+        "http://{}/api/v1/rounds/{ROUND}/progress",
+        gateway.http_addr
+    );
+    wait_for("the round's progress", DEADLINE, || async {
+        let progress = http::get(&progress_url, Some(ADMIN)).await.json();
+        (progress["completed_at"].is_number()).then_some(())
+    })
+    .await;
+
+    // No. 2: the crew recorded the bin not presented, so the report is closed with that.
+    let rejected = post_report(&base, 100_021_445_101).await;
+    let request = get_request(&base, &rejected).await;
+    assert_eq!(request["status"], "closed", "{request}");
+    let notes = request["status_notes"].as_str().unwrap();
+    assert!(notes.contains("not"), "{notes}");
+    assert_eq!(request["address_id"], "100021445101");
+
+    // No. 6: nothing recorded and the round is complete, so it is accepted and a return job
+    // goes to the cab.
+    let accepted = post_report(&base, 100_021_445_103).await;
+    let request = get_request(&base, &accepted).await;
+    assert_eq!(request["status"], "open", "{request}");
+    let job = wait_for("the return job on the cab", DEADLINE, || async {
+        cab.downs().into_iter().find_map(|down| match down.body {
+            DownBody::Job(job) => Some(job),
+            _ => None,
+        })
+    })
+    .await;
+    match &job.kind {
+        JobKind::ReturnCollection(ret) => {
+            assert_eq!(ret.uprn, 100_021_445_103);
+            assert_eq!(ret.report, accepted);
+        }
+        other => panic!("expected a return collection, got {other:?}"),
+    }
+
+    // A second report of the same bin returns the first.
+    assert_eq!(post_report(&base, 100_021_445_103).await, accepted);
+
+    // The crew goes back and empties it: the report closes.
+    cab.send(vec![collection(
+        5,
+        100_021_445_103,
+        Outcome::Collected,
+        Some(job.id.clone()),
+    )])
+    .await;
+    cab.wait_acked(5, DEADLINE).await;
+    let closed = wait_for("the report to close", DEADLINE, || async {
+        let request = get_request(&base, &accepted).await;
+        (request["status"] == "closed").then_some(request)
+    })
+    .await;
+    assert!(
+        closed["status_notes"].as_str().unwrap().contains("crew collected"),
+        "{closed}"
+    );
+
+    // Errors in Open311's own format.
+    let unknown = http::request(
+        "POST",
+        &format!("{base}/requests.json"),
+        None,
+        Some("application/x-www-form-urlencoded"),
+        format!("api_key={API_KEY}&service_code=refuse&address_id=100021999999").into_bytes(),
+    )
+    .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    let errors = unknown.json();
+    assert!(errors[0]["description"]
+        .as_str()
+        .unwrap()
+        .contains("100021999999"));
+    let forbidden = http::request(
+        "POST",
+        &format!("{base}/requests.json"),
+        None,
+        Some("application/x-www-form-urlencoded"),
+        b"api_key=wrong&service_code=refuse&address_id=100021445101".to_vec(),
+    )
+    .await;
+    assert_eq!(forbidden.status, 403, "{}", forbidden.body);
+
+    let metrics = gateway.metrics.render();
+    assert!(
+        metrics.contains("fieldsync_report_decisions_total{decision=\"rejected\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("fieldsync_reports_closed_total 1"),
+        "{metrics}"
+    );
+    gateway.stop().await;
+}
