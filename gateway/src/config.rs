@@ -36,13 +36,27 @@ pub struct MissedBinsConfig {
     pub calendar: crate::missed_bins::CouncilCalendar,
     /// How confirmations without a UPRN are matched to properties (default within 25 m).
     pub matching: crate::missed_bins::MatchConfig,
-    /// Which devices take a round's return jobs, by round id. A return job goes to the device
-    /// that last sent a record for the report's round; these are the fallback when none has yet.
+    /// Which device a return job goes to. Default `last_on_round`.
+    pub dispatch: DispatchRule,
+    /// Devices that take a round's return jobs, by round id: the fallback for `last_on_round`
+    /// before any device has reported on the round, and the rule itself for `configured`.
     /// Default: none.
     pub round_devices: BTreeMap<String, Vec<String>>,
     /// How many days of crews' evidence to reload at start-up. Default 14, well beyond the
     /// report window.
     pub evidence_days: u32,
+}
+
+/// Which device a report's return job goes to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchRule {
+    /// The device that most recently sent a collection or round event for the report's round
+    /// (the crew out there now), else the first of `round_devices`.
+    #[default]
+    LastOnRound,
+    /// Always the first of `round_devices` for the round (a dedicated return-collection crew).
+    Configured,
 }
 
 /// The Open311 GeoReport v2 interface.
@@ -59,6 +73,7 @@ impl Default for MissedBinsConfig {
         Self {
             calendar: Default::default(),
             matching: Default::default(),
+            dispatch: DispatchRule::default(),
             round_devices: BTreeMap::new(),
             evidence_days: 14,
         }

@@ -169,6 +169,7 @@ impl Gateway {
                     config.mqtt.max_payload,
                 )),
                 DeskSettings {
+                    dispatch: config.missed_bins.dispatch,
                     round_devices: config
                         .missed_bins
                         .round_devices
@@ -214,6 +215,7 @@ impl Gateway {
             desk: desk.clone(),
             open311_api_keys: config.open311.api_keys.clone().into(),
             council_tz: config.missed_bins.calendar.tz,
+            shutdown: shutdown.clone(),
         });
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {

@@ -13,6 +13,8 @@ use proto::{
     BinStream, Collection, DownBody, JobKind, Outcome, Position, Record, RecordBody, RoundEvent,
     RoundPhase,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const ADMIN: &str = "test-admin-token";
@@ -90,6 +92,33 @@ async fn post_report(base: &str, uprn: u64) -> String {
         .to_owned()
 }
 
+/// Opens the staff event stream (server-sent events) on a raw connection.
+async fn open_events(addr: std::net::SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /api/v1/events HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Accept: text/event-stream\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+/// Reads the stream until `needle` appears; returns all read so far.
+async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(DEADLINE, async {
+        while !String::from_utf8_lossy(&seen).contains(needle) {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the event stream closed");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {needle:?} in {}", String::from_utf8_lossy(&seen)));
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
 async fn get_request(base: &str, id: &str) -> serde_json::Value {
     let response = http::get(&format!("{base}/requests/{id}.json"), None).await;
     assert_eq!(response.status, 200, "{}", response.body);
@@ -144,7 +173,11 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     .await;
 
     // No. 2: the crew recorded the bin not presented, so the report is closed with that.
+    let mut events = open_events(gateway.http_addr).await;
+    read_until(&mut events, "text/event-stream").await;
     let rejected = post_report(&base, 100_021_445_101).await;
+    let seen = read_until(&mut events, &format!("\"id\":\"{rejected}\"")).await;
+    assert!(seen.contains("\"status\":\"rejected\""), "{seen}");
     let request = get_request(&base, &rejected).await;
     assert_eq!(request["status"], "closed", "{request}");
     let notes = request["status_notes"].as_str().unwrap();
@@ -189,9 +222,23 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     })
     .await;
     assert!(
-        closed["status_notes"].as_str().unwrap().contains("crew collected"),
+        closed["status_notes"]
+            .as_str()
+            .unwrap()
+            .contains("crew collected"),
         "{closed}"
     );
+
+    // Staff see the whole history, in words.
+    let history = http::get(
+        &format!("http://{}/api/v1/reports/{accepted}", gateway.http_addr),
+        Some(ADMIN),
+    )
+    .await
+    .json();
+    assert_eq!(history["status"], "closed", "{history}");
+    assert_eq!(history["history"].as_array().unwrap().len(), 3, "{history}");
+    assert_eq!(history["notes"].as_array().unwrap().len(), 3, "{history}");
 
     // Errors in Open311's own format.
     let unknown = http::request(

@@ -35,6 +35,8 @@ pub struct AppState {
     pub open311_api_keys: Arc<[String]>,
     /// The council's time zone, for dates shown to residents.
     pub council_tz: chrono_tz::Tz,
+    /// Cancelled when the gateway stops: long-lived responses (event streams) end then.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The router for the whole HTTP side.

@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 
 use super::dispatch::JobSender;
 use super::store::{ImportOrStoreError, Inserted, ReportStore};
+use crate::config::DispatchRule;
 use crate::metrics::Metrics;
 use crate::missed_bins::{
     Confirmation, Contact, EvidenceRef, ImportReport, MissedBins, Report, ReportError,
@@ -79,7 +80,9 @@ pub enum DeskEvent {
 /// Settings the desk needs beyond the missed-bin rules.
 #[derive(Debug, Clone, Default)]
 pub struct DeskSettings {
-    /// Fallback devices for a round's return jobs, by round.
+    /// Which device takes a return job.
+    pub dispatch: DispatchRule,
+    /// Configured devices for a round's return jobs, by round.
     pub round_devices: BTreeMap<String, Vec<DeviceId>>,
     /// Clock skew (ms) beyond which a record's own time is corrected by its device's offset.
     pub max_clock_skew_ms: i64,
@@ -190,16 +193,20 @@ impl ReportDesk {
         else {
             return Ok(());
         };
-        let device = state
-            .round_device
-            .get(&round)
-            .map(|(device, _)| device.clone())
-            .or_else(|| {
-                self.settings
-                    .round_devices
-                    .get(&round)
-                    .and_then(|devices| devices.first().cloned())
-            });
+        let configured = || {
+            self.settings
+                .round_devices
+                .get(&round)
+                .and_then(|devices| devices.first().cloned())
+        };
+        let device = match self.settings.dispatch {
+            DispatchRule::LastOnRound => state
+                .round_device
+                .get(&round)
+                .map(|(device, _)| device.clone())
+                .or_else(configured),
+            DispatchRule::Configured => configured(),
+        };
         let Some(device) = device else {
             tracing::info!(report = %report.id, %round, "no device known for the round yet");
             return Ok(());

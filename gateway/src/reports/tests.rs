@@ -239,6 +239,31 @@ fn a_report_waits_for_a_device_on_its_round_then_is_dispatched() {
 }
 
 #[test]
+fn a_configured_dispatch_rule_sends_jobs_to_the_configured_device_only() {
+    let fixture = Fixture::new();
+    let store = ReportStore::open(&fixture.db).unwrap();
+    let returns = DeviceId::new("cab-returns").unwrap();
+    let desk = ReportDesk::open(
+        MissedBins::new(Default::default(), Default::default()),
+        store,
+        fixture.sender.clone(),
+        DeskSettings {
+            dispatch: crate::config::DispatchRule::Configured,
+            round_devices: [(ROUND.to_owned(), vec![returns.clone()])].into(),
+            max_clock_skew_ms: 300_000,
+        },
+        Arc::new(Metrics::default()),
+    )
+    .unwrap();
+    with_register(&desk);
+    desk.observe(&cab(), &[round_started(1, tue(7, 0))], tue(7, 0))
+        .unwrap();
+    let report = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
+    assert_eq!(report.status, ReportStatus::InProgress);
+    assert_eq!(fixture.sent()[0].0, returns);
+}
+
+#[test]
 fn a_duplicate_report_returns_the_first() {
     let fixture = Fixture::new();
     let desk = fixture.desk();
