@@ -50,7 +50,13 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 /// The gateway's MQTT client and its event loop, not yet connected: [`run`] drives the loop,
 /// and other parts (return jobs) publish through clones of the client.
 pub fn client(endpoint: &MqttEndpoint) -> (AsyncClient, EventLoop) {
-    AsyncClient::new(mqtt_options(endpoint), 4 * MAX_GROUP)
+    let (client, mut eventloop) = AsyncClient::new(mqtt_options(endpoint), 4 * MAX_GROUP);
+    // Acks are small writes that must leave at once: Nagle's algorithm would hold each behind
+    // the peer's delayed ACK, adding tens of milliseconds to every batch's round trip.
+    let mut network = eventloop.network_options();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
+    (client, eventloop)
 }
 
 /// Runs ingest until `shutdown` is cancelled: connects to the broker, subscribes, stores and acks.

@@ -62,6 +62,9 @@ impl FakeDevice {
             .set_keep_alive(Duration::from_secs(5))
             .set_max_packet_size(MAX_MESSAGE_BYTES * 2, MAX_MESSAGE_BYTES * 2);
         let (client, mut eventloop) = AsyncClient::new(options, 256);
+        let mut network = eventloop.network_options();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
         let (acked_tx, acked) = watch::channel(0);
         let acks_received = Arc::new(Mutex::new(0));
         let (subscribed_tx, mut subscribed) = watch::channel(false);
