@@ -212,3 +212,29 @@ async fn a_killed_gateway_loses_nothing_it_acked() {
         );
     }
 }
+
+/// The external broker the tests use (the machine's Mosquitto; `.ci/run` makes sure it runs).
+fn external_broker() -> String {
+    std::env::var("FIELDSYNC_TEST_MQTT_URL").unwrap_or_else(|_| "mqtt://127.0.0.1:1883".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingests_through_an_external_broker_with_a_shared_subscription() {
+    let dir = tempfile::tempdir().unwrap();
+    // Unique names: the broker outlives the test, and keeps persistent sessions.
+    let run = std::process::id();
+    let mut config = config(dir.path());
+    config.mqtt.url = Some(external_broker());
+    config.mqtt.client_id = format!("fieldsync-gateway-test-{run}");
+    config.mqtt.shared_group = Some(format!("fieldsync-test-{run}"));
+    let gateway = start(config).await;
+    let (host, port) = gateway.mqtt.clone();
+    assert_eq!(host, "127.0.0.1");
+
+    let device = FakeDevice::connect(&format!("ext-{run}"), port).await;
+    device.send(telemetry(1, 20, "B-1")).await;
+    device.send(telemetry(1, 20, "B-1")).await;
+    device.wait_acked(20, DEADLINE).await;
+    assert_eq!(gateway.store.record_count(&device.id).unwrap(), 20);
+    gateway.stop().await;
+}
