@@ -2,7 +2,8 @@
 //! Missed-bin reports through Open311 over a running gateway, with a crew's cab publishing real
 //! `proto` batches over MQTT: one report rejected from the crew's evidence, another accepted,
 //! dispatched to the cab as a return job and closed by its confirmation, each observed through
-//! `GET requests/{id}.json` as a resident's front end would.
+//! `GET requests/{id}.json` as a resident's front end would, and through
+//! `GET servicerequestupdates.json` as FixMyStreet polls for what happened.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -239,6 +240,102 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     assert_eq!(history["status"], "closed", "{history}");
     assert_eq!(history["history"].as_array().unwrap().len(), 3, "{history}");
     assert_eq!(history["notes"].as_array().unwrap().len(), 3, "{history}");
+
+    // FixMyStreet's poll for the last hour: every transition, oldest first.
+    let now = chrono::Utc::now();
+    let hour_ago = now - chrono::Duration::hours(1);
+    let w3c =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let window = format!("start_date={}&end_date={}", w3c(hour_ago), w3c(now));
+    let polled = http::get(
+        &format!("{base}/servicerequestupdates.json?api_key={API_KEY}&{window}"),
+        None,
+    )
+    .await;
+    assert_eq!(polled.status, 200, "{}", polled.body);
+    let updates = polled.json();
+    let updates = updates.as_array().unwrap();
+    let times: Vec<&str> = updates
+        .iter()
+        .map(|u| u["updated_datetime"].as_str().unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "oldest first: {updates:?}");
+    let of = |id: &str| -> Vec<&serde_json::Value> {
+        updates
+            .iter()
+            .filter(|u| u["service_request_id"] == id)
+            .collect()
+    };
+    let returned = of(&accepted);
+    let summary: Vec<(&str, &str)> = returned
+        .iter()
+        .map(|u| {
+            (
+                u["update_id"].as_str().unwrap(),
+                u["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (format!("{accepted}-0").as_str(), "open"),
+            (format!("{accepted}-1").as_str(), "action_scheduled"),
+            (format!("{accepted}-2").as_str(), "fixed"),
+        ],
+        "{updates:?}"
+    );
+    assert!(
+        returned[2]["description"]
+            .as_str()
+            .unwrap()
+            .contains("crew collected"),
+        "{updates:?}"
+    );
+    let refused = of(&rejected);
+    assert_eq!(refused.len(), 1, "{updates:?}");
+    assert_eq!(refused[0]["status"], "no_further_action");
+    assert_eq!(refused[0]["external_status_code"], "rejected");
+    assert!(
+        refused[0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("was not put out for collection"),
+        "{updates:?}"
+    );
+    assert_eq!(updates.len(), 4, "{updates:?}");
+
+    // The same in FixMyStreet's XML; nothing without the key.
+    let xml = http::get(
+        &format!("{base}/servicerequestupdates.xml?api_key={API_KEY}&{window}"),
+        None,
+    )
+    .await;
+    assert_eq!(xml.status, 200, "{}", xml.body);
+    assert!(
+        xml.body
+            .contains("<service_requests_updates><request_update>"),
+        "{}",
+        xml.body
+    );
+    assert_eq!(
+        xml.body.matches("<request_update>").count(),
+        4,
+        "{}",
+        xml.body
+    );
+    assert!(
+        xml.body.contains(&format!(
+            "<update_id>{accepted}-2</update_id><service_request_id>{accepted}</service_request_id>\
+             <status>fixed</status>"
+        )),
+        "{}",
+        xml.body
+    );
+    let keyless = http::get(&format!("{base}/servicerequestupdates.json?{window}"), None).await;
+    assert_eq!(keyless.status, 403, "{}", keyless.body);
 
     // Errors in Open311's own format.
     let unknown = http::request(

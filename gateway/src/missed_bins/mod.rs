@@ -327,7 +327,9 @@ mod tests {
             ),
         );
         assert!(report.should_close(&observed.confirmation));
-        report.close(&observed.confirmation).unwrap();
+        report
+            .close(&observed.confirmation, observed.confirmation.at)
+            .unwrap();
         assert_eq!(report.status, ReportStatus::Closed);
         let notes = report.status_notes(mb.calendar());
         assert!(

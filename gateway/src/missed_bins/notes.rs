@@ -281,7 +281,10 @@ mod tests {
             .dispatch("J-1".to_owned(), ms(2026, 11, 24, 18, 1))
             .unwrap();
         report
-            .close(&evidence(Outcome::Collected, ms(2026, 11, 25, 11, 5), 2))
+            .close(
+                &evidence(Outcome::Collected, ms(2026, 11, 25, 11, 5), 2),
+                ms(2026, 11, 25, 11, 5),
+            )
             .unwrap();
         let notes = report.status_notes(&cal);
         assert_eq!(notes.len(), 3);

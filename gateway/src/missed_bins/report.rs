@@ -285,9 +285,15 @@ impl Report {
         answers_job || same_bin_since
     }
 
-    /// Closes the report with the crew's confirmation as evidence; the transition takes the
-    /// confirmation's time, which is when the bin was emptied.
-    pub fn close(&mut self, confirmation: &Confirmation) -> Result<(), TransitionError> {
+    /// Closes the report at `now` (the gateway's clock: when it learned of the collection) with
+    /// the crew's confirmation as evidence; the reason keeps the confirmation's own time, when
+    /// the bin was emptied. Stamping the transition when it happens here, not when the crew
+    /// recorded it, keeps a late-arriving confirmation inside the windows that front ends poll.
+    pub fn close(
+        &mut self,
+        confirmation: &Confirmation,
+        now: TimestampMs,
+    ) -> Result<(), TransitionError> {
         self.check(ReportStatus::Closed)?;
         if !self.should_close(confirmation) {
             return Err(TransitionError::NotEvidence {
@@ -296,7 +302,7 @@ impl Report {
             });
         }
         self.push(Transition {
-            at: confirmation.at,
+            at: now.max(confirmation.at),
             status: ReportStatus::Closed,
             reason: Reason::Collected {
                 at: confirmation.at,
@@ -394,7 +400,7 @@ mod tests {
         assert!(!report.should_close(&other_job));
         let done = confirmation(10, Outcome::Collected, ms(2026, 11, 25, 11, 5), Some("J-1"));
         assert!(report.should_close(&done));
-        report.close(&done).unwrap();
+        report.close(&done, done.at).unwrap();
         assert_eq!(report.status, ReportStatus::Closed);
         let statuses: Vec<ReportStatus> = report.history.iter().map(|t| t.status).collect();
         assert_eq!(
@@ -411,7 +417,7 @@ mod tests {
         // Closed is final.
         assert!(!report.should_close(&done));
         assert!(matches!(
-            report.close(&done),
+            report.close(&done, done.at),
             Err(TransitionError::Illegal {
                 from: ReportStatus::Closed,
                 ..
@@ -429,7 +435,7 @@ mod tests {
         let before = confirmation(3, Outcome::Collected, ms(2026, 11, 24, 8, 0), None);
         assert!(!report.should_close(&before));
         assert!(matches!(
-            report.close(&before),
+            report.close(&before, before.at),
             Err(TransitionError::NotEvidence { .. })
         ));
         // After it, but not emptied.
@@ -442,7 +448,7 @@ mod tests {
         // Open (not yet dispatched) reports close too.
         let after = confirmation(6, Outcome::Collected, ms(2026, 11, 25, 9, 30), None);
         assert!(report.should_close(&after));
-        report.close(&after).unwrap();
+        report.close(&after, after.at).unwrap();
         assert_eq!(report.status, ReportStatus::Closed);
     }
 

@@ -15,12 +15,18 @@ use super::model::BackendError;
 /// are echoed only where they are not personal data (codes and ids, never emails or names).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldError {
-    /// POST without an `api_key`.
-    #[error("api_key was not provided -- can't proceed with create_request")]
-    MissingApiKey,
-    /// POST with an `api_key` the backend does not accept.
-    #[error("Invalid api_key received -- can't proceed with create_request")]
-    BadApiKey,
+    /// No `api_key` on a call that needs one.
+    #[error("api_key was not provided -- can't proceed with {call}")]
+    MissingApiKey {
+        /// The call refused: `create_request` or `get_service_request_updates`.
+        call: &'static str,
+    },
+    /// An `api_key` the backend does not accept.
+    #[error("Invalid api_key received -- can't proceed with {call}")]
+    BadApiKey {
+        /// The call refused.
+        call: &'static str,
+    },
     /// A required field is absent or empty.
     #[error("{field} was not provided")]
     Missing {
@@ -56,7 +62,9 @@ impl FieldError {
     /// The HTTP status this error calls for on its own.
     pub fn status(&self) -> StatusCode {
         match self {
-            FieldError::MissingApiKey | FieldError::BadApiKey => StatusCode::FORBIDDEN,
+            FieldError::MissingApiKey { .. } | FieldError::BadApiKey { .. } => {
+                StatusCode::FORBIDDEN
+            }
             FieldError::UnknownService { .. } => StatusCode::NOT_FOUND,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -178,7 +186,10 @@ mod tests {
     #[test]
     fn statuses_follow_the_specification() {
         assert_eq!(
-            Open311Error::from(FieldError::MissingApiKey).status,
+            Open311Error::from(FieldError::MissingApiKey {
+                call: "create_request"
+            })
+            .status,
             StatusCode::FORBIDDEN
         );
         let unknown = FieldError::UnknownService { code: "x".into() };

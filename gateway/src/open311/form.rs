@@ -1,6 +1,7 @@
-//! Reading what clients send: the urlencoded body of `POST requests` and the query of `GET
-//! requests`, as (name, value) pairs, into validated [`NewServiceRequest`]s and
-//! [`RequestFilter`]s. Plain functions over data, so every rule is tested without HTTP.
+//! Reading what clients send: the urlencoded body of `POST requests` and the queries of `GET
+//! requests` and `GET servicerequestupdates`, as (name, value) pairs, into validated
+//! [`NewServiceRequest`]s, [`RequestFilter`]s and [`UpdateSearch`]es. Plain functions over data,
+//! so every rule is tested without HTTP.
 //!
 //! Following the specification's "Optional Arguments": an empty value is the same as no value
 //! (FixMyStreet sends `last_name=` for one-word names). Fields we do not know, such as
@@ -14,7 +15,8 @@ use super::dates::{parse_w3c, Bound};
 use super::error::FieldError;
 use super::model::{
     is_valid_request_id, Contact, Location, NewServiceRequest, Open311Status, RequestFilter,
-    RequestSearch, MAX_DESCRIPTION_CHARS, MAX_RESULTS, MAX_WINDOW_DAYS,
+    RequestSearch, UpdateSearch, DEFAULT_UPDATE_WINDOW_HOURS, MAX_DESCRIPTION_CHARS, MAX_RESULTS,
+    MAX_UPDATE_WINDOW_DAYS, MAX_WINDOW_DAYS,
 };
 
 /// Form or query fields in the order they came.
@@ -67,11 +69,21 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The `api_key` of a POST: 403 when absent, as the specification says.
-pub fn api_key(pairs: &[(String, String)]) -> Result<&str, FieldError> {
+/// The call that creates a request, as named in api_key errors.
+pub const CREATE_REQUEST: &str = "create_request";
+
+/// The call that lists updates, as named in api_key errors.
+pub const GET_UPDATES: &str = "get_service_request_updates";
+
+/// The `api_key` that `call` ([`CREATE_REQUEST`] or [`GET_UPDATES`]) needs: 403 when absent, as
+/// the specification says.
+pub fn api_key<'a>(
+    pairs: &'a [(String, String)],
+    call: &'static str,
+) -> Result<&'a str, FieldError> {
     Fields { pairs }
         .single("api_key")?
-        .ok_or(FieldError::MissingApiKey)
+        .ok_or(FieldError::MissingApiKey { call })
 }
 
 /// Validates a POST's fields into a new request, reporting every problem at once.
@@ -403,16 +415,11 @@ pub fn request_filter(
         statuses = vec![Open311Status::Open, Open311Status::Closed];
     }
 
-    let mut date = |name: &'static str, bound: Bound| match fields.single(name) {
-        Ok(Some(text)) => parse_w3c(text, tz, bound).map(Some).unwrap_or_else(|e| {
-            errors.push(FieldError::invalid(name, e.to_string()));
-            None
-        }),
-        Ok(None) => None,
-        Err(e) => {
+    let mut date = |name: &'static str, bound: Bound| {
+        date_field(&fields, name, tz, bound).unwrap_or_else(|e| {
             errors.push(e);
             None
-        }
+        })
     };
     let start = date("start_date", Bound::Start);
     let end = date("end_date", Bound::End);
@@ -445,6 +452,75 @@ pub fn request_filter(
         }))
     } else {
         Err(errors)
+    }
+}
+
+/// Reads `GET servicerequestupdates`' query (its `start_date` and `end_date`; the api_key is
+/// checked before) into a search. Both dates given: that window, at most
+/// [`MAX_UPDATE_WINDOW_DAYS`] long (FixMyStreet always sends both). Only `start_date`: from then
+/// until `now`, so also at most that long. Only `end_date`: the [`DEFAULT_UPDATE_WINDOW_HOURS`]
+/// before it. Neither: the [`DEFAULT_UPDATE_WINDOW_HOURS`] before `now`. A date without a time
+/// is a whole local day, as in [`request_filter`].
+pub fn update_search(
+    pairs: &[(String, String)],
+    now: DateTime<Utc>,
+    tz: Tz,
+) -> Result<UpdateSearch, Vec<FieldError>> {
+    let fields = Fields { pairs };
+    let mut errors = Vec::new();
+    let mut date = |name: &'static str, bound: Bound| {
+        date_field(&fields, name, tz, bound).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        })
+    };
+    let start = date("start_date", Bound::Start);
+    let end = date("end_date", Bound::End);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let default = Duration::hours(DEFAULT_UPDATE_WINDOW_HOURS);
+    let (from, to) = match (start, end) {
+        (Some(from), Some(to)) => (from, to),
+        // A start a little ahead of our clock is an empty window, not a mistake.
+        (Some(from), None) => (from, now.max(from)),
+        (None, Some(to)) => (to - default, to),
+        (None, None) => (now - default, now),
+    };
+    if to < from {
+        return Err(vec![FieldError::invalid(
+            "end_date",
+            "is before start_date",
+        )]);
+    }
+    if to - from > Duration::days(MAX_UPDATE_WINDOW_DAYS) {
+        return Err(vec![FieldError::invalid(
+            "end_date",
+            format!(
+                "may be at most {MAX_UPDATE_WINDOW_DAYS} days after start_date (end_date is now \
+                 when not given); ask for a longer period a week at a time"
+            ),
+        )]);
+    }
+    Ok(UpdateSearch {
+        from,
+        to,
+        limit: MAX_RESULTS,
+    })
+}
+
+/// The one date-time in `name`, if given.
+fn date_field(
+    fields: &Fields<'_>,
+    name: &'static str,
+    tz: Tz,
+    bound: Bound,
+) -> Result<Option<DateTime<Utc>>, FieldError> {
+    match fields.single(name)? {
+        Some(text) => parse_w3c(text, tz, bound)
+            .map(Some)
+            .map_err(|e| FieldError::invalid(name, e.to_string())),
+        None => Ok(None),
     }
 }
 
@@ -509,7 +585,7 @@ mod tests {
         assert_eq!(request.contact.first_name.as_deref(), Some("Ann"));
         assert_eq!(request.contact.last_name, None);
         assert_eq!(request.media_urls.len(), 2);
-        assert_eq!(api_key(&form), Ok("k"));
+        assert_eq!(api_key(&form, CREATE_REQUEST), Ok("k"));
     }
 
     #[test]
@@ -611,11 +687,14 @@ mod tests {
     #[test]
     fn api_key_is_required() {
         assert_eq!(
-            api_key(&pairs(&[("api_key", "")])),
-            Err(FieldError::MissingApiKey)
+            api_key(&pairs(&[("api_key", "")]), GET_UPDATES),
+            Err(FieldError::MissingApiKey { call: GET_UPDATES })
         );
         assert_eq!(
-            api_key(&pairs(&[("api_key", "a"), ("api_key", "b")])),
+            api_key(
+                &pairs(&[("api_key", "a"), ("api_key", "b")]),
+                CREATE_REQUEST
+            ),
             Err(FieldError::Repeated { field: "api_key" })
         );
     }
@@ -715,5 +794,68 @@ mod tests {
         );
         assert!(check(&[("start_date", "2026-06-01T00:00:00")])[0]
             .starts_with("start_date must be a W3C date-time"));
+    }
+
+    #[test]
+    fn update_windows_default_to_the_last_day_and_are_capped_at_a_week() {
+        let now = utc("2026-11-24T12:00:00Z");
+        let search = |list: &[(&str, &str)]| update_search(&pairs(list), now, London);
+
+        let default = search(&[]).unwrap();
+        assert_eq!((default.from, default.to), (now - Duration::hours(24), now));
+        assert_eq!(default.limit, MAX_RESULTS);
+
+        // What FixMyStreet sends: both ends, in UTC, and the key (checked elsewhere).
+        let both = search(&[
+            ("api_key", "k"),
+            ("jurisdiction_id", "example.gov.uk"),
+            ("start_date", "2026-11-24T10:00:00Z"),
+            ("end_date", "2026-11-24T12:00:00Z"),
+        ])
+        .unwrap();
+        assert_eq!(both.from, utc("2026-11-24T10:00:00Z"));
+        assert_eq!(both.to, now);
+
+        let since = search(&[("start_date", "2026-11-20T00:00:00+00:00")]).unwrap();
+        assert_eq!((since.from, since.to), (utc("2026-11-20T00:00:00Z"), now));
+        let ahead = search(&[("start_date", "2026-11-24T12:00:05Z")]).unwrap();
+        assert_eq!(ahead.from, ahead.to);
+        let until = search(&[("end_date", "2026-11-01")]).unwrap();
+        assert_eq!(until.to, utc("2026-11-01T23:59:59.999999999Z"));
+        assert_eq!(until.from, until.to - Duration::hours(24));
+
+        // A week exactly is allowed; a moment more is not, nor a start over a week ago alone.
+        assert!(search(&[
+            ("start_date", "2026-11-17T12:00:00Z"),
+            ("end_date", "2026-11-24T12:00:00Z")
+        ])
+        .is_ok());
+        let errors = |list: &[(&str, &str)]| descriptions(&search(list).unwrap_err());
+        let too_long = vec![
+            "end_date may be at most 7 days after start_date (end_date is now when not given); \
+             ask for a longer period a week at a time",
+        ];
+        assert_eq!(
+            errors(&[
+                ("start_date", "2026-11-17T11:59:59Z"),
+                ("end_date", "2026-11-24T12:00:00Z")
+            ]),
+            too_long
+        );
+        assert_eq!(errors(&[("start_date", "2026-11-01")]), too_long);
+        assert_eq!(
+            errors(&[
+                ("start_date", "2026-11-24T12:00:00Z"),
+                ("end_date", "2026-11-24T11:00:00Z")
+            ]),
+            vec!["end_date is before start_date"]
+        );
+        let bad = errors(&[
+            ("start_date", "yesterday"),
+            ("end_date", "2026-11-24T12:00:00"),
+        ]);
+        assert_eq!(bad.len(), 2);
+        assert!(bad[0].starts_with("start_date must be a W3C date-time"));
+        assert!(bad[1].starts_with("end_date must be a W3C date-time"));
     }
 }

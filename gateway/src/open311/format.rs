@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::dates::format_w3c;
 use super::error::Open311Error;
-use super::model::{CreatedRequest, Service, ServiceRequest, SERVICE_GROUP};
+use super::model::{CreatedRequest, RequestUpdate, Service, ServiceRequest, SERVICE_GROUP};
 use chrono_tz::Tz;
 
 /// The format a client asked for with the resource's extension.
@@ -205,6 +205,32 @@ fn request_item(request: &ServiceRequest, tz: Tz) -> Item {
         ("lat", number(request.lat)),
         ("long", number(request.long)),
         ("media_url", request.media_url.clone().into()),
+    ]
+}
+
+/// Updates, FixMyStreet's `servicerequestupdates`: `<service_requests_updates><request_update>…`
+/// in XML (the root FixMyStreet's documentation and tests use), with date-times in the council's
+/// offset.
+pub fn updates(format: Format, updates: &[RequestUpdate], tz: Tz) -> String {
+    let items: Vec<Item> = updates.iter().map(|u| update_item(u, tz)).collect();
+    list(format, "service_requests_updates", "request_update", &items)
+}
+
+fn update_item(update: &RequestUpdate, tz: Tz) -> Item {
+    vec![
+        ("update_id", update.update_id.as_str().into()),
+        ("service_request_id", update.request_id.as_str().into()),
+        ("status", update.status.as_str().into()),
+        (
+            "updated_datetime",
+            format_w3c(update.updated, tz).as_str().into(),
+        ),
+        ("description", update.description.as_str().into()),
+        ("media_url", update.media_url.clone().into()),
+        (
+            "external_status_code",
+            update.external_status_code.clone().into(),
+        ),
     ]
 }
 

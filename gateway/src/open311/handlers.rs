@@ -15,7 +15,9 @@ use chrono_tz::Tz;
 use super::error::{FieldError, Open311Error};
 use super::form::{self, Pairs};
 use super::format::{self, Format};
-use super::model::{is_valid_request_id, BackendError, Open311Backend, RequestFilter, Service};
+use super::model::{
+    is_valid_request_id, BackendError, Open311Backend, RequestFilter, Service, UpdateSearch,
+};
 
 /// The largest POST body accepted. A maximal report (4000 four-byte characters, all
 /// percent-encoded, plus contact fields and ten media URLs) stays well under it.
@@ -50,6 +52,14 @@ pub fn router(backend: Arc<dyn Open311Backend>, council_tz: Tz) -> Router {
                 .post(|s, f| create_request(s, f, Format::Xml)),
         )
         .route("/requests/:file", get(one_request))
+        .route(
+            "/servicerequestupdates.json",
+            get(|s, q| list_updates(s, q, Format::Json)),
+        )
+        .route(
+            "/servicerequestupdates.xml",
+            get(|s, q| list_updates(s, q, Format::Xml)),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -114,11 +124,7 @@ async fn create(
 ) -> Result<String, Open311Error> {
     let Form(pairs) = body.map_err(form_rejection)?;
     // The key first: a client without one learns nothing about the rest of its request.
-    let key = form::api_key(&pairs)?.to_owned();
-    let accepted = blocking(state, move |backend| Ok(backend.api_key_accepted(&key))).await?;
-    if !accepted {
-        return Err(FieldError::BadApiKey.into());
-    }
+    check_api_key(state, &pairs, form::CREATE_REQUEST).await?;
     let request = form::new_request(&pairs).map_err(Open311Error::from_fields)?;
     let stream = request.stream;
     let created = blocking(state, move |backend| backend.create(request)).await?;
@@ -130,15 +136,28 @@ async fn create(
     Ok(format::created(format, &created))
 }
 
+/// Refuses `call` with 403 unless `pairs` hold an api_key the backend accepts.
+async fn check_api_key(
+    state: &Open311State,
+    pairs: &[(String, String)],
+    call: &'static str,
+) -> Result<(), Open311Error> {
+    let key = form::api_key(pairs, call)?.to_owned();
+    let accepted = blocking(state, move |backend| Ok(backend.api_key_accepted(&key))).await?;
+    if accepted {
+        Ok(())
+    } else {
+        Err(FieldError::BadApiKey { call }.into())
+    }
+}
+
 async fn list_requests(
     State(state): State<Open311State>,
     query: Result<Query<Pairs>, QueryRejection>,
     format: Format,
 ) -> Response {
     let outcome = async {
-        let Query(pairs) = query.map_err(|e| {
-            Open311Error::bad_request(format!("the query string is not valid: {}", e.body_text()))
-        })?;
+        let Query(pairs) = query.map_err(query_rejection)?;
         let filter = form::request_filter(&pairs, Utc::now(), state.tz)
             .map_err(Open311Error::from_fields)?;
         let limit = match &filter {
@@ -148,6 +167,41 @@ async fn list_requests(
         let mut found = blocking(&state, move |backend| backend.list(&filter)).await?;
         found.truncate(limit);
         Ok(format::requests(format, &found, state.tz))
+    }
+    .await;
+    answer(format, outcome)
+}
+
+/// FixMyStreet's `GET servicerequestupdates`: the api_key first (403, as for a POST; the bulk
+/// feed is for the council's own front ends), then the window.
+async fn list_updates(
+    State(state): State<Open311State>,
+    query: Result<Query<Pairs>, QueryRejection>,
+    format: Format,
+) -> Response {
+    let outcome = async {
+        let Query(pairs) = query.map_err(query_rejection)?;
+        check_api_key(&state, &pairs, form::GET_UPDATES).await?;
+        let search =
+            form::update_search(&pairs, Utc::now(), state.tz).map_err(Open311Error::from_fields)?;
+        // One more than we answer, to tell when the window held more than the limit.
+        let asked = UpdateSearch {
+            limit: search.limit.saturating_add(1),
+            ..search
+        };
+        let mut found = blocking(&state, move |backend| backend.updates(&asked)).await?;
+        if found.len() > search.limit {
+            // Oldest first, so a client that continues from the last updated_datetime it got
+            // misses nothing; FixMyStreet does not, so say so where an operator will look.
+            tracing::warn!(
+                from = %search.from,
+                to = %search.to,
+                limit = search.limit,
+                "open311 updates cut short: more changes in the window than one answer holds"
+            );
+            found.truncate(search.limit);
+        }
+        Ok(format::updates(format, &found, state.tz))
     }
     .await;
     answer(format, outcome)
@@ -198,6 +252,13 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
 
 fn unknown_format() -> Open311Error {
     Open311Error::not_found("The format must be .json or .xml")
+}
+
+fn query_rejection(rejection: QueryRejection) -> Open311Error {
+    Open311Error::bad_request(format!(
+        "the query string is not valid: {}",
+        rejection.body_text()
+    ))
 }
 
 fn form_rejection(rejection: FormRejection) -> Open311Error {

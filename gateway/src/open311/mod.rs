@@ -11,6 +11,7 @@
 //! | `POST requests.json` | `[{service_request_id, service_notice, account_id}]`; needs `api_key` |
 //! | `GET requests.json` | reports by `service_request_id`, or by `service_code`, `status`, `start_date`, `end_date` |
 //! | `GET requests/{id}.json` | one report, as a one-element array |
+//! | `GET servicerequestupdates.json` | every change to a report in a window, oldest first; needs `api_key` |
 //!
 //! The rest of the gateway plugs in through [`Open311Backend`]; [`model`] has the types it
 //! exchanges, [`form`] reads and validates what clients send, [`format`](mod@format) writes JSON and XML,
@@ -28,8 +29,52 @@
 //!   days, at most 1000 requests; a date without a time is a whole local day;
 //! - absent values are `null` in JSON and left out of XML.
 //!
+//! # FixMyStreet's `servicerequestupdates`
+//!
+//! GeoReport v2 can only say open or closed, and only when asked about a report; FixMyStreet
+//! learns what happened to the reports it sent by polling its extension, `GET
+//! servicerequestupdates.xml?api_key=…&start_date=…&end_date=…` (on a schedule, by default for
+//! the last two hours), and shows each new `update_id` to the resident as an update from the
+//! council, moving the report to the update's `status`. Decisions:
+//! - **the api_key is required** (403 without it, as for a POST): FixMyStreet sends its key
+//!   with this call, and the feed, every change to every report in bulk, is for the council's own
+//!   front ends rather than the public lookups of `GET requests`;
+//! - **every transition of a report is an update**, filing included (the acceptance, or the
+//!   rejection or refusal that closes a report at once), with `update_id` `{report id}-{n}`, `n`
+//!   its place in the report's history from 0: a report's history only grows, so ids never change
+//!   and FixMyStreet never shows a change twice;
+//! - the window is on `updated_datetime`: `start_date` and `end_date` as `GET requests` reads
+//!   them, the last 24 hours when neither is given, `end_date` now when only `start_date` is, at
+//!   most **7 days** (ask for a longer catch-up a week at a time); oldest first, at most 1000
+//!   (a client wanting more continues from the last `updated_datetime`; a warning is logged);
+//! - `updated_datetime` never goes backwards within a report: a crew's record can carry a time
+//!   before the return job was sent (a device clock behind ours, or a crew emptying the bin
+//!   before the job reached it), and FixMyStreet applies an update's status only if it is not
+//!   older than the last one, so an out-of-order time would leave a collected bin "action
+//!   scheduled". The description still gives the crew's own time;
+//! - `description` is the plain-English note for that transition (the crew's evidence for a
+//!   rejection), `external_status_code` our own status (`open`, `in_progress`, `closed`,
+//!   `rejected`, `refused`) for councils that choose FixMyStreet response templates by it, and
+//!   `media_url` is absent (no photos yet).
+//!
+//! Statuses: FixMyStreet reads the extended statuses of [`UpdateStatus`]. Ours map to the
+//! nearest, following FixMyStreet's own waste integrations (Echo: "allocated to crew" → action
+//! scheduled, "completed" → fixed, "not completed" → unable to fix):
+//!
+//! | report status | `status` | FixMyStreet shows |
+//! |---|---|---|
+//! | open (accepted, return to be arranged) | `open` | open |
+//! | in_progress (return job sent to a crew) | `action_scheduled` | action scheduled |
+//! | closed (a crew emptied the bin) | `fixed` | fixed |
+//! | rejected (the crew recorded it not out, contaminated, blocked…) | `no_further_action` | no further action (closed) |
+//! | refused (too early, too late, not a bin collected there) | `no_further_action` | no further action (closed) |
+//!
+//! `closed` is never sent: a FixMyStreet body without extended statuses reads it as *fixed*,
+//! which would tell a resident whose bin was left that it had been emptied.
+//!
 //! Not implemented: `tokens/{token}` (every service is `realtime`, so there are no tokens),
-//! service discovery, and FixMyStreet's `servicerequestupdates` extension.
+//! service discovery, and `POST servicerequestupdates` (residents' comments sent back to the
+//! council; 405).
 
 pub mod dates;
 pub mod error;
@@ -45,5 +90,6 @@ pub use error::{FieldError, Open311Error};
 pub use handlers::{router, MAX_BODY_BYTES};
 pub use model::{
     BackendError, Contact, CreatedRequest, Location, NewServiceRequest, Open311Backend,
-    Open311Status, RequestFilter, RequestSearch, Service, ServiceRequest,
+    Open311Status, RequestFilter, RequestSearch, RequestUpdate, Service, ServiceRequest,
+    UpdateSearch, UpdateStatus,
 };

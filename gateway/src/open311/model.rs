@@ -1,5 +1,6 @@
 //! What the Open311 layer exchanges with the rest of the gateway: the [`Open311Backend`] seam,
-//! the requests it takes and returns, and the catalogue of services (one per bin stream).
+//! the requests it takes and returns, the updates FixMyStreet polls for ([`RequestUpdate`]), and
+//! the catalogue of services (one per bin stream).
 //!
 //! Nothing here knows about HTTP or formats, so that the backend (over the reports store) and
 //! its tests need neither.
@@ -7,8 +8,8 @@
 use chrono::{DateTime, Utc};
 use proto::BinStream;
 
-/// What the Open311 endpoints need from the gateway: check an api_key, create a report, and read
-/// reports back.
+/// What the Open311 endpoints need from the gateway: check an api_key, create a report, read
+/// reports back, and list what happened to them.
 ///
 /// The methods are synchronous on purpose: the store behind them (sled, later PostgreSQL through
 /// a blocking pool) does blocking I/O, and the router calls every method through
@@ -31,6 +32,12 @@ pub trait Open311Backend: Send + Sync + 'static {
     /// The reports that match `filter`, newest `requested` first, at most
     /// [`RequestSearch::limit`] for a search.
     fn list(&self, filter: &RequestFilter) -> Result<Vec<ServiceRequest>, BackendError>;
+
+    /// Every change to any report whose [`RequestUpdate::updated`] lies in
+    /// `search.from..=search.to`, whenever the report was filed, oldest first (ties by report id,
+    /// then in the report's own order), at most [`UpdateSearch::limit`]. The answer to
+    /// FixMyStreet's `GET servicerequestupdates`.
+    fn updates(&self, search: &UpdateSearch) -> Result<Vec<RequestUpdate>, BackendError>;
 }
 
 /// Why the backend could not do what was asked. Each maps to an Open311 error: the first two to
@@ -207,6 +214,102 @@ pub const MAX_WINDOW_DAYS: i64 = 90;
 
 /// The specification's "first 1000 requests returned".
 pub const MAX_RESULTS: usize = 1000;
+
+/// Which updates `GET servicerequestupdates` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateSearch {
+    /// Earliest [`RequestUpdate::updated`] to include (inclusive).
+    pub from: DateTime<Utc>,
+    /// Latest [`RequestUpdate::updated`] to include (inclusive); at most
+    /// [`MAX_UPDATE_WINDOW_DAYS`] after `from`.
+    pub to: DateTime<Utc>,
+    /// At most this many, oldest first.
+    pub limit: usize,
+}
+
+/// The widest window `GET servicerequestupdates` answers. FixMyStreet asks for the last two hours
+/// every few minutes; a week lets an operator catch up after an outage, in one-week slices if
+/// need be, without one request reading and sending months of history.
+pub const MAX_UPDATE_WINDOW_DAYS: i64 = 7;
+
+/// The window `GET servicerequestupdates` answers when the client names neither end.
+pub const DEFAULT_UPDATE_WINDOW_HOURS: i64 = 24;
+
+/// One change to a report, as FixMyStreet's `servicerequestupdates` extension carries it: the
+/// report's status after the change and what happened, in plain English.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestUpdate {
+    /// Identifies the change for good: FixMyStreet stores it and skips an update it has already
+    /// seen, so the same change must keep the same id on every poll. Of the form
+    /// [`is_valid_request_id`] accepts.
+    pub update_id: String,
+    /// The report it changed.
+    pub request_id: String,
+    /// The report's status after the change.
+    pub status: UpdateStatus,
+    /// When it changed, in whole seconds (what the answer shows, so that a client checking the
+    /// time against its window agrees with ours).
+    pub updated: DateTime<Utc>,
+    /// What happened, for the resident ("Our crew collected your general waste bin at 11:05 on
+    /// Wednesday 25 November. This report is now closed.").
+    pub description: String,
+    /// The backend's own finer status, which FixMyStreet keeps beside its own and can choose
+    /// response templates by.
+    pub external_status_code: Option<String>,
+    /// A photo of what happened.
+    pub media_url: Option<String>,
+}
+
+/// The statuses FixMyStreet's `servicerequestupdates` extension understands (its "extended
+/// statuses"). FixMyStreet lower-cases the value, reads `_` as a space, and maps `open` to its
+/// "confirmed", `fixed` to "fixed - council", `no_further_action` to "unable to fix",
+/// `not_councils_responsibility` to "not responsible", and `closed` to "closed" only where the
+/// body has extended statuses switched on (to "fixed - council" otherwise); the rest keep their
+/// names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UpdateStatus {
+    /// Reported and accepted; nothing done yet.
+    Open,
+    /// Being looked into.
+    Investigating,
+    /// Work has been arranged.
+    ActionScheduled,
+    /// Work is under way.
+    InProgress,
+    /// Done.
+    Fixed,
+    /// Closed without saying how (shown as fixed by bodies without extended statuses).
+    Closed,
+    /// The same as another report.
+    Duplicate,
+    /// Someone else's to deal with.
+    NotCouncilsResponsibility,
+    /// Could not be done.
+    UnableToFix,
+    /// Nothing more will be done.
+    NoFurtherAction,
+    /// Passed to another team.
+    InternalReferral,
+}
+
+impl UpdateStatus {
+    /// The wire value, e.g. `action_scheduled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateStatus::Open => "open",
+            UpdateStatus::Investigating => "investigating",
+            UpdateStatus::ActionScheduled => "action_scheduled",
+            UpdateStatus::InProgress => "in_progress",
+            UpdateStatus::Fixed => "fixed",
+            UpdateStatus::Closed => "closed",
+            UpdateStatus::Duplicate => "duplicate",
+            UpdateStatus::NotCouncilsResponsibility => "not_councils_responsibility",
+            UpdateStatus::UnableToFix => "unable_to_fix",
+            UpdateStatus::NoFurtherAction => "no_further_action",
+            UpdateStatus::InternalReferral => "internal_referral",
+        }
+    }
+}
 
 /// Whether `id` has the form of a report id: 1 to 64 characters from `[A-Za-z0-9_-]`. The
 /// router refuses other ids before the backend sees them, so backends must hand out ids of this

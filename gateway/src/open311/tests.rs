@@ -17,22 +17,34 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::model::MAX_RESULTS;
 use super::*;
 
 const KEY: &str = "secret-key";
 const KNOWN_UPRN: u64 = 100_021_234_567;
 
-/// A backend over a vector: ids `R1`, `R2`, … in creation order.
+/// A backend over vectors: ids `R1`, `R2`, … in creation order; updates as seeded.
 #[derive(Default)]
 struct FakeBackend {
     requests: Mutex<Vec<ServiceRequest>>,
     created: Mutex<Vec<NewServiceRequest>>,
+    updates: Mutex<Vec<RequestUpdate>>,
+    /// Every update search the router made.
+    update_searches: Mutex<Vec<UpdateSearch>>,
     down: AtomicBool,
 }
 
 impl FakeBackend {
     fn seed(&self, request: ServiceRequest) {
         self.requests.lock().unwrap().push(request);
+    }
+
+    fn seed_update(&self, update: RequestUpdate) {
+        self.updates.lock().unwrap().push(update);
+    }
+
+    fn update_searches(&self) -> Vec<UpdateSearch> {
+        self.update_searches.lock().unwrap().clone()
     }
 
     fn created(&self) -> Vec<NewServiceRequest> {
@@ -120,6 +132,22 @@ impl Open311Backend for FakeBackend {
                 .collect(),
         };
         found.sort_by_key(|r| std::cmp::Reverse(r.requested));
+        Ok(found)
+    }
+
+    fn updates(&self, search: &UpdateSearch) -> Result<Vec<RequestUpdate>, BackendError> {
+        self.check_up()?;
+        self.update_searches.lock().unwrap().push(*search);
+        let mut found: Vec<RequestUpdate> = self
+            .updates
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|u| (search.from..=search.to).contains(&u.updated))
+            .cloned()
+            .collect();
+        found.sort_by_key(|u| u.updated);
+        found.truncate(search.limit);
         Ok(found)
     }
 }
@@ -814,5 +842,269 @@ async fn unknown_paths_and_methods_answer_in_open311_form() {
         reply.json()[0]["description"],
         "DELETE is not allowed on this resource"
     );
+    server.stop().await;
+}
+
+fn update(
+    update_id: &str,
+    request_id: &str,
+    status: UpdateStatus,
+    updated: &str,
+    description: &str,
+) -> RequestUpdate {
+    RequestUpdate {
+        update_id: update_id.into(),
+        request_id: request_id.into(),
+        status,
+        updated: utc(updated),
+        description: description.into(),
+        external_status_code: None,
+        media_url: None,
+    }
+}
+
+/// A report's life as FixMyStreet would poll it, seeded out of order.
+fn seed_updates(backend: &FakeBackend) {
+    for u in [
+        update(
+            "MB-7-2",
+            "MB-7",
+            UpdateStatus::Fixed,
+            "2026-06-25T10:05:00Z",
+            "Our crew collected your general waste bin at 11:05 on Thursday 25 June. This report \
+             is now closed.",
+        ),
+        update(
+            "MB-7-0",
+            "MB-7",
+            UpdateStatus::Open,
+            "2026-06-24T17:00:00Z",
+            "We have accepted your report.",
+        ),
+        update(
+            "MB-7-1",
+            "MB-7",
+            UpdateStatus::ActionScheduled,
+            "2026-06-24T17:01:00Z",
+            "A crew was sent.",
+        ),
+        update(
+            "MB-8-0",
+            "MB-8",
+            UpdateStatus::NoFurtherAction,
+            "2026-03-01T09:00:00Z",
+            "Our crew recorded that your bin was not put out.",
+        ),
+    ] {
+        backend.seed_update(u);
+    }
+}
+
+const JUNE: &str = "start_date=2026-06-24T00:00:00Z&end_date=2026-06-26T00:00:00Z";
+
+#[tokio::test]
+async fn updates_need_an_api_key() {
+    let server = Server::start().await;
+    seed_updates(&server.backend);
+
+    let reply = server
+        .get(&format!("servicerequestupdates.json?{JUNE}"))
+        .await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(
+        reply.json(),
+        json!([{"code": 403, "description": "api_key was not provided -- can't proceed with get_service_request_updates"}])
+    );
+
+    // A wrong key is refused before the dates are even read.
+    let reply = server
+        .get("servicerequestupdates.xml?api_key=guess&start_date=bogus")
+        .await;
+    assert_eq!(reply.status, 403);
+    assert!(reply.xml().contains(
+        "<errors><error><code>403</code><description>Invalid api_key received -- can&apos;t \
+         proceed with get_service_request_updates</description></error></errors>"
+    ));
+    assert!(server.backend.update_searches().is_empty());
+
+    // Residents' comments are not taken.
+    let reply = server
+        .post_form("servicerequestupdates.xml", &[("api_key", KEY)])
+        .await;
+    assert_eq!(reply.status, 405);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn updates_in_json_are_the_window_oldest_first() {
+    let server = Server::start().await;
+    seed_updates(&server.backend);
+
+    let reply = server
+        .get(&format!(
+            "servicerequestupdates.json?api_key={KEY}&jurisdiction_id=example.gov.uk&{JUNE}"
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let updates = reply.json();
+    let ids: Vec<&str> = updates
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["update_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["MB-7-0", "MB-7-1", "MB-7-2"]);
+    assert_eq!(
+        updates[1],
+        json!({
+            "update_id": "MB-7-1",
+            "service_request_id": "MB-7",
+            "status": "action_scheduled",
+            // Summer time in the council's offset.
+            "updated_datetime": "2026-06-24T18:01:00+01:00",
+            "description": "A crew was sent.",
+            "media_url": null,
+            "external_status_code": null,
+        })
+    );
+    assert_eq!(updates[2]["status"], "fixed");
+
+    let searches = server.backend.update_searches();
+    assert_eq!(searches.len(), 1);
+    assert_eq!(searches[0].from, utc("2026-06-24T00:00:00Z"));
+    assert_eq!(searches[0].to, utc("2026-06-26T00:00:00Z"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn updates_in_xml_use_fixmystreets_element_names_and_escape_text() {
+    let server = Server::start().await;
+    let mut tricky = update(
+        "MB-9-0",
+        "MB-9",
+        UpdateStatus::NoFurtherAction,
+        "2026-11-24T09:00:00Z",
+        "Crew said <b>\"bin & bags\"</b> weren't out \u{1}",
+    );
+    tricky.external_status_code = Some("rejected".into());
+    server.backend.seed_update(tricky);
+
+    // FixMyStreet's request: both dates in UTC, the `+` of an offset left unencoded by others.
+    let reply = server
+        .get(&format!(
+            "servicerequestupdates.xml?api_key={KEY}&start_date=2026-11-24T08:00:00+00:00\
+             &end_date=2026-11-24T10:00:00Z"
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        reply.xml(),
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<service_requests_updates><request_update>\
+         <update_id>MB-9-0</update_id><service_request_id>MB-9</service_request_id>\
+         <status>no_further_action</status>\
+         <updated_datetime>2026-11-24T09:00:00+00:00</updated_datetime>\
+         <description>Crew said &lt;b&gt;&quot;bin &amp; bags&quot;&lt;/b&gt; weren&apos;t out \
+         \u{FFFD}</description><external_status_code>rejected</external_status_code>\
+         </request_update></service_requests_updates>\n"
+    );
+
+    let json = server
+        .get(&format!(
+            "servicerequestupdates.json?api_key={KEY}&start_date=2026-11-24"
+        ))
+        .await
+        .json();
+    assert_eq!(
+        json[0]["description"],
+        "Crew said <b>\"bin & bags\"</b> weren't out \u{1}"
+    );
+
+    // An empty window is an empty list, not an error.
+    let empty = server
+        .get(&format!(
+            "servicerequestupdates.xml?api_key={KEY}&start_date=2026-01-01&end_date=2026-01-02"
+        ))
+        .await;
+    assert_eq!(empty.status, 200);
+    assert_eq!(
+        empty.xml(),
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+         <service_requests_updates></service_requests_updates>\n"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn update_windows_default_to_a_day_and_are_capped_at_a_week() {
+    let server = Server::start().await;
+    let reply = server
+        .get(&format!("servicerequestupdates.json?api_key={KEY}"))
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json(), json!([]));
+    let search = server.backend.update_searches()[0];
+    assert_eq!(search.to - search.from, chrono::Duration::hours(24));
+    assert!((Utc::now() - search.to).num_seconds().abs() < 60);
+
+    let too_wide = server
+        .get(&format!(
+            "servicerequestupdates.json?api_key={KEY}&start_date=2026-06-01&end_date=2026-06-30"
+        ))
+        .await;
+    assert_eq!(too_wide.status, 400);
+    assert!(too_wide.json()[0]["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("end_date may be at most 7 days after start_date"));
+
+    let bad = server
+        .get(&format!(
+            "servicerequestupdates.xml?api_key={KEY}&start_date=2026-06-01T00:00:00&end_date=x"
+        ))
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.xml().matches("<error>").count(), 2);
+    assert_eq!(server.backend.update_searches().len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn updates_stop_at_the_limit_keeping_the_oldest() {
+    let server = Server::start().await;
+    let start = utc("2026-06-24T00:00:00Z");
+    for i in 0..=MAX_RESULTS {
+        let mut u = update(
+            &format!("U-{i}"),
+            "R1",
+            UpdateStatus::Open,
+            "2026-06-24T00:00:00Z",
+            "x",
+        );
+        u.updated = start + chrono::Duration::seconds(i as i64);
+        server.backend.seed_update(u);
+    }
+    let reply = server
+        .get(&format!("servicerequestupdates.json?api_key={KEY}&{JUNE}"))
+        .await;
+    let updates = reply.json();
+    let updates = updates.as_array().unwrap();
+    assert_eq!(updates.len(), MAX_RESULTS);
+    assert_eq!(updates[0]["update_id"], "U-0");
+    assert_eq!(
+        updates[MAX_RESULTS - 1]["update_id"],
+        format!("U-{}", MAX_RESULTS - 1)
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_outage_while_listing_updates_is_a_general_service_error() {
+    let server = Server::start().await;
+    server.backend.down.store(true, Ordering::SeqCst);
+    let reply = server
+        .get(&format!("servicerequestupdates.json?api_key={KEY}"))
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()[0]["code"], 503);
     server.stop().await;
 }

@@ -275,7 +275,7 @@ impl ReportDesk {
                     }
                     let fresh_device = note_round_device(&mut state, &collection.round, device, ts);
                     let confirmation = observed.confirmation;
-                    self.close_settled(&mut state, &confirmation)?;
+                    self.close_settled(&mut state, &confirmation, now)?;
                     let _ = self.events.send(DeskEvent::Round {
                         round: collection.round.clone(),
                         date: state.missed.calendar().local_date(ts),
@@ -315,6 +315,7 @@ impl ReportDesk {
         &self,
         state: &mut DeskState,
         confirmation: &Confirmation,
+        now: TimestampMs,
     ) -> Result<(), DeskError> {
         let mut candidates: Vec<String> = confirmation
             .uprn()
@@ -331,7 +332,7 @@ impl ReportDesk {
             let Some(mut report) = self.store.get(&id)? else {
                 continue;
             };
-            if report.should_close(confirmation) && report.close(confirmation).is_ok() {
+            if report.should_close(confirmation) && report.close(confirmation, now).is_ok() {
                 self.store.save(&report)?;
                 if let Some(ids) = state.open_by_uprn.get_mut(&report.uprn) {
                     ids.retain(|open| *open != report.id);

@@ -1,6 +1,7 @@
 //! The report desk seen through Open311: residents' requests become reports, and reports are
 //! shown back with their status in Open311's two words (open, closed) and their history in
-//! plain English.
+//! plain English, and each change as a FixMyStreet `servicerequestupdates` update (the status
+//! mapping is explained in [`crate::open311`]).
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use crate::clock::now_ms;
 use crate::missed_bins::{self, LatLon, Report, ReportError, ReportStatus};
 use crate::open311::{
     BackendError, CreatedRequest, Location, NewServiceRequest, Open311Backend, Open311Status,
-    RequestFilter, ServiceRequest,
+    RequestFilter, RequestUpdate, ServiceRequest, UpdateSearch, UpdateStatus,
 };
 
 /// Who residents are told deals with their report.
@@ -155,6 +156,82 @@ impl Open311Backend for DeskOpen311 {
             }
         }
     }
+
+    fn updates(&self, search: &UpdateSearch) -> Result<Vec<RequestUpdate>, BackendError> {
+        // Every report, however long ago it was filed: a bin can be collected days after the
+        // report. The store reads every report to answer `reports_since` whatever the bound, so
+        // a look-back bound would save nothing and could miss a late change.
+        let reports = self
+            .desk
+            .reports_since(TimestampMs::MIN)
+            .map_err(unavailable)?;
+        let mut updates = Vec::new();
+        for report in &reports {
+            let times = update_times(report);
+            if !times.iter().any(|at| within(search, *at)) {
+                continue;
+            }
+            let notes = self.desk.status_notes(report);
+            updates.extend(report_updates(report, &times, notes, search));
+        }
+        // Stable, so one report's updates at the same second stay in the report's order.
+        updates.sort_by(|a, b| {
+            a.updated
+                .cmp(&b.updated)
+                .then_with(|| a.request_id.cmp(&b.request_id))
+        });
+        updates.truncate(search.limit);
+        Ok(updates)
+    }
+}
+
+fn within(search: &UpdateSearch, at: DateTime<Utc>) -> bool {
+    (search.from..=search.to).contains(&at)
+}
+
+/// The time each of `report`'s transitions is shown with: its own, to the second, but never
+/// before an earlier transition's. A crew's record can carry a time before the return job was
+/// sent (a device clock behind ours, or a bin emptied before the job reached the cab), and
+/// FixMyStreet ignores the status of an update older than the last one it applied, which would
+/// leave a collected bin "action scheduled". The note keeps the crew's own time.
+fn update_times(report: &Report) -> Vec<DateTime<Utc>> {
+    let mut latest = TimestampMs::MIN;
+    report
+        .history
+        .iter()
+        .map(|transition| {
+            latest = latest.max(transition.at);
+            utc(latest.div_euclid(1000).saturating_mul(1000))
+        })
+        .collect()
+}
+
+/// `report`'s transitions shown at `times` within `search`'s window, each with its note from
+/// `notes` (one per transition, same order), oldest first.
+fn report_updates(
+    report: &Report,
+    times: &[DateTime<Utc>],
+    notes: Vec<String>,
+    search: &UpdateSearch,
+) -> Vec<RequestUpdate> {
+    report
+        .history
+        .iter()
+        .zip(times)
+        .zip(notes)
+        .enumerate()
+        .filter(|(_, ((_, at), _))| within(search, **at))
+        .map(|(index, ((transition, at), note))| RequestUpdate {
+            // History only grows, so a transition keeps its place, and this id, for good.
+            update_id: format!("{}-{index}", report.id),
+            request_id: report.id.clone(),
+            status: update_status(transition.status),
+            updated: *at,
+            description: note,
+            external_status_code: Some(transition.status.as_str().to_owned()),
+            media_url: None,
+        })
+        .collect()
 }
 
 fn unavailable(e: DeskError) -> BackendError {
@@ -169,6 +246,18 @@ fn open311_status(status: ReportStatus) -> Open311Status {
         ReportStatus::Refused | ReportStatus::Rejected | ReportStatus::Closed => {
             Open311Status::Closed
         }
+    }
+}
+
+/// The FixMyStreet status for a report that has just become `status`; the table and the reasons
+/// are in [`crate::open311`]'s documentation. Never `closed`, which FixMyStreet bodies without
+/// extended statuses read as fixed.
+fn update_status(status: ReportStatus) -> UpdateStatus {
+    match status {
+        ReportStatus::Open => UpdateStatus::Open,
+        ReportStatus::InProgress => UpdateStatus::ActionScheduled,
+        ReportStatus::Closed => UpdateStatus::Fixed,
+        ReportStatus::Rejected | ReportStatus::Refused => UpdateStatus::NoFurtherAction,
     }
 }
 
@@ -232,7 +321,196 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+    use crate::missed_bins::{EvidenceRef, Reason, Refusal, Transition};
+    use proto::{BinStream, Outcome};
+
+    fn ms(text: &str) -> TimestampMs {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .timestamp_millis()
+    }
+
+    fn transition(at: &str, status: ReportStatus, reason: Reason) -> Transition {
+        Transition {
+            at: ms(at),
+            status,
+            reason,
+            evidence: None,
+        }
+    }
+
+    fn report(id: &str, history: Vec<Transition>) -> Report {
+        Report {
+            id: id.to_owned(),
+            uprn: 100_021_445_102,
+            stream: BinStream::Refuse,
+            collection_day: None,
+            created_at: history[0].at,
+            status: history.last().unwrap().status,
+            history,
+            job_id: None,
+            contact: None,
+            description: None,
+        }
+    }
+
+    /// Filed, dispatched, then closed by a crew record stamped before the dispatch.
+    fn returned() -> Report {
+        report(
+            "MB-7",
+            vec![
+                transition(
+                    "2026-11-24T18:00:00.250Z",
+                    ReportStatus::Open,
+                    Reason::Accepted {
+                        crew_recorded_collected_at: None,
+                    },
+                ),
+                transition(
+                    "2026-11-24T18:01:00.900Z",
+                    ReportStatus::InProgress,
+                    Reason::ReturnJobDispatched {
+                        job: "RJ-MB-7".into(),
+                    },
+                ),
+                Transition {
+                    evidence: Some(EvidenceRef::record("cab-rcv07", 5)),
+                    ..transition(
+                        "2026-11-24T18:00:30Z",
+                        ReportStatus::Closed,
+                        Reason::Collected {
+                            at: ms("2026-11-24T18:00:30Z"),
+                        },
+                    )
+                },
+            ],
+        )
+    }
+
+    fn window(from: &str, to: &str) -> UpdateSearch {
+        UpdateSearch {
+            from: utc(ms(from)),
+            to: utc(ms(to)),
+            limit: 10,
+        }
+    }
+
+    fn notes(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("note {i}")).collect()
+    }
+
+    #[test]
+    fn update_times_are_whole_seconds_and_never_go_back() {
+        let times: Vec<String> = update_times(&returned())
+            .iter()
+            .map(|t| t.to_rfc3339())
+            .collect();
+        assert_eq!(
+            times,
+            vec![
+                "2026-11-24T18:00:00+00:00",
+                "2026-11-24T18:01:00+00:00",
+                // The crew's 18:00:30 would come before the dispatch.
+                "2026-11-24T18:01:00+00:00",
+            ]
+        );
+    }
+
+    #[test]
+    fn each_transition_is_an_update_with_a_stable_id_and_its_note() {
+        let report = returned();
+        let times = update_times(&report);
+        let all = report_updates(
+            &report,
+            &times,
+            notes(3),
+            &window("2026-11-24T00:00:00Z", "2026-11-25T00:00:00Z"),
+        );
+        let summary: Vec<(&str, &str, &str, Option<&str>)> = all
+            .iter()
+            .map(|u| {
+                (
+                    u.update_id.as_str(),
+                    u.status.as_str(),
+                    u.description.as_str(),
+                    u.external_status_code.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("MB-7-0", "open", "note 0", Some("open")),
+                ("MB-7-1", "action_scheduled", "note 1", Some("in_progress")),
+                ("MB-7-2", "fixed", "note 2", Some("closed")),
+            ]
+        );
+        assert!(all.iter().all(|u| u.request_id == "MB-7"
+            && u.media_url.is_none()
+            && crate::open311::model::is_valid_request_id(&u.update_id)));
+
+        // The window is inclusive at both ends and on the shown (whole-second) time.
+        let later = report_updates(
+            &report,
+            &times,
+            notes(3),
+            &window("2026-11-24T18:01:00Z", "2026-11-24T18:01:00Z"),
+        );
+        let ids: Vec<&str> = later.iter().map(|u| u.update_id.as_str()).collect();
+        assert_eq!(ids, vec!["MB-7-1", "MB-7-2"]);
+        assert!(report_updates(
+            &report,
+            &times,
+            notes(3),
+            &window("2026-11-24T18:01:01Z", "2026-11-25T00:00:00Z"),
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn rejections_and_refusals_close_with_no_further_action() {
+        assert_eq!(update_status(ReportStatus::Open), UpdateStatus::Open);
+        assert_eq!(
+            update_status(ReportStatus::InProgress),
+            UpdateStatus::ActionScheduled
+        );
+        assert_eq!(update_status(ReportStatus::Closed), UpdateStatus::Fixed);
+        let rejected = report(
+            "MB-8",
+            vec![transition(
+                "2026-11-24T09:00:00Z",
+                ReportStatus::Rejected,
+                Reason::CrewRecorded {
+                    outcome: Outcome::NotPresented,
+                    at: ms("2026-11-24T07:42:00Z"),
+                },
+            )],
+        );
+        let refused = report(
+            "MB-9",
+            vec![transition(
+                "2026-11-24T09:00:00Z",
+                ReportStatus::Refused,
+                Reason::Refused {
+                    refusal: Refusal::NoCollectionDay,
+                },
+            )],
+        );
+        for (report, code) in [(rejected, "rejected"), (refused, "refused")] {
+            let updates = report_updates(
+                &report,
+                &update_times(&report),
+                notes(1),
+                &window("2026-11-24T00:00:00Z", "2026-11-25T00:00:00Z"),
+            );
+            assert_eq!(updates.len(), 1);
+            assert_eq!(updates[0].status, UpdateStatus::NoFurtherAction);
+            assert_eq!(updates[0].external_status_code.as_deref(), Some(code));
+        }
+    }
 
     #[test]
     fn finds_the_postcode_at_the_end_of_an_address() {

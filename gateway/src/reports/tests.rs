@@ -324,3 +324,28 @@ fn a_device_clock_far_off_is_corrected_by_its_offset() {
     let report = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
     assert_eq!(report.status, ReportStatus::Rejected);
 }
+
+#[test]
+fn a_late_confirmation_closes_the_report_when_it_arrives() {
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    let report = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
+    // Emptied on Wednesday morning; the cab was out of signal until Thursday.
+    let emptied = tue(24 + 9, 0);
+    let arrived = tue(48 + 9, 0);
+    let late = StoredRecord {
+        received: arrived,
+        sent: arrived,
+        record: collection(5, emptied, FIRST, Outcome::Collected, None).record,
+    };
+    desk.observe(&cab(), &[late], arrived).unwrap();
+    let closed = desk.report(&report.id).unwrap().unwrap();
+    let last = closed.history.last().unwrap();
+    assert_eq!(last.status, ReportStatus::Closed);
+    assert_eq!(last.at, arrived);
+    assert_eq!(
+        last.reason,
+        crate::missed_bins::Reason::Collected { at: emptied }
+    );
+}
