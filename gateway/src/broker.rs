@@ -77,8 +77,27 @@ pub fn start_embedded(listen: SocketAddr, max_payload: usize) -> Result<(), Brok
             }
         })
         .map_err(BrokerError::Thread)?;
+    wait_listening(listen);
     tracing::info!(%listen, "embedded MQTT broker listening");
     Ok(())
+}
+
+/// Waits (briefly) until the broker's thread accepts connections, so that the gateway's own client
+/// does not begin with a refused connection and a backoff.
+fn wait_listening(listen: SocketAddr) {
+    let target = match listen.ip() {
+        ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], listen.port())),
+        _ => listen,
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_millis(50))
+            .is_ok()
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    tracing::warn!(%listen, "the embedded broker is slow to start listening");
 }
 
 /// A free TCP port on 127.0.0.1, for tests and demos that must not assume 1883 is free.
