@@ -1,7 +1,8 @@
 //! The agent's wiring and its one shutdown path. [`Agent::start`] reads top to bottom like the
-//! architecture: database → outbox → jobs → tunables → uplink (with the downlink) → API, health
-//! and telemetry intake. [`Agent::shutdown`] undoes it in order: stop accepting, flush, send what
-//! the link allows within the deadline, announce offline, close.
+//! architecture: database → outbox → jobs → tunables → uplink (with the downlink) → telemetry
+//! intake and the sensor source → API, job pruning and health. [`Agent::shutdown`] undoes it in
+//! order: stop accepting, flush, send what the link allows within the deadline, announce
+//! offline, close.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,8 +18,9 @@ use crate::api::{self, ApiState};
 use crate::config::{AgentConfig, ConfigError};
 use crate::downlink::{Downlink, Tunables};
 use crate::health;
-use crate::jobs::{JobStore, JobsError};
+use crate::jobs::{self, JobStore, JobsError};
 use crate::outbox::{Outbox, OutboxError};
+use crate::source::{self, SourceError, SourceMonitor};
 use crate::uplink::{Intake, LinkStatus, OptionsError, Uplink};
 
 /// Telemetry samples waiting to be stored, at most; a sensor that outruns the disk waits.
@@ -57,6 +59,9 @@ pub enum AgentError {
         /// Why.
         source: std::io::Error,
     },
+    /// The sensor source could not be started.
+    #[error("cannot start the sensor source: {0}")]
+    Source(#[from] SourceError),
     /// A blocking start-up task failed.
     #[error("start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -75,6 +80,8 @@ pub struct Agent {
     tunables: Arc<Tunables>,
     uplink: Uplink,
     telemetry: mpsc::Sender<Telemetry>,
+    /// A boiler hub's sensor source, for tests and the status API; its task is in `intake_tasks`.
+    source: Option<SourceMonitor>,
     /// Stops everything that accepts records: the API, health, telemetry (and sensor sources).
     stop_intake: CancellationToken,
     intake_tasks: JoinSet<()>,
@@ -134,6 +141,30 @@ impl Agent {
             addr: config.api.listen,
             source,
         })?;
+        // Sensor samples, from the boiler hub's source (if any) and from `telemetry_sink`.
+        let (telemetry, samples) = mpsc::channel(TELEMETRY_QUEUE);
+        intake_tasks.spawn(accept_telemetry(
+            samples,
+            intake.clone(),
+            stop_intake.clone(),
+        ));
+        // The sampling interval follows the gateway's configuration pushes (`tunables.sample`).
+        let source = match (&config.source, &config.asset) {
+            (Some(source_config), Some(asset)) => {
+                let running = source::spawn(
+                    source_config.clone(),
+                    asset.clone(),
+                    tunables.sample.subscribe(),
+                    telemetry.clone(),
+                    stop_intake.clone(),
+                )?;
+                let (monitor, supervise) = SourceMonitor::watch(source_config, asset, running);
+                intake_tasks.spawn(supervise);
+                Some(monitor)
+            }
+            _ => None,
+        };
+
         let app = api::router(
             ApiState {
                 intake: intake.clone(),
@@ -141,6 +172,7 @@ impl Agent {
                 link: uplink.status(),
                 device: device.clone(),
                 boot,
+                source: source.clone(),
             },
             &config.api,
         );
@@ -154,25 +186,21 @@ impl Agent {
             }
         });
 
+        // Not intake, but it writes to the same database and stops with it.
+        intake_tasks.spawn(jobs::prune_periodically(
+            jobs.clone(),
+            config.keep_finished_jobs(),
+            jobs::PRUNE_EVERY,
+            stop_intake.clone(),
+        ));
+
         intake_tasks.spawn(health::run(
             intake.clone(),
+            config.data_dir.clone(),
             tunables.health.subscribe(),
             started,
             stop_intake.clone(),
         ));
-
-        let (telemetry, samples) = mpsc::channel(TELEMETRY_QUEUE);
-        intake_tasks.spawn(accept_telemetry(
-            samples,
-            intake.clone(),
-            stop_intake.clone(),
-        ));
-
-        // SENSOR SOURCES GO HERE, once `crate::source` lands: when `config.source` is set,
-        //     source::spawn(source_config, asset, tunables.sample.subscribe(), telemetry.clone(),
-        //                   stop_intake.clone())
-        // and keep its handle in `intake_tasks`; the sampling interval follows the gateway's
-        // `config` pushes through `tunables.sample`.
 
         tracing::info!(%device, boot, %api_addr, "edge agent started");
         Ok(Self {
@@ -184,6 +212,7 @@ impl Agent {
             tunables,
             uplink,
             telemetry,
+            source,
             stop_intake,
             intake_tasks,
             shutdown_deadline: config.shutdown_deadline(),
@@ -198,6 +227,11 @@ impl Agent {
     /// The sampling interval, which follows the gateway's configuration pushes.
     pub fn sample_interval(&self) -> watch::Receiver<Duration> {
         self.tunables.sample.subscribe()
+    }
+
+    /// The boiler hub's sensor source, if one is configured.
+    pub fn source(&self) -> Option<&SourceMonitor> {
+        self.source.as_ref()
     }
 
     /// The link's state.

@@ -11,6 +11,7 @@ use proto::{DeviceId, MAX_BATCH_RECORDS, MAX_MESSAGE_BYTES};
 use serde::{Deserialize, Serialize};
 
 use crate::outbox::{OutboxConfig, MAX_RECORD_BYTES};
+use crate::source::SourceConfig;
 
 /// Bytes a batch's envelope adds around its records (version, device id, timestamp, array
 /// header), rounded up generously so that a batch of `batch_max_bytes` always encodes within
@@ -36,11 +37,18 @@ pub struct AgentConfig {
     pub api: ApiConfig,
     /// Sampling and health reporting.
     pub intervals: IntervalsConfig,
+    /// The jobs the gateway sends.
+    pub jobs: JobsConfig,
     /// Seconds that shutdown may take to send what is still unacked before it closes the link.
     /// Default 10.
     pub shutdown_deadline_s: u64,
-    // SOURCE CONFIG GOES HERE: `pub source: Option<crate::source::SourceConfig>` (default none)
-    // once the sensor sources module lands; `agent::Agent::start` has the matching spot.
+    /// The boiler's asset id as the gateway knows it (up to 64 bytes of text): every telemetry
+    /// sample from `source` carries it. Required with `source`; unused without. Default: none.
+    pub asset: Option<String>,
+    /// A boiler hub's sensor input: JSON lines on stdin or from a file or FIFO, or an OpenTherm
+    /// Gateway on a serial port (read as a file) or over TCP. Sampled every `intervals.sample_s`.
+    /// Default: none (in-cab devices and handhelds have no sensors).
+    pub source: Option<SourceConfig>,
 }
 
 /// Where and how the agent connects.
@@ -139,6 +147,23 @@ pub struct IntervalsConfig {
     pub health_s: u32,
 }
 
+/// The job store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Days a finished job (completed on the device, or withdrawn by the gateway) stays on the
+    /// device, for the app to show, before it is pruned. 1 to 3650. Default 7.
+    pub keep_finished_days: u32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            keep_finished_days: 7,
+        }
+    }
+}
+
 impl Default for AgentConfig {
     fn default() -> Self {
         Self {
@@ -149,7 +174,10 @@ impl Default for AgentConfig {
             outbox: OutboxSettings::default(),
             api: ApiConfig::default(),
             intervals: IntervalsConfig::default(),
+            jobs: JobsConfig::default(),
             shutdown_deadline_s: 10,
+            asset: None,
+            source: None,
         }
     }
 }
@@ -300,6 +328,24 @@ impl AgentConfig {
         if self.intervals.sample_s == 0 || self.intervals.health_s == 0 {
             return invalid("intervals.sample_s and intervals.health_s must be at least 1".into());
         }
+        if !(1..=3650).contains(&self.jobs.keep_finished_days) {
+            return invalid("jobs.keep_finished_days must be 1 to 3650".into());
+        }
+        if let Some(asset) = &self.asset {
+            if let Err(e) = proto::validate::check_id("asset", asset) {
+                return invalid(format!("asset: {}", e.reason));
+            }
+        }
+        if let Some(source) = &self.source {
+            if self.asset.is_none() {
+                return invalid(
+                    "asset is required with a source (--asset, FIELDSYNC_AGENT_ASSET, or asset in \
+                     the file): the boiler's id, which every sample carries"
+                        .into(),
+                );
+            }
+            check_source(source).map_err(ConfigError::Invalid)?;
+        }
         Ok(())
     }
 
@@ -326,6 +372,11 @@ impl AgentConfig {
         }
     }
 
+    /// How long finished jobs are kept.
+    pub fn keep_finished_jobs(&self) -> Duration {
+        Duration::from_secs(u64::from(self.jobs.keep_finished_days) * 86_400)
+    }
+
     /// The shutdown deadline.
     pub fn shutdown_deadline(&self) -> Duration {
         Duration::from_secs(self.shutdown_deadline_s)
@@ -348,6 +399,8 @@ device_id = ""
 data_dir = "{data_dir}"
 # Seconds shutdown may spend sending what is still unacked before it closes the link.
 shutdown_deadline_s = {shutdown}
+# A boiler hub's asset id, as the gateway knows it: every sample carries it. Required with [source].
+# asset = "B-1042"
 
 [mqtt]
 # Broker host and port (use 8883 with TLS).
@@ -401,6 +454,24 @@ request_timeout_s = {timeout}
 sample_s = {sample}
 # Seconds between health records; the gateway can change it.
 health_s = {health}
+
+[jobs]
+# Days a finished job (completed here, or withdrawn by the gateway) stays for the app to show
+# before it is pruned (1 to 3650).
+keep_finished_days = {keep_finished}
+
+# A boiler hub's sensor input, sampled every intervals.sample_s. Default: none. The kinds:
+#   kind = "otgw_tcp",  addr = "host:port": an OpenTherm Gateway over TCP (ser2net, or the ESP
+#                       firmware's port such as 25238), reconnected whenever it drops;
+#   kind = "otgw_file", path = "/dev/ttyUSB0": an OTGW on a serial port set to 9600 8N1 raw
+#                       beforehand (stty -F /dev/ttyUSB0 9600 raw -echo), or a saved capture;
+#   kind = "line",      path = "/run/boiler.fifo": JSON lines of telemetry fields (flow, ret,
+#                       bar, flame, ...) from a file or FIFO;
+#   kind = "stdin":     JSON lines on standard input.
+# A file ends the source at its end; a FIFO or TCP keeps it running.
+# [source]
+# kind = "otgw_tcp"
+# addr = "otgw.local:25238"
 "#,
             data_dir = d.data_dir.display(),
             shutdown = d.shutdown_deadline_s,
@@ -423,9 +494,53 @@ health_s = {health}
             timeout = d.api.request_timeout_s,
             sample = d.intervals.sample_s,
             health = d.intervals.health_s,
+            keep_finished = d.jobs.keep_finished_days,
         );
         out
     }
+}
+
+/// Checks what serde cannot: a path that is there, an address with a port.
+fn check_source(source: &SourceConfig) -> Result<(), String> {
+    match source {
+        SourceConfig::Stdin => Ok(()),
+        SourceConfig::Line { path } | SourceConfig::OtgwFile { path } => {
+            if path.as_os_str().is_empty() {
+                Err("source.path must not be empty".into())
+            } else {
+                Ok(())
+            }
+        }
+        SourceConfig::OtgwTcp { addr } => match addr.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+            _ => Err(format!(
+                "source.addr must be host:port (such as otgw.local:25238), not {addr:?}"
+            )),
+        },
+    }
+}
+
+/// Parses the `--source` flag: `stdin`, `line:PATH`, `otgw_file:PATH` or `otgw_tcp:HOST:PORT`,
+/// the same kinds as the file's `[source]` table.
+pub fn parse_source_flag(spec: &str) -> Result<SourceConfig, ConfigError> {
+    let (kind, rest) = match spec.split_once(':') {
+        Some((kind, rest)) => (kind, Some(rest)),
+        None => (spec, None),
+    };
+    let source = match (kind, rest) {
+        ("stdin", None) => SourceConfig::Stdin,
+        ("line", Some(path)) => SourceConfig::Line { path: path.into() },
+        ("otgw_file", Some(path)) => SourceConfig::OtgwFile { path: path.into() },
+        ("otgw_tcp", Some(addr)) => SourceConfig::OtgwTcp { addr: addr.into() },
+        _ => {
+            return Err(ConfigError::Invalid(format!(
+                "--source must be stdin, line:PATH, otgw_file:PATH or otgw_tcp:HOST:PORT, not \
+                 {spec:?}"
+            )))
+        }
+    };
+    check_source(&source).map_err(ConfigError::Invalid)?;
+    Ok(source)
 }
 
 #[cfg(test)]
@@ -452,6 +567,87 @@ mod tests {
             });
         let parsed = AgentConfig::from_toml(&uncommented).unwrap();
         assert!(parsed.mqtt.tls.is_some());
+        // And so do the sensor source's.
+        let uncommented = ["asset =", "[source]", "kind =", "addr ="]
+            .iter()
+            .fold(AgentConfig::commented_default(), |text, key| {
+                text.replace(&format!("\n# {key}"), &format!("\n{key}"))
+            });
+        let parsed = AgentConfig::from_toml(&uncommented).unwrap();
+        assert_eq!(parsed.asset.as_deref(), Some("B-1042"));
+        assert_eq!(
+            parsed.source,
+            Some(SourceConfig::OtgwTcp {
+                addr: "otgw.local:25238".into()
+            })
+        );
+        let parsed = AgentConfig {
+            device_id: "hub-1".into(),
+            ..parsed
+        };
+        parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn a_source_needs_a_valid_asset_and_place() {
+        let hub = |asset: Option<&str>, source: SourceConfig| AgentConfig {
+            asset: asset.map(str::to_owned),
+            source: Some(source),
+            ..valid()
+        };
+        let otgw = |addr: &str| SourceConfig::OtgwTcp { addr: addr.into() };
+        hub(Some("B-1042"), otgw("otgw.local:25238"))
+            .validate()
+            .unwrap();
+        hub(Some("B-1042"), SourceConfig::Stdin).validate().unwrap();
+        let message = |config: AgentConfig| config.validate().unwrap_err().to_string();
+        assert!(message(hub(None, SourceConfig::Stdin)).contains("asset is required"));
+        assert!(message(hub(Some(""), SourceConfig::Stdin)).contains("asset: must not be empty"));
+        assert!(message(hub(Some("B-1"), otgw("otgw.local"))).contains("source.addr"));
+        assert!(message(hub(Some("B-1"), otgw(":25238"))).contains("source.addr"));
+        let no_path = SourceConfig::Line { path: "".into() };
+        assert!(message(hub(Some("B-1"), no_path)).contains("source.path"));
+        // An asset without a source is harmless (and unused).
+        AgentConfig {
+            asset: Some("B-1".into()),
+            ..valid()
+        }
+        .validate()
+        .unwrap();
+    }
+
+    #[test]
+    fn the_source_flag_names_a_kind_and_a_place() {
+        assert_eq!(parse_source_flag("stdin").unwrap(), SourceConfig::Stdin);
+        assert_eq!(
+            parse_source_flag("otgw_tcp:192.168.1.40:25238").unwrap(),
+            SourceConfig::OtgwTcp {
+                addr: "192.168.1.40:25238".into()
+            }
+        );
+        assert_eq!(
+            parse_source_flag("otgw_file:/dev/ttyUSB0").unwrap(),
+            SourceConfig::OtgwFile {
+                path: "/dev/ttyUSB0".into()
+            }
+        );
+        assert_eq!(
+            parse_source_flag("line:/run/boiler.fifo").unwrap(),
+            SourceConfig::Line {
+                path: "/run/boiler.fifo".into()
+            }
+        );
+        for bad in [
+            "",
+            "modbus:/dev/x",
+            "line",
+            "stdin:x",
+            "otgw_tcp:otgw.local",
+            "line:",
+        ] {
+            let message = parse_source_flag(bad).unwrap_err().to_string();
+            assert!(message.contains("source"), "{bad:?}: {message}");
+        }
     }
 
     #[test]
@@ -497,6 +693,10 @@ mod tests {
                 Box::new(|c| c.outbox.budget_bytes = 10),
             ),
             ("intervals", Box::new(|c| c.intervals.sample_s = 0)),
+            (
+                "jobs.keep_finished_days",
+                Box::new(|c| c.jobs.keep_finished_days = 0),
+            ),
         ];
         for (option, break_it) in cases {
             let mut config = valid();

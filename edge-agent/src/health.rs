@@ -1,7 +1,8 @@
 //! The device's own health record, every `intervals.health_s` (which the gateway can change):
-//! outbox depth and bytes, uptime and version, so that the gateway sees a device that is alive but
-//! falling behind, not just one that is silent.
+//! outbox depth and bytes, free disk, uptime and version, so that the gateway sees a device that
+//! is alive but falling behind (or filling its disk), not just one that is silent.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use proto::{Health, RecordBody};
@@ -15,9 +16,11 @@ use crate::uplink::Intake;
 /// The agent's version, as health records report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Sends a health record every interval until stopped.
+/// Sends a health record every interval until stopped; free disk is measured on the file system
+/// that holds `data_dir`.
 pub async fn run(
     intake: Intake,
+    data_dir: PathBuf,
     mut interval: watch::Receiver<Duration>,
     started: Instant,
     stop: CancellationToken,
@@ -42,23 +45,44 @@ pub async fn run(
                 continue;
             }
         };
-        let health = health(&stats, started.elapsed());
+        let free = free_disk(&data_dir).await;
+        let health = health(&stats, started.elapsed(), free);
         if let Err(e) = intake.accept(now_ms(), RecordBody::Health(health)).await {
             tracing::warn!(error = %e, "cannot store a health record");
         }
     }
 }
 
-/// The health record for the outbox's `stats` after `up` running.
-pub fn health(stats: &OutboxStats, up: Duration) -> Health {
+/// Bytes available to the agent on the file system holding `dir` (statvfs's `f_bavail`, so the
+/// space reserved for root does not count); `None`, logged, if it cannot be measured. Off the
+/// runtime, since a failing disk can make even statvfs slow.
+pub async fn free_disk(dir: &Path) -> Option<u64> {
+    let owned = dir.to_owned();
+    match tokio::task::spawn_blocking(move || fs2::available_space(&owned)).await {
+        Ok(Ok(free)) => Some(free),
+        Ok(Err(e)) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot measure free disk");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot measure free disk");
+            None
+        }
+    }
+}
+
+/// The health record for the outbox's `stats` after `up` running, with `free` bytes of disk
+/// (`None`: unknown, reported as 0).
+pub fn health(stats: &OutboxStats, up: Duration, free: Option<u64>) -> Health {
     Health {
         // No battery or modem readings yet: the sources that could supply them are per device.
         batt: None,
         rssi: None,
         depth: stats.depth,
         bytes: stats.bytes,
-        // Free disk needs statvfs, which std lacks; 0 means unknown until a crate provides it.
-        free: 0,
+        // The wire has no "unknown"; 0 says it, since a device with truly no free disk would
+        // not be writing health records either.
+        free: free.unwrap_or(0),
         up: up.as_secs(),
         ver: VERSION.to_owned(),
     }
@@ -83,8 +107,18 @@ mod tests {
             next_seq: 20,
             flushes: 9,
         };
-        let health = health(&stats, Duration::from_secs(3600));
-        assert_eq!((health.depth, health.bytes, health.up), (12, 3400, 3600));
-        health.validate().unwrap();
+        let record = health(&stats, Duration::from_secs(3600), Some(5 << 30));
+        assert_eq!((record.depth, record.bytes, record.up), (12, 3400, 3600));
+        assert_eq!(record.free, 5 << 30);
+        record.validate().unwrap();
+        assert_eq!(health(&stats, Duration::ZERO, None).free, 0, "unknown");
+    }
+
+    #[tokio::test]
+    async fn free_disk_is_measured_where_the_data_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_disk(dir.path()).await.unwrap();
+        assert!(free > 0);
+        assert_eq!(free_disk(&dir.path().join("missing")).await, None);
     }
 }

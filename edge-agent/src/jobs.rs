@@ -3,16 +3,26 @@
 //!
 //! Writes become durable with the outbox's next flush ([`Outbox::sync`]); the downlink waits for
 //! it before acknowledging a message. The rules (which revision wins, what a cancellation does,
-//! how configurations merge) are plain functions over data, below the store.
+//! how configurations merge, when a finished job may go) are plain functions over data, below the
+//! store.
+//!
+//! Finished jobs (completed on the device, or withdrawn by the gateway) are kept for
+//! `jobs.keep_finished_days` so that the app can still show them, then pruned
+//! ([`prune_periodically`]), so that a handheld's store does not grow for ever. The gateway holds
+//! the record of them; it does not send a finished job again, and if it ever did, the device would
+//! take it as new.
 //!
 //! Layout, in tree `agent`: `job:{id}` → CBOR [`StoredJob`]; `config` → CBOR [`proto::Config`];
 //! `boot` → 8 bytes big-endian.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use proto::{Config, Job, JobCancel, JobStatus, TimestampMs, MAX_MESSAGE_BYTES};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
+use crate::agent::now_ms;
 use crate::outbox::{Outbox, OutboxError};
 
 const TREE: &str = "agent";
@@ -28,6 +38,10 @@ pub struct StoredJob {
     /// The latest status reported on this device, if any.
     #[serde(default)]
     pub status: Option<JobStatus>,
+    /// When that status was reported (device clock, UTC ms). Absent in entries written before it
+    /// was kept; [`finished_at`] then falls back to `received`.
+    #[serde(default)]
+    pub status_at: Option<TimestampMs>,
     /// Set once the gateway withdrew it.
     #[serde(default)]
     pub cancelled: Option<Cancelled>,
@@ -135,6 +149,7 @@ impl JobStore {
             (JobChange::Added, _) => StoredJob {
                 job,
                 status: None,
+                status_at: None,
                 cancelled: None,
                 received: now,
             },
@@ -181,15 +196,37 @@ impl JobStore {
         })
     }
 
-    /// Records the latest status reported on this device for job `id` (for display; the record
-    /// sent to the gateway is the authority). A job deleted meanwhile is left alone.
-    pub fn set_status(&self, id: &str, status: JobStatus) -> Result<(), JobsError> {
+    /// Records the latest status reported on this device for job `id`, reported `at` (for
+    /// display, and for pruning once finished; the record sent to the gateway is the authority).
+    /// A job deleted meanwhile is left alone.
+    pub fn set_status(
+        &self,
+        id: &str,
+        status: JobStatus,
+        at: TimestampMs,
+    ) -> Result<(), JobsError> {
         let _writing = self.lock();
         if let Some(mut stored) = self.get(id)? {
             stored.status = Some(status);
+            stored.status_at = Some(at);
             self.put_job(&stored)?;
         }
         Ok(())
+    }
+
+    /// Deletes every job finished more than `keep` before `now` (see [`expired`]); returns how
+    /// many. The deletions become durable with the outbox's next flush; a crash before it only
+    /// means they are pruned again.
+    pub fn prune(&self, now: TimestampMs, keep: Duration) -> Result<usize, JobsError> {
+        let _writing = self.lock();
+        let mut pruned = 0;
+        for stored in self.list()? {
+            if expired(&stored, now, keep) {
+                self.tree.remove(job_key(&stored.job.id))?;
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
     }
 
     /// The job `id`, if the device has it.
@@ -275,6 +312,53 @@ pub fn judge_job(existing: Option<&StoredJob>, incoming: &Job) -> JobChange {
     }
 }
 
+/// When job `stored` was finished, if it is: when the gateway withdrew it, or when the device
+/// reported it completed (or cancelled it). Other statuses (`no_access`, `parts_needed`…) leave
+/// the job open: another visit follows.
+pub fn finished_at(stored: &StoredJob) -> Option<TimestampMs> {
+    if let Some(cancelled) = &stored.cancelled {
+        return Some(cancelled.at);
+    }
+    match stored.status? {
+        JobStatus::Completed | JobStatus::Cancelled => {
+            Some(stored.status_at.unwrap_or(stored.received))
+        }
+        _ => None,
+    }
+}
+
+/// Whether job `stored` finished more than `keep` before `now` and may be pruned.
+pub fn expired(stored: &StoredJob, now: TimestampMs, keep: Duration) -> bool {
+    let keep_ms = TimestampMs::try_from(keep.as_millis()).unwrap_or(TimestampMs::MAX);
+    finished_at(stored).is_some_and(|at| now.saturating_sub(at) > keep_ms)
+}
+
+/// How often [`prune_periodically`] looks for finished jobs to delete.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Prunes jobs finished more than `keep` ago, at once and then every `every`, until `stop`.
+pub async fn prune_periodically(
+    jobs: JobStore,
+    keep: Duration,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        // A handful of small entries: quick enough to run on the runtime.
+        match jobs.prune(now_ms(), keep) {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned finished jobs"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune finished jobs"),
+        }
+    }
+}
+
 /// Merges a pushed configuration over the held one: a higher revision wins, and its absent fields
 /// keep their held values. `None` if `incoming` is not newer.
 pub fn merge_config(held: Option<&Config>, incoming: &Config) -> Option<Config> {
@@ -348,7 +432,7 @@ mod tests {
             jobs.apply_job(job("J-1", 1), NOW).unwrap(),
             JobChange::Unchanged
         );
-        jobs.set_status("J-1", JobStatus::Accepted).unwrap();
+        jobs.set_status("J-1", JobStatus::Accepted, NOW).unwrap();
         assert_eq!(
             jobs.apply_job(job("J-1", 2), NOW + 1).unwrap(),
             JobChange::Revised { from: 1 }
@@ -467,6 +551,126 @@ mod tests {
                 linger_ms: Some(50),
             })
         );
+    }
+
+    const DAY: Duration = Duration::from_secs(86_400);
+    const DAY_MS: TimestampMs = 86_400_000;
+
+    #[test]
+    fn finished_means_completed_or_cancelled() {
+        let stored = |status: Option<JobStatus>, status_at, cancelled| StoredJob {
+            job: job("J-1", 1),
+            status,
+            status_at,
+            cancelled,
+            received: NOW,
+        };
+        let withdrawn = Cancelled {
+            reason: None,
+            at: NOW + 5,
+        };
+        assert_eq!(finished_at(&stored(None, None, None)), None);
+        for open in [
+            JobStatus::Accepted,
+            JobStatus::EnRoute,
+            JobStatus::Arrived,
+            JobStatus::NoAccess,
+            JobStatus::PartsNeeded,
+        ] {
+            assert_eq!(finished_at(&stored(Some(open), Some(NOW + 9), None)), None);
+        }
+        let completed = stored(Some(JobStatus::Completed), Some(NOW + 9), None);
+        assert_eq!(finished_at(&completed), Some(NOW + 9));
+        let dropped = stored(Some(JobStatus::Cancelled), Some(NOW + 8), None);
+        assert_eq!(finished_at(&dropped), Some(NOW + 8));
+        // Written before the status time was kept: when it was received.
+        let legacy = stored(Some(JobStatus::Completed), None, None);
+        assert_eq!(finished_at(&legacy), Some(NOW));
+        // Withdrawn by the gateway, whatever the device said.
+        let withdrawn = stored(Some(JobStatus::Arrived), Some(NOW + 9), Some(withdrawn));
+        assert_eq!(finished_at(&withdrawn), Some(NOW + 5));
+
+        // Expired strictly after `keep`.
+        assert!(!expired(&completed, NOW + 9 + 7 * DAY_MS, 7 * DAY));
+        assert!(expired(&completed, NOW + 10 + 7 * DAY_MS, 7 * DAY));
+        let open = stored(Some(JobStatus::Arrived), Some(NOW), None);
+        assert!(!expired(&open, NOW + 365 * DAY_MS, 7 * DAY));
+        // A clock set back does not expire anything.
+        assert!(!expired(&completed, NOW - DAY_MS, Duration::ZERO));
+    }
+
+    #[test]
+    fn prune_removes_only_jobs_finished_before_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path(), OutboxConfig::default()).unwrap();
+        let jobs = JobStore::open(&outbox).unwrap();
+        for id in [
+            "done-old",
+            "done-new",
+            "gone-old",
+            "gone-new",
+            "open-old",
+            "untouched",
+        ] {
+            jobs.apply_job(job(id, 1), NOW).unwrap();
+        }
+        jobs.set_status("done-old", JobStatus::Completed, NOW + DAY_MS)
+            .unwrap();
+        jobs.set_status("done-new", JobStatus::Completed, NOW + 6 * DAY_MS)
+            .unwrap();
+        jobs.apply_cancel(&cancel("gone-old"), NOW + DAY_MS)
+            .unwrap();
+        jobs.apply_cancel(&cancel("gone-new"), NOW + 6 * DAY_MS)
+            .unwrap();
+        jobs.set_status("open-old", JobStatus::PartsNeeded, NOW)
+            .unwrap();
+        jobs.apply_config(&Config {
+            rev: 1,
+            ..Config::default()
+        })
+        .unwrap();
+        let boot = jobs.next_boot().unwrap();
+
+        // Ten days on, with seven days' retention: the two finished on day 1 go.
+        let now = NOW + 10 * DAY_MS;
+        assert_eq!(jobs.prune(now, 7 * DAY).unwrap(), 2);
+        let left: Vec<String> = jobs.list().unwrap().into_iter().map(|j| j.job.id).collect();
+        assert_eq!(left, ["done-new", "gone-new", "open-old", "untouched"]);
+        assert_eq!(jobs.prune(now, 7 * DAY).unwrap(), 0, "idempotent");
+        // Configuration and the boot counter are not jobs.
+        assert_eq!(jobs.config().unwrap().unwrap().rev, 1);
+        assert_eq!(jobs.next_boot().unwrap(), boot + 1);
+        // A day later still, the rest of the finished ones go too.
+        assert_eq!(jobs.prune(now + 4 * DAY_MS, 7 * DAY).unwrap(), 2);
+        let left: Vec<String> = jobs.list().unwrap().into_iter().map(|j| j.job.id).collect();
+        assert_eq!(left, ["open-old", "untouched"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pruner_runs_at_once_then_periodically_until_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path(), OutboxConfig::default()).unwrap();
+        let jobs = JobStore::open(&outbox).unwrap();
+        let long_ago = now_ms() - 30 * DAY_MS;
+        jobs.apply_job(job("J-1", 1), long_ago).unwrap();
+        jobs.set_status("J-1", JobStatus::Completed, long_ago)
+            .unwrap();
+        let stop = CancellationToken::new();
+        let pruner = tokio::spawn(prune_periodically(
+            jobs.clone(),
+            7 * DAY,
+            PRUNE_EVERY,
+            stop.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(jobs.list().unwrap().is_empty(), "pruned at start");
+
+        jobs.apply_job(job("J-2", 1), long_ago).unwrap();
+        jobs.apply_cancel(&cancel("J-2"), long_ago).unwrap();
+        tokio::time::sleep(PRUNE_EVERY).await;
+        assert!(jobs.list().unwrap().is_empty(), "pruned an hour later");
+        stop.cancel();
+        pruner.await.unwrap();
     }
 
     #[test]

@@ -6,11 +6,15 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use edge_agent::config::{AgentConfig, TlsConfig};
+use edge_agent::config::{parse_source_flag, AgentConfig, TlsConfig};
 
 /// The fieldsync edge agent: stores every record from the in-cab or handheld app and the sensors
 /// durably, forwards them to the gateway over MQTT exactly once, and receives jobs and
 /// configuration back.
+///
+/// The app posts to the local HTTP API (`POST /v1/collections`, `GET /v1/status`, ...). On a
+/// boiler hub, `--source` and `--asset` read the boiler (an OpenTherm Gateway or JSON lines) and
+/// store one telemetry sample every `--sample-s` seconds.
 ///
 /// Every option can also be set in the TOML configuration file (`edge-agent print-config` prints
 /// one with every default and its meaning) or through the environment variable named beside it;
@@ -134,6 +138,20 @@ struct Args {
     #[arg(long, env = "FIELDSYNC_AGENT_HEALTH_S", global = true)]
     health_s: Option<u32>,
 
+    /// Days a finished job stays on the device before it is pruned. Default 7.
+    #[arg(long, env = "FIELDSYNC_AGENT_JOBS_KEEP_FINISHED_DAYS", global = true)]
+    jobs_keep_finished_days: Option<u32>,
+
+    /// A boiler hub's sensor input: `stdin`, `line:PATH` (JSON lines from a file or FIFO),
+    /// `otgw_file:PATH` (an OpenTherm Gateway on a serial port, or a capture) or
+    /// `otgw_tcp:HOST:PORT` (an OTGW over TCP). Needs --asset. Default: none.
+    #[arg(long, env = "FIELDSYNC_AGENT_SOURCE", global = true)]
+    source: Option<String>,
+
+    /// The boiler's asset id, which every sample from --source carries. Default: none.
+    #[arg(long, env = "FIELDSYNC_AGENT_ASSET", global = true)]
+    asset: Option<String>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -216,12 +234,25 @@ impl Args {
         );
         set(&mut config.intervals.sample_s, &self.sample_s);
         set(&mut config.intervals.health_s, &self.health_s);
+        set(
+            &mut config.jobs.keep_finished_days,
+            &self.jobs_keep_finished_days,
+        );
+        if let Some(spec) = &self.source {
+            config.source = Some(parse_source_flag(spec)?);
+        }
+        if self.asset.is_some() {
+            config.asset = self.asset.clone();
+        }
         config.validate()?;
         Ok(config)
     }
 }
 
-#[tokio::main]
+/// Two workers whatever the core count: the agent waits on the disk and the network, and each
+/// worker costs a stack and, with glibc, a malloc arena of resident memory (see
+/// `docs/BENCHMARKS.md`).
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()

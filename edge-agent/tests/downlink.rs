@@ -208,5 +208,7 @@ async fn health_records_follow_the_pushed_interval() {
     })
     .await;
     assert_eq!(health[0].ver, env!("CARGO_PKG_VERSION"));
+    // Free disk is measured (0 would mean unknown).
+    assert!(health.iter().all(|h| h.free > 0), "{health:?}");
     agent.shutdown().await;
 }

@@ -1,5 +1,5 @@
-//! One function per endpoint: extract, check, write, answer. Writes go through the [`Intake`]
-//! (durable before the 201); a refused request writes nothing.
+//! One function per endpoint: extract, check, write, answer. Writes go through the
+//! [`Intake`](crate::uplink::Intake) (durable before the 201); a refused request writes nothing.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
@@ -13,6 +13,7 @@ use super::requests::{Checked, NewCollection, NewJobStatus, RoundChange};
 use super::ApiState;
 use crate::agent::now_ms;
 use crate::jobs::{Cancelled, StoredJob};
+use crate::source::{SourceMonitor, SourceView};
 use crate::uplink::LastAck;
 
 /// The answer to a write: the record's sequence number, durable on the device.
@@ -73,11 +74,12 @@ pub async fn post_job_status(
     let Json(body) = body?;
     let status = body.status;
     let checked = body.into_record(id.clone(), now_ms())?;
+    let at = checked.ts;
     state.jobs.check_status(&id)??;
     let created = store(&state, checked).await?;
     // The record is durable and is what the gateway acts on; the local copy is for display, so a
     // failure here is logged rather than turned into an error for a write that happened.
-    if let Err(e) = state.jobs.set_status(&id, status) {
+    if let Err(e) = state.jobs.set_status(&id, status, at) {
         tracing::error!(error = %e, "cannot record a job's status locally");
     }
     Ok(created)
@@ -105,6 +107,8 @@ pub struct JobView {
     pub kind: JobKind,
     /// The latest status reported on this device.
     pub status: Option<JobStatus>,
+    /// When it was reported (UTC ms).
+    pub status_at: Option<TimestampMs>,
     /// Set if the gateway withdrew it.
     pub cancelled: Option<Cancelled>,
     /// When the device received it (UTC ms).
@@ -119,6 +123,7 @@ impl From<StoredJob> for JobView {
             due: stored.job.due,
             kind: stored.job.kind,
             status: stored.status,
+            status_at: stored.status_at,
             cancelled: stored.cancelled,
             received: stored.received,
         }
@@ -144,6 +149,9 @@ pub struct StatusView {
     pub outbox: OutboxView,
     /// The gateway's latest ack, if one arrived since the agent started.
     pub last_ack: Option<LastAck>,
+    /// A boiler hub's sensor source: kind, asset, running or not, and its counters; `null` when
+    /// none is configured.
+    pub source: Option<SourceView>,
 }
 
 /// The link, for the status.
@@ -182,7 +190,7 @@ pub struct OutboxView {
     pub next_seq: u64,
 }
 
-/// `GET /v1/status`: link state, outbox depth and bytes, oldest unsent age, last ack.
+/// `GET /v1/status`: link state, outbox depth and bytes, oldest unsent age, last ack, source.
 pub async fn status(State(state): State<ApiState>) -> Result<Json<StatusView>, ApiError> {
     let stats = state.intake.outbox().stats()?;
     let link = state.link.borrow().clone();
@@ -209,6 +217,7 @@ pub async fn status(State(state): State<ApiState>) -> Result<Json<StatusView>, A
             next_seq: stats.next_seq,
         },
         last_ack: link.last_ack,
+        source: state.source.as_ref().map(SourceMonitor::view),
     }))
 }
 

@@ -7,7 +7,7 @@
 //! | `POST /v1/rounds/{id}/start`, `…/complete` | a round event → 201 |
 //! | `POST /v1/jobs/{id}/status` | a job's progress → 201 (404 unknown job, 409 cancelled) |
 //! | `GET /v1/jobs` | the jobs on this device |
-//! | `GET /v1/status` | link state, outbox depth and bytes, oldest unsent age, last ack |
+//! | `GET /v1/status` | link, outbox depth and bytes, oldest unsent age, last ack, sensor source |
 //!
 //! A 201 means the record is on disk and will reach the gateway exactly once. Errors are JSON
 //! `{"error", "field"}` (see [`error`]); a refused request writes nothing. A full outbox answers
@@ -34,6 +34,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::ApiConfig;
 use crate::jobs::JobStore;
+use crate::source::SourceMonitor;
 use crate::uplink::{Intake, LinkStatus};
 
 /// What the handlers share.
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub device: DeviceId,
     /// This start's number.
     pub boot: u64,
+    /// The boiler hub's sensor source, if one runs.
+    pub source: Option<SourceMonitor>,
 }
 
 /// The API's routes, with the body limit, the request timeout and request tracing.

@@ -15,6 +15,8 @@
 //! - [`run`], [`spawn`], [`spawn_with`] (`task`): the task that reads a source, samples on the
 //!   interval, and hands samples to the sink until shutdown.
 //! - [`SourceStats`] (`stats`): what was read, skipped and produced, for health reports.
+//! - [`SourceMonitor`] (`monitor`): the running source's kind, state and counters, for the
+//!   agent's status API.
 //!
 //! The agent calls [`spawn`] with a [`SourceConfig`]; the simulator and tests call [`spawn_with`]
 //! with a [`ChannelSource`].
@@ -22,6 +24,7 @@
 mod channel;
 mod line;
 pub mod lines;
+mod monitor;
 pub mod otgw;
 mod reading;
 mod sampler;
@@ -34,6 +37,7 @@ use std::path::PathBuf;
 
 pub use channel::{channel, ChannelSource};
 pub use line::LineSource;
+pub use monitor::{SourceMonitor, SourceState, SourceView};
 pub use otgw::OtgwSource;
 pub use reading::Reading;
 pub use sampler::{Sampler, STALE_AFTER_INTERVALS};

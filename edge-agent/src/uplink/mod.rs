@@ -4,8 +4,9 @@
 //! - `connection`: polls the MQTT event loop, reconnects with [`backoff`], and on each connect
 //!   resubscribes, announces the device online and makes unacked records eligible again.
 //! - `sender`: publishes batches from the outbox while the link is up ([`batcher`] decides when).
-//! - `receiver`: applies the gateway's acks (only they delete records) and hands jobs and
-//!   configuration to the [`crate::downlink`].
+//! - `receiver`: acknowledges the gateway's acks at once and applies them, coalesced, in its
+//!   `AckApplier` (only they delete records); hands jobs and configuration to the
+//!   [`crate::downlink`], acknowledging each once it is on disk.
 //! - [`intake`]: how records enter the outbox and wake the sender.
 //! - `options` and `tls`: the MQTT client's settings; [`status`]: the link's state for the API.
 //!
@@ -43,7 +44,7 @@ use crate::downlink::Downlink;
 use crate::outbox::Outbox;
 use backoff::Backoff;
 use connection::Connection;
-use receiver::Receiver;
+use receiver::{AckApplier, Receiver};
 use sender::Sender;
 
 /// Requests the MQTT client queues beyond its in-flight window: room for acknowledgements and
@@ -108,15 +109,22 @@ impl Uplink {
             }
             .run(),
         );
+        let (acks_tx, acks_rx) = tokio::sync::mpsc::unbounded_channel();
         link.spawn(
             Receiver {
                 client: client.clone(),
-                outbox: outbox.clone(),
                 device: device.clone(),
                 downlink,
-                status: Arc::clone(&status),
+                acks: acks_tx,
             }
             .run(incoming_rx),
+        );
+        link.spawn(
+            AckApplier {
+                outbox: outbox.clone(),
+                status: Arc::clone(&status),
+            }
+            .run(acks_rx),
         );
         let mut sender = JoinSet::new();
         sender.spawn(

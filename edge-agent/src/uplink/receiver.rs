@@ -1,6 +1,13 @@
-//! The receiving half of the uplink: applies the gateway's acks to the outbox (deleting what they
-//! cover) and hands jobs and configuration to the downlink, then acknowledges each MQTT message,
-//! only once it is handled, so that a crash before that gets it redelivered.
+//! The receiving half of the uplink: hands the gateway's acks to the [`AckApplier`] (only they
+//! delete records) and jobs and configuration to the downlink, and acknowledges each MQTT message.
+//!
+//! A job or a configuration is acknowledged only once it is on disk, so that a crash before that
+//! gets it redelivered. An ack is acknowledged at once, before it is applied: acks are cumulative
+//! and repeatable, so one lost in a crash is repaired by the next (or by the resend it causes).
+//! Acknowledging at once matters: applying an ack waits for a flush, and a broker stops sending
+//! (and answering pings) to a client that holds too many of its messages unacknowledged, while
+//! rumqttc sends no acknowledgement while its own window of publishes is full. Waiting for each
+//! flush, a fast drain could hold about a hundred acks and stall the connection for good.
 
 use std::sync::Arc;
 
@@ -16,10 +23,10 @@ use crate::outbox::{Outbox, OutboxError};
 /// Everything the receiver needs.
 pub(super) struct Receiver {
     pub client: AsyncClient,
-    pub outbox: Outbox,
     pub device: DeviceId,
     pub downlink: Downlink,
-    pub status: Arc<watch::Sender<LinkStatus>>,
+    /// Where the acks' watermarks go, to the [`AckApplier`].
+    pub acks: mpsc::UnboundedSender<u64>,
 }
 
 /// What to do with the MQTT message once handled.
@@ -37,7 +44,7 @@ impl Receiver {
         let down_topic = self.device.topic(TopicKind::Down);
         while let Some(publish) = incoming.recv().await {
             let handled = if publish.topic == ack_topic {
-                self.on_ack(&publish.payload).await
+                self.on_ack(&publish.payload)
             } else if publish.topic == down_topic {
                 self.on_down(&publish.payload).await
             } else {
@@ -52,39 +59,16 @@ impl Receiver {
         }
     }
 
-    async fn on_ack(&self, payload: &[u8]) -> Handled {
-        let ack: Ack = match proto::decode(payload, MAX_MESSAGE_BYTES) {
-            Ok(ack) => ack,
-            Err(e) => {
-                tracing::warn!(error = %e, "ignoring a malformed ack");
-                return Handled::Ack;
+    fn on_ack(&self, payload: &[u8]) -> Handled {
+        match proto::decode::<Ack>(payload, MAX_MESSAGE_BYTES) {
+            Ok(ack) => {
+                if self.acks.send(ack.thru).is_err() {
+                    tracing::debug!("the ack applier has stopped");
+                }
             }
-        };
-        match self.outbox.ack(ack.thru).await {
-            Ok(acked) => {
-                tracing::debug!(thru = ack.thru, removed = acked.removed, "gateway ack");
-                self.status.send_modify(|status| {
-                    status.last_ack = Some(LastAck {
-                        thru: ack.thru,
-                        at: now_ms(),
-                    });
-                });
-                Handled::Ack
-            }
-            Err(e @ OutboxError::AckAhead { .. }) => {
-                // The gateway remembers an earlier life of this device id; deleting would lose
-                // records. An operator must look: say so loudly, and keep everything.
-                tracing::error!(error = %e, "the gateway acked records this device never sent");
-                self.status
-                    .send_modify(|status| status.last_error = Some(e.to_string()));
-                Handled::Ack
-            }
-            Err(e) => {
-                // Acks are cumulative: the next one repairs a lost one.
-                tracing::error!(error = %e, "cannot apply an ack");
-                Handled::Ack
-            }
+            Err(e) => tracing::warn!(error = %e, "ignoring a malformed ack"),
         }
+        Handled::Ack
     }
 
     async fn on_down(&self, payload: &[u8]) -> Handled {
@@ -102,5 +86,87 @@ impl Receiver {
                 Handled::Retry
             }
         }
+    }
+}
+
+/// Applies the gateway's acks to the outbox, one at a time; acks that arrive meanwhile are
+/// coalesced into the highest valid one, since each covers everything below it.
+pub(super) struct AckApplier {
+    pub outbox: Outbox,
+    pub status: Arc<watch::Sender<LinkStatus>>,
+}
+
+impl AckApplier {
+    /// Runs until the receiver stops.
+    pub(super) async fn run(self, mut acks: mpsc::UnboundedReceiver<u64>) {
+        let mut waiting = Vec::new();
+        while let Some(first) = acks.recv().await {
+            waiting.push(first);
+            while let Ok(thru) = acks.try_recv() {
+                waiting.push(thru);
+            }
+            let (valid, ahead) = coalesce(&waiting, self.next_seq());
+            waiting.clear();
+            for thru in valid.into_iter().chain(ahead) {
+                self.apply(thru).await;
+            }
+        }
+    }
+
+    fn next_seq(&self) -> u64 {
+        // Without stats, every ack counts as valid and the outbox judges each.
+        self.outbox.stats().map_or(u64::MAX, |stats| stats.next_seq)
+    }
+
+    async fn apply(&self, thru: u64) {
+        match self.outbox.ack(thru).await {
+            Ok(acked) => {
+                tracing::debug!(thru, removed = acked.removed, "gateway ack");
+                self.status.send_modify(|status| {
+                    status.last_ack = Some(LastAck { thru, at: now_ms() });
+                });
+            }
+            Err(e @ OutboxError::AckAhead { .. }) => {
+                // The gateway remembers an earlier life of this device id; deleting would lose
+                // records. An operator must look: say so loudly, and keep everything.
+                tracing::error!(error = %e, "the gateway acked records this device never sent");
+                self.status
+                    .send_modify(|status| status.last_error = Some(e.to_string()));
+            }
+            Err(e) => {
+                // Acks are cumulative: the next one repairs a lost one.
+                tracing::error!(error = %e, "cannot apply an ack");
+            }
+        }
+    }
+}
+
+/// Of the watermarks `waiting`, the highest below `next_seq` (the only one worth applying), and
+/// the highest at or beyond it (which the outbox refuses, loudly); each `None` if there is none.
+/// Keeping them apart stops one bogus ack from hiding the good ones that follow it.
+fn coalesce(waiting: &[u64], next_seq: u64) -> (Option<u64>, Option<u64>) {
+    let valid = waiting
+        .iter()
+        .copied()
+        .filter(|thru| *thru < next_seq)
+        .max();
+    let ahead = waiting
+        .iter()
+        .copied()
+        .filter(|thru| *thru >= next_seq)
+        .max();
+    (valid, ahead)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalescing_keeps_the_highest_valid_ack_apart_from_bogus_ones() {
+        assert_eq!(coalesce(&[3, 9, 5], 20), (Some(9), None));
+        assert_eq!(coalesce(&[3, 900, 5], 20), (Some(5), Some(900)));
+        assert_eq!(coalesce(&[20, 21], 20), (None, Some(21)));
+        assert_eq!(coalesce(&[], 20), (None, None));
     }
 }

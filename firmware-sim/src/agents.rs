@@ -1,0 +1,95 @@
+//! The agents' settings for simulated devices: one data directory each under a common root, the
+//! local API on a free loopback port, quick reconnects, and short intervals for compressed time.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use edge_agent::agent::Agent;
+use edge_agent::config::AgentConfig;
+
+use crate::SimError;
+
+/// What every simulated device's agent shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// Each agent's database goes in `{data_root}/{device}`.
+    pub data_root: PathBuf,
+    /// The broker's host.
+    pub mqtt_host: String,
+    /// The broker's port.
+    pub mqtt_port: u16,
+    /// Seconds between a hub's telemetry samples (real time).
+    pub sample_s: u32,
+    /// Seconds between health records (real time).
+    pub health_s: u32,
+    /// Seconds shutdown may spend sending what is unacked.
+    pub shutdown_deadline_s: u64,
+}
+
+impl AgentSettings {
+    /// The configuration of `device`'s agent, connecting to the broker through `via` if given
+    /// (a link proxy) instead of directly.
+    pub fn config(&self, device: &str, via: Option<SocketAddr>) -> AgentConfig {
+        let mut config = AgentConfig {
+            device_id: device.to_owned(),
+            data_dir: self.data_root.join(device),
+            shutdown_deadline_s: self.shutdown_deadline_s,
+            ..AgentConfig::default()
+        };
+        match via {
+            Some(addr) => {
+                config.mqtt.host = addr.ip().to_string();
+                config.mqtt.port = addr.port();
+            }
+            None => {
+                config.mqtt.host = self.mqtt_host.clone();
+                config.mqtt.port = self.mqtt_port;
+            }
+        }
+        // A dead link is noticed, and a restored one used, within seconds.
+        config.mqtt.keep_alive_s = 10;
+        config.mqtt.reconnect_min_ms = 200;
+        config.mqtt.reconnect_max_ms = 3000;
+        config.uplink.resend_after_s = 10;
+        config.outbox.cache_bytes = 1024 * 1024;
+        config.api.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.intervals.sample_s = self.sample_s.max(1);
+        config.intervals.health_s = self.health_s.max(1);
+        config
+    }
+
+    /// Starts `device`'s agent.
+    pub async fn start(&self, device: &str, via: Option<SocketAddr>) -> Result<Agent, SimError> {
+        Agent::start(self.config(device, via))
+            .await
+            .map_err(|source| SimError::Agent {
+                device: device.to_owned(),
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_agent_gets_a_valid_config_of_its_own() {
+        let settings = AgentSettings {
+            data_root: "data/demo/agents".into(),
+            mqtt_host: "127.0.0.1".into(),
+            mqtt_port: 41883,
+            sample_s: 1,
+            health_s: 30,
+            shutdown_deadline_s: 5,
+        };
+        let hub = settings.config("hub-01", None);
+        hub.validate().unwrap();
+        assert_eq!(hub.data_dir, PathBuf::from("data/demo/agents/hub-01"));
+        assert_eq!(hub.mqtt.port, 41883);
+        assert_eq!(hub.api.listen.port(), 0);
+        let cab = settings.config("cab-01", Some(([127, 0, 0, 1], 50000).into()));
+        assert_eq!(cab.mqtt.port, 50000);
+        cab.validate().unwrap();
+    }
+}
