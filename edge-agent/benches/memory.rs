@@ -28,11 +28,7 @@ const SETTLE: Duration = Duration::from_secs(5);
 const GIVE_UP: Duration = Duration::from_secs(300);
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    runtime.block_on(run())
+    common::block_on(run())
 }
 
 async fn run() -> anyhow::Result<()> {

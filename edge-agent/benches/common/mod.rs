@@ -52,3 +52,12 @@ pub async fn fill(dir: &Path, records: u64) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Runs `work` on the runtime the agent itself uses: two worker threads, whatever the cores.
+pub fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(work)
+}
