@@ -13,7 +13,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::now_ms;
+use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::store::{BatchOutcome, IncomingBatch, Store, StoreError};
 
@@ -68,6 +68,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     events: broadcast::Sender<IngestEvent>,
     ready: watch::Sender<bool>,
+    clock: SharedClock,
     shutdown: CancellationToken,
 ) {
     // Unbounded, yet bounded in practice: with manual acks the broker stops sending once its
@@ -89,6 +90,7 @@ pub async fn run(
         metrics,
         events,
         max_payload: endpoint.max_payload,
+        clock,
     };
     writer.run(to_write).await;
     let _ = client.disconnect().await;
@@ -231,6 +233,7 @@ struct Writer {
     metrics: Arc<Metrics>,
     events: broadcast::Sender<IngestEvent>,
     max_payload: usize,
+    clock: SharedClock,
 }
 
 impl Writer {
@@ -248,7 +251,7 @@ impl Writer {
     /// Stores one group durably, then acks it to devices and to the broker.
     async fn commit(&self, group: &[(Publish, Instant)]) -> Result<(), StoreError> {
         Metrics::add(&self.metrics.messages_in, group.len() as u64);
-        let received = now_ms();
+        let received = self.clock.now_ms();
         let mut batches = Vec::new();
         let mut states = Vec::new();
         let mut refused = Vec::new();

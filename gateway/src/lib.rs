@@ -29,6 +29,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::{parse_mqtt_url, GatewayConfig};
 use crate::ingest::{IngestEvent, MqttEndpoint};
 use crate::metrics::Metrics;
@@ -96,6 +97,14 @@ impl Gateway {
     /// Opens the store, starts the broker (embedded unless configured otherwise), the ingest and
     /// the HTTP server.
     pub async fn start(config: GatewayConfig) -> Result<Self, GatewayError> {
+        Self::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Gateway::start`] with the clock the gateway reads the time from (tests pass a fixed one).
+    pub async fn start_with_clock(
+        config: GatewayConfig,
+        clock: SharedClock,
+    ) -> Result<Self, GatewayError> {
         config.validate()?;
         let store_error = |source| GatewayError::Store {
             dir: config.data_dir.clone(),
@@ -194,6 +203,7 @@ impl Gateway {
             store.clone(),
             events.subscribe(),
             config.missed_bins.evidence_days,
+            clock.clone(),
             shutdown.clone(),
         ));
         tasks.spawn(ingest::run(
@@ -203,6 +213,7 @@ impl Gateway {
             metrics.clone(),
             events.clone(),
             ready_tx,
+            clock.clone(),
             shutdown.clone(),
         ));
 
@@ -215,6 +226,7 @@ impl Gateway {
             desk: desk.clone(),
             open311_api_keys: config.open311.api_keys.clone().into(),
             council_tz: config.missed_bins.calendar.tz,
+            clock: clock.clone(),
             shutdown: shutdown.clone(),
         });
         let http_shutdown = shutdown.clone();

@@ -35,6 +35,8 @@ pub struct AppState {
     pub open311_api_keys: Arc<[String]>,
     /// The council's time zone, for dates shown to residents.
     pub council_tz: chrono_tz::Tz,
+    /// The gateway's clock.
+    pub clock: crate::clock::SharedClock,
     /// Cancelled when the gateway stops: long-lived responses (event streams) end then.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -54,8 +56,10 @@ pub fn router(state: AppState) -> Router {
                 Arc::new(crate::reports::DeskOpen311::new(
                     state.desk.clone(),
                     state.open311_api_keys.to_vec(),
+                    state.clock.clone(),
                 )),
                 state.council_tz,
+                state.clock.clone(),
             ),
         )
 }

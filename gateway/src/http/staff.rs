@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{authorize, rfc3339, ApiError, AppState};
-use crate::clock::now_ms;
 use crate::config::Role;
 use crate::missed_bins::{Confirmation, ImportReport, Report, ReportError, RoundProgress};
 use crate::reports::{DeskError, ImportOrStoreError, NewReport};
@@ -77,7 +76,7 @@ fn day_or_today(state: &AppState, date: Option<NaiveDate>) -> NaiveDate {
     date.unwrap_or_else(|| {
         state
             .desk
-            .with_missed(|missed| missed.calendar().local_date(now_ms()))
+            .with_missed(|missed| missed.calendar().local_date(state.clock.now_ms()))
     })
 }
 
@@ -147,7 +146,10 @@ async fn list_reports(
         Some(day) => state
             .desk
             .with_missed(|missed| missed.calendar().to_utc(day, chrono::NaiveTime::MIN)),
-        None => now_ms().saturating_sub(30 * 24 * 60 * 60 * 1000),
+        None => state
+            .clock
+            .now_ms()
+            .saturating_sub(30 * 24 * 60 * 60 * 1000),
     };
     let desk = state.desk.clone();
     let mut reports = blocking(move || desk.reports_since(since)).await?;
@@ -200,7 +202,8 @@ async fn file_report(
         description: body.description,
         contact: None,
     };
-    let report = blocking(move || desk.file(new, now_ms())).await?;
+    let now = state.clock.now_ms();
+    let report = blocking(move || desk.file(new, now)).await?;
     Ok((StatusCode::CREATED, Json(view(&state, report))))
 }
 

@@ -760,12 +760,12 @@ mod tests {
             ("start_date", "bogus"),
         ]);
         assert_eq!(
-            request_filter(&query, Utc::now(), London),
+            request_filter(&query, utc("2026-11-24T12:00:00Z"), London),
             Ok(RequestFilter::Ids(vec!["a1".into(), "b2".into()]))
         );
         let bad = pairs(&[("service_request_id", "a1,../x")]);
         assert_eq!(
-            descriptions(&request_filter(&bad, Utc::now(), London).unwrap_err()),
+            descriptions(&request_filter(&bad, utc("2026-11-24T12:00:00Z"), London).unwrap_err()),
             vec!["service_request_id ../x is not a valid id"]
         );
     }

@@ -9,8 +9,9 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
-use chrono::Utc;
 use chrono_tz::Tz;
+
+use crate::clock::SharedClock;
 
 use super::error::{FieldError, Open311Error};
 use super::form::{self, Pairs};
@@ -28,14 +29,16 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 struct Open311State {
     backend: Arc<dyn Open311Backend>,
     tz: Tz,
+    clock: SharedClock,
 }
 
 /// The Open311 GeoReport v2 routes, relative to the endpoint (the gateway nests them under
 /// `/open311/v2`). `council_tz` is the zone date-times are written in.
-pub fn router(backend: Arc<dyn Open311Backend>, council_tz: Tz) -> Router {
+pub fn router(backend: Arc<dyn Open311Backend>, council_tz: Tz, clock: SharedClock) -> Router {
     let state = Open311State {
         backend,
         tz: council_tz,
+        clock,
     };
     Router::new()
         .route("/services.json", get(|| services(Format::Json)))
@@ -158,7 +161,7 @@ async fn list_requests(
 ) -> Response {
     let outcome = async {
         let Query(pairs) = query.map_err(query_rejection)?;
-        let filter = form::request_filter(&pairs, Utc::now(), state.tz)
+        let filter = form::request_filter(&pairs, state.clock.now(), state.tz)
             .map_err(Open311Error::from_fields)?;
         let limit = match &filter {
             RequestFilter::Ids(ids) => ids.len(),
@@ -182,8 +185,8 @@ async fn list_updates(
     let outcome = async {
         let Query(pairs) = query.map_err(query_rejection)?;
         check_api_key(&state, &pairs, form::GET_UPDATES).await?;
-        let search =
-            form::update_search(&pairs, Utc::now(), state.tz).map_err(Open311Error::from_fields)?;
+        let search = form::update_search(&pairs, state.clock.now(), state.tz)
+            .map_err(Open311Error::from_fields)?;
         // One more than we answer, to tell when the window held more than the limit.
         let asked = UpdateSearch {
             limit: search.limit.saturating_add(1),

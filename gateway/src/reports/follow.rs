@@ -10,7 +10,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
 use super::desk::ReportDesk;
-use crate::clock::now_ms;
+use crate::clock::SharedClock;
 use crate::ingest::IngestEvent;
 use crate::store::{Store, StoredRecord};
 
@@ -24,10 +24,11 @@ pub async fn run(
     store: Arc<dyn Store>,
     mut events: broadcast::Receiver<IngestEvent>,
     evidence_days: u32,
+    clock: SharedClock,
     shutdown: CancellationToken,
 ) {
     let window_ms = i64::from(evidence_days) * 24 * 60 * 60 * 1000;
-    replay(&desk, &store, window_ms).await;
+    replay(&desk, &store, &clock, window_ms).await;
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -35,7 +36,8 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
             _ = sweep.tick() => {
                 let desk = desk.clone();
-                let swept = tokio::task::spawn_blocking(move || desk.dispatch_all_waiting(now_ms())).await;
+                let now = clock.now_ms();
+                let swept = tokio::task::spawn_blocking(move || desk.dispatch_all_waiting(now)).await;
                 if let Ok(Err(e)) = swept {
                     tracing::warn!(error = %e, "could not dispatch waiting return jobs");
                 }
@@ -53,12 +55,12 @@ pub async fn run(
                         })
                         .collect();
                     if !crew_records.is_empty() {
-                        observe(&desk, outcome.device.clone(), crew_records).await;
+                        observe(&desk, outcome.device.clone(), crew_records, clock.now_ms()).await;
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "fell behind the ingest; replaying recent evidence");
-                    replay(&desk, &store, window_ms).await;
+                    replay(&desk, &store, &clock, window_ms).await;
                 }
                 Err(RecvError::Closed) => break,
             },
@@ -70,10 +72,14 @@ fn is_crew_record(body: &RecordBody) -> bool {
     matches!(body, RecordBody::Collection(_) | RecordBody::RoundEvent(_))
 }
 
-async fn observe(desk: &Arc<ReportDesk>, device: DeviceId, records: Vec<StoredRecord>) {
+async fn observe(
+    desk: &Arc<ReportDesk>,
+    device: DeviceId,
+    records: Vec<StoredRecord>,
+    now: proto::TimestampMs,
+) {
     let desk = desk.clone();
-    let observed =
-        tokio::task::spawn_blocking(move || desk.observe(&device, &records, now_ms())).await;
+    let observed = tokio::task::spawn_blocking(move || desk.observe(&device, &records, now)).await;
     match observed {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "could not apply crew records to reports"),
@@ -82,8 +88,13 @@ async fn observe(desk: &Arc<ReportDesk>, device: DeviceId, records: Vec<StoredRe
 }
 
 /// Replays the crews' records received in the last `window_ms`, device by device in arrival order.
-async fn replay(desk: &Arc<ReportDesk>, store: &Arc<dyn Store>, window_ms: i64) {
-    let since = now_ms().saturating_sub(window_ms);
+async fn replay(
+    desk: &Arc<ReportDesk>,
+    store: &Arc<dyn Store>,
+    clock: &SharedClock,
+    window_ms: i64,
+) {
+    let since = clock.now_ms().saturating_sub(window_ms);
     let store = store.clone();
     let loaded = tokio::task::spawn_blocking(move || store.evidence_since(since)).await;
     let records = match loaded {
@@ -99,7 +110,7 @@ async fn replay(desk: &Arc<ReportDesk>, store: &Arc<dyn Store>, window_ms: i64) 
     };
     let count = records.len();
     for (device, record) in records {
-        observe(desk, device, vec![record]).await;
+        observe(desk, device, vec![record], clock.now_ms()).await;
     }
     tracing::info!(records = count, "replayed crews' evidence");
 }

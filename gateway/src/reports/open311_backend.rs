@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use proto::TimestampMs;
 
 use super::desk::{DeskError, NewReport, ReportDesk};
-use crate::clock::now_ms;
+use crate::clock::SharedClock;
 use crate::missed_bins::{self, LatLon, Report, ReportError, ReportStatus};
 use crate::open311::{
     BackendError, CreatedRequest, Location, NewServiceRequest, Open311Backend, Open311Status,
@@ -23,12 +23,17 @@ const AGENCY: &str = "Waste Services";
 pub struct DeskOpen311 {
     desk: Arc<ReportDesk>,
     api_keys: Vec<String>,
+    clock: SharedClock,
 }
 
 impl DeskOpen311 {
     /// Open311 over `desk`, creating requests for clients holding one of `api_keys`.
-    pub fn new(desk: Arc<ReportDesk>, api_keys: Vec<String>) -> Self {
-        Self { desk, api_keys }
+    pub fn new(desk: Arc<ReportDesk>, api_keys: Vec<String>, clock: SharedClock) -> Self {
+        Self {
+            desk,
+            api_keys,
+            clock,
+        }
     }
 
     /// The property a request is about: its UPRN, or the nearest property to its position
@@ -109,14 +114,17 @@ impl Open311Backend for DeskOpen311 {
                 phone: contact.phone.clone(),
             }),
         };
-        let report = self.desk.file(new, now_ms()).map_err(|e| match e {
-            DeskError::Report(ReportError::UnknownProperty { uprn }) => {
-                BackendError::UnknownAddress(format!(
-                    "address_id {uprn} is not a property we collect from"
-                ))
-            }
-            other => BackendError::Unavailable(other.to_string()),
-        })?;
+        let report = self
+            .desk
+            .file(new, self.clock.now_ms())
+            .map_err(|e| match e {
+                DeskError::Report(ReportError::UnknownProperty { uprn }) => {
+                    BackendError::UnknownAddress(format!(
+                        "address_id {uprn} is not a property we collect from"
+                    ))
+                }
+                other => BackendError::Unavailable(other.to_string()),
+            })?;
         Ok(CreatedRequest {
             id: report.id.clone(),
             service_notice: Some(notice(report.status).to_owned()),
