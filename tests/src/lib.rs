@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod system;
 pub mod test_gateway;
 
 use std::future::Future;
