@@ -57,8 +57,13 @@ pub struct FakeDevice {
 impl FakeDevice {
     /// Connects `id` to the broker on 127.0.0.1:`port` and subscribes to its ack and down topics.
     pub async fn connect(id: &str, port: u16) -> Self {
+        Self::connect_to(id, "127.0.0.1", port).await
+    }
+
+    /// Connects `id` to the broker on `host`:`port` and subscribes to its ack and down topics.
+    pub async fn connect_to(id: &str, host: &str, port: u16) -> Self {
         let id = DeviceId::new(id).unwrap();
-        let mut options = MqttOptions::new(format!("fake-{id}"), "127.0.0.1", port);
+        let mut options = MqttOptions::new(format!("fake-{id}"), host, port);
         options
             .set_keep_alive(Duration::from_secs(5))
             .set_max_packet_size(MAX_MESSAGE_BYTES * 2, MAX_MESSAGE_BYTES * 2);
