@@ -500,6 +500,8 @@ impl State {
             seq: numbers.issue()?,
             ts,
             body,
+            boot: None,
+            mono: None,
         };
         record.validate()?;
         let encoded = proto::encode_value(&record)?;
