@@ -110,6 +110,7 @@ async fn start_echo(host: &str, port: u16) -> tokio::task::JoinHandle<()> {
                     let ack = Ack {
                         v: SCHEMA_VERSION,
                         thru: *thru,
+                        rej: Vec::new(),
                     };
                     let topic = envelope.dev.topic(proto::TopicKind::Ack).to_string();
                     let payload = proto::encode(&ack, MAX_MESSAGE_BYTES).unwrap();
