@@ -51,6 +51,7 @@ pub struct FakeDevice {
     client: AsyncClient,
     acked: watch::Receiver<u64>,
     acks_received: Arc<Mutex<u64>>,
+    refused: Arc<Mutex<Vec<proto::Refusal>>>,
     downs: Arc<Mutex<Vec<Down>>>,
 }
 
@@ -80,6 +81,8 @@ impl FakeDevice {
         let counter = acks_received.clone();
         let downs = Arc::new(Mutex::new(Vec::new()));
         let downs_for_loop = downs.clone();
+        let refused = Arc::new(Mutex::new(Vec::new()));
+        let refused_for_loop = refused.clone();
         tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
@@ -102,6 +105,10 @@ impl FakeDevice {
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
                         if let Ok(ack) = proto::decode::<Ack>(&publish.payload, MAX_MESSAGE_BYTES) {
                             *counter.lock().unwrap() += 1;
+                            refused_for_loop
+                                .lock()
+                                .unwrap()
+                                .extend(ack.rej.iter().cloned());
                             acked_tx.send_modify(|thru| *thru = (*thru).max(ack.thru));
                         }
                     }
@@ -119,8 +126,14 @@ impl FakeDevice {
             client,
             acked,
             acks_received,
+            refused,
             downs,
         }
+    }
+
+    /// Every refusal the gateway's acks have named so far, in arrival order (with repeats).
+    pub fn refused(&self) -> Vec<proto::Refusal> {
+        self.refused.lock().unwrap().clone()
     }
 
     /// The downlink messages (jobs, cancellations, configuration) received so far.
