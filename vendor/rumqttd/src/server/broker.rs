@@ -400,6 +400,12 @@ impl<P: Protocol + Clone + Send + 'static> Server<P> {
                 }
             };
 
+            // fieldsync: small replies (PUBACKs, forwarded acks) must leave at once, not wait
+            // behind the peer's delayed ACK (~40 ms on Linux) under Nagle's algorithm.
+            if let Err(e) = stream.set_nodelay(true) {
+                warn!(error=?e, "Unable to set TCP_NODELAY on accepted socket.");
+            }
+
             let (network, tenant_id) = match self.tls_accept(stream).await {
                 Ok(o) => o,
                 Err(e) => {
