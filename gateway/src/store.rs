@@ -245,6 +245,29 @@ pub struct SledStore {
 const MAX_VALUE_BYTES: usize = 2 * proto::MAX_MESSAGE_BYTES;
 /// The most boots' anchors kept per device: boots further below its newest are forgotten, and
 /// their records placed as if never anchored. Bounds what a device sending ever new boots costs.
+/// How long [`open_when_unlocked`] waits for a store closed in this process to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens sled, waiting up to [`LOCK_WAIT`] for the directory's lock. sled 0.34 releases it only
+/// when its thread pool lets go of the file, shortly after the last handle drops, so opening again
+/// straight after closing (a gateway restarted within one process, and the tests) can find it
+/// still held. A lock held by another process is still refused, after the wait.
+fn open_when_unlocked(config: &sled::Config) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            // sled 0.34 reports a held lock only in the message of an `Other` I/O error.
+            Err(error) if error.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(error);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
+}
+
 const MAX_ANCHORED_BOOTS: u64 = 64;
 
 impl SledStore {
@@ -268,12 +291,13 @@ impl SledStore {
 
     /// Opens (or creates) the store in `dir`, migrating an older format (see [`migrate`]).
     pub fn open_with(dir: &Path, settings: StoreSettings) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(settings.cache_bytes)
-            // Durability comes from the explicit flush before every ack, not a timer.
-            .flush_every_ms(None)
-            .open()?;
+        let db = open_when_unlocked(
+            &sled::Config::new()
+                .path(dir)
+                .cache_capacity(settings.cache_bytes)
+                // Durability comes from the explicit flush before every ack, not a timer.
+                .flush_every_ms(None),
+        )?;
         let main = db.open_tree("ingest")?;
         let quarantine = Quarantine::open(&db, settings.quarantine)?;
         migrate::migrate(&db, &main, &quarantine)?;
