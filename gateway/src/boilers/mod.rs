@@ -1,0 +1,13 @@
+//! Boilers: what council homes' boiler hubs report, turned into what asset managers need. Pure
+//! logic: no I/O, no async, no store. The gateway stores samples and rollups through the storage
+//! seam and feeds fresh samples in; everything here is a function of what it was given and of the
+//! time it was told.
+//!
+//! - [`sample`]: a telemetry record as the domain reads it, units in its names.
+//! - [`reading`]: plausibility checks per reading, ranges in one place.
+
+pub mod reading;
+pub mod sample;
+
+pub use reading::{check, Checked, Implausible, PlausibleRanges, Range, Reading};
+pub use sample::{FaultFlags, GapSpan, Sample};
