@@ -5,9 +5,15 @@
 //!
 //! - [`sample`]: a telemetry record as the domain reads it, units in its names.
 //! - [`reading`]: plausibility checks per reading, ranges in one place.
+//! - [`rollup`]: hourly and daily rollups kept current as samples arrive, in any order.
 
 pub mod reading;
+pub mod rollup;
 pub mod sample;
 
 pub use reading::{check, Checked, Implausible, PlausibleRanges, Range, Reading};
+pub use rollup::{
+    counter_step, day_rollup, hourly_series, merge_period, CounterLimit, CounterLimits,
+    CounterStep, Folded, MemoryLog, Roller, Rollup, RollupConfig, Stat, TelemetryLog, HOUR_MS,
+};
 pub use sample::{FaultFlags, GapSpan, Sample};
