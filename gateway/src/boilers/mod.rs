@@ -6,11 +6,14 @@
 //! - [`sample`]: a telemetry record as the domain reads it, units in its names.
 //! - [`reading`]: plausibility checks per reading, ranges in one place.
 //! - [`rollup`]: hourly and daily rollups kept current as samples arrive, in any order.
+//! - [`efficiency`]: measured or estimated efficiency per hour, day and month.
 
+pub mod efficiency;
 pub mod reading;
 pub mod rollup;
 pub mod sample;
 
+pub use efficiency::{gas_kwh, Basis, CondensingCurve, Efficiency, EfficiencyConfig, Meters};
 pub use reading::{check, Checked, Implausible, PlausibleRanges, Range, Reading};
 pub use rollup::{
     counter_step, day_rollup, hourly_series, merge_period, CounterLimit, CounterLimits,

@@ -241,6 +241,9 @@ pub struct Rollup {
     pub return_c: Stat,
     /// Return temperature while the flame was on, °C: what decides condensing.
     pub return_c_firing: Stat,
+    /// Return temperature while the flame was on for central heating (not hot water), °C: what
+    /// a lower flow temperature would change.
+    pub return_c_heating: Stat,
     /// Hot-water temperature, °C.
     pub dhw_c: Stat,
     /// Outside temperature, °C.
@@ -346,11 +349,12 @@ impl Rollup {
         self.fault_samples += other.fault_samples;
     }
 
-    fn stats(&self) -> [&Stat; 10] {
+    fn stats(&self) -> [&Stat; 11] {
         [
             &self.flow_c,
             &self.return_c,
             &self.return_c_firing,
+            &self.return_c_heating,
             &self.dhw_c,
             &self.outside_c,
             &self.exhaust_c,
@@ -361,11 +365,12 @@ impl Rollup {
         ]
     }
 
-    fn stats_mut(&mut self) -> [&mut Stat; 10] {
+    fn stats_mut(&mut self) -> [&mut Stat; 11] {
         [
             &mut self.flow_c,
             &mut self.return_c,
             &mut self.return_c_firing,
+            &mut self.return_c_heating,
             &mut self.dhw_c,
             &mut self.outside_c,
             &mut self.exhaust_c,
@@ -412,6 +417,9 @@ impl Rollup {
         self.return_c.add(sample.return_c);
         if sample.flame == Some(true) {
             self.return_c_firing.add(sample.return_c);
+            if sample.ch_active == Some(true) && sample.dhw_active != Some(true) {
+                self.return_c_heating.add(sample.return_c);
+            }
         }
         self.dhw_c.add(sample.dhw_c);
         self.outside_c.add(sample.outside_c);
