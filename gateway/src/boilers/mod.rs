@@ -7,11 +7,13 @@
 //! - [`reading`]: plausibility checks per reading, ranges in one place.
 //! - [`rollup`]: hourly and daily rollups kept current as samples arrive, in any order.
 //! - [`efficiency`]: measured or estimated efficiency per hour, day and month.
+//! - [`waste`]: gas wasted against each boiler's condensing potential, and the estate ranked.
 
 pub mod efficiency;
 pub mod reading;
 pub mod rollup;
 pub mod sample;
+pub mod waste;
 
 pub use efficiency::{gas_kwh, Basis, CondensingCurve, Efficiency, EfficiencyConfig, Meters};
 pub use reading::{check, Checked, Implausible, PlausibleRanges, Range, Reading};
@@ -20,3 +22,4 @@ pub use rollup::{
     CounterStep, Folded, MemoryLog, Roller, Rollup, RollupConfig, Stat, TelemetryLog, HOUR_MS,
 };
 pub use sample::{FaultFlags, GapSpan, Sample};
+pub use waste::{rank, BoilerFacts, Ranked, Waste, WasteConfig};
