@@ -8,14 +8,17 @@
 //! - [`rollup`]: hourly and daily rollups kept current as samples arrive, in any order.
 //! - [`efficiency`]: measured or estimated efficiency per hour, day and month.
 //! - [`waste`]: gas wasted against each boiler's condensing potential, and the estate ranked.
+//! - [`forecast`]: when a leaking system will fall below 1 bar.
 
 pub mod efficiency;
+pub mod forecast;
 pub mod reading;
 pub mod rollup;
 pub mod sample;
 pub mod waste;
 
 pub use efficiency::{gas_kwh, Basis, CondensingCurve, Efficiency, EfficiencyConfig, Meters};
+pub use forecast::{daily_minima, forecast, DailyMinimum, ForecastConfig, PressureForecast};
 pub use reading::{check, Checked, Implausible, PlausibleRanges, Range, Reading};
 pub use rollup::{
     counter_step, day_rollup, hourly_series, merge_period, CounterLimit, CounterLimits,
