@@ -9,7 +9,9 @@
 //! - [`efficiency`]: measured or estimated efficiency per hour, day and month.
 //! - [`waste`]: gas wasted against each boiler's condensing potential, and the estate ranked.
 //! - [`forecast`]: when a leaking system will fall below 1 bar.
+//! - [`alerts`]: each boiler's alerts, opened and closed with evidence and hysteresis.
 
+pub mod alerts;
 pub mod efficiency;
 pub mod forecast;
 pub mod reading;
@@ -17,6 +19,9 @@ pub mod rollup;
 pub mod sample;
 pub mod waste;
 
+pub use alerts::{
+    Ack, AckError, Alert, AlertEvent, AlertKind, AlertThresholds, BoilerAlerts, Evidence, Severity,
+};
 pub use efficiency::{gas_kwh, Basis, CondensingCurve, Efficiency, EfficiencyConfig, Meters};
 pub use forecast::{daily_minima, forecast, DailyMinimum, ForecastConfig, PressureForecast};
 pub use reading::{check, Checked, Implausible, PlausibleRanges, Range, Reading};

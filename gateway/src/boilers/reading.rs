@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sample::Sample;
+use super::sample::{widen, Sample};
 
 /// The readings a sample can carry, by name, for flags, evidence and ranges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -185,10 +185,10 @@ pub fn check(mut sample: Sample, ranges: &PlausibleRanges) -> Checked {
     let mut check_f32 = |reading: Reading, slot: &mut Option<f32>| {
         if let Some(value) = *slot {
             let range = ranges.range(reading);
-            if !range.admits(f64::from(value)) {
+            if !range.admits(widen(value)) {
                 flagged.push(Implausible {
                     reading,
-                    value: f64::from(value),
+                    value: widen(value),
                     range,
                 });
                 *slot = None;

@@ -106,6 +106,13 @@ impl Sample {
     }
 }
 
+/// A reading widened to f64 as the decimal the hub meant: `2.4_f32` is 2.4000000953… in
+/// binary, which would fail a `<= 2.4` test and print oddly. Readings are at most 1/256
+/// resolution (OpenTherm's f8.8), so rounding to a millionth keeps every one of them.
+pub fn widen(value: f32) -> f64 {
+    (f64::from(value) * 1e6).round() / 1e6
+}
+
 /// OpenTherm id 5's high byte (OpenTherm Protocol 2.2, §5.3.2: "application-specific fault
 /// flags").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +234,14 @@ mod tests {
         ] {
             assert!(faulty.reports_fault(), "{faulty:?}");
         }
+    }
+
+    #[test]
+    fn readings_widen_to_the_decimal_meant() {
+        assert_eq!(widen(2.4), 2.4);
+        assert_eq!(widen(0.95), 0.95);
+        assert_eq!(widen(45.003_906), 45.003906);
+        assert!(widen(f32::NAN).is_nan());
     }
 
     #[test]
