@@ -3,6 +3,8 @@
 //! seam and feeds fresh samples in; everything here is a function of what it was given and of the
 //! time it was told.
 //!
+//! - [`register`]: the asset register, and whether a sample came from the asset's own hub.
+//! - [`import`]: the register's CSV format and import, with errors by line.
 //! - [`sample`]: a telemetry record as the domain reads it, units in its names.
 //! - [`reading`]: plausibility checks per reading, ranges in one place.
 //! - [`rollup`]: hourly and daily rollups kept current as samples arrive, in any order.
@@ -14,7 +16,9 @@
 pub mod alerts;
 pub mod efficiency;
 pub mod forecast;
+pub mod import;
 pub mod reading;
+pub mod register;
 pub mod rollup;
 pub mod sample;
 pub mod waste;
@@ -24,7 +28,9 @@ pub use alerts::{
 };
 pub use efficiency::{gas_kwh, Basis, CondensingCurve, Efficiency, EfficiencyConfig, Meters};
 pub use forecast::{daily_minima, forecast, DailyMinimum, ForecastConfig, PressureForecast};
+pub use import::{ImportError, ImportReport, RowError};
 pub use reading::{check, Checked, Implausible, PlausibleRanges, Range, Reading};
+pub use register::{Asset, AssetRegister, SourceCheck};
 pub use rollup::{
     counter_step, day_rollup, hourly_series, merge_period, CounterLimit, CounterLimits,
     CounterStep, Folded, MemoryLog, Roller, Rollup, RollupConfig, Stat, TelemetryLog, HOUR_MS,
