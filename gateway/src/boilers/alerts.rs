@@ -375,6 +375,16 @@ impl BoilerAlerts {
         }
     }
 
+    /// The start of the newest hour evaluated (UTC ms).
+    pub fn newest_hour_ms(&self) -> Option<TimestampMs> {
+        self.newest_hour_ms
+    }
+
+    /// The start of the newest day evaluated (UTC ms).
+    pub fn newest_day_ms(&self) -> Option<TimestampMs> {
+        self.newest_day_ms
+    }
+
     /// The open alerts, by kind.
     pub fn open(&self) -> impl Iterator<Item = &Alert> {
         self.open.values()
