@@ -10,7 +10,7 @@
 //! - [`rollup`]: hourly and daily rollups kept current as samples arrive, in any order.
 //! - [`efficiency`]: measured or estimated efficiency per hour, day and month.
 //! - [`waste`]: gas wasted against each boiler's condensing potential, and the estate ranked.
-//! - [`forecast`]: when a leaking system will fall below 1 bar.
+//! - [`forecast`](mod@forecast): when a leaking system will fall below 1 bar.
 //! - [`alerts`]: each boiler's alerts, opened and closed with evidence and hysteresis.
 //!
 //! [`Boilers`] holds the register, the settings and each boiler's alert state together for the
@@ -82,6 +82,13 @@ pub struct Observed {
     pub folded: Option<Folded>,
     /// Alerts opened, escalated or closed by it.
     pub alerts: Vec<AlertEvent>,
+}
+
+/// What observing a gap record did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedGap {
+    /// The hours (start, UTC ms) recomputed to show it.
+    pub hours: Vec<TimestampMs>,
 }
 
 /// The asset register, the settings and each boiler's alerts, with the operations the gateway
@@ -186,7 +193,7 @@ impl Boilers {
         let folded = self.roller.fold(log, &sample, received_ms)?;
         let thresholds = self.config.alerts.clone();
         let alerts = match folded {
-            Folded::TooLate => Vec::new(),
+            Folded::TooLate | Folded::TooFarAhead => Vec::new(),
             // A duplicate is still a sign of life: it ends silence, and nothing else.
             _ => self
                 .alerts_of(&sample.asset)
@@ -198,6 +205,19 @@ impl Boilers {
             source_flag: None,
             folded: Some(folded),
             alerts,
+        })
+    }
+
+    /// A hub's report that it dropped samples, as the time span the caller found for it (see
+    /// [`GapSpan::between`]), for the asset whose `log` it is. Replaying it changes nothing.
+    pub fn observe_gap<L: TelemetryLog>(
+        &self,
+        log: &mut L,
+        gap: &GapSpan,
+        now_ms: TimestampMs,
+    ) -> Result<ObservedGap, L::Error> {
+        Ok(ObservedGap {
+            hours: self.roller.fold_gap(log, gap, now_ms)?,
         })
     }
 

@@ -105,6 +105,9 @@ pub struct RollupConfig {
     /// neighbours may have been purged, and recomputing from what is left would lose data.
     /// Keep it well inside the raw retention.
     pub max_lateness_ms: i64,
+    /// Samples dated further than this ahead of the gateway's clock are refused: a hub whose
+    /// clock is that wrong would put data in hours that have not happened.
+    pub max_ahead_ms: i64,
     /// A reported gap counts for at most this long (a device whose clock jumped must not make
     /// the gateway recompute years of hours).
     pub max_gap_span_ms: i64,
@@ -118,6 +121,7 @@ impl Default for RollupConfig {
             sample_interval_ms: 60_000,
             max_counter_span_ms: 2 * HOUR_MS,
             max_lateness_ms: 30 * 24 * HOUR_MS,
+            max_ahead_ms: 24 * HOUR_MS,
             max_gap_span_ms: 31 * 24 * HOUR_MS,
             counters: CounterLimits::default(),
         }
@@ -677,6 +681,9 @@ pub enum Folded {
     Duplicate,
     /// Older than [`RollupConfig::max_lateness_ms`]: refused, nothing changed.
     TooLate,
+    /// Further ahead of the gateway's clock than [`RollupConfig::max_ahead_ms`]: refused,
+    /// nothing changed.
+    TooFarAhead,
     /// The newest sample: folded in incrementally; these hours changed.
     InOrder {
         /// The hours (start, UTC ms) updated.
@@ -723,6 +730,10 @@ impl Roller {
     ) -> Result<Folded, L::Error> {
         if sample.at_ms < now_ms.saturating_sub(self.config.max_lateness_ms) {
             return Ok(Folded::TooLate);
+        }
+        // Also keeps every time the arithmetic below sees far from overflow.
+        if sample.at_ms > now_ms.saturating_add(self.config.max_ahead_ms) {
+            return Ok(Folded::TooFarAhead);
         }
         if !log.insert_sample(sample)? {
             return Ok(Folded::Duplicate);
@@ -791,16 +802,24 @@ impl Roller {
     }
 
     /// Stores a reported gap and recomputes the hours it overlaps. Returns those hours (none
-    /// when the gap was already there).
+    /// when the gap was already there). The gap is clipped to the times samples are accepted
+    /// for at `now_ms`, and to [`RollupConfig::max_gap_span_ms`].
     pub fn fold_gap<L: TelemetryLog>(
         &self,
         log: &mut L,
         gap: &GapSpan,
+        now_ms: TimestampMs,
     ) -> Result<Vec<TimestampMs>, L::Error> {
+        let from_ms = gap
+            .from_ms
+            .max(now_ms.saturating_sub(self.config.max_lateness_ms));
+        let to_ms = gap
+            .to_ms
+            .min(now_ms.saturating_add(self.config.max_ahead_ms))
+            .min(from_ms.saturating_add(self.config.max_gap_span_ms));
         let gap = GapSpan {
-            to_ms: gap
-                .to_ms
-                .min(gap.from_ms.saturating_add(self.config.max_gap_span_ms)),
+            from_ms,
+            to_ms,
             ..*gap
         };
         if gap.to_ms <= gap.from_ms || !log.insert_gap(&gap)? {
@@ -1267,12 +1286,31 @@ pub(crate) mod tests {
         for start in [T0, T0 + HOUR_MS] {
             assert_same(&hour(&log, start), &hour(&in_order, start));
         }
-        // Too late to fold in: refused.
+        // Too late to fold in, or dated in the future or at the end of time: refused.
         let ancient = sample(now - 40 * 24 * HOUR_MS);
         assert_eq!(
             roller.fold(&mut log, &ancient, now).unwrap(),
             Folded::TooLate
         );
+        for future in [now + 25 * HOUR_MS, i64::MAX] {
+            assert_eq!(
+                roller.fold(&mut log, &sample(future), now).unwrap(),
+                Folded::TooFarAhead
+            );
+        }
+        assert_eq!(
+            roller.fold(&mut log, &sample(i64::MIN), now).unwrap(),
+            Folded::TooLate
+        );
+        // A gap reported over the whole of time is clipped to what samples may fill: 30 days
+        // back and one ahead.
+        let endless = GapSpan {
+            from_ms: i64::MIN,
+            to_ms: i64::MAX,
+            reason: proto::GapReason::Restart,
+        };
+        let hours = roller.fold_gap(&mut log, &endless, now).unwrap();
+        assert_eq!(hours.len(), 31 * 24);
     }
 
     #[test]
@@ -1303,9 +1341,13 @@ pub(crate) mod tests {
             to_ms: T0 + 150 * MIN,
             reason: GapReason::DiskBudget,
         };
-        let hours = roller.fold_gap(&mut log, &gap).unwrap();
+        let now = T0 + 3 * HOUR_MS;
+        let hours = roller.fold_gap(&mut log, &gap, now).unwrap();
         assert_eq!(hours, vec![T0, T0 + HOUR_MS, T0 + 2 * HOUR_MS]);
-        assert_eq!(roller.fold_gap(&mut log, &gap).unwrap(), Vec::<i64>::new());
+        assert_eq!(
+            roller.fold_gap(&mut log, &gap, now).unwrap(),
+            Vec::<i64>::new()
+        );
         let series = hourly_series(&log, T0, T0 + 3 * HOUR_MS).unwrap();
         assert_eq!(series[1].gap_reported_ms, HOUR_MS);
         assert_eq!(series[1].coverage(), 0.0);
