@@ -203,6 +203,13 @@ pub fn month_bounds(year: i32, month: u32, tz: Tz) -> Option<(TimestampMs, Times
     Some((day_bounds(first, tz).0, day_bounds(next, tz).0))
 }
 
+/// The UTC bounds of a local calendar year in `tz`.
+pub fn year_bounds(year: i32, tz: Tz) -> Option<(TimestampMs, TimestampMs)> {
+    let first = NaiveDate::from_ymd_opt(year, 1, 1)?;
+    let next = NaiveDate::from_ymd_opt(year + 1, 1, 1)?;
+    Some((day_bounds(first, tz).0, day_bounds(next, tz).0))
+}
+
 /// A local day's rollup and efficiency.
 pub fn day_efficiency<L: TelemetryLog>(
     log: &L,
@@ -378,6 +385,8 @@ mod tests {
             .unwrap();
         assert_eq!(month.end_ms - month.start_ms, 30 * 24 * HOUR_MS);
         assert!((e.unwrap().coverage - 3.0 / 720.0).abs() < 1e-9);
+        let (start, end) = year_bounds(2026, tz).unwrap();
+        assert_eq!(end - start, 365 * 24 * HOUR_MS);
         // A day with no data has no efficiency, not 0 %.
         let (_, none) = day_efficiency(
             &log,

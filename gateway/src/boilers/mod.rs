@@ -48,7 +48,7 @@ pub use rollup::{
     CounterStep, Folded, MemoryLog, Roller, Rollup, RollupConfig, Stat, TelemetryLog, HOUR_MS,
 };
 pub use sample::{FaultFlags, GapSpan, Sample};
-pub use waste::{rank, BoilerFacts, Ranked, Waste, WasteConfig};
+pub use waste::{rank, waste_over, BoilerFacts, Ranked, Waste, WasteConfig};
 
 /// Every setting of the boiler domain, each with its documented default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

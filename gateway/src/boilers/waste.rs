@@ -9,7 +9,7 @@ use proto::TimestampMs;
 use serde::{Deserialize, Serialize};
 
 use super::efficiency::{efficiency, gas_kwh, Basis, Efficiency, EfficiencyConfig, Meters};
-use super::rollup::Rollup;
+use super::rollup::{merge_period, Rollup, TelemetryLog};
 
 /// How waste is valued.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,6 +189,22 @@ fn advice(
     ))
 }
 
+/// What the boiler wasted over `[start_ms, end_ms)` (a month from
+/// [`super::efficiency::month_bounds`], a year from [`super::efficiency::year_bounds`]), from
+/// its hourly rollups in `log`; with the period's rollup.
+pub fn waste_over<L: TelemetryLog>(
+    log: &L,
+    start_ms: TimestampMs,
+    end_ms: TimestampMs,
+    boiler: BoilerFacts,
+    efficiency_config: &EfficiencyConfig,
+    config: &WasteConfig,
+) -> Result<(Rollup, Option<Waste>), L::Error> {
+    let period = merge_period(start_ms, end_ms, &log.hours_in(start_ms, end_ms)?);
+    let waste = waste(&period, boiler, efficiency_config, config);
+    Ok((period, waste))
+}
+
 /// One boiler's place in the estate's ranking.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ranked {
@@ -318,6 +334,34 @@ mod tests {
         .unwrap();
         assert_eq!(w.gas_basis, Basis::Estimated);
         assert!((w.gas_kwh - 1395.35).abs() < 0.05, "{}", w.gas_kwh);
+    }
+
+    #[test]
+    fn a_month_and_a_year_are_valued_from_the_hours_in_the_log() {
+        use crate::boilers::efficiency::{month_bounds, year_bounds};
+        use crate::boilers::rollup::{MemoryLog, TelemetryLog};
+        let tz = chrono_tz::Europe::London;
+        let (start, end) = month_bounds(2026, 11, tz).unwrap();
+        let mut log = MemoryLog::new();
+        // The same hour each day of November: 0.5 m³ at a 62 °C return.
+        for day in 0..30 {
+            let hour_start = start + day * 24 * HOUR_MS;
+            let mut hour = month(62.0, 0.5, 1.0);
+            hour.start_ms = hour_start;
+            hour.end_ms = hour_start + HOUR_MS;
+            hour.covered_ms = HOUR_MS;
+            log.put_hour(&hour).unwrap();
+        }
+        let (e, w) = (EfficiencyConfig::default(), WasteConfig::default());
+        let (period, month_waste) = waste_over(&log, start, end, metered(), &e, &w).unwrap();
+        assert!((period.gas_used_m3.unwrap() - 15.0).abs() < 1e-9);
+        let month_waste = month_waste.unwrap();
+        assert!((month_waste.coverage - 30.0 / 720.0).abs() < 1e-9);
+        let (start, end) = year_bounds(2026, tz).unwrap();
+        let (_, year_waste) = waste_over(&log, start, end, metered(), &e, &w).unwrap();
+        let year_waste = year_waste.unwrap();
+        assert!((year_waste.wasted_kwh - month_waste.wasted_kwh).abs() < 1e-9);
+        assert!(year_waste.coverage < month_waste.coverage);
     }
 
     #[test]
