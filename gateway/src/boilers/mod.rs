@@ -13,6 +13,10 @@
 //! - [`forecast`](mod@forecast): when a leaking system will fall below 1 bar.
 //! - [`alerts`]: each boiler's alerts, opened and closed with evidence and hysteresis.
 //!
+//! The storage seam, as this domain needs it, is [`TelemetryLog`]: one boiler's raw samples,
+//! reported gaps and hourly rollups, with range reads by time. The gateway's store implements
+//! it; [`MemoryLog`] is the reference implementation the tests use.
+//!
 //! [`Boilers`] holds the register, the settings and each boiler's alert state together for the
 //! gateway: [`Boilers::observe_sample`] for each telemetry record stored, [`Boilers::tick`] for
 //! each boiler as the clock moves on.

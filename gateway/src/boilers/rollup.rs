@@ -921,7 +921,7 @@ pub fn day_rollup<L: TelemetryLog>(log: &L, date: NaiveDate, tz: Tz) -> Result<R
 }
 
 /// Every hour in `[from_ms, to_ms)`, those without data as empty rollups (coverage 0), so a
-/// chart shows the gap.
+/// chart shows the gap. One entry per hour: the caller bounds the range (a year is 8,760).
 pub fn hourly_series<L: TelemetryLog>(
     log: &L,
     from_ms: TimestampMs,
