@@ -333,6 +333,7 @@ mod tests {
             ("cycling", "hub-3"),
             ("hot", "hub-4"),
             ("locked", "hub-5"),
+            ("quiet", "hub-6"),
         ] {
             boilers.register_mut().insert(asset(id, hub_id));
         }
@@ -382,29 +383,32 @@ mod tests {
         let mut boilers = estate();
         let mut logs: BTreeMap<&str, MemoryLog> = BTreeMap::new();
         let mut opened: BTreeMap<&str, Vec<AlertKind>> = BTreeMap::new();
-        let ids = ["healthy", "leaking", "cycling", "hot", "locked"];
+        let ids = ["healthy", "leaking", "cycling", "hot", "locked", "quiet"];
+        let mut closed: BTreeMap<&str, Vec<AlertKind>> = BTreeMap::new();
         let day0 = T0 - 10 * HOUR_MS; // midnight UTC, 24 November 2026
         for m in (0..15 * 24 * 60).step_by(5) {
             let at = day0 + m * MIN;
             for (i, id) in ids.into_iter().enumerate() {
                 let log = logs.entry(id).or_default();
-                let observed = boilers
-                    .observe_sample(
-                        log,
-                        &hub(&format!("hub-{}", i + 1)),
-                        &telemetry(id, m),
-                        at,
-                        at,
-                    )
-                    .unwrap();
-                assert_eq!(observed.source_flag, None);
-                let mut events = observed.alerts;
+                // The quiet boiler's hub loses power from 10:00 to 12:00 on day 5.
+                let powered = id != "quiet" || !(5 * 1440 + 600..5 * 1440 + 720).contains(&m);
+                let mut events = Vec::new();
+                if powered {
+                    let hub = hub(&format!("hub-{}", i + 1));
+                    let observed = boilers
+                        .observe_sample(log, &hub, &telemetry(id, m), at, at)
+                        .unwrap();
+                    assert_eq!(observed.source_flag, None);
+                    events = observed.alerts;
+                }
                 if m % 60 == 0 {
                     events.extend(boilers.tick(log, id, at, 5 * MIN, LONDON).unwrap());
                 }
                 for event in events {
-                    if let AlertEvent::Opened(alert) = event {
-                        opened.entry(id).or_default().push(alert.kind);
+                    match event {
+                        AlertEvent::Opened(a) => opened.entry(id).or_default().push(a.kind),
+                        AlertEvent::Closed(a) => closed.entry(id).or_default().push(a.kind),
+                        AlertEvent::Escalated(_) => {}
                     }
                 }
             }
@@ -414,6 +418,13 @@ mod tests {
         assert_eq!(opened["cycling"], vec![AlertKind::ShortCycling]);
         assert_eq!(opened["hot"], vec![AlertKind::NotCondensing]);
         assert_eq!(opened["locked"], vec![AlertKind::Fault]);
+        assert_eq!(opened["quiet"], vec![AlertKind::Silent]);
+        assert_eq!(closed["quiet"], vec![AlertKind::Silent]);
+        assert_eq!(
+            closed.get("locked"),
+            None,
+            "a boiler still locked out stays alerted"
+        );
         let fault = boilers
             .alerts("locked")
             .unwrap()
