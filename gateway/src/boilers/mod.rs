@@ -163,13 +163,6 @@ impl Boilers {
         }
     }
 
-    fn alerts_of(&mut self, asset: &str) -> &mut BoilerAlerts {
-        let interval = self.config.rollup.sample_interval_ms;
-        self.alerts
-            .entry(asset.to_owned())
-            .or_insert_with(|| BoilerAlerts::new(asset, interval))
-    }
-
     /// A telemetry record from `hub`, taken at `ts` by the hub's clock and received at
     /// `received_ms` by the gateway's: checked against the register and the plausible ranges,
     /// folded into `log` (the asset's), and passed to its alerts. Replaying a record changes
@@ -195,13 +188,14 @@ impl Boilers {
             });
         }
         let folded = self.roller.fold(log, &sample, received_ms)?;
-        let thresholds = self.config.alerts.clone();
         let alerts = match folded {
             Folded::TooLate | Folded::TooFarAhead => Vec::new(),
             // A duplicate is still a sign of life: it ends silence, and nothing else.
-            _ => self
-                .alerts_of(&sample.asset)
-                .on_sample(&sample, received_ms, &thresholds),
+            _ => alerts_of(&mut self.alerts, &self.config, &sample.asset).on_sample(
+                &sample,
+                received_ms,
+                &self.config.alerts,
+            ),
         };
         Ok(Observed {
             sample,
@@ -241,8 +235,8 @@ impl Boilers {
             return Ok(Vec::new());
         };
         let meters = registered.meters;
-        let config = self.config.clone();
-        let alerts = self.alerts_of(asset);
+        let config = &self.config;
+        let alerts = alerts_of(&mut self.alerts, config, asset);
         let mut events = alerts.on_tick(now_ms, &config.alerts);
         let judged_ms = now_ms - grace_ms.max(0);
 
@@ -297,6 +291,17 @@ impl Boilers {
         }
         Ok(events)
     }
+}
+
+/// A boiler's alert state, created on first use.
+fn alerts_of<'a>(
+    alerts: &'a mut BTreeMap<String, BoilerAlerts>,
+    config: &BoilersConfig,
+    asset: &str,
+) -> &'a mut BoilerAlerts {
+    alerts
+        .entry(asset.to_owned())
+        .or_insert_with(|| BoilerAlerts::new(asset, config.rollup.sample_interval_ms))
 }
 
 /// The local date in `tz` at `at_ms`.
