@@ -6,8 +6,30 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use std::time::Duration;
+
+use fieldsync_tests::system::post_collection;
 use gateway::store::{SledStore, Store};
 use proto::{DeviceId, RecordBody};
+use tokio_util::sync::CancellationToken;
+
+/// Posts confirmations with fresh UPRNs until `stop`; every one must be accepted (the agent
+/// stays up: its outbox holds what the link cannot carry).
+pub async fn post_until(port: u16, base: u64, stop: CancellationToken) -> Accepted {
+    let mut accepted = Accepted::default();
+    let mut uprn = base;
+    while !stop.is_cancelled() {
+        uprn += 1;
+        match post_collection(port, uprn, "collected", "LINK-1").await {
+            Ok(seq) => {
+                accepted.created.insert(seq, uprn);
+            }
+            Err(status) => panic!("the agent refused a good record: {status:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    accepted
+}
 
 /// What an app saw from one agent.
 #[derive(Debug, Default, Clone)]
