@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod ack_faults;
+pub mod disk;
 pub mod system;
 pub mod test_gateway;
 
