@@ -6,6 +6,7 @@
 
 pub mod ack_faults;
 pub mod disk;
+pub mod faketime;
 pub mod system;
 pub mod test_gateway;
 

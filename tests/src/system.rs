@@ -230,6 +230,7 @@ pub struct AgentProcess {
     child: Option<Child>,
     data_dir: PathBuf,
     broker: (String, u16),
+    env: Vec<(String, String)>,
     /// The device's id.
     pub device: String,
     /// The port of its local API (new at every start).
@@ -240,10 +241,22 @@ impl AgentProcess {
     /// Starts an agent for `device`, its store in `dir/{device}`, connected to `broker`; returns
     /// once its API answers.
     pub async fn start(dir: &Path, device: &str, broker: (String, u16)) -> Self {
+        Self::start_with_env(dir, device, broker, Vec::new()).await
+    }
+
+    /// As [`AgentProcess::start`], with `env` set for the process at every start (a faked
+    /// clock, say: [`crate::faketime`]).
+    pub async fn start_with_env(
+        dir: &Path,
+        device: &str,
+        broker: (String, u16),
+        env: Vec<(String, String)>,
+    ) -> Self {
         let mut agent = Self {
             child: None,
             data_dir: dir.join(device),
             broker,
+            env,
             device: device.to_owned(),
             api_port: 0,
         };
@@ -269,6 +282,7 @@ impl AgentProcess {
             ])
             .args(["--shutdown-deadline-s", "5"])
             .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -93,3 +93,27 @@ pub fn reconcile(store_dir: &Path, devices: &[(String, Accepted)], context: &str
         }
     }
 }
+
+/// Opens the gateway's store (the gateway must be stopped) and gives, for each of `device`'s
+/// stored confirmations, its UPRN → when the gateway placed it, how, and the device's own `ts`.
+pub fn placed_confirmations(
+    store_dir: &Path,
+    device: &str,
+) -> BTreeMap<u64, (gateway::record_time::PlacedTime, proto::TimestampMs)> {
+    let store = SledStore::open(store_dir, 16 * 1024 * 1024).expect("the gateway's store");
+    let id = DeviceId::new(device).expect("a device id");
+    let count = store.record_count(&id).expect("the record count");
+    let mut placed = BTreeMap::new();
+    // Sequences are dense from 1; a few more than the count covers records acked by a gap.
+    for seq in 1..=count + 16 {
+        let Some(stored) = store.record(&id, seq).expect("a record") else {
+            continue;
+        };
+        if let RecordBody::Collection(collection) = &stored.record.body {
+            let uprn = collection.uprn.expect("a UPRN");
+            let at = stored.placed.expect("every new record is placed");
+            placed.insert(uprn, (at, stored.record.ts));
+        }
+    }
+    placed
+}
