@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{post_until, reconcile};
+use common::{drain_and_reconcile, post_until};
 use fieldsync_tests::ack_faults::{AckFaultRelay, AckFaults};
 use fieldsync_tests::system::{unique_id, AgentProcess, Broker, GatewayProcess};
 use tokio_util::sync::CancellationToken;
@@ -41,27 +41,20 @@ async fn acks_lost_duplicated_and_reordered(broker: Broker) {
     let accepted = poster.await.unwrap();
     assert!(accepted.created.len() > 100, "{}", accepted.created.len());
 
-    agent.wait_drained().await;
+    let context = format!("{} with acks lost, duplicated and reordered", broker.name());
+    let confirmations = accepted.created.len();
+    drain_and_reconcile(&mut agent, &mut gateway, accepted, &context).await;
+    eprintln!(
+        "{context}: {confirmations} confirmations; acks lost {}, duplicated {}, replayed late {}",
+        relay.lost(),
+        relay.duplicated(),
+        relay.replayed_late()
+    );
     assert!(relay.lost() > 0, "no ack was lost: the test proved nothing");
     assert!(relay.duplicated() > 0, "no ack was duplicated");
     assert!(
         relay.replayed_late() > 0,
         "no stale ack came after a newer one"
-    );
-    eprintln!(
-        "{}: {} confirmations; acks lost {}, duplicated {}, replayed late {}",
-        broker.name(),
-        accepted.created.len(),
-        relay.lost(),
-        relay.duplicated(),
-        relay.replayed_late()
-    );
-    agent.stop();
-    gateway.stop();
-    reconcile(
-        &gateway.data_dir,
-        &[(device, accepted)],
-        &format!("{} with acks lost, duplicated and reordered", broker.name()),
     );
 }
 

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{post_until, reconcile};
+use common::{drain_and_reconcile, post_until, reconcile};
 use fieldsync_tests::system::{unique_id, AgentProcess, Broker, GatewayProcess, PrivateMosquitto};
 use fieldsync_tests::test_gateway::LinkProxy;
 use tokio_util::sync::CancellationToken;
@@ -55,14 +55,13 @@ async fn cut_flap_and_stall(broker: Broker) {
     let accepted = poster.await.unwrap();
     assert!(accepted.created.len() > 100, "{}", accepted.created.len());
 
-    agent.wait_drained().await;
-    agent.stop();
-    gateway.stop();
-    reconcile(
-        &gateway.data_dir,
-        &[(device, accepted)],
+    drain_and_reconcile(
+        &mut agent,
+        &mut gateway,
+        accepted,
         &format!("{} behind a patchy link", broker.name()),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

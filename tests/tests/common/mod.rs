@@ -8,7 +8,7 @@ use std::path::Path;
 
 use std::time::Duration;
 
-use fieldsync_tests::system::post_collection;
+use fieldsync_tests::system::{post_collection, AgentProcess, GatewayProcess};
 use gateway::store::{SledStore, Store};
 use proto::{DeviceId, RecordBody};
 use tokio_util::sync::CancellationToken;
@@ -40,6 +40,24 @@ pub struct Accepted {
     pub unanswered: BTreeSet<u64>,
     /// Records the device made that are not confirmations (round events…).
     pub others: u64,
+}
+
+/// Waits until `agent` has delivered everything it accepted, stops it and the gateway, and
+/// reconciles the gateway's store with `accepted` ([`reconcile`]).
+pub async fn drain_and_reconcile(
+    agent: &mut AgentProcess,
+    gateway: &mut GatewayProcess,
+    accepted: Accepted,
+    context: &str,
+) {
+    agent.wait_drained().await;
+    agent.stop();
+    gateway.stop();
+    reconcile(
+        &gateway.data_dir,
+        &[(agent.device.clone(), accepted)],
+        context,
+    );
 }
 
 /// Opens the gateway's store (the gateway must be stopped) and checks, for each device, that
