@@ -303,8 +303,10 @@ async fn accept_telemetry(
             }
         };
         let Some(sample) = sample else { return };
-        if let Err(e) = intake.accept(now_ms(), RecordBody::Telemetry(sample)).await {
-            tracing::warn!(error = %e, "cannot store a telemetry sample");
+        match intake.accept(now_ms(), RecordBody::Telemetry(sample)).await {
+            // The outbox logs its outages once, not once per sample.
+            Ok(_) | Err(OutboxError::StorageDown(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot store a telemetry sample"),
         }
     }
 }

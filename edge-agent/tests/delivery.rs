@@ -109,7 +109,11 @@ fn assert_exactly_once(gateway: &TestGateway, device: &str, expected: &[String])
 
 async fn wait_all_acked(agent: &Agent) {
     wait_for("the outbox to empty", DEADLINE, || async {
-        (agent.intake().outbox().stats().unwrap().depth == 0).then_some(())
+        let stats = agent.intake().outbox().stats().unwrap();
+        // The outbox forgets acked records before the ack is on disk; the status's last ack is
+        // set once it is.
+        let last_ack = agent.link_status().borrow().last_ack.map(|ack| ack.thru);
+        (stats.depth == 0 && last_ack == Some(stats.acked_through)).then_some(())
     })
     .await;
 }

@@ -1,6 +1,7 @@
 //! The API's errors, each answered as JSON `{"error": "...", "field": "..."}` with the status a
 //! client can act on: 400 malformed, 413 too large, 415 not JSON, 422 invalid (naming the field),
-//! 404 and 409 about jobs, 507 storage full, 503 shutting down, 500 otherwise.
+//! 404 and 409 about jobs, 507 storage full (the outbox's budget, or the device's disk), 503
+//! shutting down or storage failing (and being reopened), 500 otherwise.
 
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
@@ -96,6 +97,13 @@ impl From<OutboxError> for ApiError {
             OutboxError::Invalid(invalid) => invalid.clone().into(),
             OutboxError::RecordTooLarge { .. } => {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
+            }
+            // Logged by the outbox once per outage (and summarised), not once per request.
+            OutboxError::StorageDown(fault) if fault.disk_full => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, error.to_string())
+            }
+            OutboxError::StorageDown(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
             }
             OutboxError::FlusherStopped => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,

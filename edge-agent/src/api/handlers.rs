@@ -13,6 +13,7 @@ use super::requests::{Checked, NewCollection, NewJobStatus, RoundChange};
 use super::ApiState;
 use crate::agent::now_ms;
 use crate::jobs::{Cancelled, StoredJob};
+use crate::outbox::{OutboxStats, StorageState};
 use crate::source::{SourceMonitor, SourceView};
 use crate::uplink::LastAck;
 
@@ -188,6 +189,50 @@ pub struct OutboxView {
     pub acked_through: u64,
     /// The next record's sequence number.
     pub next_seq: u64,
+    /// Whether records can be stored now.
+    pub storage: StorageView,
+}
+
+/// The outbox's storage, for the status: `{"state": "ok" | "disk_full" | "failed", "since",
+/// "error", "faults", "recoveries"}`.
+#[derive(Debug, Serialize)]
+pub struct StorageView {
+    /// `ok`; `disk_full` (POSTs answer 507 until space is freed); `failed` (another write error:
+    /// 503 while the agent reopens its database).
+    pub state: &'static str,
+    /// When the current outage began (UTC ms); `null` while `ok`.
+    pub since: Option<TimestampMs>,
+    /// What the disk or sled said, while down.
+    pub error: Option<String>,
+    /// Outages since the agent started.
+    pub faults: u64,
+    /// Outages the agent recovered from by itself.
+    pub recoveries: u64,
+}
+
+impl StorageView {
+    /// The view of `stats`.
+    pub fn of(stats: &OutboxStats) -> Self {
+        let (state, since, error) = match &stats.storage {
+            StorageState::Ok => ("ok", None, None),
+            StorageState::Down(fault) => (
+                if fault.disk_full {
+                    "disk_full"
+                } else {
+                    "failed"
+                },
+                Some(fault.since),
+                Some(fault.error.clone()),
+            ),
+        };
+        Self {
+            state,
+            since,
+            error,
+            faults: stats.storage_faults,
+            recoveries: stats.storage_recoveries,
+        }
+    }
 }
 
 /// `GET /v1/status`: link state, outbox depth and bytes, oldest unsent age, last ack, source.
@@ -215,6 +260,7 @@ pub async fn status(State(state): State<ApiState>) -> Result<Json<StatusView>, A
                 .map(|age| age.as_secs_f64()),
             acked_through: stats.acked_through,
             next_seq: stats.next_seq,
+            storage: StorageView::of(&stats),
         },
         last_ack: link.last_ack,
         source: state.source.as_ref().map(SourceMonitor::view),

@@ -30,7 +30,7 @@ use axum::Router;
 use proto::DeviceId;
 use tokio::sync::watch;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::ApiConfig;
 use crate::jobs::JobStore;
@@ -70,5 +70,11 @@ pub fn router(state: ApiState, config: &ApiConfig) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(config.request_timeout_s),
         ))
-        .layer(TraceLayer::new_for_http())
+        // tower-http logs every 5xx at ERROR; a full disk answers each request 507, and the outbox
+        // already logs the outage once (and a summary a minute), so failures are logged here only
+        // at DEBUG. Real faults are logged where they happen (see `error`).
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
 }

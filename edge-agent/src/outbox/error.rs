@@ -76,6 +76,10 @@ pub enum OutboxError {
     /// The tree name belongs to the outbox itself (see [`super::Outbox::open_tree`]).
     #[error("tree {0:?} is the outbox's own")]
     ReservedTree(String),
+    /// The storage is down (the disk is full, or a write failed): nothing is stored until the
+    /// outbox has reopened its database, which it does by itself once there is room.
+    #[error("{0}")]
+    StorageDown(super::StorageFault),
     /// A thread panicked while holding the outbox's state, which may be inconsistent.
     #[error("outbox state is unusable after a panic; reopen the outbox")]
     Poisoned,

@@ -569,6 +569,9 @@ fn the_oldest_unsent_age_uses_the_callers_clock() {
         acked_through: 0,
         next_seq: 2,
         flushes: 1,
+        storage: StorageState::Ok,
+        storage_faults: 0,
+        storage_recoveries: 0,
     };
     assert_eq!(
         stats.oldest_unsent_age(TS + 90_000),

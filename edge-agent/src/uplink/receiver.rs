@@ -133,6 +133,8 @@ impl AckApplier {
                 self.status
                     .send_modify(|status| status.last_error = Some(e.to_string()));
             }
+            // Logged by the outbox once per outage; the gateway's next ack repairs this one.
+            Err(OutboxError::StorageDown(_)) => {}
             Err(e) => {
                 // Acks are cumulative: the next one repairs a lost one.
                 tracing::error!(error = %e, "cannot apply an ack");

@@ -79,8 +79,10 @@ impl Sender {
                     continue;
                 }
             }
-            if let Err(e) = self.send_all().await {
-                tracing::error!(error = %e, "sending stopped");
+            match self.send_all().await {
+                // The outbox logs its storage outages once; sending resumes when it recovers.
+                Ok(()) | Err(SendError::Outbox(OutboxError::StorageDown(_))) => {}
+                Err(e) => tracing::error!(error = %e, "sending stopped"),
             }
         }
     }
