@@ -105,6 +105,7 @@ impl From<OutboxError> for ApiError {
             OutboxError::StorageDown(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
             }
+            OutboxError::KeyReused(_) => Self::invalid("Idempotency-Key", error.to_string()),
             OutboxError::FlusherStopped => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the agent is shutting down",

@@ -80,6 +80,9 @@ pub enum OutboxError {
     /// outbox has reopened its database, which it does by itself once there is room.
     #[error("{0}")]
     StorageDown(super::StorageFault),
+    /// The idempotency key was used before for a different record; nothing was written.
+    #[error("Idempotency-Key {0:?} was used before for a different request")]
+    KeyReused(String),
     /// A thread panicked while holding the outbox's state, which may be inconsistent.
     #[error("outbox state is unusable after a panic; reopen the outbox")]
     Poisoned,

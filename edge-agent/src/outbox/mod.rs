@@ -66,6 +66,7 @@ mod budget;
 mod commit;
 mod config;
 mod error;
+mod idempotency;
 mod index;
 mod recovery;
 mod sequence;
@@ -85,11 +86,13 @@ use tokio::sync::watch;
 
 pub use config::OutboxConfig;
 pub use error::OutboxError;
+pub use idempotency::{IdempotencyKey, InvalidKey, KEY_TTL, MAX_KEYS, MAX_KEY_BYTES};
 pub use index::BatchLimits;
 pub use storage::{StorageFault, StorageState};
 
 use budget::{Budget, GapRecord, Room};
 use commit::{Epoch, FlushReport, GroupCommit};
+use idempotency::{Fingerprint, Keys, Lookup, Remembered};
 use index::{Held, Index, Lane};
 use recovery::Recovery;
 use sequence::{AckEffect, Sequence};
@@ -113,6 +116,23 @@ pub const MIN_FREE_TO_REOPEN: u64 = 1024 * 1024;
 pub struct Accepted {
     /// Its sequence number.
     pub seq: u64,
+}
+
+/// What [`Outbox::accept_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Once {
+    /// The record is new and now durable.
+    Stored(Accepted),
+    /// The key's request was made before: this is the record it stored (durable).
+    Repeated(Accepted),
+}
+
+/// What a write did, before waiting for it to be durable.
+enum Written {
+    /// A new record, durable once this epoch is.
+    New { seq: u64, epoch: Epoch },
+    /// The key's earlier record.
+    Repeat(u64),
 }
 
 /// What an ack did.
@@ -208,6 +228,8 @@ struct State {
     commit: GroupCommit,
     /// Whether writes are taken.
     storage: StorageHealth,
+    /// The idempotency keys remembered.
+    keys: Keys,
     /// The last handle has gone: the flusher finishes pending work and exits.
     stopping: bool,
 }
@@ -235,7 +257,7 @@ impl Outbox {
     /// interrupted. Blocking: it reads every record to rebuild the index.
     pub fn open(path: impl AsRef<Path>, config: OutboxConfig) -> Result<Self, OutboxError> {
         let path = path.as_ref().to_owned();
-        let (store, recovery) = load(&path, &config, &[])?;
+        let (store, recovery, keys) = load(&path, &config, &[])?;
         let index = index_of(&recovery);
         tracing::info!(
             depth = index.len(),
@@ -250,6 +272,7 @@ impl Outbox {
             open_gap: None,
             commit: GroupCommit::new(),
             storage: StorageHealth::new(),
+            keys,
             stopping: false,
         };
         let shared = Arc::new(Shared {
@@ -287,11 +310,56 @@ impl Outbox {
             return Err(OutboxError::ReservedKind(RecordKind::Gap));
         }
         let shared = &self.inner.shared;
-        let (seq, epoch) = shared.write_record(ts, body)?;
+        let (seq, epoch) = match shared.write_record(ts, body, None)? {
+            Written::New { seq, epoch } => (seq, epoch),
+            // Only a keyed write can be a repeat.
+            Written::Repeat(seq) => return Ok(Accepted { seq }),
+        };
         commit::wait_durable(shared.reports.subscribe(), epoch)
             .await
             .map_err(|error| shared.explain(error))?;
         Ok(Accepted { seq })
+    }
+
+    /// [`Self::accept`] once per idempotency key: the first request with `key` stores the record,
+    /// and a repeat of it gets the same record back, once that is durable, without storing
+    /// anything. A key already used for a different record is refused
+    /// ([`OutboxError::KeyReused`]). The key is written before the record and flushed with it, so
+    /// it survives whatever the record survives.
+    pub async fn accept_once(
+        &self,
+        key: &IdempotencyKey,
+        ts: TimestampMs,
+        body: RecordBody,
+    ) -> Result<Once, OutboxError> {
+        if body.kind() == RecordKind::Gap {
+            return Err(OutboxError::ReservedKind(RecordKind::Gap));
+        }
+        let print = idempotency::fingerprint(&proto::encode_value(&body)?);
+        let shared = &self.inner.shared;
+        match shared.write_record(ts, body, Some((key, print)))? {
+            Written::New { seq, epoch } => {
+                commit::wait_durable(shared.reports.subscribe(), epoch)
+                    .await
+                    .map_err(|error| shared.explain(error))?;
+                Ok(Once::Stored(Accepted { seq }))
+            }
+            Written::Repeat(seq) => {
+                // The first request may still be waiting for its flush: answer once it is done.
+                self.sync().await?;
+                Ok(Once::Repeated(Accepted { seq }))
+            }
+        }
+    }
+
+    /// The record an earlier request with `key` stored, once durable; `None` if the key is new (or
+    /// forgotten). For checks that a repeat must skip (the job was cancelled since, say).
+    pub async fn recall(&self, key: &IdempotencyKey) -> Result<Option<Accepted>, OutboxError> {
+        let Some(seq) = self.inner.shared.lock()?.keys.recall(key) else {
+            return Ok(None);
+        };
+        self.sync().await?;
+        Ok(Some(Accepted { seq }))
     }
 
     /// The next records to publish, at most `limits`: the priority lane before the bulk lane,
@@ -442,10 +510,22 @@ impl Shared {
 
     /// Writes a record (and the room made for it) to sled; returns its number and the epoch to
     /// wait for.
-    fn write_record(&self, ts: TimestampMs, body: RecordBody) -> Result<(u64, Epoch), OutboxError> {
+    fn write_record(
+        &self,
+        ts: TimestampMs,
+        body: RecordBody,
+        key: Option<(&IdempotencyKey, Fingerprint)>,
+    ) -> Result<Written, OutboxError> {
         let mut state = self.lock()?;
         if let Some(fault) = state.storage.refuse() {
             return Err(OutboxError::StorageDown(fault));
+        }
+        if let Some((key, print)) = key {
+            match state.keys.lookup(key, print) {
+                Lookup::New => {}
+                Lookup::Repeat(seq) => return Ok(Written::Repeat(seq)),
+                Lookup::Reused => return Err(OutboxError::KeyReused(key.as_str().to_owned())),
+            }
         }
         let Some(store) = self.current_store()? else {
             return Err(self.down_error());
@@ -453,14 +533,45 @@ impl Shared {
         let planned = state.plan(ts, body, self.config.budget_bytes)?;
         let joined = state.commit.join();
         let written = self
-            .write_planned(&store, &mut state, planned, joined.epoch)
+            .write_keyed(&store, &mut state, planned, joined.epoch, key)
             .map_err(|error| self.fail(&mut state, error));
         drop(state);
         // Even after a failed write: the flusher must learn of the epoch it was told about.
         if joined.wake_flusher {
             self.work.notify_one();
         }
-        written.map(|seq| (seq, joined.epoch))
+        written.map(|seq| Written::New {
+            seq,
+            epoch: joined.epoch,
+        })
+    }
+
+    /// The key first (so that no crash keeps the record without it), then the record, then the
+    /// keys it pushes out of memory.
+    fn write_keyed(
+        &self,
+        store: &Store,
+        state: &mut State,
+        planned: Planned,
+        epoch: Epoch,
+        key: Option<(&IdempotencyKey, Fingerprint)>,
+    ) -> Result<u64, OutboxError> {
+        let Some((key, fingerprint)) = key else {
+            return self.write_planned(store, state, planned, epoch);
+        };
+        // Aged by the device's clock when first used, not by the record's own time (the app's).
+        let now = wall_clock_ms();
+        let remembered = Remembered {
+            seq: planned.seq,
+            at: now,
+            fingerprint,
+        };
+        store.put_key(key, &remembered)?;
+        let seq = self.write_planned(store, state, planned, epoch)?;
+        for forgotten in state.keys.insert(key.clone(), remembered, now) {
+            store.remove_key(&forgotten)?;
+        }
+        Ok(seq)
     }
 
     /// Writes in crash-safe order: the record, then the gap records reporting the drops, then the
@@ -653,7 +764,7 @@ impl Shared {
             Ok(mut slot) => *slot = None,
             Err(_) => return,
         }
-        let (store, recovery) = match load(&self.path, &self.config, &undurable) {
+        let (store, recovery, keys) = match load(&self.path, &self.config, &undurable) {
             Ok(loaded) => loaded,
             Err(error) => {
                 tracing::debug!(%error, "outbox storage still down; retrying");
@@ -666,6 +777,7 @@ impl Shared {
         state.index = index_of(&recovery);
         state.sequence = recovery.sequence;
         state.open_gap = None;
+        state.keys = keys;
         match self.store.write() {
             Ok(mut slot) => *slot = Some(Arc::new(store)),
             Err(_) => return,
@@ -836,12 +948,13 @@ impl Drop for ReportStopOnExit<'_> {
 
 /// Opens the database in `path` and decides and writes its repairs. `discard` lists records whose
 /// writers were told their write failed: if sled kept any, they are deleted, so that nothing the
-/// app was refused reaches the gateway.
+/// app was refused reaches the gateway. Idempotency keys whose record is gone unacked are
+/// forgotten, so that a retry stores it.
 fn load(
     path: &Path,
     config: &OutboxConfig,
     discard: &[u64],
-) -> Result<(Store, Recovery), OutboxError> {
+) -> Result<(Store, Recovery, Keys), OutboxError> {
     let store = Store::open(path, config.cache_bytes)?;
     let mut stored = store.load()?;
     let discard: BTreeSet<u64> = discard.iter().copied().collect();
@@ -853,10 +966,25 @@ fn load(
         }
         keep
     });
-    let mut recovery = recovery::recover(stored, wall_clock_ms())?;
+    let now = wall_clock_ms();
+    let mut recovery = recovery::recover(stored, now)?;
     recovery.deletions.extend(discarded);
+    let mut keys = Keys::default();
+    let mut forgotten = Vec::new();
+    for (key, remembered) in store.load_keys()? {
+        forgotten.extend(keys.insert(key, remembered, now));
+    }
+    let kept: BTreeSet<u64> = recovery.kept.iter().map(|record| record.seq).collect();
+    let orphans = keys.orphans(recovery.sequence.acked_through(), |seq| kept.contains(&seq));
+    for key in &orphans {
+        keys.remove(key);
+    }
+    forgotten.extend(orphans);
+    for key in &forgotten {
+        store.remove_key(key)?;
+    }
     repair(&store, &recovery)?;
-    Ok((store, recovery))
+    Ok((store, recovery, keys))
 }
 
 /// Writes the repairs [`recovery::recover`] decided: gap records first, then deletions (the

@@ -6,6 +6,9 @@
 //! - `m:next_seq` → the next number to issue (8 bytes BE), written with every flush;
 //! - `m:acked_through` → the gateway's ack watermark (8 bytes BE).
 //!
+//! And one tree, `idempotency`: an app's `Idempotency-Key` → the record it stored (see
+//! `idempotency`), written before that record.
+//!
 //! Every write is a single-key `insert` or `remove`, never a sled `Batch` or transaction: those
 //! take sled's process-wide concurrency-control lock for writing, which waits for any flush in
 //! progress and would stall every writer for the length of an fsync, defeating group commit.
@@ -22,9 +25,11 @@ use std::time::{Duration, Instant};
 
 use proto::{Gap, Record, RecordBody, RecordKind, TimestampMs, MAX_MESSAGE_BYTES};
 
+use super::idempotency::{IdempotencyKey, Remembered};
 use super::OutboxError;
 
 const TREE: &str = "outbox";
+const KEYS_TREE: &str = "idempotency";
 const RECORD_PREFIX: u8 = b'r';
 const NEXT_SEQ_KEY: &[u8] = b"m:next_seq";
 const ACKED_THROUGH_KEY: &[u8] = b"m:acked_through";
@@ -36,6 +41,8 @@ const SLED_LOG_FILE: &str = "db";
 /// The outbox's sled tree.
 pub(super) struct Store {
     tree: sled::Tree,
+    /// Idempotency keys.
+    keys: sled::Tree,
     /// sled's log file, opened again so that [`Store::commit`] can `fdatasync` it.
     log: File,
     /// Owns sled's page cache and its lock on the directory; dropped last.
@@ -82,17 +89,23 @@ impl Store {
             .flush_every_ms(None);
         let db = open_when_unlocked(&config)?;
         let tree = db.open_tree(TREE)?;
+        let keys = db.open_tree(KEYS_TREE)?;
         let log = File::options()
             .write(true)
             .open(path.join(SLED_LOG_FILE))
             .map_err(sled::Error::Io)?;
-        Ok(Self { tree, log, db })
+        Ok(Self {
+            tree,
+            keys,
+            log,
+            db,
+        })
     }
 
     /// Opens another tree in the same database, for state kept beside the outbox. Its writes ride
     /// on the outbox's flushes (sled's flush and the log's `fdatasync` cover every tree).
     pub(super) fn open_tree(&self, name: &str) -> Result<sled::Tree, OutboxError> {
-        if name.as_bytes() == TREE.as_bytes() {
+        if name == TREE || name == KEYS_TREE {
             return Err(OutboxError::ReservedTree(name.to_owned()));
         }
         Ok(self.db.open_tree(name)?)
@@ -150,6 +163,39 @@ impl Store {
             Some(value) => decode(seq, &value).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Every idempotency key stored; unreadable entries are skipped (their requests are then
+    /// stored again if repeated, as for a forgotten key).
+    pub(super) fn load_keys(&self) -> Result<Vec<(IdempotencyKey, Remembered)>, OutboxError> {
+        let mut keys = Vec::new();
+        for entry in &self.keys {
+            let (key, value) = entry?;
+            let parsed = std::str::from_utf8(&key)
+                .ok()
+                .and_then(|text| IdempotencyKey::parse(text).ok());
+            match (parsed, Remembered::decode(&value)) {
+                (Some(key), Some(remembered)) => keys.push((key, remembered)),
+                _ => tracing::warn!(key = ?key, "ignoring an unreadable idempotency key"),
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Stores an idempotency key.
+    pub(super) fn put_key(
+        &self,
+        key: &IdempotencyKey,
+        remembered: &Remembered,
+    ) -> Result<(), OutboxError> {
+        self.keys.insert(key.as_str(), &remembered.encode())?;
+        Ok(())
+    }
+
+    /// Forgets an idempotency key.
+    pub(super) fn remove_key(&self, key: &IdempotencyKey) -> Result<(), OutboxError> {
+        self.keys.remove(key.as_str())?;
+        Ok(())
     }
 
     /// Persists the ack watermark.
