@@ -311,6 +311,7 @@ impl Writer {
             let ack = Ack {
                 v: SCHEMA_VERSION,
                 thru,
+                rej: Vec::new(),
             };
             let payload = match proto::encode(&ack, self.max_payload) {
                 Ok(payload) => payload,

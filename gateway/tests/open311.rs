@@ -57,6 +57,8 @@ fn collection(seq: u64, uprn: u64, outcome: Outcome, job: Option<String>) -> Rec
             photo: None,
             note: None,
         }),
+        boot: None,
+        mono: None,
     }
 }
 
@@ -69,6 +71,8 @@ fn round(seq: u64, phase: RoundPhase) -> Record {
             vehicle: "RCV07".into(),
             phase,
         }),
+        boot: None,
+        mono: None,
     }
 }
 

@@ -7,11 +7,16 @@
 //! string's length against the input before copying, nesting is capped, and the one unbounded
 //! collection (a batch's records) is capped by [`crate::MAX_BATCH_RECORDS`].
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+mod items;
 
-use crate::validate::{Invalid, Validate};
-use crate::{Ack, Down, Envelope, State, SCHEMA_VERSION};
+use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::validate::{check_envelope_header, Invalid, Validate};
+use crate::{
+    Ack, DeviceId, Down, Envelope, Record, Refusal, State, TimestampMs, MAX_BATCH_RECORDS,
+    SCHEMA_VERSION,
+};
 
 /// A top-level message: one MQTT payload.
 pub trait Message: Serialize + DeserializeOwned + Validate {
@@ -145,6 +150,171 @@ pub fn decode<M: Message>(bytes: &[u8], max: usize) -> Result<M, DecodeError> {
     Ok(message)
 }
 
+/// A batch decoded record by record by [`decode_batch`]: its header, the records that decoded and
+/// passed their checks, and the ones that did not, each with its sequence number and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedBatch {
+    /// The schema version ([`SCHEMA_VERSION`]).
+    pub v: u16,
+    /// The sending device.
+    pub dev: DeviceId,
+    /// When the device sent the batch, by its own clock.
+    pub sent: TimestampMs,
+    /// The agent's boot counter when it sent the batch, if it says.
+    pub boot: Option<u64>,
+    /// The device's monotonic clock when it sent the batch, if it says.
+    pub mono: Option<u64>,
+    /// The good records, in the batch's order.
+    pub records: Vec<Record>,
+    /// The refused records, in the batch's order.
+    pub refused: Vec<Refusal>,
+}
+
+/// Decodes a batch like [`decode::<Envelope>`](decode), but one record at a time: a record that
+/// does not decode or breaks the contract is refused on its own (in [`DecodedBatch::refused`],
+/// with its `seq` and why) and the others come back, so that one poison record cannot hold up a
+/// device for ever. The whole batch is refused, as by [`decode`], when its header is bad (size,
+/// version, device, send time, more than [`MAX_BATCH_RECORDS`] records, malformed CBOR) or when
+/// a refused record's `seq` cannot be read, since then nothing could name it.
+pub fn decode_batch(bytes: &[u8], max: usize) -> Result<DecodedBatch, DecodeError> {
+    if bytes.len() > max {
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            max,
+        });
+    }
+    // The header, with every record skipped (but counted, and checked to be well formed).
+    let header: BatchHeader = match from_slice(bytes) {
+        Ok(header) => header,
+        Err(e) => return Err(version_mismatch(bytes).unwrap_or_else(|| classify(&e))),
+    };
+    if header.v != SCHEMA_VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            found: header.v,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    check_envelope_header(&header.dev, header.sent)?;
+    let spans = items::array_under_key(bytes, "recs")
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?
+        .ok_or_else(|| DecodeError::Schema("`recs` is not an array".to_owned()))?;
+    let mut records = Vec::with_capacity(spans.len());
+    let mut refused = Vec::new();
+    for (i, span) in spans.into_iter().enumerate() {
+        let item = &bytes[span];
+        match decode_record(item) {
+            Ok(record) => records.push(record),
+            Err(why) => {
+                let seq = readable_seq(item).ok_or_else(|| {
+                    DecodeError::Schema(format!(
+                        "recs[{i}] is refused ({why}) and its `seq` cannot be read"
+                    ))
+                })?;
+                refused.push(Refusal::new(seq, why));
+            }
+        }
+    }
+    Ok(DecodedBatch {
+        v: header.v,
+        dev: header.dev,
+        sent: header.sent,
+        boot: header.boot,
+        mono: header.mono,
+        records,
+        refused,
+    })
+}
+
+/// One record of a batch, decoded and checked.
+fn decode_record(item: &[u8]) -> Result<Record, DecodeError> {
+    let record: Record = from_slice(item).map_err(|e| classify(&e))?;
+    record.validate()?;
+    Ok(record)
+}
+
+/// An [`Envelope`] without its records, which are only counted.
+#[derive(Deserialize)]
+struct BatchHeader {
+    v: u16,
+    dev: DeviceId,
+    sent: TimestampMs,
+    #[serde(default)]
+    boot: Option<u64>,
+    #[serde(default)]
+    mono: Option<u64>,
+    #[serde(rename = "recs")]
+    _recs: RecordCount,
+}
+
+/// How many records a batch holds, at most [`MAX_BATCH_RECORDS`]; each is skipped unread.
+struct RecordCount;
+
+impl<'de> Deserialize<'de> for RecordCount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counter;
+
+        impl<'de> Visitor<'de> for Counter {
+            type Value = RecordCount;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "an array of at most {MAX_BATCH_RECORDS} records")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut count = 0usize;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    count += 1;
+                    if count > MAX_BATCH_RECORDS {
+                        return Err(de::Error::invalid_length(count, &self));
+                    }
+                }
+                Ok(RecordCount)
+            }
+        }
+
+        deserializer.deserialize_seq(Counter)
+    }
+}
+
+/// A refused record's `seq`, if the record is a map with exactly one `seq` entry, a positive
+/// integer, whatever else is wrong with it.
+fn readable_seq(item: &[u8]) -> Option<u64> {
+    struct SeqOnly(Option<u64>);
+
+    impl<'de> Deserialize<'de> for SeqOnly {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Finder;
+
+            impl<'de> Visitor<'de> for Finder {
+                type Value = SeqOnly;
+
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a record map with a `seq`")
+                }
+
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SeqOnly, A::Error> {
+                    let mut seq = None;
+                    while let Some(key) = map.next_key::<serde_cbor::Value>()? {
+                        if key != serde_cbor::Value::Text("seq".to_owned()) {
+                            map.next_value::<IgnoredAny>()?;
+                        } else if seq.is_some() {
+                            return Err(de::Error::duplicate_field("seq"));
+                        } else {
+                            seq = Some(map.next_value::<u64>()?);
+                        }
+                    }
+                    Ok(SeqOnly(seq))
+                }
+            }
+
+            deserializer.deserialize_map(Finder)
+        }
+    }
+
+    let SeqOnly(seq) = serde_cbor::from_slice(item).ok()?;
+    seq.filter(|&seq| seq > 0)
+}
+
 /// Encodes any serializable value (a [`crate::Record`] in a device's outbox, say) as CBOR, without
 /// the checks [`encode`] makes on top-level messages. For local storage, not for the wire.
 pub fn encode_value<T: Serialize>(value: &T) -> Result<Vec<u8>, EncodeError> {
@@ -218,7 +388,11 @@ mod tests {
                     flow: Some(61.5),
                     ..Telemetry::default()
                 }),
+                boot: None,
+                mono: None,
             }],
+            boot: None,
+            mono: None,
         }
     }
 
@@ -311,7 +485,11 @@ mod tests {
         ]);
         assert_eq!(
             decode::<Ack>(&bytes, MAX_MESSAGE_BYTES),
-            Ok(Ack { v: 1, thru: 42 })
+            Ok(Ack {
+                v: 1,
+                thru: 42,
+                rej: Vec::new()
+            })
         );
     }
 
@@ -350,5 +528,215 @@ mod tests {
         bytes.extend_from_slice(&[0x64, b'r', b'e', b'c', b's', 0x9b, 0, 0, 0, 1, 0, 0, 0, 0]);
         let err = decode::<Envelope>(&bytes, MAX_MESSAGE_BYTES).unwrap_err();
         assert!(matches!(err, DecodeError::Schema(_)), "{err:?}");
+    }
+
+    /// A batch of `n` telemetry records numbered from 1, as a CBOR value to edit.
+    fn batch_value(n: u64) -> serde_cbor::Value {
+        let mut batch = envelope();
+        batch.recs = (1..=n)
+            .map(|seq| Record {
+                seq,
+                ..envelope().recs[0].clone()
+            })
+            .collect();
+        serde_cbor::value::to_value(&batch).unwrap()
+    }
+
+    /// The record at `index` of a batch value.
+    fn record_at(batch: &mut serde_cbor::Value, index: usize) -> &mut serde_cbor::Value {
+        use serde_cbor::Value;
+        let Value::Map(map) = batch else {
+            panic!("not a map")
+        };
+        let Some(Value::Array(recs)) = map.get_mut(&Value::Text("recs".into())) else {
+            panic!("no recs")
+        };
+        &mut recs[index]
+    }
+
+    fn set(record: &mut serde_cbor::Value, key: &str, value: serde_cbor::Value) {
+        let serde_cbor::Value::Map(map) = record else {
+            panic!("not a map")
+        };
+        map.insert(serde_cbor::Value::Text(key.into()), value);
+    }
+
+    #[test]
+    fn decode_batch_returns_a_good_batch_whole() {
+        let mut batch = envelope();
+        batch.boot = Some(3);
+        batch.mono = Some(12_000);
+        let bytes = encode(&batch, MAX_MESSAGE_BYTES).unwrap();
+        let decoded = decode_batch(&bytes, MAX_MESSAGE_BYTES).unwrap();
+        assert_eq!(decoded.dev, batch.dev);
+        assert_eq!((decoded.v, decoded.sent), (SCHEMA_VERSION, batch.sent));
+        assert_eq!((decoded.boot, decoded.mono), (Some(3), Some(12_000)));
+        assert_eq!(decoded.records, batch.recs);
+        assert!(decoded.refused.is_empty());
+    }
+
+    #[test]
+    fn decode_batch_refuses_a_poison_record_alone() {
+        use serde_cbor::Value;
+        let mut batch = batch_value(3);
+        // Record 2's body is of an unknown kind; the others are good.
+        set(
+            record_at(&mut batch, 1),
+            "body",
+            Value::Map([(Value::Text("zzz".into()), Value::Integer(1))].into()),
+        );
+        let bytes = serde_cbor::to_vec(&batch).unwrap();
+        assert!(decode::<Envelope>(&bytes, MAX_MESSAGE_BYTES).is_err());
+        let decoded = decode_batch(&bytes, MAX_MESSAGE_BYTES).unwrap();
+        let seqs: Vec<u64> = decoded.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1, 3]);
+        assert_eq!(decoded.refused.len(), 1);
+        assert_eq!(decoded.refused[0].seq, 2);
+        assert!(
+            decoded.refused[0].why.contains("zzz"),
+            "{:?}",
+            decoded.refused
+        );
+        assert!(decoded.refused[0].validate().is_ok());
+    }
+
+    #[test]
+    fn decode_batch_refuses_invalid_values_per_record_with_the_field() {
+        use serde_cbor::Value;
+        let mut batch = batch_value(2);
+        set(record_at(&mut batch, 0), "ts", Value::Integer(-5));
+        let bytes = serde_cbor::to_vec(&batch).unwrap();
+        let decoded = decode_batch(&bytes, MAX_MESSAGE_BYTES).unwrap();
+        assert_eq!(decoded.records.len(), 1);
+        assert_eq!(decoded.refused[0].seq, 1);
+        assert!(
+            decoded.refused[0].why.contains("`ts`"),
+            "{:?}",
+            decoded.refused
+        );
+    }
+
+    #[test]
+    fn decode_batch_refuses_the_whole_batch_when_a_bad_record_has_no_readable_seq() {
+        use serde_cbor::Value;
+        for seq in [Value::Text("one".into()), Value::Integer(0), Value::Null] {
+            let mut batch = batch_value(2);
+            set(record_at(&mut batch, 1), "seq", seq.clone());
+            let bytes = serde_cbor::to_vec(&batch).unwrap();
+            let err = decode_batch(&bytes, MAX_MESSAGE_BYTES).unwrap_err();
+            assert!(
+                matches!(&err, DecodeError::Schema(why) if why.contains("recs[1]")),
+                "{seq:?}: {err:?}"
+            );
+        }
+        let mut batch = batch_value(2);
+        *record_at(&mut batch, 0) = Value::Text("not a record".into());
+        let bytes = serde_cbor::to_vec(&batch).unwrap();
+        assert!(decode_batch(&bytes, MAX_MESSAGE_BYTES).is_err());
+    }
+
+    #[test]
+    fn decode_batch_refuses_a_bad_header_whole() {
+        let mut bad = envelope();
+        bad.sent = -1;
+        let bytes = serde_cbor::to_vec(&bad).unwrap();
+        assert!(matches!(
+            decode_batch(&bytes, MAX_MESSAGE_BYTES),
+            Err(DecodeError::Invalid(invalid)) if invalid.field == "sent"
+        ));
+        let mut newer = envelope();
+        newer.v = 2;
+        let bytes = serde_cbor::to_vec(&newer).unwrap();
+        assert!(matches!(
+            decode_batch(&bytes, MAX_MESSAGE_BYTES),
+            Err(DecodeError::UnsupportedVersion { found: 2, .. })
+        ));
+        let bytes = encode(&envelope(), MAX_MESSAGE_BYTES).unwrap();
+        assert!(matches!(
+            decode_batch(&bytes, 10),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            decode_batch(&bytes[..bytes.len() - 1], MAX_MESSAGE_BYTES),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn decode_batch_refuses_more_records_than_the_limit() {
+        let bytes = serde_cbor::to_vec(&batch_value(MAX_BATCH_RECORDS as u64 + 1)).unwrap();
+        assert!(matches!(
+            decode_batch(&bytes, usize::MAX),
+            Err(DecodeError::Schema(_))
+        ));
+        let bytes = serde_cbor::to_vec(&batch_value(MAX_BATCH_RECORDS as u64)).unwrap();
+        assert_eq!(
+            decode_batch(&bytes, usize::MAX).unwrap().records.len(),
+            MAX_BATCH_RECORDS
+        );
+    }
+
+    #[test]
+    fn decode_batch_refuses_a_gap_reaching_past_its_own_record() {
+        use crate::{Gap, GapReason};
+        let mut batch = envelope();
+        batch.recs[0].seq = 1;
+        batch.recs[0].body = RecordBody::Gap(Gap {
+            from: 2,
+            to: 10,
+            count: 9,
+            reason: GapReason::DiskBudget,
+        });
+        let bytes = serde_cbor::to_vec(&batch).unwrap();
+        assert!(decode::<Envelope>(&bytes, MAX_MESSAGE_BYTES).is_err());
+        let decoded = decode_batch(&bytes, MAX_MESSAGE_BYTES).unwrap();
+        assert!(decoded.records.is_empty());
+        assert_eq!(decoded.refused[0].seq, 1);
+        assert!(
+            decoded.refused[0].why.contains("below its own"),
+            "{:?}",
+            decoded.refused
+        );
+    }
+
+    #[test]
+    fn acks_carry_refusals_and_old_acks_still_decode() {
+        use serde_cbor::Value;
+        let ack = Ack {
+            v: 1,
+            thru: 9,
+            rej: vec![Refusal::new(4, "bad\u{7}reason")],
+        };
+        assert_eq!(ack.rej[0].why, "bad reason");
+        let bytes = encode(&ack, MAX_MESSAGE_BYTES).unwrap();
+        assert_eq!(decode::<Ack>(&bytes, MAX_MESSAGE_BYTES), Ok(ack));
+        // Without refusals the field is left out: what an older device reads.
+        let plain = Ack {
+            v: 1,
+            thru: 9,
+            rej: Vec::new(),
+        };
+        let bytes = encode(&plain, MAX_MESSAGE_BYTES).unwrap();
+        assert_eq!(
+            bytes,
+            cbor_map(&[("v", Value::Integer(1)), ("thru", Value::Integer(9))])
+        );
+    }
+
+    #[test]
+    fn refusals_are_made_fit_for_the_wire() {
+        let long = Refusal::new(1, "é".repeat(300));
+        assert!(long.why.len() <= crate::MAX_REFUSAL_REASON_LEN);
+        assert!(long.validate().is_ok());
+        assert!(Refusal::new(1, "\n\t").validate().is_ok());
+        let bad = Ack {
+            v: 1,
+            thru: 1,
+            rej: vec![Refusal {
+                seq: 1,
+                why: String::new(),
+            }],
+        };
+        assert_eq!(bad.validate().unwrap_err().field, "rej[0].why");
     }
 }

@@ -8,12 +8,62 @@ use crate::{BinStream, Position, TimestampMs};
 
 /// "Every record of yours through sequence `thru` is stored durably": cumulative, so a lost ack is
 /// repaired by the next one and a duplicate is harmless.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `rej` lists records of the device's the gateway refused (they broke the contract) and why:
+/// `thru` moves past them as past stored ones, so one bad record never holds up those behind it,
+/// and the device keeps the refused ones aside rather than deleting them unseen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
     /// The schema version.
     pub v: u16,
-    /// The highest sequence number below which (inclusive) the gateway holds every record.
+    /// The highest sequence number below which (inclusive) the gateway holds or has refused every
+    /// record.
     pub thru: u64,
+    /// Records the gateway refused, at most [`crate::MAX_BATCH_RECORDS`]; absent when none.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "crate::record::bounded"
+    )]
+    pub rej: Vec<Refusal>,
+}
+
+/// The longest reason a [`Refusal`] may give, in bytes.
+pub const MAX_REFUSAL_REASON_LEN: usize = 256;
+
+/// One record the gateway refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The refused record's sequence number.
+    pub seq: u64,
+    /// Why, for people: non-empty, at most [`MAX_REFUSAL_REASON_LEN`] bytes, no control characters.
+    pub why: String,
+}
+
+impl Refusal {
+    /// A refusal of record `seq` for `reason`, made fit for the wire: control characters become
+    /// spaces, the text is cut to [`MAX_REFUSAL_REASON_LEN`] bytes on a character boundary, and an
+    /// empty reason says so. Reasons often quote what the device sent, so they cannot be trusted
+    /// to be valid as they are.
+    pub fn new(seq: u64, reason: impl std::fmt::Display) -> Self {
+        let mut why = String::new();
+        for c in reason.to_string().chars() {
+            let c = if c.is_control() { ' ' } else { c };
+            if why.len() + c.len_utf8() > MAX_REFUSAL_REASON_LEN {
+                break;
+            }
+            why.push(c);
+        }
+        let why = why.trim().to_owned();
+        Self {
+            seq,
+            why: if why.is_empty() {
+                "refused without a reason".to_owned()
+            } else {
+                why
+            },
+        }
+    }
 }
 
 /// A message on a device's `down` topic.

@@ -14,7 +14,7 @@ use crate::codec::{decode, encode, DecodeError, EncodeError, Message};
 use crate::{
     Ack, BinStream, Collection, Config, DeviceId, Down, DownBody, Envelope, Gap, GapReason, Health,
     Job, JobCancel, JobKind, JobStatus, JobUpdate, Outcome, Position, Priority, Record, RecordBody,
-    RepairJob, ReturnCollectionJob, RoundEvent, RoundPhase, State, Telemetry, TimestampMs,
+    Refusal, RepairJob, ReturnCollectionJob, RoundEvent, RoundPhase, State, Telemetry, TimestampMs,
     MAX_MESSAGE_BYTES, SCHEMA_VERSION,
 };
 
@@ -120,6 +120,7 @@ pub fn all() -> Vec<(&'static str, Example)> {
         ("envelope_health", envelope_health().into()),
         ("envelope_gap", envelope_gap().into()),
         ("ack", ack().into()),
+        ("ack_with_refusal", ack_with_refusal().into()),
         ("down_job_return", down_job_return().into()),
         ("down_job_repair", down_job_repair().into()),
         ("down_cancel", down_cancel().into()),
@@ -169,20 +170,56 @@ fn device(id: &'static str) -> DeviceId {
     DeviceId::new(id).expect("example device ids are valid literals")
 }
 
-/// A batch of `recs` from `dev`, sent a second after the last record.
+/// A device's current boot (its agent's start counter) and when that boot began by the device's
+/// clock, which never jumps in these examples: monotonic readings are wall time since the boot.
+fn boot_of(dev: &str) -> (u64, TimestampMs) {
+    match dev {
+        CAB_DEVICE => (17, ROUND_START - 25 * 60_000),
+        OPERATIVE_DEVICE => (5, AT_FLAT - 3 * 3_600_000),
+        _ => (42, ROUND_START - 90_000),
+    }
+}
+
+/// The device's monotonic clock at wall time `ts` in its current boot.
+fn mono_at(dev: &str, ts: TimestampMs) -> Option<u64> {
+    u64::try_from(ts - boot_of(dev).1).ok()
+}
+
+/// A batch of `recs` from `dev`, sent a second after the last record, each record stamped with
+/// the device's boot and monotonic clock.
 fn envelope(dev: &'static str, recs: Vec<Record>) -> Envelope {
     let sent = recs.iter().map(|r| r.ts).max().unwrap_or(NOON) + 1_000;
+    let (boot, _) = boot_of(dev);
+    let recs = recs
+        .into_iter()
+        .map(|record| Record {
+            boot: Some(boot),
+            mono: mono_at(dev, record.ts),
+            ..record
+        })
+        .collect();
     Envelope {
         v: SCHEMA_VERSION,
         dev: device(dev),
         sent,
         recs,
+        boot: Some(boot),
+        mono: mono_at(dev, sent),
     }
 }
 
 /// A one-record batch.
 fn single(dev: &'static str, seq: u64, ts: TimestampMs, body: RecordBody) -> Envelope {
-    envelope(dev, vec![Record { seq, ts, body }])
+    envelope(
+        dev,
+        vec![Record {
+            seq,
+            ts,
+            body,
+            boot: None,
+            mono: None,
+        }],
+    )
 }
 
 /// Outside 14 Swakeleys Road, Ickenham.
@@ -365,6 +402,20 @@ pub fn ack() -> Ack {
     Ack {
         v: SCHEMA_VERSION,
         thru: HUB_FIRST_SEQ - 1,
+        rej: Vec::new(),
+    }
+}
+
+/// The gateway stored the hub's batch but one sample, whose pressure was out of range: it acks
+/// through the batch and says which record it refused and why.
+pub fn ack_with_refusal() -> Ack {
+    Ack {
+        v: SCHEMA_VERSION,
+        thru: HUB_FIRST_SEQ + 2,
+        rej: vec![Refusal {
+            seq: HUB_FIRST_SEQ + 1,
+            why: "invalid value for `body.tel.bar`: 12.5 is outside 0 to 10".into(),
+        }],
     }
 }
 
@@ -469,6 +520,8 @@ pub fn telemetry_batch(n: usize) -> Envelope {
             seq: HUB_FIRST_SEQ + i as u64,
             ts: NOON + i as TimestampMs * SAMPLE_INTERVAL_MS,
             body: RecordBody::Telemetry(meters.sample(i)),
+            boot: None,
+            mono: None,
         })
         .collect();
     envelope(HUB_DEVICE, recs)

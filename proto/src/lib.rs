@@ -23,10 +23,13 @@ pub mod record;
 pub mod topic;
 pub mod validate;
 
-pub use codec::{decode, decode_value, encode, encode_value, DecodeError, EncodeError, Message};
+pub use codec::{
+    decode, decode_batch, decode_value, encode, encode_value, DecodeError, DecodedBatch,
+    EncodeError, Message,
+};
 pub use downlink::{
-    Ack, Config, Down, DownBody, Job, JobCancel, JobKind, Priority, RepairJob, ReturnCollectionJob,
-    State,
+    Ack, Config, Down, DownBody, Job, JobCancel, JobKind, Priority, Refusal, RepairJob,
+    ReturnCollectionJob, State, MAX_REFUSAL_REASON_LEN,
 };
 pub use record::{
     BinStream, Collection, Envelope, Gap, GapReason, Health, JobStatus, JobUpdate, Outcome,

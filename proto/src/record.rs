@@ -4,6 +4,8 @@
 //! Field names are short and stable because every byte crosses 4G; `fieldsync.cddl` gives each its
 //! meaning. Optional fields are left out of the encoding when absent.
 
+use std::marker::PhantomData;
+
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -19,8 +21,16 @@ pub struct Envelope {
     /// When the device sent the batch, by its own clock.
     pub sent: TimestampMs,
     /// The records, in any order; at most [`MAX_BATCH_RECORDS`].
-    #[serde(deserialize_with = "bounded_records")]
+    #[serde(deserialize_with = "bounded")]
     pub recs: Vec<Record>,
+    /// The agent's boot counter (as in [`crate::State`]) when it sent the batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<u64>,
+    /// The device's monotonic clock when it sent the batch: milliseconds since the start of boot
+    /// `boot`. With a record's own `boot` and `mono`, it places the record on the gateway's clock
+    /// whatever the device's wall clock did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mono: Option<u64>,
 }
 
 /// One record: a device-wide sequence number, the device's timestamp, and what happened.
@@ -32,6 +42,13 @@ pub struct Record {
     pub ts: TimestampMs,
     /// What happened.
     pub body: RecordBody,
+    /// The agent's boot counter when the record was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<u64>,
+    /// The device's monotonic clock when the record was made: milliseconds since the start of
+    /// boot `boot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mono: Option<u64>,
 }
 
 /// The kinds of record. Encoded as a one-entry map from the kind's tag to its fields.
@@ -431,16 +448,21 @@ pub struct Gap {
     pub reason: GapReason,
 }
 
-/// Deserializes the batch's records, refusing more than [`MAX_BATCH_RECORDS`] before allocating
-/// for them: a header claiming a billion records must not reserve memory for them.
-fn bounded_records<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Record>, D::Error> {
-    struct Bounded;
+/// Deserializes a list of at most [`MAX_BATCH_RECORDS`] items (a batch's records, an ack's
+/// refusals), refusing more before allocating for them: a header claiming a billion items must not
+/// reserve memory for them.
+pub(crate) fn bounded<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T>(PhantomData<T>);
 
-    impl<'de> Visitor<'de> for Bounded {
-        type Value = Vec<Record>;
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
+        type Value = Vec<T>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            write!(f, "an array of at most {MAX_BATCH_RECORDS} records")
+            write!(f, "an array of at most {MAX_BATCH_RECORDS} items")
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -448,16 +470,16 @@ fn bounded_records<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Rec
             if claimed > MAX_BATCH_RECORDS {
                 return Err(de::Error::invalid_length(claimed, &self));
             }
-            let mut records = Vec::with_capacity(claimed);
-            while let Some(record) = seq.next_element()? {
-                if records.len() == MAX_BATCH_RECORDS {
-                    return Err(de::Error::invalid_length(records.len() + 1, &self));
+            let mut items = Vec::with_capacity(claimed);
+            while let Some(item) = seq.next_element()? {
+                if items.len() == MAX_BATCH_RECORDS {
+                    return Err(de::Error::invalid_length(items.len() + 1, &self));
                 }
-                records.push(record);
+                items.push(item);
             }
-            Ok(records)
+            Ok(items)
         }
     }
 
-    deserializer.deserialize_seq(Bounded)
+    deserializer.deserialize_seq(Bounded(PhantomData))
 }

@@ -2,12 +2,14 @@
 //! ranges, non-empty ids, device id syntax. The codec runs them on every message it encodes or
 //! decodes, so a value that passed through `proto` is one the rest of the system can trust.
 
-use crate::downlink::{Config, Down, DownBody, Job, JobCancel, JobKind};
+use crate::downlink::{
+    Config, Down, DownBody, Job, JobCancel, JobKind, Refusal, MAX_REFUSAL_REASON_LEN,
+};
 use crate::record::{
     Collection, Envelope, Gap, Health, JobUpdate, Outcome, Position, Record, RecordBody,
     RoundEvent, Telemetry,
 };
-use crate::{Ack, DeviceId, State};
+use crate::{Ack, DeviceId, State, TimestampMs};
 
 /// The longest id (vehicle, round, job, asset) a message may carry, in bytes.
 pub const MAX_ID_LEN: usize = 64;
@@ -120,10 +122,15 @@ impl Validate for Position {
     }
 }
 
+/// Checks a batch's header: everything in an [`Envelope`] but its records.
+pub(crate) fn check_envelope_header(dev: &DeviceId, sent: TimestampMs) -> Result<(), Invalid> {
+    check_device("dev", dev)?;
+    check_timestamp("sent", sent)
+}
+
 impl Validate for Envelope {
     fn validate(&self) -> Result<(), Invalid> {
-        check_device("dev", &self.dev)?;
-        check_timestamp("sent", self.sent)?;
+        check_envelope_header(&self.dev, self.sent)?;
         if self.recs.len() > crate::MAX_BATCH_RECORDS {
             return Err(Invalid::new(
                 "recs",
@@ -155,7 +162,7 @@ impl Validate for Record {
             RecordBody::JobUpdate(j) => ("job", j.validate()),
             RecordBody::RoundEvent(r) => ("rnd", r.validate()),
             RecordBody::Health(h) => ("hlt", h.validate()),
-            RecordBody::Gap(g) => ("gap", g.validate()),
+            RecordBody::Gap(g) => ("gap", g.validate().and_then(|()| gap_below(g, self.seq))),
         };
         result.map_err(|e| e.under(&format!("body.{tag}")))
     }
@@ -255,8 +262,64 @@ impl Validate for Gap {
     }
 }
 
+/// A gap may only account for numbers below its own record's: the gateway acks through a gap's
+/// range once it has the gap record, so a gap reaching past itself (seq 1 claiming 2..10) would
+/// ack records never received, and drop them as replays when they came (docs/decisions/0001).
+fn gap_below(gap: &Gap, own_seq: u64) -> Result<(), Invalid> {
+    if gap.to >= own_seq {
+        return Err(Invalid::new(
+            "to",
+            format!(
+                "{} is not below the gap record's own seq {own_seq}: a gap may only cover \
+                 sequences below its own",
+                gap.to
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Validate for Ack {
     fn validate(&self) -> Result<(), Invalid> {
+        if self.rej.len() > crate::MAX_BATCH_RECORDS {
+            return Err(Invalid::new(
+                "rej",
+                format!(
+                    "{} refusals, over the limit of {}",
+                    self.rej.len(),
+                    crate::MAX_BATCH_RECORDS
+                ),
+            ));
+        }
+        for (i, refusal) in self.rej.iter().enumerate() {
+            refusal
+                .validate()
+                .map_err(|e| e.under(&format!("rej[{i}]")))?;
+        }
+        Ok(())
+    }
+}
+
+impl Validate for Refusal {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.seq == 0 {
+            return Err(Invalid::new("seq", "sequence numbers start at 1"));
+        }
+        if self.why.is_empty() {
+            return Err(Invalid::new("why", "must not be empty"));
+        }
+        if self.why.len() > MAX_REFUSAL_REASON_LEN {
+            return Err(Invalid::new(
+                "why",
+                format!(
+                    "is {} bytes, over the {MAX_REFUSAL_REASON_LEN}-byte limit",
+                    self.why.len()
+                ),
+            ));
+        }
+        if self.why.chars().any(char::is_control) {
+            return Err(Invalid::new("why", "contains a control character"));
+        }
         Ok(())
     }
 }
@@ -374,7 +437,11 @@ mod tests {
                 seq: 1,
                 ts: 0,
                 body: RecordBody::Collection(c),
+                boot: None,
+                mono: None,
             }],
+            boot: None,
+            mono: None,
         };
         let err = envelope.validate().unwrap_err();
         assert_eq!(err.field, "recs[0].body.col.pos.lat");

@@ -129,6 +129,8 @@ impl FakeDevice {
             dev: self.id.clone(),
             sent: chrono_now_ms(),
             recs: records,
+            boot: None,
+            mono: None,
         }
     }
 
@@ -192,6 +194,8 @@ pub fn telemetry(from: u64, to: u64, asset: &str) -> Vec<Record> {
                 bar: Some(1.5),
                 ..proto::Telemetry::default()
             }),
+            boot: None,
+            mono: None,
         })
         .collect()
 }

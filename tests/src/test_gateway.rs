@@ -326,6 +326,7 @@ fn encode_ack(thru: u64) -> Vec<u8> {
         &Ack {
             v: SCHEMA_VERSION,
             thru,
+            rej: Vec::new(),
         },
         MAX_MESSAGE_BYTES,
     )

@@ -67,6 +67,8 @@ impl GapRecord {
             seq: self.seq,
             ts: self.ts,
             body: RecordBody::Gap(self.gap.clone()),
+            boot: None,
+            mono: None,
         }
     }
 
@@ -90,6 +92,8 @@ fn encode(seq: u64, ts: TimestampMs, gap: &Gap) -> Result<Vec<u8>, OutboxError> 
         seq,
         ts,
         body: RecordBody::Gap(gap.clone()),
+        boot: None,
+        mono: None,
     };
     Ok(proto::encode_value(&record)?)
 }

@@ -885,6 +885,8 @@ impl State {
             seq: numbers.issue()?,
             ts,
             body,
+            boot: None,
+            mono: None,
         };
         record.validate()?;
         let encoded = proto::encode_value(&record)?;

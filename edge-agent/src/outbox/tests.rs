@@ -93,7 +93,13 @@ fn open_with_budget(dir: &Path, budget_bytes: u64) -> Outbox {
 
 /// The encoded size of `body` as record number `seq`.
 fn encoded_size(seq: u64, body: RecordBody) -> u64 {
-    let record = Record { seq, ts: TS, body };
+    let record = Record {
+        seq,
+        ts: TS,
+        body,
+        boot: None,
+        mono: None,
+    };
     proto::encode_value(&record).unwrap().len() as u64
 }
 

@@ -93,6 +93,8 @@ pub fn encode_batch(
         dev: device.clone(),
         sent,
         recs: records,
+        boot: None,
+        mono: None,
     };
     proto::encode(&envelope, MAX_MESSAGE_BYTES)
 }
@@ -157,6 +159,8 @@ mod tests {
                 gas: Some(1.0e12),
                 ..Telemetry::default()
             }),
+            boot: None,
+            mono: None,
         };
         let encoded = proto::encode_value(&record(1)).unwrap().len();
         let max_bytes = MAX_MESSAGE_BYTES - crate::config::ENVELOPE_OVERHEAD;

@@ -94,7 +94,13 @@ fn stored(seq: u64, ts: TimestampMs, body: RecordBody) -> StoredRecord {
     StoredRecord {
         received: ts,
         sent: ts,
-        record: Record { seq, ts, body },
+        record: Record {
+            seq,
+            ts,
+            body,
+            boot: None,
+            mono: None,
+        },
     }
 }
 

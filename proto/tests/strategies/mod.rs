@@ -13,7 +13,7 @@ use proto::examples::Example;
 use proto::{
     Ack, BinStream, Collection, Config, DeviceId, Down, DownBody, Envelope, Gap, GapReason, Health,
     Job, JobCancel, JobKind, JobStatus, JobUpdate, Outcome, Position, Priority, Record, RecordBody,
-    RepairJob, ReturnCollectionJob, RoundEvent, RoundPhase, State, Telemetry, TimestampMs,
+    Refusal, RepairJob, ReturnCollectionJob, RoundEvent, RoundPhase, State, Telemetry, TimestampMs,
     MAX_BATCH_RECORDS, SCHEMA_VERSION,
 };
 
@@ -222,8 +222,28 @@ pub fn record_body() -> impl Strategy<Value = RecordBody> {
     ]
 }
 
+/// A record; a gap record's own number is above its range, as the contract requires.
 pub fn record() -> impl Strategy<Value = Record> {
-    (from_one(), timestamp(), record_body()).prop_map(|(seq, ts, body)| Record { seq, ts, body })
+    (
+        from_one(),
+        timestamp(),
+        record_body(),
+        option::of(any::<u64>()),
+        option::of(any::<u64>()),
+    )
+        .prop_map(|(seq, ts, body, boot, mono)| {
+            let seq = match &body {
+                RecordBody::Gap(gap) if gap.to >= seq => gap.to + 1,
+                _ => seq,
+            };
+            Record {
+                seq,
+                ts,
+                body,
+                boot,
+                mono,
+            }
+        })
 }
 
 /// An envelope of up to `max_records` records.
@@ -233,12 +253,16 @@ pub fn envelope_of(max_records: usize) -> impl Strategy<Value = Envelope> {
         device_id(),
         timestamp(),
         collection::vec(record(), 0..=max_records),
+        option::of(any::<u64>()),
+        option::of(any::<u64>()),
     )
-        .prop_map(|(dev, sent, recs)| Envelope {
+        .prop_map(|(dev, sent, recs, boot, mono)| Envelope {
             v: SCHEMA_VERSION,
             dev,
             sent,
             recs,
+            boot,
+            mono,
         })
 }
 
@@ -247,10 +271,16 @@ pub fn envelope() -> impl Strategy<Value = Envelope> {
     envelope_of(6)
 }
 
+/// A refusal: a sequence number and a reason without control characters, at most 160 bytes.
+pub fn refusal() -> impl Strategy<Value = Refusal> {
+    (from_one(), "\\PC{1,40}").prop_map(|(seq, why)| Refusal { seq, why })
+}
+
 pub fn ack() -> impl Strategy<Value = Ack> {
-    any::<u64>().prop_map(|thru| Ack {
+    (any::<u64>(), collection::vec(refusal(), 0..4)).prop_map(|(thru, rej)| Ack {
         v: SCHEMA_VERSION,
         thru,
+        rej,
     })
 }
 
