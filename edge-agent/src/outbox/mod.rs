@@ -84,6 +84,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use proto::{Record, RecordBody, RecordKind, TimestampMs, Validate};
 use tokio::sync::watch;
 
+use crate::stamp::Stamp;
+
 pub use config::OutboxConfig;
 pub use error::OutboxError;
 pub use idempotency::{IdempotencyKey, InvalidKey, KEY_TTL, MAX_KEYS, MAX_KEY_BYTES};
@@ -230,6 +232,8 @@ struct State {
     storage: StorageHealth,
     /// The idempotency keys remembered.
     keys: Keys,
+    /// Boot and start time to stamp each record with, once the agent knows its boot.
+    stamp: Option<Stamp>,
     /// The last handle has gone: the flusher finishes pending work and exits.
     stopping: bool,
 }
@@ -273,6 +277,7 @@ impl Outbox {
             commit: GroupCommit::new(),
             storage: StorageHealth::new(),
             keys,
+            stamp: None,
             stopping: false,
         };
         let shared = Arc::new(Shared {
@@ -473,6 +478,14 @@ impl Outbox {
         commit::wait_durable(shared.reports.subscribe(), joined.epoch)
             .await
             .map_err(|error| shared.explain(error))
+    }
+
+    /// Stamps every record accepted from now on with `stamp`'s boot and its monotonic time at
+    /// acceptance (see [`crate::stamp`]). Gap records, which only account for numbers, are not
+    /// stamped.
+    pub fn stamp_records(&self, stamp: Stamp) -> Result<(), OutboxError> {
+        self.inner.shared.lock()?.stamp = Some(stamp);
+        Ok(())
     }
 
     /// The storage's state as it changes: [`StorageState::Down`] on a write failure, back to
@@ -885,8 +898,8 @@ impl State {
             seq: numbers.issue()?,
             ts,
             body,
-            boot: None,
-            mono: None,
+            boot: self.stamp.map(|stamp| stamp.boot),
+            mono: self.stamp.map(|stamp| stamp.mono_at(Instant::now())),
         };
         record.validate()?;
         let encoded = proto::encode_value(&record)?;

@@ -213,6 +213,33 @@ async fn accepted_records_are_offered_at_once() {
     assert_eq!(batch[0].body, collection());
 }
 
+#[tokio::test]
+async fn records_carry_the_boot_and_the_monotonic_time_they_were_accepted_at() {
+    let dir = TempDir::new().unwrap();
+    let outbox = open(dir.path());
+    // A start that began five seconds ago (or now, on a clock too young to go back that far).
+    let started = Instant::now()
+        .checked_sub(Duration::from_secs(5))
+        .unwrap_or_else(Instant::now);
+    let stamp = crate::stamp::Stamp::new(7, started);
+    outbox.stamp_records(stamp).unwrap();
+    let before = stamp.mono_at(Instant::now());
+    outbox.accept(TS, collection()).await.unwrap();
+    let after = stamp.mono_at(Instant::now());
+    let batch = outbox.next_batch(Instant::now(), ALL).unwrap();
+    assert_eq!(batch[0].boot, Some(7));
+    let mono = batch[0].mono.unwrap();
+    assert!(
+        (before..=after).contains(&mono),
+        "{before} <= {mono} <= {after}"
+    );
+    // Stored with the record: the same after a restart.
+    drop(outbox);
+    let outbox = open(dir.path());
+    let batch = outbox.next_batch(Instant::now(), ALL).unwrap();
+    assert_eq!((batch[0].boot, batch[0].mono), (Some(7), Some(mono)));
+}
+
 // Priorities and batch limits.
 
 #[tokio::test]

@@ -42,6 +42,7 @@ use crate::agent::now_ms;
 use crate::config::AgentConfig;
 use crate::downlink::Downlink;
 use crate::outbox::Outbox;
+use crate::stamp::Stamp;
 use backoff::Backoff;
 use connection::Connection;
 use receiver::{AckApplier, Receiver};
@@ -75,11 +76,12 @@ impl Uplink {
     pub fn start(
         config: &AgentConfig,
         device: DeviceId,
-        boot: u64,
+        stamp: Stamp,
         intake: &Intake,
         downlink: Downlink,
         batching: watch::Receiver<Batching>,
     ) -> Result<Self, OptionsError> {
+        let boot = stamp.boot;
         let options = options::mqtt_options(config, &device, boot, now_ms())?;
         let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
         let outbox = intake.outbox().clone();
@@ -132,6 +134,7 @@ impl Uplink {
                 client: client.clone(),
                 outbox: outbox.clone(),
                 device: device.clone(),
+                stamp,
                 batching,
                 wake: Arc::clone(&wake),
                 link: status.subscribe(),

@@ -14,6 +14,7 @@ use super::batcher::{self, Batching, Decision, Linger};
 use super::status::LinkStatus;
 use crate::agent::now_ms;
 use crate::outbox::{Outbox, OutboxError};
+use crate::stamp::Stamp;
 
 /// How often the sender looks for batches whose ack is overdue (the outbox decides which are).
 const RESEND_CHECK: Duration = Duration::from_secs(1);
@@ -23,6 +24,8 @@ pub(super) struct Sender {
     pub client: AsyncClient,
     pub outbox: Outbox,
     pub device: DeviceId,
+    /// Boot and monotonic time, stamped on each envelope as it is sent.
+    pub stamp: Stamp,
     pub batching: watch::Receiver<Batching>,
     pub wake: Arc<Notify>,
     pub link: watch::Receiver<LinkStatus>,
@@ -114,30 +117,38 @@ impl Sender {
             if batch.is_empty() {
                 return Ok(());
             }
-            let seqs: Vec<u64> = batch.iter().map(|record| record.seq).collect();
-            let payload = match batcher::encode_batch(&self.device, now_ms(), batch) {
-                Ok(payload) => payload,
-                Err(e) => {
-                    // The outbox validated each record, so this is a bug; marking them sent
-                    // retries them after the resend timeout instead of in a tight loop.
-                    tracing::error!(error = %e, records = seqs.len(), "cannot encode a batch");
-                    self.outbox.mark_sent(&seqs, Instant::now())?;
-                    continue;
+            let sending = Some((&self.stamp, Instant::now()));
+            let split = batcher::encode_within_limit(&self.device, now_ms(), sending, batch);
+            if !split.unsendable.is_empty() {
+                // The outbox validated each record, so this is a bug; marking them sent retries
+                // them after the resend timeout instead of in a tight loop.
+                let seqs: Vec<u64> = split.unsendable.iter().map(|(seq, _)| *seq).collect();
+                for (seq, error) in &split.unsendable {
+                    tracing::error!(seq, %error, "cannot encode a record");
                 }
-            };
-            tokio::select! {
-                _ = self.stop.cancelled() => return Ok(()),
-                published = self.client.publish(topic.as_str(), QoS::AtLeastOnce, false, payload) => {
-                    published.map_err(|_| SendError::ClientGone)?;
-                }
+                self.outbox.mark_sent(&seqs, Instant::now())?;
             }
-            self.outbox.mark_sent(&seqs, Instant::now())?;
-            tracing::debug!(
-                records = seqs.len(),
-                first = seqs.first(),
-                last = seqs.last(),
-                "batch published"
-            );
+            for message in split.messages {
+                tokio::select! {
+                    _ = self.stop.cancelled() => return Ok(()),
+                    published = self.client.publish(
+                        topic.as_str(), QoS::AtLeastOnce, false, message.payload,
+                    ) => {
+                        published.map_err(|_| SendError::ClientGone)?;
+                    }
+                }
+                self.outbox.mark_sent(&message.seqs, Instant::now())?;
+                self.note_published(&message.seqs);
+            }
         }
+    }
+
+    fn note_published(&self, seqs: &[u64]) {
+        tracing::debug!(
+            records = seqs.len(),
+            first = seqs.first(),
+            last = seqs.last(),
+            "batch published"
+        );
     }
 }
