@@ -8,6 +8,7 @@
 //! collection (a batch's records) is capped by [`crate::MAX_BATCH_RECORDS`].
 
 mod items;
+mod strict;
 
 use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -329,13 +330,24 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, 
             max,
         });
     }
-    from_slice(bytes).map_err(|e| classify(&e))
+    from_slice_lenient(bytes).map_err(|e| classify(&e))
 }
 
-/// Deserializes exactly one value from `bytes`. Legacy enums (arrays `[variant, value]`) are
-/// refused: the contract writes enums as strings and tagged maps only, and one encoding per value
-/// keeps third-party decoders honest.
-fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_cbor::Error> {
+/// Deserializes exactly one value from `bytes`, as strictly as `fieldsync.cddl` says (see
+/// [`strict`]): maps with text keys, text where text is required, floats where floats are, no
+/// `null` for an absent field, no tags. Legacy enums (arrays `[variant, value]`) are refused too:
+/// the contract writes enums as strings and one-entry maps only, and one encoding per value keeps
+/// third-party decoders honest.
+fn from_slice<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, serde_cbor::Error> {
+    let mut deserializer = serde_cbor::Deserializer::from_slice(bytes).disable_legacy_enums();
+    let value = T::deserialize(strict::Strict(&mut deserializer))?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// Deserializes exactly one value from `bytes` as serde's derived types read it, for what this
+/// build wrote itself (local storage), whose encodings the contract does not govern.
+fn from_slice_lenient<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_cbor::Error> {
     let mut deserializer = serde_cbor::Deserializer::from_slice(bytes).disable_legacy_enums();
     let value = T::deserialize(&mut deserializer)?;
     deserializer.end()?;

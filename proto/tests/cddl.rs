@@ -418,3 +418,209 @@ proptest! {
         }
     }
 }
+
+/// One step into a CBOR value: a map's key or an array's index.
+#[derive(Clone)]
+enum Step {
+    Key(Value),
+    Index(usize),
+}
+
+/// The path of every node of `value`, `value` itself first.
+fn every_path(value: &Value, prefix: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
+    out.push(prefix.clone());
+    match value {
+        Value::Map(map) => {
+            for (key, item) in map {
+                prefix.push(Step::Key(key.clone()));
+                every_path(item, prefix, out);
+                prefix.pop();
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                prefix.push(Step::Index(i));
+                every_path(item, prefix, out);
+                prefix.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn node_at<'v>(value: &'v mut Value, path: &[Step]) -> &'v mut Value {
+    path.iter().fold(value, |value, step| match (value, step) {
+        (Value::Map(map), Step::Key(key)) => map.get_mut(key).unwrap(),
+        (Value::Array(items), Step::Index(i)) => &mut items[*i],
+        _ => unreachable!("paths come from the value"),
+    })
+}
+
+fn describe(path: &[Step]) -> String {
+    let steps: Vec<String> = path
+        .iter()
+        .map(|step| match step {
+            Step::Key(Value::Text(key)) => key.clone(),
+            Step::Key(key) => format!("{key:?}"),
+            Step::Index(i) => i.to_string(),
+        })
+        .collect();
+    format!("/{}", steps.join("/"))
+}
+
+/// The optional fields of the structure `map` is, told by the keys it must have, so that each
+/// absent one can be sent as `null`.
+fn optional_keys(map: &std::collections::BTreeMap<Value, Value>) -> &'static [&'static str] {
+    let has = |key: &str| map.contains_key(&text(key));
+    if has("recs") || (has("seq") && has("body")) {
+        &["boot", "mono"]
+    } else if has("stream") && has("vehicle") {
+        &["uprn", "job", "photo", "note"]
+    } else if has("asset") && !has("addr") {
+        &[
+            "flow", "ret", "dhw", "out", "exh", "setp", "bar", "modu", "flame", "ch", "dhw_on",
+            "fault", "fflags", "oem", "starts", "hours", "gas", "heat",
+        ]
+    } else if has("status") {
+        &["pos", "note"]
+    } else if has("depth") {
+        &["batt", "rssi"]
+    } else if has("thru") {
+        &["rej"]
+    } else if has("id") && !has("rev") {
+        &["reason"]
+    } else if has("rev") && !has("id") {
+        &["sample_s", "health_s", "batch_max", "linger_ms"]
+    } else {
+        &[]
+    }
+}
+
+/// Every wrong encoding of `value` this test makes, each one edit away from it: each map as an
+/// array of its values; each text key as bytes and as an integer; each field's value as `null`,
+/// and each absent optional field present as `null`; each text value as bytes and as a one-entry
+/// map (an enum value written as serde's externally tagged form); each float as the integer of the
+/// same value where it has one; each integer as a float; each value under a CBOR tag.
+fn wrong_encodings(value: &Value) -> Vec<(String, Value)> {
+    let mut paths = Vec::new();
+    every_path(value, &mut Vec::new(), &mut paths);
+    let mut out = Vec::new();
+    let mut edit = |path: &[Step], what: String, change: &dyn Fn(&mut Value)| {
+        let mut edited = value.clone();
+        change(node_at(&mut edited, path));
+        out.push((format!("{} {what}", describe(path)), edited));
+    };
+    for path in &paths {
+        let mut node = value.clone();
+        let node = node_at(&mut node, path).clone();
+        edit(path, "tagged".into(), &|v| {
+            *v = Value::Tag(1, Box::new(v.clone()));
+        });
+        match &node {
+            Value::Map(map) => {
+                edit(path, "as an array".into(), &|v| {
+                    let Value::Map(map) = v else { unreachable!() };
+                    *v = Value::Array(map.values().cloned().collect());
+                });
+                for (i, key) in map.keys().enumerate() {
+                    let Value::Text(name) = key else { continue };
+                    let (key, name) = (key.clone(), name.clone());
+                    let rekey = |new: Value| {
+                        let key = key.clone();
+                        move |v: &mut Value| {
+                            let Value::Map(map) = v else { unreachable!() };
+                            let item = map.remove(&key).unwrap();
+                            map.insert(new.clone(), item);
+                        }
+                    };
+                    edit(
+                        path,
+                        format!("key {name} as bytes"),
+                        &rekey(Value::Bytes(name.clone().into_bytes())),
+                    );
+                    edit(
+                        path,
+                        format!("key {name} as the integer {i}"),
+                        &rekey(Value::Integer(i as i128)),
+                    );
+                    edit(path, format!("{name} null"), &|v| {
+                        let Value::Map(map) = v else { unreachable!() };
+                        map.insert(key.clone(), Value::Null);
+                    });
+                }
+                for &absent in optional_keys(map) {
+                    if !map.contains_key(&text(absent)) {
+                        edit(path, format!("absent {absent} as null"), &|v| {
+                            let Value::Map(map) = v else { unreachable!() };
+                            map.insert(text(absent), Value::Null);
+                        });
+                    }
+                }
+            }
+            Value::Text(s) => {
+                let s = s.clone();
+                edit(path, "as bytes".into(), &|v| {
+                    *v = Value::Bytes(s.clone().into_bytes());
+                });
+                edit(path, "as a one-entry map to null".into(), &|v| {
+                    *v = Value::Map([(text(&s), Value::Null)].into());
+                });
+            }
+            Value::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => {
+                let integer = *f as i128;
+                edit(path, format!("as the integer {integer}"), &|v| {
+                    *v = Value::Integer(integer);
+                });
+            }
+            Value::Integer(i) => {
+                let float = *i as f64;
+                edit(path, format!("as the float {float}"), &|v| {
+                    *v = Value::Float(float);
+                });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether the decoder refuses `bytes` as a `rule` message. A batch is also decoded record by
+/// record: there a wrong encoding must be refused whole or land among the refused records.
+fn decoder_refuses(rule: &str, bytes: &[u8]) -> bool {
+    if decoder_accepts(rule, bytes) {
+        return false;
+    }
+    if rule == Envelope::NAME {
+        return match proto::decode_batch(bytes, MAX_MESSAGE_BYTES) {
+            Ok(batch) => !batch.refused.is_empty(),
+            Err(_) => true,
+        };
+    }
+    true
+}
+
+#[test]
+fn a_corpus_of_wrong_encodings_is_refused_by_the_decoder_and_the_schema() {
+    let mut count = 0;
+    let mut problems = Vec::new();
+    for (name, example) in examples::all() {
+        let (rule, value) = editable(example);
+        for (change, wrong) in wrong_encodings(&value) {
+            let bytes = serde_cbor::to_vec(&wrong).unwrap();
+            count += 1;
+            if check(rule, &bytes).is_ok() {
+                problems.push(format!("the schema accepts {name} with {change}"));
+            }
+            if !decoder_refuses(rule, &bytes) {
+                problems.push(format!("the decoder accepts {name} with {change}"));
+            }
+        }
+    }
+    println!("{count} wrong encodings of the vectors, each refused by the decoder and the schema");
+    assert!(
+        problems.is_empty(),
+        "{} of {count} wrong encodings got through:\n  {}",
+        problems.len(),
+        problems.join("\n  ")
+    );
+}
