@@ -71,7 +71,9 @@ pub struct MqttConfig {
     /// The first delay before reconnecting, in milliseconds; it doubles up to `reconnect_max_ms`,
     /// with random jitter so that a fleet does not reconnect in step. Default 500.
     pub reconnect_min_ms: u64,
-    /// The longest delay between reconnection attempts, in milliseconds. Default 60000.
+    /// The longest delay between reconnection attempts, in milliseconds. Default 2000: a cab back
+    /// in coverage should rejoin within seconds, and jitter still spreads a fleet over the
+    /// upper half of the delay.
     pub reconnect_max_ms: u64,
     /// TLS to the broker. Default: none (plain TCP).
     pub tls: Option<TlsConfig>,
@@ -192,7 +194,7 @@ impl Default for MqttConfig {
             password: None,
             keep_alive_s: 30,
             reconnect_min_ms: 500,
-            reconnect_max_ms: 60_000,
+            reconnect_max_ms: 2_000,
             tls: None,
         }
     }

@@ -73,7 +73,7 @@ struct Args {
     #[arg(long, env = "FIELDSYNC_AGENT_MQTT_RECONNECT_MIN_MS", global = true)]
     mqtt_reconnect_min_ms: Option<u64>,
 
-    /// Longest reconnection delay in ms. Default 60000.
+    /// Longest reconnection delay in ms. Default 2000.
     #[arg(long, env = "FIELDSYNC_AGENT_MQTT_RECONNECT_MAX_MS", global = true)]
     mqtt_reconnect_max_ms: Option<u64>,
 

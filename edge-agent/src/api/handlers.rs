@@ -220,7 +220,11 @@ pub struct StatusView {
 /// The link, for the status.
 #[derive(Debug, Serialize)]
 pub struct LinkView {
-    /// Connected and sending.
+    /// `connected` (subscribed, announced, sending); `stalled` (the gateway's acks stopped while
+    /// batches were in flight, so the agent dropped the connection and is making a new one);
+    /// `connecting` (otherwise not connected).
+    pub state: &'static str,
+    /// Connected and sending: `state` is `connected`.
     pub connected: bool,
     /// Since when (UTC ms).
     pub since: Option<TimestampMs>,
@@ -230,6 +234,12 @@ pub struct LinkView {
     pub drops: u64,
     /// The last failure.
     pub last_error: Option<String>,
+    /// Connections dropped because the gateway's acks stopped while batches were in flight.
+    pub stalls: u64,
+    /// The smoothed round trip from publishing a batch to its ack (ms), once measured.
+    pub ack_rtt_ms: Option<u64>,
+    /// How long a batch may wait for its ack before the link counts as stalled (ms).
+    pub stall_after_ms: u64,
 }
 
 /// The outbox, for the status.
@@ -305,11 +315,15 @@ pub async fn status(State(state): State<ApiState>) -> Result<Json<StatusView>, A
         device: state.device.to_string(),
         boot: state.boot,
         link: LinkView {
+            state: link.state(),
             connected: link.connected,
             since: link.since,
             connections: link.connections,
             drops: link.drops,
             last_error: link.last_error,
+            stalls: link.stalls,
+            ack_rtt_ms: link.ack_rtt_ms,
+            stall_after_ms: link.stall_after_ms,
         },
         outbox: OutboxView {
             depth: stats.depth,

@@ -9,12 +9,14 @@
 //! rumqttc sends no acknowledgement while its own window of publishes is full. Waiting for each
 //! flush, a fast drain could hold about a hundred acks and stall the connection for good.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use proto::{Ack, DeviceId, TopicKind, MAX_MESSAGE_BYTES};
 use rumqttc::{AsyncClient, Publish};
 use tokio::sync::{mpsc, watch};
 
+use super::stall::StallDetector;
 use super::status::{LastAck, LinkStatus};
 use crate::agent::now_ms;
 use crate::downlink::Downlink;
@@ -27,6 +29,8 @@ pub(super) struct Receiver {
     pub downlink: Downlink,
     /// Where the acks' watermarks go, to the [`AckApplier`].
     pub acks: mpsc::UnboundedSender<u64>,
+    /// Told when each ack arrives, for the round trip and stalls.
+    pub stall: Arc<Mutex<StallDetector>>,
 }
 
 /// What to do with the MQTT message once handled.
@@ -62,6 +66,9 @@ impl Receiver {
     fn on_ack(&self, payload: &[u8]) -> Handled {
         match proto::decode::<Ack>(payload, MAX_MESSAGE_BYTES) {
             Ok(ack) => {
+                if let Ok(mut detector) = self.stall.lock() {
+                    detector.on_ack(ack.thru, Instant::now());
+                }
                 if self.acks.send(ack.thru).is_err() {
                     tracing::debug!("the ack applier has stopped");
                 }

@@ -2,7 +2,7 @@
 //! the link is up, lingering over part-filled batches and resending what the gateway has not acked
 //! in time. It never deletes anything: only the gateway's ack does (the receiver).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use proto::{DeviceId, TopicKind};
@@ -11,6 +11,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::batcher::{self, Batching, Decision, Linger};
+use super::stall::StallDetector;
 use super::status::LinkStatus;
 use crate::agent::now_ms;
 use crate::outbox::{Outbox, OutboxError};
@@ -29,6 +30,8 @@ pub(super) struct Sender {
     pub batching: watch::Receiver<Batching>,
     pub wake: Arc<Notify>,
     pub link: watch::Receiver<LinkStatus>,
+    /// The gateway's ack timing: told of each batch published.
+    pub stall: Arc<Mutex<StallDetector>>,
     /// Set at shutdown: send without lingering.
     pub hurry: watch::Receiver<bool>,
     pub stop: CancellationToken,
@@ -47,6 +50,8 @@ impl Sender {
     /// Runs until `stop` is cancelled.
     pub(super) async fn run(mut self) {
         let mut linger = Linger::default();
+        // The connection the outbox's in-flight marks belong to.
+        let mut connection = 0;
         let mut wait_until: Option<Instant> = None;
         let mut resend_check = tokio::time::interval(RESEND_CHECK);
         resend_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -67,8 +72,25 @@ impl Sender {
                 _ = lingering => {}
             }
             wait_until = None;
-            if !self.link.borrow().connected {
+            let (connected, connections) = {
+                let link = self.link.borrow();
+                (link.connected, link.connections)
+            };
+            if !connected {
                 continue;
+            }
+            if connections != connection {
+                // A new connection: whatever was sent on the old one may be lost, so it all goes
+                // again now, not after the resend timeout. Done here rather than by the
+                // connection task, so that no batch published across the reconnect is marked
+                // in flight after the reset.
+                connection = connections;
+                if let Err(e) = self.outbox.reset_in_flight() {
+                    tracing::error!(error = %e, "cannot reset the outbox's in-flight records");
+                }
+                if let Ok(mut detector) = self.stall.lock() {
+                    detector.reset();
+                }
             }
             match self.decide(&mut linger, resend_due) {
                 Ok(Decision::Send) => {}
@@ -137,7 +159,11 @@ impl Sender {
                         published.map_err(|_| SendError::ClientGone)?;
                     }
                 }
-                self.outbox.mark_sent(&message.seqs, Instant::now())?;
+                let now = Instant::now();
+                self.outbox.mark_sent(&message.seqs, now)?;
+                if let (Some(&last), Ok(mut detector)) = (message.seqs.last(), self.stall.lock()) {
+                    detector.on_published(last, now);
+                }
                 self.note_published(&message.seqs);
             }
         }
