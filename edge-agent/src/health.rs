@@ -111,6 +111,8 @@ mod tests {
             storage: crate::outbox::StorageState::Ok,
             storage_faults: 0,
             storage_recoveries: 0,
+            dead_letters: 0,
+            dead_letters_evicted: 0,
         };
         let record = health(&stats, Duration::from_secs(3600), Some(5 << 30));
         assert_eq!((record.depth, record.bytes, record.up), (12, 3400, 3600));

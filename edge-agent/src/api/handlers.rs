@@ -13,7 +13,7 @@ use super::requests::{Checked, NewCollection, NewJobStatus, RoundChange};
 use super::ApiState;
 use crate::agent::now_ms;
 use crate::jobs::{Cancelled, StoredJob};
-use crate::outbox::{IdempotencyKey, Once, OutboxStats, StorageState};
+use crate::outbox::{DeadLetters, IdempotencyKey, Once, OutboxStats, StorageState, NEWEST_SHOWN};
 use crate::source::{SourceMonitor, SourceView};
 use crate::uplink::LastAck;
 
@@ -263,6 +263,9 @@ pub struct OutboxView {
     pub next_seq: u64,
     /// Whether records can be stored now.
     pub storage: StorageView,
+    /// Records the gateway refused, kept aside: `{"count", "evicted", "newest": [{"seq", "kind",
+    /// "ts", "why", "at"}]}`, the newest few first.
+    pub dead_letters: DeadLetters,
 }
 
 /// The outbox's storage, for the status: `{"state": "ok" | "disk_full" | "failed", "since",
@@ -310,6 +313,16 @@ impl StorageView {
 /// `GET /v1/status`: link state, outbox depth and bytes, oldest unsent age, last ack, source.
 pub async fn status(State(state): State<ApiState>) -> Result<Json<StatusView>, ApiError> {
     let stats = state.intake.outbox().stats()?;
+    // While the storage is down the list cannot be read; its size is still known.
+    let dead_letters = state
+        .intake
+        .outbox()
+        .dead_letters(NEWEST_SHOWN)
+        .unwrap_or_else(|_| DeadLetters {
+            count: stats.dead_letters,
+            evicted: stats.dead_letters_evicted,
+            newest: Vec::new(),
+        });
     let link = state.link.borrow().clone();
     Ok(Json(StatusView {
         device: state.device.to_string(),
@@ -337,6 +350,7 @@ pub async fn status(State(state): State<ApiState>) -> Result<Json<StatusView>, A
             acked_through: stats.acked_through,
             next_seq: stats.next_seq,
             storage: StorageView::of(&stats),
+            dead_letters,
         },
         last_ack: link.last_ack,
         source: state.source.as_ref().map(SourceMonitor::view),

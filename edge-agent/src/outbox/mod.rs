@@ -61,10 +61,17 @@
 //! [`next_batch`](Outbox::next_batch), publish, [`mark_sent`](Outbox::mark_sent); it calls
 //! [`ack`](Outbox::ack) for each ack from the gateway and
 //! [`reset_in_flight`](Outbox::reset_in_flight) after each reconnect.
+//!
+//! # Refused records
+//!
+//! An ack may name records the gateway refused ([`Outbox::ack_refusing`]): each is copied to the
+//! dead-letter list (`dead_letter`) before the watermark moves past it and deletes it, so a crash
+//! in between leaves it in both places (and the gateway refuses it again when it is resent).
 
 mod budget;
 mod commit;
 mod config;
+mod dead_letter;
 mod error;
 mod idempotency;
 mod index;
@@ -81,12 +88,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use proto::{Record, RecordBody, RecordKind, TimestampMs, Validate};
+use proto::{Record, RecordBody, RecordKind, Refusal, TimestampMs, Validate};
 use tokio::sync::watch;
 
 use crate::stamp::Stamp;
 
 pub use config::OutboxConfig;
+pub use dead_letter::{DeadLetter, DeadLetters, MAX_DEAD_LETTERS, NEWEST_SHOWN};
 pub use error::OutboxError;
 pub use idempotency::{IdempotencyKey, InvalidKey, KEY_TTL, MAX_KEYS, MAX_KEY_BYTES};
 pub use index::BatchLimits;
@@ -94,6 +102,7 @@ pub use storage::{StorageFault, StorageState};
 
 use budget::{Budget, GapRecord, Room};
 use commit::{Epoch, FlushReport, GroupCommit};
+use dead_letter::Tally;
 use idempotency::{Fingerprint, Keys, Lookup, Remembered};
 use index::{Held, Index, Lane};
 use recovery::Recovery;
@@ -144,6 +153,8 @@ pub struct Acked {
     pub acked_through: u64,
     /// How many records it deleted (0 for an old or repeated ack).
     pub removed: usize,
+    /// Of those, how many the gateway refused and the dead-letter list now holds.
+    pub dead_lettered: usize,
 }
 
 /// The outbox at a glance, for the status API and the device's health records.
@@ -173,6 +184,11 @@ pub struct OutboxStats {
     pub storage_faults: u64,
     /// Times it recovered without a restart.
     pub storage_recoveries: u64,
+    /// Records the gateway refused, kept in the dead-letter list.
+    pub dead_letters: u64,
+    /// Dead letters dropped (oldest first, each logged) to keep the list within
+    /// [`MAX_DEAD_LETTERS`].
+    pub dead_letters_evicted: u64,
 }
 
 impl OutboxStats {
@@ -232,6 +248,8 @@ struct State {
     storage: StorageHealth,
     /// The idempotency keys remembered.
     keys: Keys,
+    /// The dead-letter list's size and evictions.
+    dead: Tally,
     /// Boot and start time to stamp each record with, once the agent knows its boot.
     stamp: Option<Stamp>,
     /// The last handle has gone: the flusher finishes pending work and exits.
@@ -262,12 +280,14 @@ impl Outbox {
     pub fn open(path: impl AsRef<Path>, config: OutboxConfig) -> Result<Self, OutboxError> {
         let path = path.as_ref().to_owned();
         let (store, recovery, keys) = load(&path, &config, &[])?;
+        let dead = tally_of(&store)?;
         let index = index_of(&recovery);
         tracing::info!(
             depth = index.len(),
             bytes = index.bytes(),
             next_seq = recovery.sequence.next(),
             acked_through = recovery.sequence.acked_through(),
+            dead_letters = dead.count,
             "outbox opened"
         );
         let state = State {
@@ -277,6 +297,7 @@ impl Outbox {
             commit: GroupCommit::new(),
             storage: StorageHealth::new(),
             keys,
+            dead,
             stamp: None,
             stopping: false,
         };
@@ -437,8 +458,22 @@ impl Outbox {
     /// Applies the gateway's cumulative ack: deletes every record numbered `thru` or lower and
     /// persists the watermark, returning once that is on disk. An old or repeated ack does nothing.
     pub async fn ack(&self, thru: u64) -> Result<Acked, OutboxError> {
+        self.ack_refusing(thru, &[], 0).await
+    }
+
+    /// [`Self::ack`] for an ack that names records the gateway refused: each refused record it
+    /// covers that the outbox still holds is first kept in the dead-letter list, with its reason
+    /// and `now` (device clock), then deleted with the rest. Refusals beyond `thru`, or of records
+    /// already gone, change nothing. Beyond [`MAX_DEAD_LETTERS`] the oldest letters are dropped,
+    /// each with a WARN, and counted.
+    pub async fn ack_refusing(
+        &self,
+        thru: u64,
+        refused: &[Refusal],
+        now: TimestampMs,
+    ) -> Result<Acked, OutboxError> {
         let shared = &self.inner.shared;
-        let (acked, epoch) = shared.write_ack(thru)?;
+        let (acked, epoch) = shared.write_ack(thru, refused, now)?;
         if let Some(epoch) = epoch {
             commit::wait_durable(shared.reports.subscribe(), epoch)
                 .await
@@ -480,6 +515,26 @@ impl Outbox {
             .map_err(|error| shared.explain(error))
     }
 
+    /// The dead-letter list: its size, evictions and newest `newest` letters (newest first).
+    pub fn dead_letters(&self, newest: usize) -> Result<DeadLetters, OutboxError> {
+        let shared = &self.inner.shared;
+        let tally = shared.lock()?.dead;
+        let Some(store) = shared.current_store()? else {
+            return Err(shared.down_error());
+        };
+        let newest = store
+            .newest_dead(newest)
+            .map_err(|error| shared.fail_with(error))?
+            .into_iter()
+            .filter_map(|(seq, value)| dead_letter::decode(seq, &value))
+            .collect();
+        Ok(DeadLetters {
+            count: tally.count,
+            evicted: tally.evicted,
+            newest,
+        })
+    }
+
     /// Stamps every record accepted from now on with `stamp`'s boot and its monotonic time at
     /// acceptance (see [`crate::stamp`]). Gap records, which only account for numbers, are not
     /// stamped.
@@ -512,6 +567,8 @@ impl Outbox {
             storage: state.storage.state().clone(),
             storage_faults,
             storage_recoveries,
+            dead_letters: state.dead.count,
+            dead_letters_evicted: state.dead.evicted,
         })
     }
 }
@@ -625,7 +682,12 @@ impl Shared {
 
     /// Applies an ack in memory and in sled; returns what it did and, if it wrote anything, the
     /// epoch to wait for.
-    fn write_ack(&self, thru: u64) -> Result<(Acked, Option<Epoch>), OutboxError> {
+    fn write_ack(
+        &self,
+        thru: u64,
+        refused: &[Refusal],
+        now: TimestampMs,
+    ) -> Result<(Acked, Option<Epoch>), OutboxError> {
         let mut state = self.lock()?;
         if let Some(fault) = state.storage.fault() {
             return Err(OutboxError::StorageDown(fault.clone()));
@@ -635,6 +697,7 @@ impl Shared {
             let nothing = Acked {
                 acked_through,
                 removed: 0,
+                dead_lettered: 0,
             };
             return Ok((nothing, None));
         }
@@ -642,18 +705,75 @@ impl Shared {
             return Err(self.down_error());
         };
         let joined = state.commit.join();
-        let removed = self
-            .delete_through(&store, &mut state, thru)
+        let written = self
+            .dead_letter(&store, &mut state, thru, refused, now)
+            .and_then(|dead_lettered| {
+                let removed = self.delete_through(&store, &mut state, thru)?;
+                Ok((removed, dead_lettered))
+            })
             .map_err(|error| self.fail(&mut state, error));
         drop(state);
         if joined.wake_flusher {
             self.work.notify_one();
         }
+        let (removed, dead_lettered) = written?;
         let acked = Acked {
             acked_through: thru,
-            removed: removed?,
+            removed,
+            dead_lettered,
         };
         Ok((acked, Some(joined.epoch)))
+    }
+
+    /// Copies the records of `refused` that the ack through `thru` is about to delete to the
+    /// dead-letter list, then evicts its oldest letters beyond the bound. Returns how many records
+    /// were copied.
+    fn dead_letter(
+        &self,
+        store: &Store,
+        state: &mut State,
+        thru: u64,
+        refused: &[Refusal],
+        now: TimestampMs,
+    ) -> Result<usize, OutboxError> {
+        let acked_through = state.sequence.acked_through();
+        let mut kept = 0;
+        for refusal in refused {
+            if refusal.seq <= acked_through || refusal.seq > thru {
+                continue;
+            }
+            let Some(record) = store.read_raw(refusal.seq)? else {
+                continue;
+            };
+            let value = dead_letter::encode(now, &refusal.why, &record);
+            if store.put_dead(refusal.seq, &value)? {
+                state.dead.count += 1;
+            }
+            kept += 1;
+            tracing::warn!(
+                seq = refusal.seq,
+                why = %refusal.why,
+                "the gateway refused a record: kept in the dead-letter list"
+            );
+        }
+        let excess = state.dead.excess();
+        if excess > 0 {
+            let excess = usize::try_from(excess).unwrap_or(usize::MAX);
+            for (seq, value) in store.oldest_dead(excess)? {
+                state.dead.evicted += 1;
+                store.evict_dead(seq, state.dead.evicted)?;
+                state.dead.count = state.dead.count.saturating_sub(1);
+                let why = dead_letter::decode(seq, &value).map(|letter| letter.why);
+                tracing::warn!(
+                    seq,
+                    why = why.as_deref().unwrap_or("unreadable"),
+                    evicted = state.dead.evicted,
+                    limit = MAX_DEAD_LETTERS,
+                    "dead-letter list full: dropped its oldest letter"
+                );
+            }
+        }
+        Ok(kept)
     }
 
     /// The watermark first: if a crash cuts the deletions short, opening finishes them.
@@ -791,6 +911,10 @@ impl Shared {
         state.sequence = recovery.sequence;
         state.open_gap = None;
         state.keys = keys;
+        match tally_of(&store) {
+            Ok(dead) => state.dead = dead,
+            Err(error) => tracing::warn!(%error, "cannot count the dead-letter list"),
+        }
         match self.store.write() {
             Ok(mut slot) => *slot = Some(Arc::new(store)),
             Err(_) => return,
@@ -1000,6 +1124,12 @@ fn load(
     }
     repair(&store, &recovery)?;
     Ok((store, recovery, keys))
+}
+
+/// The dead-letter list's size and evictions, as stored.
+fn tally_of(store: &Store) -> Result<Tally, OutboxError> {
+    let (count, evicted) = store.dead_tally()?;
+    Ok(Tally { count, evicted })
 }
 
 /// Writes the repairs [`recovery::recover`] decided: gap records first, then deletions (the
