@@ -120,8 +120,14 @@ impl From<OutboxError> for ApiError {
 
 impl From<JobsError> for ApiError {
     fn from(error: JobsError) -> Self {
-        tracing::error!(error = %error, "job store failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+        match error {
+            // The outbox's own outage (507 or 503), logged by the outbox once, not per request.
+            JobsError::Outbox(error) => error.into(),
+            error => {
+                tracing::error!(error = %error, "job store failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+            }
+        }
     }
 }
 
@@ -173,6 +179,18 @@ fn is_path(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_under_the_job_store_is_a_507_like_the_outbox_says() {
+        let fault = crate::outbox::StorageFault {
+            disk_full: true,
+            error: "No space left on device (os error 28)".into(),
+            since: 0,
+        };
+        let error = ApiError::from(JobsError::Outbox(OutboxError::StorageDown(fault)));
+        assert_eq!(error.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert!(error.message.contains("disk is full"), "{}", error.message);
+    }
 
     const PREFIX: &str = "Failed to deserialize the JSON body into the target type: ";
 
