@@ -402,8 +402,10 @@ async fn a_stalled_link_is_noticed_from_the_ack_timing_dropped_and_drained_once_
         .await
         .unwrap();
     let mut config = config(dir.path(), "cab-stall", relay.port);
-    // Keep-alive would notice only after 90 s: the ack timing must.
+    // Keep-alive would notice only after 90 s: the ack timing must. And what was in flight on
+    // the stalled connection must go again as soon as a new one is up, not after a resend timeout.
     config.mqtt.keep_alive_s = 60;
+    config.uplink.resend_after_s = 600;
     let agent = Agent::start(config).await.unwrap();
     wait_connected(&agent, true).await;
     let url = format!("http://{}/v1/collections", agent.api_addr);
