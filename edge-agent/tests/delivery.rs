@@ -441,3 +441,27 @@ async fn a_stalled_link_is_noticed_from_the_ack_timing_dropped_and_drained_once_
     assert_exactly_once(&gateway, "cab-stall", &expected);
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_slower_than_the_stall_check_still_completes() {
+    // The ack watch wakes every 250 ms; it must not cut short a connection attempt that takes
+    // longer (TLS over a slow cell), or the agent would never connect.
+    let dir = tempfile::tempdir().unwrap();
+    let port = broker();
+    let gateway = TestGateway::start(port).await;
+    let relay = stall_relay::StallRelay::start(([127, 0, 0, 1], port).into())
+        .await
+        .unwrap();
+    relay.set_latency(Duration::from_millis(400));
+    let agent = Agent::start(config(dir.path(), "cab-slow", relay.port))
+        .await
+        .unwrap();
+    wait_connected(&agent, true).await;
+    let url = format!("http://{}/v1/collections", agent.api_addr);
+    let response = http::post_json(&url, None, &collection_json(1)).await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    gateway.wait_stored("cab-slow", 1, DEADLINE).await;
+    wait_all_acked(&agent).await;
+    assert_eq!(agent.link_status().borrow().stalls, 0);
+    agent.shutdown().await;
+}
