@@ -113,6 +113,11 @@ pub struct UplinkConfig {
     /// further batches wait in the outbox rather than in memory, where on a slow link they would
     /// only time out and be sent twice. 1 to 100. Default 4.
     pub max_inflight_batches: u16,
+    /// The shortest time a batch may wait for its ack, with no ack meanwhile, before the link
+    /// counts as stalled and is dropped and reconnected; the agent raises it with the measured
+    /// round trip (up to 20 s). 500 to 20000 ms. Default 2000. Raise it if a busy gateway's acks
+    /// can lag by seconds, so that its devices do not reconnect needlessly.
+    pub stall_min_ms: u64,
 }
 
 /// The outbox's budgets.
@@ -208,6 +213,7 @@ impl Default for UplinkConfig {
             linger_ms: 200,
             resend_after_s: 30,
             max_inflight_batches: 4,
+            stall_min_ms: 2_000,
         }
     }
 }
@@ -289,6 +295,9 @@ impl AgentConfig {
         }
         if !(1..=100).contains(&uplink.max_inflight_batches) {
             return invalid("uplink.max_inflight_batches must be 1 to 100".into());
+        }
+        if !(500..=20_000).contains(&uplink.stall_min_ms) {
+            return invalid("uplink.stall_min_ms must be 500 to 20000".into());
         }
         let mqtt = &self.mqtt;
         if mqtt.host.is_empty() {
@@ -436,6 +445,9 @@ linger_ms = {linger}
 resend_after_s = {resend}
 # Batches published and awaiting the broker's PUBACK, at most (1 to 100).
 max_inflight_batches = {unconfirmed}
+# Milliseconds a batch may wait for its ack (with no ack meanwhile) before the link counts as
+# stalled and is reconnected, at least (500 to 20000); raised with the measured round trip.
+stall_min_ms = {stall}
 
 [outbox]
 # Bytes of records held at most: then the oldest telemetry goes, and crews' records get HTTP 507.
@@ -489,6 +501,7 @@ keep_finished_days = {keep_finished}
             linger = d.uplink.linger_ms,
             resend = d.uplink.resend_after_s,
             unconfirmed = d.uplink.max_inflight_batches,
+            stall = d.uplink.stall_min_ms,
             budget = d.outbox.budget_bytes,
             cache = d.outbox.cache_bytes,
             listen = d.api.listen,
@@ -675,6 +688,10 @@ mod tests {
             (
                 "mqtt.reconnect_min_ms",
                 Box::new(|c| c.mqtt.reconnect_min_ms = 100_000),
+            ),
+            (
+                "uplink.stall_min_ms",
+                Box::new(|c| c.uplink.stall_min_ms = 100),
             ),
             (
                 "mqtt.password",

@@ -109,6 +109,10 @@ struct Args {
     #[arg(long, env = "FIELDSYNC_AGENT_MAX_INFLIGHT_BATCHES", global = true)]
     max_inflight_batches: Option<u16>,
 
+    /// Least ms a batch may wait for its ack before the link counts as stalled. Default 2000.
+    #[arg(long, env = "FIELDSYNC_AGENT_STALL_MIN_MS", global = true)]
+    stall_min_ms: Option<u64>,
+
     /// Bytes of records the outbox holds at most. Default 16777216 (16 MiB).
     #[arg(long, env = "FIELDSYNC_AGENT_OUTBOX_BUDGET_BYTES", global = true)]
     outbox_budget_bytes: Option<u64>,
@@ -223,6 +227,7 @@ impl Args {
         set(&mut uplink.batch_max_bytes, &self.batch_max_bytes);
         set(&mut uplink.linger_ms, &self.linger_ms);
         set(&mut uplink.resend_after_s, &self.resend_after_s);
+        set(&mut uplink.stall_min_ms, &self.stall_min_ms);
         set(&mut uplink.max_inflight_batches, &self.max_inflight_batches);
         set(&mut config.outbox.budget_bytes, &self.outbox_budget_bytes);
         set(&mut config.outbox.cache_bytes, &self.outbox_cache_bytes);

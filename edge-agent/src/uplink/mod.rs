@@ -92,7 +92,9 @@ impl Uplink {
         eventloop
             .network_options
             .set_connection_timeout(CONNECT_TIMEOUT.as_secs());
-        let stall = Arc::new(Mutex::new(StallDetector::default()));
+        let stall = Arc::new(Mutex::new(StallDetector::new(Duration::from_millis(
+            config.uplink.stall_min_ms,
+        ))));
         let outbox = intake.outbox().clone();
         let status = Arc::new(watch::channel(LinkStatus::default()).0);
         let (hurry, hurry_rx) = watch::channel(false);

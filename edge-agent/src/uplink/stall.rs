@@ -14,7 +14,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// The shortest stall bound: a few round trips of a slow 4G link.
+/// The shortest stall bound by default (`uplink.stall_min_ms`): a few round trips of a slow 4G
+/// link.
 pub const MIN_BOUND: Duration = Duration::from_secs(2);
 /// The longest: under MQTT's keep-alive, which would notice anyway.
 pub const MAX_BOUND: Duration = Duration::from_secs(20);
@@ -35,8 +36,10 @@ pub struct Stall {
 }
 
 /// The ack timing of one connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct StallDetector {
+    /// The shortest bound.
+    min: Duration,
     /// Published batches not yet acked: (last sequence number, when sent).
     outstanding: VecDeque<(u64, Instant)>,
     /// When the last ack that retired a batch arrived.
@@ -45,7 +48,23 @@ pub struct StallDetector {
     srtt: Option<(Duration, Duration)>,
 }
 
+impl Default for StallDetector {
+    fn default() -> Self {
+        Self::new(MIN_BOUND)
+    }
+}
+
 impl StallDetector {
+    /// A detector whose bound is never below `min` (nor above `max(min, MAX_BOUND)`).
+    pub fn new(min: Duration) -> Self {
+        Self {
+            min,
+            outstanding: VecDeque::new(),
+            last_progress: None,
+            srtt: None,
+        }
+    }
+
     /// A batch ending at `last_seq` was published at `now`.
     pub fn on_published(&mut self, last_seq: u64, now: Instant) {
         if self.outstanding.len() == MAX_OUTSTANDING {
@@ -78,11 +97,10 @@ impl StallDetector {
 
     /// How long a batch may wait for its ack before the link counts as stalled.
     pub fn bound(&self) -> Duration {
+        let max = MAX_BOUND.max(self.min);
         match self.srtt {
-            None => INITIAL_BOUND,
-            Some((srtt, rttvar)) => (srtt + rttvar * 4)
-                .saturating_mul(2)
-                .clamp(MIN_BOUND, MAX_BOUND),
+            None => INITIAL_BOUND.clamp(self.min, max),
+            Some((srtt, rttvar)) => (srtt + rttvar * 4).saturating_mul(2).clamp(self.min, max),
         }
     }
 
@@ -178,5 +196,19 @@ mod tests {
             detector.on_ack(n, sent + Duration::from_secs(60));
         }
         assert_eq!(detector.bound(), MAX_BOUND);
+    }
+
+    #[test]
+    fn a_raised_floor_holds_before_and_after_round_trips_are_seen() {
+        let start = Instant::now();
+        let floor = Duration::from_secs(8);
+        let mut detector = StallDetector::new(floor);
+        assert_eq!(detector.bound(), floor, "above the initial bound");
+        detector.on_published(10, start);
+        detector.on_ack(10, start + ms(30));
+        assert_eq!(detector.bound(), floor);
+        detector.on_published(20, start + ms(100));
+        assert_eq!(detector.check(start + ms(100) + MIN_BOUND * 2), None);
+        assert!(detector.check(start + ms(101) + floor).is_some());
     }
 }
