@@ -7,14 +7,9 @@
 //! when it is missing, and tests print that when they skip.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Where Debian puts the multi-threaded build of the library (the agent runs many threads).
 const LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
-
-/// How often the faked process rereads the offset, in seconds; [`FakeClock::set_offset`] waits
-/// out one such period so the change has taken effect when it returns.
-const REREAD_S: u64 = 1;
 
 /// One process's wall clock, by an offset from the real one.
 pub struct FakeClock {
@@ -48,7 +43,9 @@ impl FakeClock {
                 "FAKETIME_TIMESTAMP_FILE",
                 self.offset_file.display().to_string(),
             ),
-            ("FAKETIME_CACHE_DURATION", REREAD_S.to_string()),
+            // Reread the offset at every reading: libfaketime's cache is timed by the clock it
+            // fakes, so a change could be missed for as long as the jump.
+            ("FAKETIME_NO_CACHE", "1".to_owned()),
             ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_owned()),
         ]
         .into_iter()
@@ -56,11 +53,10 @@ impl FakeClock {
         .collect()
     }
 
-    /// Moves the clock to `offset_s` seconds from the real one (a correction, or a jump), and
-    /// waits until the process will have read it.
-    pub async fn set_offset(&self, offset_s: i64) {
+    /// Moves the clock to `offset_s` seconds from the real one (a correction, or a jump): the
+    /// process's next reading has it.
+    pub fn set_offset(&self, offset_s: i64) {
         self.write(offset_s);
-        tokio::time::sleep(Duration::from_millis(REREAD_S * 1000 + 200)).await;
     }
 
     fn write(&self, offset_s: i64) {
