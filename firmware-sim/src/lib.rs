@@ -8,6 +8,7 @@
 //! - [`proxy`]: a link that drops and comes back, for patchy 4G.
 //! - [`demo`]: the whole system in one process, wired together.
 //! - [`load`]: many fast-sampling hubs, to load a gateway.
+//! - [`soak`]: the demo at high speed for a set time, its memory and open files judged.
 //! - [`agents`]: the agents' settings for simulated devices; [`clock`]: compressed time;
 //!   [`http`]: the small JSON client the crews and operatives use.
 
@@ -21,6 +22,7 @@ pub mod hub;
 pub mod load;
 pub mod operative;
 pub mod proxy;
+pub mod soak;
 
 use std::time::Duration;
 

@@ -17,6 +17,7 @@ use firmware_sim::http::JsonClient;
 use firmware_sim::hub::{self, FleetConfig};
 use firmware_sim::load::{self, LoadConfig};
 use firmware_sim::operative::{self, OperativeConfig, OperativeStats};
+use firmware_sim::soak;
 use tokio_util::sync::CancellationToken;
 
 /// Simulated boiler hubs, refuse crews and repairs operatives for fieldsync, driving real edge
@@ -46,6 +47,52 @@ enum Command {
     Operative(OperativeArgs),
     /// Load a gateway: many hubs, each a real agent, sampling faster than real hubs.
     Load(LoadArgs),
+    /// The whole demo at high speed for a set time, sampling this process's memory and open
+    /// files; fails if they grow after warm-up beyond the bounds. Run it in release mode.
+    Soak(SoakArgs),
+}
+
+#[derive(Debug, Args)]
+struct SoakArgs {
+    /// Real minutes to run.
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+
+    /// Where the gateway's store and every agent's database go (emptied first).
+    #[arg(long, default_value = "data/soak")]
+    data_dir: PathBuf,
+
+    /// Number of boiler hubs.
+    #[arg(long, default_value_t = 50)]
+    hubs: usize,
+
+    /// Number of refuse crews.
+    #[arg(long, default_value_t = 4)]
+    crews: usize,
+
+    /// Real seconds between samples of memory and open files.
+    #[arg(long, default_value_t = 10)]
+    sample_every_s: u64,
+
+    /// Resident memory may grow by at most this many MiB after the first quarter of the run.
+    #[arg(long, default_value_t = 64)]
+    max_rss_growth_mib: u64,
+
+    /// Resident memory may never exceed this many MiB.
+    #[arg(long, default_value_t = 1024)]
+    max_rss_mib: u64,
+
+    /// Open files may grow by at most this many after the first quarter of the run.
+    #[arg(long, default_value_t = 16)]
+    max_open_files_growth: u64,
+
+    /// Simulated seconds per real second [default: 600, ten minutes a second].
+    #[arg(long, default_value_t = 600.0)]
+    speed: f64,
+
+    /// Seeds every model.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 /// Options shared by the simulations.
@@ -317,6 +364,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Crew(args) => run_crew(args).await,
         Command::Operative(args) => run_operative(args).await,
         Command::Load(args) => run_load(args).await,
+        Command::Soak(args) => run_soak(args).await,
     }
 }
 
@@ -343,6 +391,64 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     demo::run(config, shutdown_signal()?)
         .await
         .context("running the demo")
+}
+
+async fn run_soak(args: SoakArgs) -> anyhow::Result<()> {
+    check_speed(args.speed)?;
+    if !(args.minutes.is_finite() && args.minutes > 0.0) {
+        bail!("--minutes must be a positive number, not {}", args.minutes);
+    }
+    if args.data_dir.exists() {
+        std::fs::remove_dir_all(&args.data_dir)
+            .with_context(|| format!("emptying {}", args.data_dir.display()))?;
+    }
+    const MIB: u64 = 1024 * 1024;
+    let config = DemoConfig {
+        data_dir: args.data_dir,
+        hubs: args.hubs,
+        crews: args.crews,
+        speed: args.speed,
+        seed: args.seed,
+        flaky: true,
+        summary_every: Duration::from_secs(3600),
+        ..DemoConfig::default()
+    };
+    let bounds = soak::Bounds {
+        max_rss_growth_bytes: args.max_rss_growth_mib * MIB,
+        max_rss_bytes: args.max_rss_mib * MIB,
+        max_open_files_growth: args.max_open_files_growth,
+        ..soak::Bounds::default()
+    };
+    let samples = soak::run(
+        config,
+        Duration::from_secs_f64(args.minutes * 60.0),
+        Duration::from_secs(args.sample_every_s),
+    )
+    .await
+    .context("running the soak")?;
+    let breaches = soak::judge(&samples, &bounds);
+    if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+        let peak = samples.iter().map(|s| s.rss_bytes).max().unwrap_or(0);
+        println!(
+            "soak: {:.0} s, {} records stored, rss {:.1} → {:.1} MiB (peak {:.1}), open files {} → {}",
+            last.at.as_secs_f64(),
+            last.records_stored,
+            first.rss_bytes as f64 / MIB as f64,
+            last.rss_bytes as f64 / MIB as f64,
+            peak as f64 / MIB as f64,
+            first.open_files,
+            last.open_files
+        );
+    }
+    if breaches.is_empty() {
+        println!("soak: within bounds");
+        Ok(())
+    } else {
+        for breach in &breaches {
+            println!("soak: {breach}");
+        }
+        bail!("the soak broke {} bound(s)", breaches.len())
+    }
 }
 
 /// Splits `--mqtt HOST:PORT`.

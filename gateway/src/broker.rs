@@ -1,6 +1,6 @@
 //! The embedded MQTT broker (rumqttd), so that one binary runs a whole site with nothing else to
 //! install. rumqttd keeps nothing on disk and acks a publish once its router has it; the agents'
-//! resend-until-acked covers that (see `../shared/DESIGN.md` section 4).
+//! resend-until-acked covers that (see `docs/ARCHITECTURE.md`, delivery).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};

@@ -1,21 +1,25 @@
 //! The MQTT side of ingest: subscribe to every device's `up` and `state` topics, store each group
 //! of received batches once and durably, then publish each device's cumulative ack and only then
-//! acknowledge the MQTT messages (manual acks), so nothing acked can be lost by a crash.
+//! acknowledge the MQTT messages (manual acks), so nothing acked can be lost by a crash. A record
+//! that cannot be taken is refused on its own: the rest of its batch is stored, and the ack moves
+//! past it and names it (`Ack.rej`), so one poison record never stalls a device.
 //!
 //! Two tasks: the event loop, which only moves packets (it must keep polling so that our own
 //! publishes go out), and the writer, which drains whatever has arrived into one group commit.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proto::{Ack, Envelope, State, Topic, TopicKind, SCHEMA_VERSION};
+use proto::{Ack, Refusal, State, Topic, TopicKind, SCHEMA_VERSION};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
+use crate::log_throttle::{KeyedThrottle, Throttle};
 use crate::metrics::Metrics;
-use crate::store::{BatchOutcome, IncomingBatch, Store, StoreError};
+use crate::store::{BatchOutcome, IncomingBatch, Refused, Store, StoreError};
 
 /// Where and how the gateway's MQTT client connects.
 #[derive(Debug, Clone)]
@@ -91,6 +95,10 @@ pub async fn run(
         events,
         max_payload: endpoint.max_payload,
         clock,
+        warnings: std::sync::Mutex::new(Warnings {
+            quarantined: Throttle::default(),
+            unprovisioned: KeyedThrottle::new(WARN_EVERY_MS, THROTTLED_DEVICES),
+        }),
     };
     writer.run(to_write).await;
     let _ = client.disconnect().await;
@@ -203,16 +211,22 @@ fn classify(publish: &Publish, received: i64, max_payload: usize) -> Classified 
         Err(e) => return Classified::Refuse(e.to_string()),
     };
     match topic.kind {
-        TopicKind::Up => match proto::decode::<Envelope>(&publish.payload, max_payload) {
-            Ok(envelope) if envelope.dev != topic.device => Classified::Refuse(format!(
+        // A bad header refuses the message; a bad record refuses only that record.
+        TopicKind::Up => match proto::decode_batch(&publish.payload, max_payload) {
+            Ok(batch) if batch.dev != topic.device => Classified::Refuse(format!(
                 "envelope is from device {} but arrived on {}'s topic",
-                envelope.dev, topic.device
+                batch.dev, topic.device
             )),
-            Ok(envelope) => Classified::Batch(IncomingBatch {
-                device: envelope.dev,
+            Ok(batch) => Classified::Batch(IncomingBatch {
+                device: batch.dev,
+                topic: publish.topic.clone(),
+                payload: publish.payload.clone(),
                 received,
-                sent: envelope.sent,
-                records: envelope.recs,
+                sent: batch.sent,
+                boot: batch.boot,
+                mono: batch.mono,
+                records: batch.records,
+                refused: batch.refused,
             }),
             Err(e) => Classified::Refuse(e.to_string()),
         },
@@ -227,6 +241,20 @@ fn classify(publish: &Publish, received: i64, max_payload: usize) -> Classified 
     }
 }
 
+/// How often a repeated warning (quarantined messages, unprovisioned devices) is logged.
+const WARN_EVERY_MS: i64 = 60_000;
+/// Devices whose unprovisioned batches are throttled separately; beyond, they share one throttle.
+const THROTTLED_DEVICES: usize = 1024;
+/// The most refusals in one ack message: a batch of refused records with long reasons must still
+/// fit the payload limit. More are sent in further acks with the same `thru`.
+const MAX_REFUSALS_PER_ACK: usize = 256;
+
+/// The writer's rate-limited warnings.
+struct Warnings {
+    quarantined: Throttle,
+    unprovisioned: KeyedThrottle<proto::DeviceId>,
+}
+
 struct Writer {
     store: Arc<dyn Store>,
     client: AsyncClient,
@@ -234,6 +262,7 @@ struct Writer {
     events: broadcast::Sender<IngestEvent>,
     max_payload: usize,
     clock: SharedClock,
+    warnings: std::sync::Mutex<Warnings>,
 }
 
 impl Writer {
@@ -246,6 +275,13 @@ impl Writer {
             }
             group.clear();
         }
+    }
+
+    fn warnings(&self) -> std::sync::MutexGuard<'_, Warnings> {
+        // Only throttles: a panic mid-update leaves them usable.
+        self.warnings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Stores one group durably, then acks it to devices and to the broker.
@@ -261,7 +297,14 @@ impl Writer {
                 Classified::State(device, state) => states.push((device, state)),
                 Classified::Ignore => {}
                 Classified::Refuse(reason) => {
-                    tracing::warn!(topic = %publish.topic, %reason, "quarantined a message");
+                    if let Some(before) = self.warnings().quarantined.hit(received, WARN_EVERY_MS) {
+                        tracing::warn!(
+                            topic = %publish.topic,
+                            %reason,
+                            unlogged_before = before,
+                            "quarantined a message (one line a minute at most while they keep coming)"
+                        );
+                    }
                     refused.push((publish.topic.clone(), reason, publish.payload.clone()));
                 }
             }
@@ -269,9 +312,17 @@ impl Writer {
 
         let store = self.store.clone();
         let outcomes = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            for (topic, reason, payload) in &refused {
-                store.quarantine(topic, reason, payload, received)?;
-            }
+            let entries: Vec<Refused<'_>> = refused
+                .iter()
+                .map(|(topic, reason, payload)| Refused {
+                    topic,
+                    reason,
+                    payload,
+                    received,
+                    record: None,
+                })
+                .collect();
+            store.quarantine(&entries)?;
             for (device, state) in &states {
                 store.record_state(device, state, received)?;
             }
@@ -295,53 +346,95 @@ impl Writer {
             self.metrics.observe_lag(arrived.elapsed());
         }
         for outcome in outcomes {
-            self.count(&outcome);
+            self.count(&outcome, received);
             let _ = self.events.send(IngestEvent::Stored(Arc::new(outcome)));
         }
+        self.metrics.set_quarantine(self.store.quarantine_usage());
         Ok(())
     }
 
-    /// Publishes each device's latest cumulative ack once per group.
+    /// Publishes each device's latest cumulative ack once per group, with every refusal of its
+    /// batches in the group (split over several acks with the same `thru` if there are many).
     async fn publish_acks(&self, outcomes: &[BatchOutcome]) {
-        let mut latest: std::collections::BTreeMap<&proto::DeviceId, u64> = Default::default();
+        let mut latest: BTreeMap<&proto::DeviceId, (u64, Vec<Refusal>)> = BTreeMap::new();
         for outcome in outcomes {
-            latest.insert(&outcome.device, outcome.acked_through);
-        }
-        for (device, thru) in latest {
-            let ack = Ack {
-                v: SCHEMA_VERSION,
-                thru,
-                rej: Vec::new(),
-            };
-            let payload = match proto::encode(&ack, self.max_payload) {
-                Ok(payload) => payload,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not encode an ack");
-                    continue;
+            let (thru, rej) = latest.entry(&outcome.device).or_default();
+            *thru = outcome.acked_through;
+            for refusal in &outcome.refused {
+                if !rej.iter().any(|r| r.seq == refusal.seq) {
+                    rej.push(refusal.clone());
                 }
-            };
-            match self
-                .client
-                .publish(
-                    device.topic(TopicKind::Ack),
-                    QoS::AtLeastOnce,
-                    false,
-                    payload,
+            }
+        }
+        for (device, (thru, rej)) in latest {
+            let mut chunks: Vec<Vec<Refusal>> = rej
+                .chunks(MAX_REFUSALS_PER_ACK)
+                .map(<[Refusal]>::to_vec)
+                .collect();
+            if chunks.is_empty() {
+                chunks.push(Vec::new());
+            }
+            for rej in chunks {
+                self.publish_ack(
+                    device,
+                    Ack {
+                        v: SCHEMA_VERSION,
+                        thru,
+                        rej,
+                    },
                 )
-                .await
-            {
-                Ok(()) => Metrics::add(&self.metrics.acks_sent, 1),
-                Err(e) => tracing::warn!(error = %e, %device, "could not publish an ack"),
+                .await;
             }
         }
     }
 
-    fn count(&self, outcome: &BatchOutcome) {
+    async fn publish_ack(&self, device: &proto::DeviceId, ack: Ack) {
+        let payload = match proto::encode(&ack, self.max_payload) {
+            Ok(payload) => payload,
+            Err(e) => {
+                tracing::error!(error = %e, "could not encode an ack");
+                return;
+            }
+        };
+        match self
+            .client
+            .publish(
+                device.topic(TopicKind::Ack),
+                QoS::AtLeastOnce,
+                false,
+                payload,
+            )
+            .await
+        {
+            Ok(()) => Metrics::add(&self.metrics.acks_sent, 1),
+            Err(e) => tracing::warn!(error = %e, %device, "could not publish an ack"),
+        }
+    }
+
+    fn count(&self, outcome: &BatchOutcome, now: proto::TimestampMs) {
         Metrics::add(&self.metrics.records_stored, outcome.stored.len() as u64);
         Metrics::add(&self.metrics.duplicates, outcome.duplicates as u64);
+        Metrics::add(&self.metrics.records_refused, outcome.newly_refused as u64);
+        if outcome.newly_refused > 0 {
+            if let Some(before) = self.warnings().quarantined.hit(now, WARN_EVERY_MS) {
+                tracing::warn!(
+                    device = %outcome.device,
+                    records = outcome.newly_refused,
+                    unlogged_before = before,
+                    "refused records of a batch and stored the rest (one line a minute at most)"
+                );
+            }
+        }
         if outcome.unknown_device {
             Metrics::add(&self.metrics.unknown_device_batches, 1);
-            tracing::warn!(device = %outcome.device, "records from a device that is not provisioned");
+            let hit = self.warnings().unprovisioned.hit(&outcome.device, now);
+            if let Some(before) = hit {
+                tracing::warn!(
+                    device = %outcome.device,
+                    unlogged_before = before,
+                    "records from a device that is not provisioned (one line a minute per device)"
+                );
+            }
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! [`Gateway::start`] wires the parts, top to bottom:
 //! - [`broker`]: the embedded MQTT broker, unless an external one is configured;
-//! - [`store`]: the durable store (sled), behind a trait;
+//! - [`store`]: the durable store (sled), behind a trait; [`record_time`] places each record's
+//!   time by its device's monotonic clock;
 //! - [`ingest`]: the MQTT subscriber that stores batches once and acks them ([`progress`] keeps
 //!   the per-device bookkeeping);
 //! - [`http`]: health, metrics and the staff API;
@@ -14,10 +15,12 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod log_throttle;
 pub mod metrics;
 pub mod missed_bins;
 pub mod open311;
 pub mod progress;
+pub mod record_time;
 pub mod reports;
 pub mod store;
 
@@ -35,7 +38,7 @@ use crate::ingest::{IngestEvent, MqttEndpoint};
 use crate::metrics::Metrics;
 use crate::missed_bins::MissedBins;
 use crate::reports::{DeskSettings, MqttJobSender, ReportDesk, ReportStore};
-use crate::store::{SledStore, Store, StoreError};
+use crate::store::{SledStore, Store, StoreError, StoreSettings};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -110,8 +113,13 @@ impl Gateway {
             dir: config.data_dir.clone(),
             source,
         };
+        let settings = StoreSettings {
+            cache_bytes: config.cache_bytes,
+            max_clock_skew_ms: max_clock_skew_ms(&config),
+            ..StoreSettings::default()
+        };
         let sled_store =
-            Arc::new(SledStore::open(&config.data_dir, config.cache_bytes).map_err(store_error)?);
+            Arc::new(SledStore::open_with(&config.data_dir, settings).map_err(store_error)?);
         let report_store = ReportStore::open(sled_store.db()).map_err(store_error)?;
         let store: Arc<dyn Store> = sled_store;
         let provisioned = config
@@ -148,6 +156,7 @@ impl Gateway {
             })?;
 
         let metrics = Arc::new(Metrics::default());
+        metrics.set_quarantine(store.quarantine_usage());
         let shutdown = CancellationToken::new();
         let (events, _) = broadcast::channel(1024);
         let (ready_tx, ingest_ready) = watch::channel(false);

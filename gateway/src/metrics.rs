@@ -15,6 +15,14 @@ pub struct Metrics {
     pub duplicates: AtomicU64,
     /// Messages refused into the quarantine.
     pub quarantined: AtomicU64,
+    /// Records of batches refused (the rest of each batch stored), first refusals only.
+    pub records_refused: AtomicU64,
+    /// Quarantine entries evicted (oldest first, over the caps or the retention) since start.
+    pub quarantine_evicted: AtomicU64,
+    /// Quarantine entries held now (a gauge).
+    pub quarantine_entries: AtomicU64,
+    /// Bytes the quarantine takes now (a gauge).
+    pub quarantine_bytes: AtomicU64,
     /// Acks published to devices.
     pub acks_sent: AtomicU64,
     /// Batches from devices that are not provisioned.
@@ -55,6 +63,15 @@ impl Metrics {
         self.ingest_lag_us_max.fetch_max(us, Ordering::Relaxed);
     }
 
+    /// Sets the quarantine's gauges and eviction count from the store's figures.
+    pub fn set_quarantine(&self, usage: crate::store::QuarantineUsage) {
+        self.quarantine_entries
+            .store(usage.entries, Ordering::Relaxed);
+        self.quarantine_bytes.store(usage.bytes, Ordering::Relaxed);
+        self.quarantine_evicted
+            .store(usage.evicted, Ordering::Relaxed);
+    }
+
     /// Counts a newly filed report by the rules' decision.
     pub fn count_report_decision(&self, status: crate::missed_bins::ReportStatus) {
         use crate::missed_bins::ReportStatus;
@@ -92,6 +109,16 @@ impl Metrics {
                 "fieldsync_quarantined_total",
                 "Messages refused into the quarantine.",
                 &self.quarantined,
+            ),
+            (
+                "fieldsync_records_refused_total",
+                "Records of batches refused and named in the ack (the rest stored).",
+                &self.records_refused,
+            ),
+            (
+                "fieldsync_quarantine_evicted_total",
+                "Quarantine entries evicted, oldest first, over the caps or the retention.",
+                &self.quarantine_evicted,
             ),
             (
                 "fieldsync_acks_sent_total",
@@ -142,6 +169,17 @@ impl Metrics {
             get(&self.reports_rejected),
             get(&self.reports_accepted),
         );
+        let _ = writeln!(
+            out,
+            "# HELP fieldsync_quarantine_entries Quarantine entries held.\n\
+             # TYPE fieldsync_quarantine_entries gauge\n\
+             fieldsync_quarantine_entries {}\n\
+             # HELP fieldsync_quarantine_bytes Bytes the quarantine takes.\n\
+             # TYPE fieldsync_quarantine_bytes gauge\n\
+             fieldsync_quarantine_bytes {}",
+            get(&self.quarantine_entries),
+            get(&self.quarantine_bytes),
+        );
         let seconds = |us: u64| us as f64 / 1e6;
         let _ = writeln!(
             out,
@@ -168,12 +206,22 @@ mod tests {
     fn renders_counters_and_lag() {
         let metrics = Metrics::default();
         Metrics::add(&metrics.records_stored, 50);
+        metrics.set_quarantine(crate::store::QuarantineUsage {
+            entries: 3,
+            bytes: 900,
+            evicted: 7,
+        });
         metrics.observe_lag(std::time::Duration::from_millis(3));
         let text = metrics.render();
         assert!(
             text.contains("fieldsync_records_stored_total 50\n"),
             "{text}"
         );
+        assert!(
+            text.contains("fieldsync_quarantine_evicted_total 7\n"),
+            "{text}"
+        );
+        assert!(text.contains("fieldsync_quarantine_bytes 900\n"), "{text}");
         assert!(
             text.contains("fieldsync_ingest_lag_seconds_count 1\n"),
             "{text}"

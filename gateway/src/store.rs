@@ -1,16 +1,28 @@
 //! The gateway's durable store: devices' records (once each), per-device progress for acks, the
-//! device registry and the quarantine. Behind the [`Store`] trait so that a PostgreSQL backend can
-//! later serve several gateway replicas; [`SledStore`] is the embedded default.
+//! device registry, the boots' clock anchors and the quarantine. Behind the [`Store`] trait so
+//! that a PostgreSQL backend can later serve several gateway replicas; [`SledStore`] is the
+//! embedded default. [`keys`] gives every key's layout, [`migrate`] upgrades older stores and
+//! [`quarantine`] keeps what was refused, bounded.
 //!
 //! Every method is synchronous and durable on return (sled's `flush` is the fsync): the ingest
 //! loop calls them from a blocking thread and publishes acks only afterwards.
 
+pub mod keys;
+pub mod migrate;
+pub mod quarantine;
+
+use std::collections::HashMap;
 use std::path::Path;
 
-use proto::{DeviceId, Health, Record, State, TimestampMs};
+use proto::{DeviceId, Health, Record, RecordBody, Refusal, State, TimestampMs};
 use serde::{Deserialize, Serialize};
 
 use crate::progress::SeqRanges;
+use crate::record_time::{self, BatchClock, PlacedTime, RecordClock, TimeBasis};
+use keys::{DEVICE, PROGRESS};
+pub use migrate::Migrated;
+use quarantine::Quarantine;
+pub use quarantine::{QuarantineEntry, QuarantineLimits, QuarantineUsage, Refused};
 
 /// What a store can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +41,17 @@ pub enum StoreError {
     /// A value could not be encoded.
     #[error("could not encode a value for storage: {0}")]
     Encode(#[from] proto::EncodeError),
+    /// The store was written by a newer gateway, in a format this build cannot read.
+    #[error(
+        "the store is in format {found}, written by a newer gateway; this build reads up to \
+         format {supported}: run the newer gateway, or restore a backup"
+    )]
+    NewerFormat {
+        /// The store's format.
+        found: u32,
+        /// The newest this build reads.
+        supported: u32,
+    },
 }
 
 /// One decoded batch from one device, as received.
@@ -36,12 +59,34 @@ pub enum StoreError {
 pub struct IncomingBatch {
     /// The sending device (already checked against the topic).
     pub device: DeviceId,
+    /// The topic it came on, for the quarantine entries of records refused.
+    pub topic: String,
+    /// The message as received, for the quarantine entries of records refused (a prefix and a
+    /// hash of it are kept, never the whole).
+    pub payload: bytes::Bytes,
     /// When the gateway received it (gateway clock).
     pub received: TimestampMs,
     /// When the device says it sent it (device clock).
     pub sent: TimestampMs,
-    /// The records.
+    /// The device's boot that sent it, if the device says.
+    pub boot: Option<u64>,
+    /// The device's monotonic clock (ms since that boot) when it sent it, if the device says.
+    pub mono: Option<u64>,
+    /// The records that decoded.
     pub records: Vec<Record>,
+    /// The records the decoder refused, by sequence, with the reason.
+    pub refused: Vec<Refusal>,
+}
+
+impl IncomingBatch {
+    fn clock(&self) -> BatchClock {
+        BatchClock {
+            received: self.received,
+            sent: self.sent,
+            boot: self.boot,
+            mono: self.mono,
+        }
+    }
 }
 
 /// What storing one batch did.
@@ -49,10 +94,15 @@ pub struct IncomingBatch {
 pub struct BatchOutcome {
     /// The device.
     pub device: DeviceId,
-    /// Records stored for the first time, in the batch's order.
-    pub stored: Vec<Record>,
+    /// Records stored for the first time, in the batch's order, as stored.
+    pub stored: Vec<StoredRecord>,
     /// Records that were already held (replays, resends).
     pub duplicates: usize,
+    /// The batch's records that are refused, now or on an earlier delivery, and why: the device
+    /// is told so in its ack, every time it sends them.
+    pub refused: Vec<Refusal>,
+    /// How many of `refused` were refused for the first time (and quarantined).
+    pub newly_refused: usize,
     /// The device's cumulative ack after this batch.
     pub acked_through: u64,
     /// When the gateway received the batch (gateway clock).
@@ -72,12 +122,17 @@ pub struct StoredRecord {
     /// When the device sent its batch (device clock, UTC ms): `received - sent` is how far the
     /// device's clock was behind, give or take the link's delay.
     pub sent: TimestampMs,
-    /// The record as the device sent it.
+    /// The record as the device sent it (its `ts` is the device's own time).
     pub record: Record,
+    /// When it happened by the gateway's reckoning, and how that was worked out
+    /// ([`crate::record_time`]). Absent on records stored before the gateway placed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed: Option<PlacedTime>,
 }
 
 /// What the gateway knows of a device.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DeviceInfo {
     /// Whether the device was provisioned; records from others are kept but flagged.
     pub provisioned: bool,
@@ -95,28 +150,39 @@ pub struct DeviceInfo {
     pub clock_skew_ms: Option<i64>,
     /// Records stored from it.
     pub records: u64,
+    /// Records refused from it.
+    pub refused: u64,
+    /// Records stored from it whose time could not be placed ([`TimeBasis::Uncorrected`]).
+    pub uncorrected_times: u64,
 }
 
-/// A message the gateway could not accept, kept for staff to inspect.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuarantineEntry {
-    /// Its id, increasing with arrival.
-    pub id: u64,
-    /// The MQTT topic it came on.
-    pub topic: String,
-    /// Why it was refused.
-    pub reason: String,
-    /// When it arrived (gateway clock).
-    pub received: TimestampMs,
-    /// The payload as received.
-    #[serde(with = "serde_bytes")]
-    pub payload: Vec<u8>,
+/// How the store is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreSettings {
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+    /// What the quarantine keeps.
+    pub quarantine: QuarantineLimits,
+    /// A batch offset beyond which records without a clock anchor are corrected by it (ms).
+    pub max_clock_skew_ms: i64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 64 * 1024 * 1024,
+            quarantine: QuarantineLimits::default(),
+            max_clock_skew_ms: 300_000,
+        }
+    }
 }
 
 /// The gateway's storage.
 pub trait Store: Send + Sync + 'static {
-    /// Stores `batches` atomically and durably, each record once per (device, sequence); updates
-    /// each device's progress and registry entry. Returns one outcome per batch, in order.
+    /// Stores `batches` atomically and durably, each record once per (device, sequence); refuses
+    /// the records that cannot be taken (into the quarantine, counted in the progress so the ack
+    /// moves past them); updates each device's progress and registry entry. Returns one outcome
+    /// per batch, in order.
     fn ingest(&self, batches: &[IncomingBatch]) -> Result<Vec<BatchOutcome>, StoreError>;
 
     /// Records a device's retained state message.
@@ -127,17 +193,20 @@ pub trait Store: Send + Sync + 'static {
         received: TimestampMs,
     ) -> Result<(), StoreError>;
 
-    /// Keeps a refused message, durably; returns its id.
-    fn quarantine(
-        &self,
-        topic: &str,
-        reason: &str,
-        payload: &[u8],
-        received: TimestampMs,
-    ) -> Result<u64, StoreError>;
+    /// Keeps refused messages (a prefix and a hash of each), durably, evicting the oldest
+    /// entries beyond the limits; returns their ids.
+    fn quarantine(&self, refused: &[Refused<'_>]) -> Result<Vec<u64>, StoreError>;
 
-    /// The newest `limit` quarantined messages, newest first.
-    fn quarantined(&self, limit: usize) -> Result<Vec<QuarantineEntry>, StoreError>;
+    /// The newest `limit` quarantine entries with ids below `before` (any, if `None`), newest
+    /// first.
+    fn quarantined(
+        &self,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Vec<QuarantineEntry>, StoreError>;
+
+    /// How full the quarantine is, and how many entries it evicted.
+    fn quarantine_usage(&self) -> QuarantineUsage;
 
     /// Marks devices as provisioned (creating their registry entries).
     fn provision(&self, devices: &[DeviceId]) -> Result<(), StoreError>;
@@ -160,62 +229,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(DeviceId, StoredRecord)>, StoreError>;
 }
 
-/// The embedded store on sled: one tree of records, progress and registry entries under prefixed
-/// keys (so one batch updates them atomically), and one tree for the quarantine.
+/// The embedded store on sled: one tree of records, evidence, anchors, progress and registry
+/// entries under prefixed keys (so one batch updates them atomically), and the quarantine's.
 pub struct SledStore {
     db: sled::Db,
     main: sled::Tree,
-    quarantine: sled::Tree,
+    quarantine: Quarantine,
+    max_clock_skew_ms: i64,
     /// Serialises read-modify-write of progress: sled batches are atomic but not conditional.
     write_lock: std::sync::Mutex<()>,
 }
 
-const RECORD: u8 = b'r';
-const PROGRESS: u8 = b'p';
-const DEVICE: u8 = b'd';
-/// `e{received BE}{device}/{seq BE}`: a copy of each crew record, in arrival order.
-const EVIDENCE: u8 = b'e';
-/// The most a stored value may be when read back: a quarantined message up to the broker's packet
-/// limit, with room for its topic and reason (a record is far smaller).
+/// The most a stored value may be when read back: a format 1 quarantined message up to the
+/// broker's packet limit, with room for its topic and reason (a record is far smaller).
 const MAX_VALUE_BYTES: usize = 2 * proto::MAX_MESSAGE_BYTES;
-
-fn device_key(prefix: u8, device: &DeviceId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(1 + device.as_str().len());
-    key.push(prefix);
-    key.extend_from_slice(device.as_str().as_bytes());
-    key
-}
-
-/// Device ids never contain `/`, so `r{device}/` is a prefix of that device's records only.
-fn record_prefix(device: &DeviceId) -> Vec<u8> {
-    let mut key = device_key(RECORD, device);
-    key.push(b'/');
-    key
-}
-
-fn record_key(device: &DeviceId, seq: u64) -> Vec<u8> {
-    let mut key = record_prefix(device);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-fn evidence_key(received: TimestampMs, device: &DeviceId, seq: u64) -> Vec<u8> {
-    let mut key = vec![EVIDENCE];
-    // Times before 1970 are refused at decode, so the cast keeps the order.
-    key.extend_from_slice(&(received.max(0) as u64).to_be_bytes());
-    key.extend_from_slice(device.as_str().as_bytes());
-    key.push(b'/');
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-/// The device in an evidence key: between the time and the last `/`.
-fn evidence_device(key: &[u8]) -> Option<DeviceId> {
-    let rest = key.get(9..)?;
-    let slash = rest.iter().rposition(|b| *b == b'/')?;
-    let id = std::str::from_utf8(&rest[..slash]).ok()?;
-    DeviceId::new(id).ok()
-}
+/// The most boots' anchors kept per device: boots further below its newest are forgotten, and
+/// their records placed as if never anchored. Bounds what a device sending ever new boots costs.
+const MAX_ANCHORED_BOOTS: u64 = 64;
 
 impl SledStore {
     /// The underlying database, for stores of other parts of the gateway (reports, the
@@ -224,20 +254,34 @@ impl SledStore {
         &self.db
     }
 
-    /// Opens (or creates) the store in `dir`, with a page cache of `cache_bytes`.
+    /// Opens (or creates) the store in `dir`, with a page cache of `cache_bytes` and default
+    /// settings otherwise.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        Self::open_with(
+            dir,
+            StoreSettings {
+                cache_bytes,
+                ..StoreSettings::default()
+            },
+        )
+    }
+
+    /// Opens (or creates) the store in `dir`, migrating an older format (see [`migrate`]).
+    pub fn open_with(dir: &Path, settings: StoreSettings) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(cache_bytes)
+            .cache_capacity(settings.cache_bytes)
             // Durability comes from the explicit flush before every ack, not a timer.
             .flush_every_ms(None)
             .open()?;
         let main = db.open_tree("ingest")?;
-        let quarantine = db.open_tree("quarantine")?;
+        let quarantine = Quarantine::open(&db, settings.quarantine)?;
+        migrate::migrate(&db, &main, &quarantine)?;
         Ok(Self {
             db,
             main,
             quarantine,
+            max_clock_skew_ms: settings.max_clock_skew_ms,
             write_lock: std::sync::Mutex::new(()),
         })
     }
@@ -258,9 +302,40 @@ impl SledStore {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// A boot's anchor as stored.
+    fn stored_anchor(&self, device: &DeviceId, boot: u64) -> Result<Option<i64>, StoreError> {
+        self.get_value(&self.main, &keys::anchor_key(device, boot))
+    }
+
+    /// Whether a new boot's anchor is worth keeping, and which older ones to forget: only the
+    /// newest [`MAX_ANCHORED_BOOTS`] boots of a device keep theirs.
+    fn admit_boot(
+        &self,
+        device: &DeviceId,
+        boot: u64,
+        writes: &mut sled::Batch,
+    ) -> Result<bool, StoreError> {
+        let prefix = keys::anchor_key(device, 0);
+        let prefix = &prefix[..prefix.len() - 8];
+        let mut boots = Vec::new();
+        for item in self.main.scan_prefix(prefix) {
+            let (key, _) = item?;
+            let tail: Option<[u8; 8]> = key.get(prefix.len()..).and_then(|t| t.try_into().ok());
+            if let Some(tail) = tail {
+                boots.push(u64::from_be_bytes(tail));
+            }
+        }
+        let newest = boots.iter().copied().max().unwrap_or(boot).max(boot);
+        let floor = newest.saturating_sub(MAX_ANCHORED_BOOTS - 1);
+        for old in boots.into_iter().filter(|b| *b < floor) {
+            writes.remove(keys::anchor_key(device, old));
+        }
+        Ok(boot >= floor)
+    }
 }
 
-fn decode_stored<T: serde::de::DeserializeOwned>(
+pub(crate) fn decode_stored<T: serde::de::DeserializeOwned>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T, StoreError> {
@@ -270,84 +345,244 @@ fn decode_stored<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// One group's working state in [`SledStore::ingest`]: several batches from one device may be
+/// in a group, so its progress, registry entry and anchors carry across them.
+#[derive(Default)]
+struct GroupState {
+    progress: HashMap<DeviceId, SeqRanges>,
+    devices: HashMap<DeviceId, DeviceInfo>,
+    /// Anchors by (device, boot), as loaded or improved; `true` when changed.
+    anchors: HashMap<(DeviceId, u64), (Option<i64>, bool)>,
+    /// Records refused in this group (not yet readable from the refused tree's index).
+    refusals: HashMap<(DeviceId, u64), String>,
+    /// Whether the refused tree held anything when the group began: if not, no record needs
+    /// looking up in it (the common case, kept off the hot path).
+    stored_refusals: bool,
+}
+
+impl SledStore {
+    fn anchor(
+        &self,
+        group: &mut GroupState,
+        device: &DeviceId,
+        boot: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        let key = (device.clone(), boot);
+        if let Some((anchor, _)) = group.anchors.get(&key) {
+            return Ok(*anchor);
+        }
+        let anchor = self.stored_anchor(device, boot)?;
+        group.anchors.insert(key, (anchor, false));
+        Ok(anchor)
+    }
+
+    /// Why `device`'s record `seq` was refused, if it was: in this group or before.
+    fn known_refusal(
+        &self,
+        group: &GroupState,
+        device: &DeviceId,
+        seq: u64,
+    ) -> Result<Option<String>, StoreError> {
+        if let Some(why) = group.refusals.get(&(device.clone(), seq)) {
+            return Ok(Some(why.clone()));
+        }
+        if !group.stored_refusals {
+            return Ok(None);
+        }
+        self.quarantine.refusal(device, seq)
+    }
+}
+
 impl Store for SledStore {
     fn ingest(&self, batches: &[IncomingBatch]) -> Result<Vec<BatchOutcome>, StoreError> {
         let _guard = self.lock();
         let mut writes = sled::Batch::default();
-        // Several batches from one device may be in one group: carry its state across them.
-        let mut progress: std::collections::HashMap<DeviceId, SeqRanges> = Default::default();
-        let mut devices: std::collections::HashMap<DeviceId, DeviceInfo> = Default::default();
+        let mut group = GroupState {
+            stored_refusals: self.quarantine.holds_refusals()?,
+            ..GroupState::default()
+        };
         let mut outcomes = Vec::with_capacity(batches.len());
 
         for batch in batches {
-            let held = match progress.entry(batch.device.clone()) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                    self.get_value(&self.main, &device_key(PROGRESS, &batch.device))?
-                        .unwrap_or_default(),
-                ),
-            };
-            let info = match devices.entry(batch.device.clone()) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                    self.get_value(&self.main, &device_key(DEVICE, &batch.device))?
-                        .unwrap_or_default(),
-                ),
-            };
+            let device = &batch.device;
+            if !group.progress.contains_key(device) {
+                let held = self
+                    .get_value(&self.main, &keys::device_key(PROGRESS, device))?
+                    .unwrap_or_default();
+                group.progress.insert(device.clone(), held);
+            }
+            if !group.devices.contains_key(device) {
+                let info = self
+                    .get_value(&self.main, &keys::device_key(DEVICE, device))?
+                    .unwrap_or_default();
+                group.devices.insert(device.clone(), info);
+            }
+            // This envelope's reading improves its boot's anchor before its records are placed.
+            let clock = batch.clock();
+            if let (Some(boot), Some(estimate)) = (batch.boot, record_time::anchor_estimate(&clock))
+            {
+                let known = self.anchor(&mut group, device, boot)?;
+                let better = record_time::better_anchor(known, Some(estimate));
+                if better != known
+                    && (known.is_some() || self.admit_boot(device, boot, &mut writes)?)
+                {
+                    group.anchors.insert((device.clone(), boot), (better, true));
+                }
+            }
 
             let mut stored = Vec::new();
             let mut duplicates = 0;
+            let mut refused: Vec<Refusal> = Vec::new();
+            let mut newly_refused = 0;
+            let mut refuse = |group: &mut GroupState, seq: u64, why: &str| {
+                let earlier = self.known_refusal(group, device, seq)?;
+                let held = group.progress.entry(device.clone()).or_default();
+                if let Some(earlier) = earlier {
+                    // Refused before (a resend): the same answer, counted once.
+                    held.insert(seq);
+                    refused.push(Refusal { seq, why: earlier });
+                    return Ok::<_, StoreError>(());
+                }
+                if held.contains(seq) {
+                    // Stored before as a good record: a corrupted resend changes nothing.
+                    return Ok(());
+                }
+                held.insert(seq);
+                // Fit for the wire (length, no control characters): reasons quote input.
+                let refusal = Refusal::new(seq, why);
+                let id = self.db.generate_id()?;
+                let entry = self.quarantine.entry(
+                    id,
+                    &Refused {
+                        topic: &batch.topic,
+                        reason: &format!("record {seq}: {}", refusal.why),
+                        payload: &batch.payload,
+                        received: batch.received,
+                        record: Some((device, seq)),
+                    },
+                );
+                self.quarantine
+                    .insert(&entry, &refusal.why, batch.received)?;
+                group
+                    .refusals
+                    .insert((device.clone(), seq), refusal.why.clone());
+                refused.push(refusal);
+                newly_refused += 1;
+                Ok(())
+            };
+            for refusal in &batch.refused {
+                refuse(&mut group, refusal.seq, &refusal.why)?;
+            }
             for record in &batch.records {
-                if !held.insert(record.seq) {
+                let seq = record.seq;
+                if self.known_refusal(&group, device, seq)?.is_some() {
+                    // Never stored later as good, whatever a resend holds.
+                    refuse(&mut group, seq, "")?;
+                    continue;
+                }
+                let held = group.progress.entry(device.clone()).or_default();
+                if held.contains(seq) {
                     duplicates += 1;
                     continue;
                 }
-                if let proto::RecordBody::Gap(gap) = &record.body {
-                    // Gaps are exact (proto validates it): every number in one was dropped.
-                    held.insert_range(gap.from, gap.to);
+                let inserted = match &record.body {
+                    RecordBody::Gap(gap) => held.insert_gap(seq, gap.from, gap.to),
+                    _ => Ok(held.insert(seq)),
+                };
+                match inserted {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        duplicates += 1;
+                        continue;
+                    }
+                    Err(e) => {
+                        refuse(&mut group, seq, &e.to_string())?;
+                        continue;
+                    }
                 }
-                if let proto::RecordBody::Health(health) = &record.body {
+                let anchor = match record.boot {
+                    Some(boot) => self.anchor(&mut group, device, boot)?,
+                    None => None,
+                };
+                let placed = record_time::place(
+                    &RecordClock {
+                        ts: record.ts,
+                        boot: record.boot,
+                        mono: record.mono,
+                    },
+                    &clock,
+                    anchor,
+                    self.max_clock_skew_ms,
+                );
+                let info = group.devices.entry(device.clone()).or_default();
+                if let RecordBody::Health(health) = &record.body {
                     info.health = Some(health.clone());
                 }
-                let value = proto::encode_value(&StoredRecord {
+                if placed.basis == TimeBasis::Uncorrected {
+                    info.uncorrected_times += 1;
+                }
+                let value = StoredRecord {
                     received: batch.received,
                     sent: batch.sent,
                     record: record.clone(),
-                })?;
+                    placed: Some(placed),
+                };
+                let encoded = proto::encode_value(&value)?;
                 if matches!(
                     record.body,
-                    proto::RecordBody::Collection(_) | proto::RecordBody::RoundEvent(_)
+                    RecordBody::Collection(_) | RecordBody::RoundEvent(_)
                 ) {
                     writes.insert(
-                        evidence_key(batch.received, &batch.device, record.seq),
-                        value.clone(),
+                        keys::evidence_key(batch.received, device, seq),
+                        encoded.clone(),
                     );
                 }
-                writes.insert(record_key(&batch.device, record.seq), value);
-                stored.push(record.clone());
+                writes.insert(keys::record_key(device, seq), encoded);
+                stored.push(value);
             }
 
+            let acked_through = group
+                .progress
+                .get(device)
+                .map_or(0, SeqRanges::acked_through);
+            let info = group.devices.entry(device.clone()).or_default();
             info.first_seen.get_or_insert(batch.received);
             info.last_seen = Some(batch.received);
-            info.clock_skew_ms = Some(batch.sent - batch.received);
+            info.clock_skew_ms = Some(batch.sent.saturating_sub(batch.received));
             info.records += stored.len() as u64;
+            info.refused += newly_refused as u64;
             outcomes.push(BatchOutcome {
-                device: batch.device.clone(),
+                device: device.clone(),
                 stored,
                 duplicates,
-                acked_through: held.acked_through(),
+                refused,
+                newly_refused,
+                acked_through,
                 received: batch.received,
                 sent: batch.sent,
                 unknown_device: !info.provisioned,
             });
         }
 
-        for (device, held) in &progress {
-            writes.insert(device_key(PROGRESS, device), proto::encode_value(held)?);
+        for (device, held) in &group.progress {
+            writes.insert(
+                keys::device_key(PROGRESS, device),
+                proto::encode_value(held)?,
+            );
         }
-        for (device, info) in &devices {
-            writes.insert(device_key(DEVICE, device), proto::encode_value(info)?);
+        for (device, info) in &group.devices {
+            writes.insert(keys::device_key(DEVICE, device), proto::encode_value(info)?);
         }
+        for ((device, boot), (anchor, changed)) in &group.anchors {
+            if let (Some(anchor), true) = (anchor, changed) {
+                writes.insert(
+                    keys::anchor_key(device, *boot),
+                    proto::encode_value(anchor)?,
+                );
+            }
+        }
+        // The quarantine's entries for refused records were written first: if this fails or the
+        // process dies before the flush, a resend finds them and answers the same.
         self.main.apply_batch(writes)?;
         self.db.flush()?;
         Ok(outcomes)
@@ -360,7 +595,7 @@ impl Store for SledStore {
         received: TimestampMs,
     ) -> Result<(), StoreError> {
         let _guard = self.lock();
-        let key = device_key(DEVICE, device);
+        let key = keys::device_key(DEVICE, device);
         let mut info: DeviceInfo = self.get_value(&self.main, &key)?.unwrap_or_default();
         info.online = Some(state.online);
         info.boot = Some(state.boot);
@@ -371,43 +606,38 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn quarantine(
-        &self,
-        topic: &str,
-        reason: &str,
-        payload: &[u8],
-        received: TimestampMs,
-    ) -> Result<u64, StoreError> {
-        let id = self.db.generate_id()?;
-        let entry = QuarantineEntry {
-            id,
-            topic: topic.to_owned(),
-            reason: reason.to_owned(),
-            received,
-            payload: payload.to_vec(),
-        };
-        self.quarantine
-            .insert(id.to_be_bytes(), proto::encode_value(&entry)?)?;
+    fn quarantine(&self, refused: &[Refused<'_>]) -> Result<Vec<u64>, StoreError> {
+        if refused.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _guard = self.lock();
+        let mut ids = Vec::with_capacity(refused.len());
+        for item in refused {
+            let id = self.db.generate_id()?;
+            let entry = self.quarantine.entry(id, item);
+            self.quarantine.insert(&entry, item.reason, item.received)?;
+            ids.push(id);
+        }
         self.db.flush()?;
-        Ok(id)
+        Ok(ids)
     }
 
-    fn quarantined(&self, limit: usize) -> Result<Vec<QuarantineEntry>, StoreError> {
-        self.quarantine
-            .iter()
-            .rev()
-            .take(limit)
-            .map(|item| {
-                let (key, value) = item?;
-                decode_stored(&key, &value)
-            })
-            .collect()
+    fn quarantined(
+        &self,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<Vec<QuarantineEntry>, StoreError> {
+        self.quarantine.newest(limit, before)
+    }
+
+    fn quarantine_usage(&self) -> QuarantineUsage {
+        self.quarantine.usage()
     }
 
     fn provision(&self, devices: &[DeviceId]) -> Result<(), StoreError> {
         let _guard = self.lock();
         for device in devices {
-            let key = device_key(DEVICE, device);
+            let key = keys::device_key(DEVICE, device);
             let mut info: DeviceInfo = self.get_value(&self.main, &key)?.unwrap_or_default();
             if !info.provisioned {
                 info.provisioned = true;
@@ -431,7 +661,7 @@ impl Store for SledStore {
                 .and_then(|id| DeviceId::new(id).map_err(|e| corrupt(e.to_string())))?;
             let info: DeviceInfo = decode_stored(&key, &value)?;
             let held: SeqRanges = self
-                .get_value(&self.main, &device_key(PROGRESS, &id))?
+                .get_value(&self.main, &keys::device_key(PROGRESS, &id))?
                 .unwrap_or_default();
             devices.push((id, info, held.acked_through()));
         }
@@ -439,12 +669,12 @@ impl Store for SledStore {
     }
 
     fn record(&self, device: &DeviceId, seq: u64) -> Result<Option<StoredRecord>, StoreError> {
-        self.get_value(&self.main, &record_key(device, seq))
+        self.get_value(&self.main, &keys::record_key(device, seq))
     }
 
     fn record_count(&self, device: &DeviceId) -> Result<u64, StoreError> {
         let mut count = 0;
-        for item in self.main.scan_prefix(record_prefix(device)) {
+        for item in self.main.scan_prefix(keys::record_prefix(device)) {
             item?;
             count += 1;
         }
@@ -455,17 +685,20 @@ impl Store for SledStore {
         &self,
         since: TimestampMs,
     ) -> Result<Vec<(DeviceId, StoredRecord)>, StoreError> {
-        let mut start = vec![EVIDENCE];
-        start.extend_from_slice(&(since.max(0) as u64).to_be_bytes());
+        let start = keys::evidence_from(since);
         let mut found = Vec::new();
-        for item in self.main.range(start..vec![EVIDENCE + 1]) {
+        for item in self.main.range(start..vec![keys::EVIDENCE + 1]) {
             let (key, value) = item?;
-            let device = evidence_device(&key).ok_or_else(|| StoreError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                reason: "not an evidence key".into(),
-            })?;
+            let (device, _) =
+                keys::parse_evidence_key(&key).ok_or_else(|| StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    reason: "not an evidence key".into(),
+                })?;
             found.push((device, decode_stored(&key, &value)?));
         }
         Ok(found)
     }
 }
+
+#[cfg(test)]
+mod tests;

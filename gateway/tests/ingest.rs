@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Ingest over the embedded broker with real MQTT clients: records stored once and acked,
-//! replays deduplicated, bad messages quarantined while good traffic flows, and nothing acked
-//! lost when the gateway process is killed.
+//! replays deduplicated, bad messages quarantined while good traffic flows, a poison record
+//! refused by name while the rest of its batch is stored and acked, and nothing acked lost when
+//! the gateway process is killed.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -160,6 +161,134 @@ async fn flags_records_from_unprovisioned_devices_but_keeps_them() {
     assert_eq!(stranger["provisioned"], false);
     assert_eq!(stranger["records"], 3);
     assert_eq!(stranger["acked_through"], 3);
+    gateway.stop().await;
+}
+
+/// Every ack the gateway publishes to one device, decoded: the fake device keeps only the
+/// highest `thru`, and these tests read the refusals too.
+struct AckListener {
+    acks: std::sync::Arc<std::sync::Mutex<Vec<proto::Ack>>>,
+}
+
+impl AckListener {
+    async fn start(device: &DeviceId, port: u16) -> Self {
+        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+        let mut options = MqttOptions::new(format!("acks-of-{device}"), "127.0.0.1", port);
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let topic = device.topic(proto::TopicKind::Ack);
+        let acks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (subscribed_tx, mut subscribed) = tokio::sync::watch::channel(false);
+        let sink = acks.clone();
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = client.subscribe(topic.as_str(), QoS::AtLeastOnce).await;
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = subscribed_tx.send(true);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        let ack = proto::decode::<proto::Ack>(&publish.payload, 1 << 20);
+                        sink.lock().unwrap().push(ack.unwrap());
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        });
+        tokio::time::timeout(DEADLINE, subscribed.wait_for(|done| *done))
+            .await
+            .unwrap()
+            .unwrap();
+        Self { acks }
+    }
+
+    fn acks(&self) -> Vec<proto::Ack> {
+        self.acks.lock().unwrap().clone()
+    }
+}
+
+/// A batch of telemetry `from..=to` in which record `gap` is a gap claiming its own and later
+/// numbers, and record `nan` a sample with a pressure that is not a number: encoded without the
+/// encoder's checks, as a faulty device would send it.
+fn poisoned(device: &FakeDevice, from: u64, to: u64, gap: u64, nan: u64) -> Vec<u8> {
+    let records = telemetry(from, to, "B-1")
+        .into_iter()
+        .map(|mut record| {
+            if record.seq == gap {
+                record.body = proto::RecordBody::Gap(proto::Gap {
+                    from: gap,
+                    to: gap + 100,
+                    count: 101,
+                    reason: proto::GapReason::DiskBudget,
+                });
+            }
+            if let (true, proto::RecordBody::Telemetry(sample)) =
+                (record.seq == nan, &mut record.body)
+            {
+                sample.bar = Some(f32::NAN);
+            }
+            record
+        })
+        .collect();
+    proto::encode_value(&device.envelope(records)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_is_refused_by_name_and_the_rest_of_its_batch_stored_and_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = start(config(dir.path())).await;
+    let device = FakeDevice::connect("hub-1", gateway.mqtt.1).await;
+    let listener = AckListener::start(&device.id, gateway.mqtt.1).await;
+
+    let up = device.id.topic(proto::TopicKind::Up);
+    device.send_raw(&up, poisoned(&device, 1, 10, 4, 7)).await;
+    device.wait_acked(10, DEADLINE).await;
+    let refused = |ack: &proto::Ack| ack.rej.iter().map(|r| r.seq).collect::<Vec<_>>();
+    let first = wait_for("the ack naming the refusal", DEADLINE, || async {
+        listener.acks().into_iter().find(|ack| ack.thru == 10)
+    })
+    .await;
+    assert_eq!(refused(&first), [4, 7], "{first:?}");
+    assert_eq!(gateway.store.record_count(&device.id).unwrap(), 8);
+
+    // A resend (the ack was lost, say) gets the same refusal, and nothing is counted twice.
+    device.send_raw(&up, poisoned(&device, 1, 10, 4, 7)).await;
+    let again = wait_for("the resend's ack", DEADLINE, || async {
+        let acks = listener.acks();
+        (acks.len() >= 2).then(|| acks[1].clone())
+    })
+    .await;
+    assert_eq!((again.thru, refused(&again)), (10, vec![4, 7]));
+    assert_eq!(again.rej, first.rej);
+    device.send(telemetry(11, 12, "B-1")).await;
+    device.wait_acked(12, DEADLINE).await;
+
+    let quarantine = http::get(
+        &format!("http://{}/api/v1/quarantine", gateway.http_addr),
+        Some(TOKEN),
+    )
+    .await
+    .json();
+    let entries = quarantine.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{quarantine}");
+    // Newest first.
+    assert_eq!(entries[0]["device"], "hub-1");
+    assert_eq!(entries[0]["seq"], 7);
+    assert_eq!(entries[1]["seq"], 4);
+    let reason = entries[1]["reason"].as_str().unwrap();
+    assert!(reason.contains("below its own"), "{reason}");
+    assert_eq!(entries[0]["payload_sha256"].as_str().unwrap().len(), 64);
+    let metrics = gateway.metrics.render();
+    for expected in [
+        "fieldsync_records_refused_total 2\n",
+        "fieldsync_records_stored_total 10\n",
+        "fieldsync_quarantine_entries 2\n",
+    ] {
+        assert!(metrics.contains(expected), "{expected} in {metrics}");
+    }
     gateway.stop().await;
 }
 

@@ -39,7 +39,7 @@ pub use topic::{DeviceId, InvalidDeviceId, Topic, TopicKind};
 pub use validate::{Invalid, Validate};
 
 /// The schema version this build writes and reads. Adding an optional field keeps it; any other
-/// change to the contract is a new version (see `../shared/DESIGN.md` section 3).
+/// change to the contract is a new version (see `docs/ARCHITECTURE.md`, the wire contract).
 pub const SCHEMA_VERSION: u16 = 1;
 
 /// The default largest encoded message, in bytes. Big enough for a full batch of

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod system;
 pub mod test_gateway;
 
 use std::future::Future;
@@ -50,14 +51,20 @@ pub struct FakeDevice {
     client: AsyncClient,
     acked: watch::Receiver<u64>,
     acks_received: Arc<Mutex<u64>>,
+    refused: Arc<Mutex<Vec<proto::Refusal>>>,
     downs: Arc<Mutex<Vec<Down>>>,
 }
 
 impl FakeDevice {
     /// Connects `id` to the broker on 127.0.0.1:`port` and subscribes to its ack and down topics.
     pub async fn connect(id: &str, port: u16) -> Self {
+        Self::connect_to(id, "127.0.0.1", port).await
+    }
+
+    /// Connects `id` to the broker on `host`:`port` and subscribes to its ack and down topics.
+    pub async fn connect_to(id: &str, host: &str, port: u16) -> Self {
         let id = DeviceId::new(id).unwrap();
-        let mut options = MqttOptions::new(format!("fake-{id}"), "127.0.0.1", port);
+        let mut options = MqttOptions::new(format!("fake-{id}"), host, port);
         options
             .set_keep_alive(Duration::from_secs(5))
             .set_max_packet_size(MAX_MESSAGE_BYTES * 2, MAX_MESSAGE_BYTES * 2);
@@ -74,6 +81,8 @@ impl FakeDevice {
         let counter = acks_received.clone();
         let downs = Arc::new(Mutex::new(Vec::new()));
         let downs_for_loop = downs.clone();
+        let refused = Arc::new(Mutex::new(Vec::new()));
+        let refused_for_loop = refused.clone();
         tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
@@ -96,6 +105,10 @@ impl FakeDevice {
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
                         if let Ok(ack) = proto::decode::<Ack>(&publish.payload, MAX_MESSAGE_BYTES) {
                             *counter.lock().unwrap() += 1;
+                            refused_for_loop
+                                .lock()
+                                .unwrap()
+                                .extend(ack.rej.iter().cloned());
                             acked_tx.send_modify(|thru| *thru = (*thru).max(ack.thru));
                         }
                     }
@@ -113,8 +126,14 @@ impl FakeDevice {
             client,
             acked,
             acks_received,
+            refused,
             downs,
         }
+    }
+
+    /// Every refusal the gateway's acks have named so far, in arrival order (with repeats).
+    pub fn refused(&self) -> Vec<proto::Refusal> {
+        self.refused.lock().unwrap().clone()
     }
 
     /// The downlink messages (jobs, cancellations, configuration) received so far.

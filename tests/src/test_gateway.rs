@@ -333,12 +333,25 @@ fn encode_ack(thru: u64) -> Vec<u8> {
     .unwrap()
 }
 
-/// A TCP proxy to the broker that can cut every connection through it and refuse new ones, then
-/// let them through again: the broker's "outage", as the agent sees it.
+/// What a [`LinkProxy`] does with the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Forwarded both ways.
+    Up,
+    /// Every connection closed, new ones refused: a broker that is not there.
+    Cut,
+    /// Connections stay open but nothing is forwarded either way: a mobile link that stops
+    /// carrying traffic without closing (a dead NAT mapping, a cell that lost its backhaul).
+    Stalled,
+}
+
+/// A TCP proxy to the broker that can cut every connection through it and refuse new ones, stall
+/// them (open, but silent), then let them through again: the broker's "outage", as the agent
+/// sees it.
 pub struct LinkProxy {
     /// The port agents connect to.
     pub port: u16,
-    up: watch::Sender<bool>,
+    link: watch::Sender<Link>,
     task: JoinHandle<()>,
 }
 
@@ -347,15 +360,14 @@ impl LinkProxy {
     pub async fn start(broker_port: u16) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (up, up_rx) = watch::channel(true);
+        let (link, link_rx) = watch::channel(Link::Up);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((inbound, _)) = listener.accept().await else {
                     continue;
                 };
-                let mut up = up_rx.clone();
-                if !*up.borrow_and_update() {
-                    // Down: the connection is closed at once, as by a broker that is not there.
+                let state = link_rx.clone();
+                if *state.borrow() == Link::Cut {
                     drop(inbound);
                     continue;
                 }
@@ -363,31 +375,67 @@ impl LinkProxy {
                     let Ok(outbound) = TcpStream::connect(("127.0.0.1", broker_port)).await else {
                         return;
                     };
-                    let (mut inbound, mut outbound) = (inbound, outbound);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = up.wait_for(|up| !*up) => {}
-                    }
+                    pump(inbound, outbound, state).await;
                 });
             }
         });
-        Self { port, up, task }
+        Self { port, link, task }
     }
 
     /// Cuts every connection and refuses new ones.
     pub fn cut(&self) {
-        self.up.send_replace(false);
+        self.link.send_replace(Link::Cut);
     }
 
-    /// Lets connections through again.
+    /// Keeps connections open but forwards nothing, either way, until restored or cut.
+    pub fn stall(&self) {
+        self.link.send_replace(Link::Stalled);
+    }
+
+    /// Lets connections through again (a stalled one carries on where it stopped).
     pub fn restore(&self) {
-        self.up.send_replace(true);
+        self.link.send_replace(Link::Up);
+    }
+}
+
+/// Forwards bytes between the two ends while the link is up; holds them while it is stalled;
+/// closes both when it is cut or either end closes.
+async fn pump(mut inbound: TcpStream, mut outbound: TcpStream, mut link: watch::Receiver<Link>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut in_read, mut in_write) = inbound.split();
+    let (mut out_read, mut out_write) = outbound.split();
+    let mut up = vec![0u8; 16 * 1024];
+    let mut down = vec![0u8; 16 * 1024];
+    loop {
+        let state = *link.borrow_and_update();
+        match state {
+            Link::Cut => return,
+            Link::Stalled => {
+                if link.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Link::Up => {}
+        }
+        // Reads are cancel-safe, so a change of state between two reads loses no bytes.
+        tokio::select! {
+            changed = link.changed() => if changed.is_err() { return },
+            read = in_read.read(&mut up) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => if out_write.write_all(&up[..n]).await.is_err() { return },
+            },
+            read = out_read.read(&mut down) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => if in_write.write_all(&down[..n]).await.is_err() { return },
+            },
+        }
     }
 }
 
 impl Drop for LinkProxy {
     fn drop(&mut self) {
-        self.up.send_replace(false);
+        self.link.send_replace(Link::Cut);
         self.task.abort();
     }
 }

@@ -1,5 +1,5 @@
 //! The uplink: one MQTT connection to the gateway's broker that carries batches up and acks, jobs
-//! and configuration down (see `../shared/DESIGN.md` section 4).
+//! and configuration down (see `docs/ARCHITECTURE.md`, delivery).
 //!
 //! - `connection`: polls the MQTT event loop, reconnects with [`backoff`], and on each connect
 //!   resubscribes, announces the device online and makes unacked records eligible again.

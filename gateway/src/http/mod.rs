@@ -143,29 +143,45 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 #[derive(Debug, Deserialize)]
-struct Limit {
+struct QuarantineQuery {
+    /// How many entries, newest first (default 100, at most 1000).
     limit: Option<usize>,
+    /// Only entries with ids below this: the next page after the last id seen.
+    before: Option<u64>,
 }
 
-/// A quarantined message as staff see it.
+/// A quarantined message, or a refused record of a batch, as staff see it. The gateway keeps a
+/// prefix and a hash of the payload, not the payload.
 #[derive(Debug, Serialize)]
 struct QuarantineView {
     id: u64,
     topic: String,
     reason: String,
     received: String,
-    payload_bytes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    payload_bytes: u64,
+    payload_sha256: String,
     payload_hex_prefix: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn quarantine(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(query): Query<Limit>,
+    Query(query): Query<QuarantineQuery>,
 ) -> Result<Json<Vec<QuarantineView>>, ApiError> {
     authorize(&state, &headers, Role::Viewer)?;
     let limit = query.limit.unwrap_or(100).min(1000);
-    let entries = state.store.quarantined(limit)?;
+    let store = state.store.clone();
+    let entries = tokio::task::spawn_blocking(move || store.quarantined(limit, query.before))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage is unavailable"))??;
     Ok(Json(
         entries
             .into_iter()
@@ -174,13 +190,11 @@ async fn quarantine(
                 topic: entry.topic,
                 reason: entry.reason,
                 received: rfc3339(entry.received),
-                payload_bytes: entry.payload.len(),
-                payload_hex_prefix: entry
-                    .payload
-                    .iter()
-                    .take(64)
-                    .map(|b| format!("{b:02x}"))
-                    .collect(),
+                device: entry.device.map(|d| d.to_string()),
+                seq: entry.seq,
+                payload_bytes: entry.size,
+                payload_sha256: hex(&entry.sha256),
+                payload_hex_prefix: hex(&entry.prefix),
             })
             .collect(),
     ))

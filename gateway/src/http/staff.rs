@@ -194,7 +194,8 @@ async fn file_report(
 ) -> Result<(StatusCode, Json<ReportView>), ApiError> {
     authorize(&state, &headers, Role::Supervisor)?;
     let Json(body) =
-        body.map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()))?;
+        // axum's own status says what was wrong: 400 syntax, 413 too large, 415 not JSON, 422 data.
+        body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     let desk = state.desk.clone();
     let new = NewReport {
         uprn: body.uprn,

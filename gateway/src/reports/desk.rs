@@ -298,11 +298,15 @@ impl ReportDesk {
         Ok(())
     }
 
-    /// The time to judge a crew record by: its own, unless its device's clock was off by more
-    /// than the allowed skew, when the offset seen at receipt corrects it.
+    /// The time to judge a crew record by: as the gateway placed it when storing it
+    /// ([`crate::record_time`]: by its boot's clock anchor, or by the batch's offset). A record
+    /// stored before placement existed gets the batch-offset rule here, as it did then.
     fn evidence_time(&self, stored: &StoredRecord) -> TimestampMs {
-        let offset = stored.received - stored.sent;
-        if offset.abs() > self.settings.max_clock_skew_ms {
+        if let Some(placed) = stored.placed {
+            return placed.at;
+        }
+        let offset = stored.received.saturating_sub(stored.sent);
+        if offset.saturating_abs() > self.settings.max_clock_skew_ms {
             stored.record.ts.saturating_add(offset)
         } else {
             stored.record.ts

@@ -47,12 +47,8 @@ pub async fn run(
                     let crew_records: Vec<StoredRecord> = outcome
                         .stored
                         .iter()
-                        .filter(|record| is_crew_record(&record.body))
-                        .map(|record| StoredRecord {
-                            received: outcome.received,
-                            sent: outcome.sent,
-                            record: record.clone(),
-                        })
+                        .filter(|stored| is_crew_record(&stored.record.body))
+                        .cloned()
                         .collect();
                     if !crew_records.is_empty() {
                         observe(&desk, outcome.device.clone(), crew_records, clock.now_ms()).await;

@@ -101,6 +101,7 @@ fn stored(seq: u64, ts: TimestampMs, body: RecordBody) -> StoredRecord {
             boot: None,
             mono: None,
         },
+        placed: None,
     }
 }
 
@@ -325,6 +326,7 @@ fn a_device_clock_far_off_is_corrected_by_its_offset() {
         received: tue(7, 42),
         sent: wrong,
         record: collection(2, wrong, FIRST, Outcome::NotPresented, None).record,
+        placed: None,
     };
     desk.observe(&cab(), &[record], tue(7, 42)).unwrap();
     let report = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
@@ -344,6 +346,7 @@ fn a_late_confirmation_closes_the_report_when_it_arrives() {
         received: arrived,
         sent: arrived,
         record: collection(5, emptied, FIRST, Outcome::Collected, None).record,
+        placed: None,
     };
     desk.observe(&cab(), &[late], arrived).unwrap();
     let closed = desk.report(&report.id).unwrap().unwrap();

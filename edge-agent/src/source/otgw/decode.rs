@@ -1,5 +1,5 @@
 //! From a boiler's OpenTherm answer to [`Reading`]s: which frames count, the data ids and their
-//! encodings (OpenTherm 2.2, as in `../shared/DESIGN.md`), and the range checks that keep a
+//! encodings (OpenTherm Protocol 2.2), and the range checks that keep a
 //! garbled frame out of the telemetry.
 //!
 //! # Which frames become readings

@@ -1,0 +1,153 @@
+//! Brings a store written by an older gateway to the current format at open, or refuses one
+//! written by a newer gateway. The format is a number under `format` in the `meta` tree; a store
+//! without one is format 1 (or new and empty).
+//!
+//! Format 1 → 2: record and evidence keys get a length-prefixed device id (see [`super::keys`]),
+//! and quarantined payloads are cut to a prefix and a hash. Each step moves keys in chunks, each
+//! chunk one atomic sled batch under new prefixes that the old ones cannot be confused with, so
+//! a migration cut short by a crash resumes where it stopped at the next open.
+
+use super::keys::{self, OLD_EVIDENCE, OLD_RECORD};
+use super::quarantine::{OldQuarantineEntry, Quarantine, QuarantineEntry, Refused};
+use super::{decode_stored, StoreError};
+
+/// The format this build writes.
+pub const FORMAT: u32 = 2;
+const FORMAT_KEY: &[u8] = b"format";
+/// Keys moved per atomic batch: bounded memory, whatever the store's size.
+const CHUNK: usize = 1000;
+
+/// What a migration did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// The format found.
+    pub from: u32,
+    /// Records re-keyed.
+    pub records: u64,
+    /// Evidence entries re-keyed.
+    pub evidence: u64,
+    /// Quarantine entries cut to a prefix and a hash.
+    pub quarantined: u64,
+}
+
+/// Migrates `db` to [`FORMAT`] if it is older; refuses it if it is newer.
+pub(super) fn migrate(
+    db: &sled::Db,
+    main: &sled::Tree,
+    quarantine: &Quarantine,
+) -> Result<Migrated, StoreError> {
+    let meta = db.open_tree("meta")?;
+    let found = match meta.get(FORMAT_KEY)? {
+        Some(bytes) => {
+            let bytes: [u8; 4] = bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                key: "meta/format".into(),
+                reason: format!("{} bytes, not 4", bytes.len()),
+            })?;
+            u32::from_be_bytes(bytes)
+        }
+        None => 1,
+    };
+    let mut done = Migrated {
+        from: found,
+        ..Migrated::default()
+    };
+    if found > FORMAT {
+        return Err(StoreError::NewerFormat {
+            found,
+            supported: FORMAT,
+        });
+    }
+    if found == FORMAT {
+        return Ok(done);
+    }
+    done.records = rekey(main, OLD_RECORD, |key| {
+        keys::parse_old_record_key(key).map(|(device, seq)| keys::record_key(&device, seq))
+    })?;
+    done.evidence = rekey(main, OLD_EVIDENCE, |key| {
+        keys::parse_old_evidence_key(key)
+            .map(|(received, device, seq)| keys::evidence_key(received, &device, seq))
+    })?;
+    done.quarantined = cut_payloads(quarantine)?;
+    // Old quarantines were unbounded: bring this one within its caps now.
+    quarantine.recount()?;
+    quarantine.evict(proto::TimestampMs::MIN, 0)?;
+    meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
+    db.flush()?;
+    if done.records + done.evidence + done.quarantined > 0 {
+        tracing::info!(
+            from = found,
+            to = FORMAT,
+            records = done.records,
+            evidence = done.evidence,
+            quarantined = done.quarantined,
+            "migrated the store"
+        );
+    }
+    Ok(done)
+}
+
+/// Moves every key under `old_prefix` to the key `new_key` gives it, in atomic chunks.
+fn rekey(
+    tree: &sled::Tree,
+    old_prefix: u8,
+    new_key: impl Fn(&[u8]) -> Option<Vec<u8>>,
+) -> Result<u64, StoreError> {
+    let mut moved = 0;
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut in_chunk = 0;
+        for item in tree.scan_prefix([old_prefix]).take(CHUNK) {
+            let (key, value) = item?;
+            let new = new_key(&key).ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: "a format 1 key that does not parse; the store cannot be migrated".into(),
+            })?;
+            batch.remove(key);
+            batch.insert(new, value);
+            in_chunk += 1;
+        }
+        if in_chunk == 0 {
+            return Ok(moved);
+        }
+        tree.apply_batch(batch)?;
+        moved += in_chunk;
+    }
+}
+
+/// Rewrites every format 1 quarantine entry (whole payload) as a prefix and a hash.
+fn cut_payloads(quarantine: &Quarantine) -> Result<u64, StoreError> {
+    let tree = quarantine.tree();
+    let mut cut = 0;
+    let mut next: Vec<u8> = Vec::new();
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut seen = 0;
+        for item in tree.range(next.clone()..).take(CHUNK) {
+            let (key, value) = item?;
+            seen += 1;
+            next = key.to_vec();
+            next.push(0);
+            if decode_stored::<QuarantineEntry>(&key, &value).is_ok() {
+                continue;
+            }
+            let old: OldQuarantineEntry = decode_stored(&key, &value)?;
+            let entry = quarantine.entry(
+                old.id,
+                &Refused {
+                    topic: &old.topic,
+                    reason: &old.reason,
+                    payload: &old.payload,
+                    received: old.received,
+                    record: None,
+                },
+            );
+            batch.insert(key, proto::encode_value(&entry)?);
+            cut += 1;
+        }
+        if seen == 0 {
+            break;
+        }
+        tree.apply_batch(batch)?;
+    }
+    Ok(cut)
+}

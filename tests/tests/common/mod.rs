@@ -1,0 +1,73 @@
+//! What the whole-system tests share beyond `fieldsync_tests::system`: reading the gateway's
+//! store after a run, to reconcile it with what the devices accepted.
+
+#![allow(dead_code)] // each test file uses part of it
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use gateway::store::{SledStore, Store};
+use proto::{DeviceId, RecordBody};
+
+/// What an app saw from one agent.
+#[derive(Debug, Default, Clone)]
+pub struct Accepted {
+    /// Sequence number of each 201 → the UPRN of its confirmation.
+    pub created: BTreeMap<u64, u64>,
+    /// UPRNs whose request got no answer (the agent was killed): stored at most once.
+    pub unanswered: BTreeSet<u64>,
+    /// Records the device made that are not confirmations (round events…).
+    pub others: u64,
+}
+
+/// Opens the gateway's store (the gateway must be stopped) and checks, for each device, that
+/// every accepted confirmation is stored once under its sequence number, and nothing else is
+/// stored but unanswered confirmations and the device's other records.
+pub fn reconcile(store_dir: &Path, devices: &[(String, Accepted)], context: &str) {
+    let store = SledStore::open(store_dir, 16 * 1024 * 1024).expect("the gateway's store");
+    for (device, accepted) in devices {
+        let id = DeviceId::new(device.as_str()).expect("a device id");
+        let count = store.record_count(&id).expect("the record count");
+        let least = accepted.created.len() as u64 + accepted.others;
+        let most = least + accepted.unanswered.len() as u64;
+        assert!(
+            (least..=most).contains(&count),
+            "{context}: {device} has {count} records stored; accepted {least}, \
+             {} more unanswered",
+            accepted.unanswered.len()
+        );
+        let mut stored_uprns = BTreeSet::new();
+        let top = accepted.created.keys().max().copied().unwrap_or(0)
+            + accepted.unanswered.len() as u64
+            + accepted.others
+            + 1;
+        for seq in 1..=top {
+            let Some(stored) = store.record(&id, seq).expect("a record") else {
+                continue;
+            };
+            if let RecordBody::Collection(collection) = stored.record.body {
+                let uprn = collection.uprn.expect("a UPRN");
+                assert!(
+                    stored_uprns.insert(uprn),
+                    "{context}: {device}'s confirmation of {uprn} stored twice"
+                );
+                match accepted.created.get(&seq) {
+                    Some(expected) => assert_eq!(
+                        *expected, uprn,
+                        "{context}: {device} seq {seq} holds another confirmation"
+                    ),
+                    None => assert!(
+                        accepted.unanswered.contains(&uprn),
+                        "{context}: {device} seq {seq} ({uprn}) was never accepted"
+                    ),
+                }
+            }
+        }
+        for (seq, uprn) in &accepted.created {
+            assert!(
+                stored_uprns.contains(uprn),
+                "{context}: {device} seq {seq} ({uprn}) was accepted but is not stored"
+            );
+        }
+    }
+}
