@@ -202,6 +202,7 @@ impl Agent {
             intake.clone(),
             config.data_dir.clone(),
             tunables.health.subscribe(),
+            uplink.status(),
             started,
             stop_intake.clone(),
         ));

@@ -391,6 +391,9 @@ pub fn envelope_health() -> Envelope {
             free: 1_203_765_248,
             up: 3 * 86_400 + 4_271,
             ver: "0.1.0".into(),
+            dead: Some(1),
+            faults: Some(0),
+            stalls: Some(3),
         }),
     )
 }

@@ -41,6 +41,9 @@ fn health() -> RecordBody {
         free: 1 << 30,
         up: 60,
         ver: "0.1.0".into(),
+        dead: None,
+        faults: None,
+        stalls: None,
     })
 }
 
