@@ -12,12 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use fieldsync_tests::system::{agent_request as http, agent_request_with_key as http_with_key};
 use fieldsync_tests::test_gateway::TestGateway;
 use fieldsync_tests::{free_port, wait_for};
 use proto::{RecordBody, MAX_MESSAGE_BYTES};
 use rand::Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const BIN: &str = env!("CARGO_BIN_EXE_edge-agent");
 const DEVICE: &str = "cab-kill";
@@ -51,35 +50,6 @@ fn spawn_agent(data_dir: &Path, mqtt_port: u16, api_port: u16) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("cannot start the edge-agent binary")
-}
-
-/// One HTTP/1.1 request over a fresh connection; `None` if the agent is not there or the
-/// connection breaks (it may be killed at any moment).
-async fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    http_with_key(port, method, path, None, body).await
-}
-
-/// [`http`] with an `Idempotency-Key`.
-async fn http_with_key(
-    port: u16,
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    body: &str,
-) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-    let key = key.map_or(String::new(), |key| format!("Idempotency-Key: {key}\r\n"));
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         {key}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
 }
 
 async fn wait_api(port: u16) {

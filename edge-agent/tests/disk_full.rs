@@ -10,14 +10,14 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use edge_agent::agent::{now_ms, Agent};
 use edge_agent::config::AgentConfig;
 use edge_agent::outbox::{BatchLimits, Outbox, OutboxConfig, OutboxError, StorageState};
+use fieldsync_tests::disk::{fill, Tmpfs};
 use fieldsync_tests::{free_port, http, wait_for};
 use proto::{RecordBody, Telemetry};
 
@@ -60,62 +60,6 @@ impl Write for Sink {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// A tmpfs of `size` mounted on a fresh temporary directory, unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts one, or says why it cannot (not root, no `mount`, a sandbox that forbids it).
-    fn mount(size: &str) -> Result<Self, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "cannot mount a tmpfs (root is needed): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(Self { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .output();
-    }
-}
-
-/// Fills the file system holding `dir` with one file, until the disk refuses more.
-fn fill(dir: &Path) -> PathBuf {
-    let ballast = dir.join("ballast");
-    let mut file = std::fs::File::create(&ballast).unwrap();
-    let chunk = vec![0x5a_u8; 16 * 1024];
-    loop {
-        match file.write(&chunk) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(28) => break,
-            Err(e) => panic!("filling the disk: {e}"),
-        }
-    }
-    // The last few bytes too, so that sled cannot squeeze a page in.
-    let small = [0x5a_u8; 512];
-    while file.write(&small).is_ok_and(|n| n > 0) {}
-    ballast
 }
 
 fn collection(n: u64) -> serde_json::Value {

@@ -364,10 +364,22 @@ pub async fn agent_request(
     path: &str,
     body: &str,
 ) -> Option<(u16, String)> {
+    agent_request_with_key(port, method, path, None, body).await
+}
+
+/// [`agent_request`] with an `Idempotency-Key` header, as an app that retries sends it.
+pub async fn agent_request_with_key(
+    port: u16,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &str,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let key = key.map_or(String::new(), |key| format!("Idempotency-Key: {key}\r\n"));
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         {key}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.ok()?;
