@@ -87,9 +87,9 @@ pub mod model;
 mod tests;
 
 pub use error::{FieldError, Open311Error};
-pub use handlers::{router, MAX_BODY_BYTES};
+pub use handlers::{router, MAX_BODY_BYTES, MAX_MULTIPART_BYTES};
 pub use model::{
-    BackendError, Contact, CreatedRequest, Location, NewServiceRequest, Open311Backend,
-    Open311Status, RequestFilter, RequestSearch, RequestUpdate, Service, ServiceRequest,
+    BackendError, Contact, CreatedRequest, LatLong, Location, NewServiceRequest, Open311Backend,
+    Open311Status, RequestFilter, RequestSearch, RequestUpdate, Service, ServiceRequest, Settings,
     UpdateSearch, UpdateStatus,
 };

@@ -68,14 +68,32 @@ impl Open311Backend for FakeBackend {
 
     fn create(&self, request: NewServiceRequest) -> Result<CreatedRequest, BackendError> {
         self.check_up()?;
-        let address_id = match request.location {
-            Location::AddressId(uprn) if uprn == KNOWN_UPRN => Some(uprn),
-            Location::AddressId(uprn) => {
+        // Known UPRN, else any pin, else an address naming the known property.
+        let address_id = match &request.location {
+            Location {
+                address_id: Some(uprn),
+                ..
+            } if *uprn == KNOWN_UPRN => Some(*uprn),
+            Location {
+                position: Some(_), ..
+            } => Some(KNOWN_UPRN),
+            Location {
+                address_string: Some(address),
+                ..
+            } if address.contains("1 High Street") => Some(KNOWN_UPRN),
+            Location {
+                address_id: Some(uprn),
+                ..
+            } => {
                 return Err(BackendError::UnknownAddress(format!(
                     "address_id {uprn} is not a property we collect from"
                 )))
             }
-            Location::LatLong { .. } => Some(KNOWN_UPRN),
+            _ => {
+                return Err(BackendError::UnknownAddress(
+                    "address_string matches no property we collect from.".into(),
+                ))
+            }
         };
         let mut requests = self.requests.lock().unwrap();
         let id = format!("R{}", requests.len() + 1);
@@ -83,6 +101,7 @@ impl Open311Backend for FakeBackend {
         requests.push(ServiceRequest {
             id: id.clone(),
             status: Open311Status::Open,
+            extended_status: UpdateStatus::Open,
             status_notes: "Reported; a crew will check the round's records.".into(),
             stream: request.stream,
             description: request.description.clone(),
@@ -168,6 +187,10 @@ fn report(id: &str, stream: BinStream, status: Open311Status, requested: &str) -
     ServiceRequest {
         id: id.into(),
         status,
+        extended_status: match status {
+            Open311Status::Open => UpdateStatus::Open,
+            Open311Status::Closed => UpdateStatus::Fixed,
+        },
         status_notes: String::new(),
         stream,
         description: None,
@@ -194,11 +217,25 @@ struct Server {
 }
 
 impl Server {
+    /// With the gateway's default settings (extended statuses on, any jurisdiction).
     async fn start() -> Self {
+        Self::start_with(Settings {
+            extended_statuses: true,
+            ..Settings::default()
+        })
+        .await
+    }
+
+    async fn start_with(settings: Settings) -> Self {
         let backend = Arc::new(FakeBackend::default());
         let app = Router::new().nest(
             "/open311/v2",
-            router(backend.clone(), London, Arc::new(FixedClock::at(now()))),
+            router(
+                backend.clone(),
+                settings,
+                London,
+                Arc::new(FixedClock::at(now())),
+            ),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -442,7 +479,7 @@ async fn post_with_a_uprn_creates_a_request() {
     assert_eq!(created.len(), 1);
     let request = &created[0];
     assert_eq!(request.stream, BinStream::Refuse);
-    assert_eq!(request.location, Location::AddressId(KNOWN_UPRN));
+    assert_eq!(request.location.address_id, Some(KNOWN_UPRN));
     assert_eq!(
         request.description.as_deref(),
         Some("Bin not emptied.\nIt was out by 6am.")
@@ -484,10 +521,7 @@ async fn post_with_lat_long_answers_in_xml() {
     ));
     assert_eq!(
         server.backend.created()[0].location,
-        Location::LatLong {
-            lat: 51.50135,
-            long: -0.14189
-        }
+        Location::lat_long(51.50135, -0.14189)
     );
     server.stop().await;
 }
@@ -581,7 +615,8 @@ async fn invalid_fields_are_400_with_every_problem_listed() {
     assert_eq!(reply.status, 400);
     assert_eq!(
         reply.json()[0]["description"],
-        "a location was not provided; send address_id (the property's UPRN) or lat and long"
+        "a location was not provided; send address_id (the property's UPRN), lat and long, or \
+         address_string"
     );
     assert!(server.backend.created().is_empty());
     server.stop().await;
@@ -601,7 +636,7 @@ async fn bodies_that_are_not_forms_or_too_large_are_refused() {
     assert_eq!(reply.status, 400);
     assert_eq!(
         reply.json()[0]["description"],
-        "The request must be sent as application/x-www-form-urlencoded"
+        "The request must be sent as application/x-www-form-urlencoded or multipart/form-data"
     );
 
     let huge = format!("api_key={KEY}&description={}", "x".repeat(MAX_BODY_BYTES));
@@ -627,6 +662,7 @@ async fn get_one_request_with_local_offsets_and_404() {
     server.backend.seed(ServiceRequest {
         id: "R7".into(),
         status: Open311Status::Closed,
+        extended_status: UpdateStatus::NoFurtherAction,
         status_notes: "Your bin was not out when the crew passed at 07:42; photo taken.".into(),
         stream: BinStream::Recycling,
         description: Some("Missed again".into()),
@@ -648,7 +684,8 @@ async fn get_one_request_with_local_offsets_and_404() {
         reply.json(),
         json!([{
             "service_request_id": "R7",
-            "status": "closed",
+            // Rejected: closed, but never "closed" to a client that reads that as fixed.
+            "status": "no_further_action",
             "status_notes": "Your bin was not out when the crew passed at 07:42; photo taken.",
             "service_name": "Missed recycling collection",
             "service_code": "recycling",
@@ -671,7 +708,7 @@ async fn get_one_request_with_local_offsets_and_404() {
     let xml = server.get("requests/R7.xml").await;
     assert!(xml.xml().contains(
         "<service_requests><request><service_request_id>R7</service_request_id>\
-         <status>closed</status>"
+         <status>no_further_action</status>"
     ));
     assert!(xml
         .body
