@@ -146,14 +146,14 @@ pub fn new_request(pairs: &[(String, String)]) -> Result<NewServiceRequest, Vec<
     };
 
     let description = take(description(&fields));
-    let address_string = take(text(&fields, "address_string", MAX_ADDRESS_CHARS, false));
+    let address_string = take(text(&fields, "address_string", MAX_ADDRESS_CHARS));
     let contact = Contact {
         email: take(email(&fields)),
-        first_name: take(text(&fields, "first_name", MAX_NAME_CHARS, false)),
-        last_name: take(text(&fields, "last_name", MAX_NAME_CHARS, false)),
+        first_name: take(text(&fields, "first_name", MAX_NAME_CHARS)),
+        last_name: take(text(&fields, "last_name", MAX_NAME_CHARS)),
         phone: take(phone(&fields)),
-        account_id: take(text(&fields, "account_id", MAX_ID_CHARS, false)),
-        device_id: take(text(&fields, "device_id", MAX_ID_CHARS, false)),
+        account_id: take(text(&fields, "account_id", MAX_ID_CHARS)),
+        device_id: take(text(&fields, "device_id", MAX_ID_CHARS)),
     };
     let location = match location(&fields, address_string) {
         Ok(location) => Some(location),
@@ -271,14 +271,9 @@ fn parse_uprn(field: &'static str, text: &str) -> Result<u64, FieldError> {
     }
 }
 
-/// A free-text field: at most `max` characters, no control characters (line breaks and tabs
-/// allowed where `multiline`).
-fn text(
-    fields: &Fields<'_>,
-    name: &'static str,
-    max: usize,
-    multiline: bool,
-) -> Result<Option<String>, FieldError> {
+/// A one-line text field: at most `max` characters, no control characters (the description,
+/// which may have line breaks, has [`description`]).
+fn text(fields: &Fields<'_>, name: &'static str, max: usize) -> Result<Option<String>, FieldError> {
     let Some(value) = fields.single(name)? else {
         return Ok(None);
     };
@@ -288,15 +283,10 @@ fn text(
             format!("is longer than {max} characters"),
         ));
     }
-    let allowed = |c: char| !c.is_control() || (multiline && matches!(c, '\n' | '\r' | '\t'));
-    if !value.chars().all(allowed) {
+    if value.chars().any(char::is_control) {
         return Err(FieldError::invalid(
             name,
-            if multiline {
-                "contains control characters"
-            } else {
-                "must be a single line without control characters"
-            },
+            "must be a single line without control characters",
         ));
     }
     Ok(Some(value.to_owned()))
@@ -339,7 +329,7 @@ const CUT_MARK: &str = "\n[…]\n";
 /// A light check: the client's own validation is the real one, and a strict grammar would
 /// refuse real addresses.
 fn email(fields: &Fields<'_>) -> Result<Option<String>, FieldError> {
-    let Some(value) = text(fields, "email", MAX_EMAIL_CHARS, false)? else {
+    let Some(value) = text(fields, "email", MAX_EMAIL_CHARS)? else {
         return Ok(None);
     };
     let plausible = match value.split_once('@') {
@@ -362,7 +352,7 @@ fn email(fields: &Fields<'_>) -> Result<Option<String>, FieldError> {
 }
 
 fn phone(fields: &Fields<'_>) -> Result<Option<String>, FieldError> {
-    let Some(value) = text(fields, "phone", MAX_PHONE_CHARS, false)? else {
+    let Some(value) = text(fields, "phone", MAX_PHONE_CHARS)? else {
         return Ok(None);
     };
     let plausible = value.chars().any(|c| c.is_ascii_digit())
