@@ -273,17 +273,17 @@ impl GatewayConfig {
                 "missed_bins.matching: tolerance_m and max_accuracy_m must be positive".into(),
             ));
         }
+        if self.open311.api_keys.iter().any(|key| key.len() < 16) {
+            return Err(ConfigError::Invalid(
+                "open311.api_keys: each key must be at least 16 characters".into(),
+            ));
+        }
         if let Some(id) = &self.open311.jurisdiction_id {
             if id.trim().is_empty() || id.trim() != id || id.chars().any(char::is_control) {
                 return Err(ConfigError::Invalid(
                     "open311.jurisdiction_id must be non-empty, without surrounding spaces".into(),
                 ));
             }
-        }
-        if self.open311.api_keys.iter().any(|key| key.len() < 16) {
-            return Err(ConfigError::Invalid(
-                "open311.api_keys: each key must be at least 16 characters".into(),
-            ));
         }
         Ok(())
     }
@@ -327,6 +327,23 @@ mod tests {
         assert!(GatewayConfig::from_toml("[mqtt]\nmax_payload = 10").is_err());
         assert!(GatewayConfig::from_toml("[mqtt]\nshared_group = 'g'").is_err());
         assert!(GatewayConfig::from_toml("[devices]\nprovisioned = ['a/b']").is_err());
+    }
+
+    #[test]
+    fn open311_settings_default_to_extended_statuses_and_any_jurisdiction() {
+        let open311 = GatewayConfig::default().open311;
+        assert!(open311.extended_statuses && !open311.waste_only);
+        assert_eq!(open311.jurisdiction_id, None);
+        let set = GatewayConfig::from_toml(
+            "[open311]\njurisdiction_id = 'hillingdon.gov.uk'\nextended_statuses = false",
+        )
+        .unwrap();
+        assert_eq!(
+            set.open311.settings().jurisdiction_id.as_deref(),
+            Some("hillingdon.gov.uk")
+        );
+        assert!(!set.open311.settings().extended_statuses);
+        assert!(GatewayConfig::from_toml("[open311]\njurisdiction_id = ' x'").is_err());
     }
 
     #[test]
