@@ -120,6 +120,243 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The boilers' options (the `[boilers]` table comes with the storage seam's branch; words for a
+/// table that is not there are never printed). A `*` stands for any one name.
+const BOILER_DESCRIPTIONS: &[(&str, &str)] = &[
+    (
+        "boilers",
+        "Boilers: the domain's rules, how long raw telemetry is kept, the clock's tick.",
+    ),
+    (
+        "boilers.raw_retention_days",
+        "Days raw samples (and reported gaps) are kept; hourly rollups are kept for ever.",
+    ),
+    (
+        "boilers.tick_s",
+        "Seconds between the boilers' clock ticks: silence, completed hours and days, the \
+         pressure forecast and the purge of old raw samples.",
+    ),
+    (
+        "boilers.grace_s",
+        "Seconds a completed hour or day waits for late samples before it is judged.",
+    ),
+    (
+        "boilers.rules.ranges.*",
+        "What this reading may plausibly be (°C, bar, %, m³ or kWh): outside, it is flagged and \
+         left out.",
+    ),
+    ("boilers.rules.ranges.*.min", "The lowest plausible value."),
+    ("boilers.rules.ranges.*.max", "The highest plausible value."),
+    (
+        "boilers.rules.rollup",
+        "How hourly and daily rollups are made.",
+    ),
+    (
+        "boilers.rules.rollup.sample_interval_ms",
+        "How often hubs sample, in ms: the longest time one sample stands for.",
+    ),
+    (
+        "boilers.rules.rollup.max_counter_span_ms",
+        "Counter changes between samples further apart than this (ms) are not attributed to \
+         any hour.",
+    ),
+    (
+        "boilers.rules.rollup.max_lateness_ms",
+        "Samples older than this (ms, by the gateway's clock) are refused; keep it well inside \
+         the raw retention.",
+    ),
+    (
+        "boilers.rules.rollup.max_ahead_ms",
+        "Samples dated further than this (ms) ahead of the gateway's clock are refused.",
+    ),
+    (
+        "boilers.rules.rollup.max_gap_span_ms",
+        "A reported gap counts for at most this long (ms).",
+    ),
+    (
+        "boilers.rules.rollup.counters.*",
+        "The limits that tell this counter's real change from a reset, a wrap or garbage.",
+    ),
+    (
+        "boilers.rules.rollup.counters.*.max_per_hour",
+        "The most the counter can plausibly advance in an hour, in its unit.",
+    ),
+    (
+        "boilers.rules.rollup.counters.*.slack",
+        "Added to the hourly allowance, for counters that step in whole units.",
+    ),
+    (
+        "boilers.rules.rollup.counters.*.wrap_at",
+        "Where the counter wraps to zero (OpenTherm's ids 116–123 are 16-bit).",
+    ),
+    ("boilers.rules.efficiency", "How efficiency is worked out."),
+    (
+        "boilers.rules.efficiency.calorific_value_mj_per_m3",
+        "The gas's calorific value, MJ/m³ (gross); bills state the month's.",
+    ),
+    (
+        "boilers.rules.efficiency.min_metered_gas_m3",
+        "Measured efficiency needs at least this much gas over the period, m³.",
+    ),
+    (
+        "boilers.rules.efficiency.min_firing_samples",
+        "Estimated efficiency needs at least this many samples with the flame on and a return \
+         temperature.",
+    ),
+    (
+        "boilers.rules.efficiency.plausible_measured_pct",
+        "A measured efficiency outside this range (%) means a meter is wrong: the estimate is \
+         used.",
+    ),
+    (
+        "boilers.rules.efficiency.curve",
+        "The condensing curve estimates are made from.",
+    ),
+    (
+        "boilers.rules.efficiency.curve.points",
+        "(return °C, efficiency %) in rising order of return temperature.",
+    ),
+    ("boilers.rules.waste", "How waste is valued."),
+    (
+        "boilers.rules.waste.target_return_c",
+        "The return temperature, °C, a boiler should be brought below.",
+    ),
+    (
+        "boilers.rules.waste.tariff_p_per_kwh",
+        "What the council pays for gas, pence per kWh (default: Ofgem's cap, July–September \
+         2024); set the contract rate.",
+    ),
+    (
+        "boilers.rules.waste.co2e_kg_per_kwh",
+        "kg CO₂e per kWh of gas burnt (gross CV), from the UK Government's conversion factors.",
+    ),
+    (
+        "boilers.rules.waste.assumed_modulation_pct",
+        "Mean modulation, %, assumed where a boiler without a gas meter does not report it.",
+    ),
+    (
+        "boilers.rules.waste.min_coverage_to_rank",
+        "Periods with less coverage than this are not ranked.",
+    ),
+    (
+        "boilers.rules.forecast",
+        "How the pressure forecast is made.",
+    ),
+    (
+        "boilers.rules.forecast.threshold_bar",
+        "The pressure to forecast reaching, bar.",
+    ),
+    (
+        "boilers.rules.forecast.min_days",
+        "Days of minima needed (since the last refill) before forecasting.",
+    ),
+    (
+        "boilers.rules.forecast.window_days",
+        "Only the latest this many days are used.",
+    ),
+    (
+        "boilers.rules.forecast.min_leak_bar_per_day",
+        "A fall slower than this, bar per day, is not a leak.",
+    ),
+    (
+        "boilers.rules.forecast.refill_rise_bar",
+        "A rise of the daily minimum by this much, bar, is a refill.",
+    ),
+    (
+        "boilers.rules.forecast.min_day_coverage",
+        "A day needs this share of its time with data for its minimum to count.",
+    ),
+    ("boilers.rules.alerts", "The alerts' thresholds."),
+    (
+        "boilers.rules.alerts.pressure_warning_below_bar",
+        "Pressure below this is a warning, bar.",
+    ),
+    (
+        "boilers.rules.alerts.pressure_critical_below_bar",
+        "Pressure below this is critical, bar.",
+    ),
+    (
+        "boilers.rules.alerts.pressure_high_above_bar",
+        "Pressure above this is high, bar.",
+    ),
+    (
+        "boilers.rules.alerts.pressure_band_bar",
+        "A pressure alert clears only this far back past its threshold, bar.",
+    ),
+    (
+        "boilers.rules.alerts.open_after_samples",
+        "Consecutive samples a per-sample condition must hold for to open.",
+    ),
+    (
+        "boilers.rules.alerts.close_after_samples",
+        "Consecutive samples past the band for a per-sample alert to close.",
+    ),
+    (
+        "boilers.rules.alerts.short_cycling_starts_per_hour",
+        "More heating starts an hour than this is short cycling.",
+    ),
+    (
+        "boilers.rules.alerts.short_cycling_clear_starts_per_hour",
+        "Short cycling clears at this many starts an hour or fewer.",
+    ),
+    (
+        "boilers.rules.alerts.short_cycling_hours",
+        "Consecutive hours of short cycling to open.",
+    ),
+    (
+        "boilers.rules.alerts.not_condensing_return_c",
+        "A mean return above this while firing is not condensing, °C.",
+    ),
+    (
+        "boilers.rules.alerts.not_condensing_band_c",
+        "Not condensing clears this far below its threshold, °C.",
+    ),
+    (
+        "boilers.rules.alerts.not_condensing_hours",
+        "Consecutive firing hours not condensing to open.",
+    ),
+    (
+        "boilers.rules.alerts.min_firing_min_per_hour",
+        "An hour counts for not condensing only with this much firing, minutes.",
+    ),
+    (
+        "boilers.rules.alerts.close_after_hours",
+        "Consecutive hours past the band for an hourly alert to close.",
+    ),
+    (
+        "boilers.rules.alerts.efficiency_drop_points",
+        "A day this many points below the boiler's median is efficiency falling.",
+    ),
+    (
+        "boilers.rules.alerts.efficiency_clear_points",
+        "It clears within this many points of the median.",
+    ),
+    (
+        "boilers.rules.alerts.efficiency_history_days",
+        "The median is over this many days.",
+    ),
+    (
+        "boilers.rules.alerts.efficiency_min_history_days",
+        "And needs at least this many.",
+    ),
+    (
+        "boilers.rules.alerts.silent_intervals",
+        "No sample for this many sample intervals is silence.",
+    ),
+    (
+        "boilers.rules.alerts.forecast_within_days",
+        "A forecast crossing within this many days opens an alert.",
+    ),
+    (
+        "boilers.rules.alerts.forecast_clear_days",
+        "It clears when the crossing is further off than this, or there is no leak.",
+    ),
+    (
+        "boilers.rules.alerts.min_coverage",
+        "Hours and days with less coverage than this say nothing either way.",
+    ),
+];
+
 /// Options whose default is none, which TOML cannot write: (table, key, example, meaning).
 const UNSET: &[(&str, &str, &str, &str)] = &[
     (
@@ -153,6 +390,18 @@ const UNSET: &[(&str, &str, &str, &str)] = &[
         "\"hillingdon.gov.uk\"",
         "The jurisdiction_id served; a request naming another gets 404. Default: none (any \
          value accepted).",
+    ),
+    (
+        "boilers.rules.rollup.counters.gas_m3",
+        "wrap_at",
+        "100000.0",
+        "Where the counter wraps to zero, if it does. Default: none (a meter that never wraps).",
+    ),
+    (
+        "boilers.rules.rollup.counters.heat_kwh",
+        "wrap_at",
+        "100000.0",
+        "Where the counter wraps to zero, if it does. Default: none (a meter that never wraps).",
     ),
 ];
 
@@ -207,8 +456,18 @@ fn join(path: &str, key: &str) -> String {
 fn describe(path: &str) -> &'static str {
     DESCRIPTIONS
         .iter()
-        .find(|(known, _)| *known == path)
+        .chain(BOILER_DESCRIPTIONS)
+        .find(|(known, _)| matches_path(known, path))
         .map_or("(not described yet)", |(_, words)| words)
+}
+
+/// Whether `pattern` (dotted, `*` for any one name) names `path`.
+fn matches_path(pattern: &str, path: &str) -> bool {
+    let mut names = path.split('.');
+    let all = pattern
+        .split('.')
+        .all(|want| names.next().is_some_and(|name| want == "*" || want == name));
+    all && names.next().is_none()
 }
 
 /// `text` as `# ` lines of at most 96 characters.
@@ -274,6 +533,14 @@ mod tests {
             parsed.open311.jurisdiction_id.as_deref(),
             Some("hillingdon.gov.uk")
         );
+    }
+
+    #[test]
+    fn patterns_name_one_level_each() {
+        assert!(matches_path("a.*.min", "a.flow_c.min"));
+        assert!(!matches_path("a.*.min", "a.flow_c.max"));
+        assert!(!matches_path("a.*", "a.b.c"));
+        assert!(!matches_path("a.b", "a"));
     }
 
     #[test]
