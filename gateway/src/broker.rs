@@ -84,20 +84,48 @@ pub fn start_embedded(listen: SocketAddr, max_payload: usize) -> Result<(), Brok
 
 /// Waits (briefly) until the broker's thread accepts connections, so that the gateway's own client
 /// does not begin with a refused connection and a backoff.
+///
+/// The probe is an MQTT session (CONNECT, CONNACK, then the socket closed), not a bare TCP
+/// connect: rumqttd logs a connection closed before its CONNECT as an ERROR ("Error while
+/// handling MQTT connect packet"), which a bare probe made appear at every start-up. Closing
+/// without a DISCONNECT is on purpose too: rumqttd logs a DISCONNECT's end of link as an ERROR
+/// ("router-drop"), a peer's close as INFO ("disconnected").
 fn wait_listening(listen: SocketAddr) {
     let target = match listen.ip() {
         ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], listen.port())),
         _ => listen,
     };
     for _ in 0..100 {
-        if std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_millis(50))
-            .is_ok()
+        if let Ok(stream) =
+            std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_millis(50))
         {
+            if let Err(e) = probe_session(stream) {
+                tracing::debug!(error = %e, "embedded broker probe session failed");
+            }
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     tracing::warn!(%listen, "the embedded broker is slow to start listening");
+}
+
+/// The client id of the start-up probe.
+const PROBE_CLIENT_ID: &[u8] = b"fieldsync-broker-probe";
+
+/// One MQTT 3.1.1 session on `stream`: CONNECT with a clean session (nothing is kept after it),
+/// wait for the CONNACK, close.
+fn probe_session(mut stream: std::net::TcpStream) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    stream.set_read_timeout(Some(std::time::Duration::from_millis(500)))?;
+    let mut connect = vec![0x10, 0];
+    // Protocol name "MQTT", level 4 (3.1.1), clean session, keep-alive 60 s.
+    connect.extend_from_slice(&[0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3C]);
+    connect.extend_from_slice(&[0x00, PROBE_CLIENT_ID.len() as u8]);
+    connect.extend_from_slice(PROBE_CLIENT_ID);
+    connect[1] = (connect.len() - 2) as u8;
+    stream.write_all(&connect)?;
+    let mut connack = [0u8; 4];
+    stream.read_exact(&mut connack)
 }
 
 /// A free TCP port on 127.0.0.1, for tests and demos that must not assume 1883 is free.

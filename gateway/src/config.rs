@@ -60,12 +60,47 @@ pub enum DispatchRule {
 }
 
 /// The Open311 GeoReport v2 interface.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Open311Config {
     /// API keys that front ends pass as `api_key` to create requests. Default: none (creating
     /// requests is refused; reading is open, as the specification intends).
     pub api_keys: Vec<String>,
+    /// Show FixMyStreet's extended statuses in `GET requests` (`no_further_action` for a
+    /// rejected or refused report, `action_scheduled` once a crew is sent) instead of only
+    /// `open` and `closed`, so that FixMyStreet, which reads `closed` as fixed, never tells a
+    /// resident whose bin was left that it was emptied. FixMyStreet sends nothing that says it
+    /// wants them on that call, hence a setting. Turn off only for a client that accepts
+    /// nothing but `open` and `closed`. Default: true.
+    pub extended_statuses: bool,
+    /// The `jurisdiction_id` this endpoint serves; a request naming another is refused with 404.
+    /// Default: none (any value accepted).
+    pub jurisdiction_id: Option<String>,
+    /// Add `waste_only` to every service's keywords, so that FixMyStreet offers the missed-bin
+    /// services on its waste (WasteWorks) pages only, not on its map. Default: false.
+    pub waste_only: bool,
+}
+
+impl Default for Open311Config {
+    fn default() -> Self {
+        Self {
+            api_keys: Vec::new(),
+            extended_statuses: true,
+            jurisdiction_id: None,
+            waste_only: false,
+        }
+    }
+}
+
+impl Open311Config {
+    /// The settings the Open311 router answers by.
+    pub fn settings(&self) -> crate::open311::Settings {
+        crate::open311::Settings {
+            extended_statuses: self.extended_statuses,
+            jurisdiction_id: self.jurisdiction_id.clone(),
+            waste_only: self.waste_only,
+        }
+    }
 }
 
 impl Default for MissedBinsConfig {
@@ -243,6 +278,13 @@ impl GatewayConfig {
                 "open311.api_keys: each key must be at least 16 characters".into(),
             ));
         }
+        if let Some(id) = &self.open311.jurisdiction_id {
+            if id.trim().is_empty() || id.trim() != id || id.chars().any(char::is_control) {
+                return Err(ConfigError::Invalid(
+                    "open311.jurisdiction_id must be non-empty, without surrounding spaces".into(),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -285,6 +327,23 @@ mod tests {
         assert!(GatewayConfig::from_toml("[mqtt]\nmax_payload = 10").is_err());
         assert!(GatewayConfig::from_toml("[mqtt]\nshared_group = 'g'").is_err());
         assert!(GatewayConfig::from_toml("[devices]\nprovisioned = ['a/b']").is_err());
+    }
+
+    #[test]
+    fn open311_settings_default_to_extended_statuses_and_any_jurisdiction() {
+        let open311 = GatewayConfig::default().open311;
+        assert!(open311.extended_statuses && !open311.waste_only);
+        assert_eq!(open311.jurisdiction_id, None);
+        let set = GatewayConfig::from_toml(
+            "[open311]\njurisdiction_id = 'hillingdon.gov.uk'\nextended_statuses = false",
+        )
+        .unwrap();
+        assert_eq!(
+            set.open311.settings().jurisdiction_id.as_deref(),
+            Some("hillingdon.gov.uk")
+        );
+        assert!(!set.open311.settings().extended_statuses);
+        assert!(GatewayConfig::from_toml("[open311]\njurisdiction_id = ' x'").is_err());
     }
 
     #[test]

@@ -236,7 +236,7 @@ impl Gateway {
             staff_tokens: Arc::new(config.http.staff_tokens.clone()),
             max_clock_skew_ms: max_clock_skew_ms(&config),
             desk: desk.clone(),
-            open311_api_keys: config.open311.api_keys.clone().into(),
+            open311: Arc::new(config.open311.clone()),
             council_tz: config.missed_bins.calendar.tz,
             clock: clock.clone(),
             shutdown: shutdown.clone(),

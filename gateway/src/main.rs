@@ -11,6 +11,9 @@ use gateway::reports::ReportStore;
 use gateway::store::SledStore;
 use gateway::Gateway;
 
+/// The commented default configuration (binary-only: the library has no use for it).
+mod print_config;
+
 /// The fieldsync gateway: ingests devices' records exactly once over MQTT, decides residents'
 /// missed-bin reports from crews' evidence, and serves staff, residents and dashboards over HTTP.
 ///
@@ -53,7 +56,7 @@ struct Args {
 enum Command {
     /// Run the gateway (the default).
     Run,
-    /// Print the default configuration as TOML.
+    /// Print the default configuration as TOML, every option with its meaning and default.
     PrintConfig,
     /// Import properties from a CSV file into the register (the gateway must not be running on
     /// the same data directory; while it runs, POST the file to /api/v1/properties instead).
@@ -106,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match args.command {
         Some(Command::PrintConfig) => {
-            print!("{}", GatewayConfig::default_toml());
+            print!("{}", print_config::commented_default());
             Ok(())
         }
         Some(Command::ImportProperties { ref file }) => import_properties(&args.config()?, file),

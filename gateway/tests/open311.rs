@@ -184,7 +184,9 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     let seen = read_until(&mut events, &format!("\"id\":\"{rejected}\"")).await;
     assert!(seen.contains("\"status\":\"rejected\""), "{seen}");
     let request = get_request(&base, &rejected).await;
-    assert_eq!(request["status"], "closed", "{request}");
+    // Extended statuses (the default): a rejection is never "closed", which FixMyStreet shows as
+    // fixed.
+    assert_eq!(request["status"], "no_further_action", "{request}");
     let notes = request["status_notes"].as_str().unwrap();
     assert!(notes.contains("not"), "{notes}");
     assert_eq!(request["address_id"], "100021445101");
@@ -193,7 +195,7 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     // goes to the cab.
     let accepted = post_report(&base, 100_021_445_103).await;
     let request = get_request(&base, &accepted).await;
-    assert_eq!(request["status"], "open", "{request}");
+    assert_eq!(request["status"], "action_scheduled", "{request}");
     let job = wait_for("the return job on the cab", DEADLINE, || async {
         cab.downs().into_iter().find_map(|down| match down.body {
             DownBody::Job(job) => Some(job),
@@ -375,5 +377,161 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
         metrics.contains("fieldsync_reports_closed_total 1"),
         "{metrics}"
     );
+    gateway.stop().await;
+}
+
+/// What FixMyStreet sends, against the real register: an unknown `attribute[uprn]` with a pin
+/// (the pin places it), `address_string` alone (matched against the addresses), a pin between
+/// two houses (the one with the bin wins), form-data with a photo, and a pin far from any
+/// property (a permanent 400 naming the distance), in JSON and XML.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = GatewayConfig {
+        data_dir: dir.path().join("store"),
+        ..GatewayConfig::default()
+    };
+    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
+    config.http.listen = ([127, 0, 0, 1], 0).into();
+    config.http.staff_tokens.insert(ADMIN.into(), Role::Admin);
+    config.open311.api_keys = vec![API_KEY.into()];
+    config.open311.jurisdiction_id = Some("hillingdon.gov.uk".into());
+    let gateway = Gateway::start(config).await.unwrap();
+    assert!(gateway.wait_ready(DEADLINE).await);
+    let base = format!("http://{}/open311/v2", gateway.http_addr);
+    // No. 4 has refuse only here, so a recycling pin between it and no. 2 goes to no. 2.
+    let register = REGISTER.replace(
+        "4 Swakeleys Road, Ickenham, Uxbridge UB10 8BE\",51.56240,-0.44595,T-1,2,Mon;Tue;Wed;Thu;Fri;Sat;Sun,weekly,,refuse;recycling",
+        "4 Swakeleys Road, Ickenham, Uxbridge UB10 8BE\",51.56240,-0.44595,T-1,2,Mon;Tue;Wed;Thu;Fri;Sat;Sun,weekly,,refuse",
+    );
+    let imported = http::request(
+        "POST",
+        &format!("http://{}/api/v1/properties", gateway.http_addr),
+        Some(ADMIN),
+        Some("text/csv"),
+        register.into_bytes(),
+    )
+    .await;
+    assert_eq!(imported.status, 200, "{}", imported.body);
+
+    let framing = |detail: &str| {
+        format!(
+            "title%3A+Bin+not+emptied%0A%0Adetail%3A+{detail}%0A%0Aurl%3A+https%3A%2F%2Fwww.fixmystreet.com%2Freport%2F42%0A%0ASubmitted+via+FixMyStreet%0A"
+        )
+    };
+    let post = |path: &'static str, body: String| {
+        let base = base.clone();
+        async move {
+            http::request(
+                "POST",
+                &format!("{base}/{path}"),
+                None,
+                Some("application/x-www-form-urlencoded"),
+                body.into_bytes(),
+            )
+            .await
+        }
+    };
+    let uprn_of = |id: String| {
+        let base = base.clone();
+        async move { get_request(&base, &id).await["address_id"].clone() }
+    };
+
+    // An unknown UPRN from FixMyStreet's waste pages, with its pin on no. 6, and a 5,000-
+    // character detail.
+    let body = format!(
+        "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}&service_code=refuse\
+         &description={}&first_name=Ann&last_name=Other&email=ann%40example.org\
+         &lat=51.562400&long=-0.445700&attribute%5Buprn%5D=100021999999",
+        framing(&"x".repeat(5000))
+    );
+    let reply = post("requests.json", body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let id = reply.json()[0]["service_request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(uprn_of(id).await, "100021445103");
+
+    // address_string alone, answered in XML.
+    let body = format!(
+        "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}&service_code=recycling\
+         &description={}&first_name=Bo&last_name=&address_string=2+Swakeleys+Road%2C+Ickenham",
+        framing("Not+emptied")
+    );
+    let reply = post("requests.xml", body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let id = reply
+        .body
+        .split("<service_request_id>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(uprn_of(id).await, "100021445101");
+
+    // A recycling pin 5 m from no. 4 (refuse only) and 12 m from no. 2, as form-data with a
+    // photo: no. 2 has the bin.
+    let boundary = "xYzZY";
+    let mut form = Vec::new();
+    for (name, value) in [
+        ("jurisdiction_id", "hillingdon.gov.uk"),
+        ("api_key", API_KEY),
+        ("service_code", "recycling"),
+        (
+            "description",
+            "title: Recycling missed\n\ndetail: Box left\n",
+        ),
+        ("first_name", "Cy"),
+        ("lat", "51.562400"),
+        ("long", "-0.446020"),
+    ] {
+        form.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    form.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"photo1\"; filename=\"1.jpeg\"\
+             \r\nContent-Type: image/jpeg\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    form.extend(std::iter::repeat_n(0xD8u8, 200 * 1024));
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let reply = http::request(
+        "POST",
+        &format!("{base}/requests.json"),
+        None,
+        Some(&format!("multipart/form-data; boundary={boundary}")),
+        form,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let id = reply.json()[0]["service_request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(uprn_of(id).await, "100021445101");
+
+    // A pin in a field 200 m away: a 400 that says why, in both formats.
+    for path in ["requests.json", "requests.xml"] {
+        let body = format!(
+            "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}&service_code=refuse\
+             &lat=51.564200&long=-0.446200"
+        );
+        let reply = post(path, body).await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert!(
+            reply
+                .body
+                .contains("No property we collect from is within 50 m of the pin"),
+            "{}",
+            reply.body
+        );
+    }
     gateway.stop().await;
 }

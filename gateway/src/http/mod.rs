@@ -31,8 +31,8 @@ pub struct AppState {
     pub max_clock_skew_ms: i64,
     /// Missed-bin reports.
     pub desk: Arc<crate::reports::ReportDesk>,
-    /// Keys that Open311 clients pass as `api_key` to create requests.
-    pub open311_api_keys: Arc<[String]>,
+    /// The Open311 interface's keys and settings.
+    pub open311: Arc<crate::config::Open311Config>,
     /// The council's time zone, for dates shown to residents.
     pub council_tz: chrono_tz::Tz,
     /// The gateway's clock.
@@ -55,9 +55,10 @@ pub fn router(state: AppState) -> Router {
             crate::open311::router(
                 Arc::new(crate::reports::DeskOpen311::new(
                     state.desk.clone(),
-                    state.open311_api_keys.to_vec(),
+                    state.open311.api_keys.clone(),
                     state.clock.clone(),
                 )),
+                state.open311.settings(),
                 state.council_tz,
                 state.clock.clone(),
             ),

@@ -1,11 +1,12 @@
-//! Matching a crew's confirmation to a property on the register: by UPRN when the record has one,
-//! otherwise the nearest property on the record's round within a tolerance that allows for the
-//! fix's reported accuracy.
+//! Matching to a property on the register: a crew's confirmation ([`match_collection`]) by UPRN
+//! when the record has one, otherwise the nearest property on the record's round within a
+//! tolerance that allows for the fix's reported accuracy; and a resident's report
+//! ([`place_report`]) by UPRN, pin or address, preferring a property that has the missed bin.
 
-use proto::Collection;
+use proto::{BinStream, Collection};
 use serde::{Deserialize, Serialize};
 
-use super::register::{LatLon, PropertyRegister};
+use super::register::{LatLon, Property, PropertyRegister};
 
 /// How confirmations without a UPRN are placed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -167,6 +168,122 @@ pub fn match_collection(
 
 fn unmatched(reason: Unmatched) -> MatchOutcome {
     MatchOutcome::Unmatched { reason }
+}
+
+/// Where a resident says a report is about, as a front end sent it: any of the three, tried in
+/// this order, the first that names one property winning.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReportPlace<'a> {
+    /// The property's UPRN (Open311 `address_id`, or FixMyStreet's `attribute[uprn]`).
+    pub uprn: Option<u64>,
+    /// The resident's pin.
+    pub pin: Option<LatLon>,
+    /// The address the resident typed or chose (Open311 `address_string`).
+    pub address: Option<&'a str>,
+}
+
+/// How a report was placed on a property.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PlacedBy {
+    /// Its UPRN is on the register.
+    Uprn,
+    /// The pin: the nearest property within reach that collects the stream, or, if none does,
+    /// the nearest property (whose report the rules will then refuse with the reason).
+    Pin {
+        /// How far the pin was from the property, in metres.
+        distance_m: f64,
+        /// Whether the property collects the report's stream.
+        collects_stream: bool,
+    },
+    /// The address matched this property alone.
+    Address,
+}
+
+/// Why one of a report's locations named no property.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotPlaced {
+    /// The UPRN is not on the register.
+    UnknownUprn {
+        /// The UPRN.
+        uprn: u64,
+    },
+    /// No property lies within reach of the pin.
+    NoPropertyNearPin {
+        /// The reach, in metres ([`MatchConfig::report_reach_m`]).
+        reach_m: f64,
+    },
+    /// The address matched no property.
+    UnknownAddress,
+    /// The address matched several properties and none stands out.
+    AmbiguousAddress {
+        /// How many it matched (counted up to [`MAX_ADDRESS_CANDIDATES`]).
+        matches: usize,
+    },
+    /// No location at all.
+    NoLocation,
+}
+
+/// How many properties an address is compared against before it is called ambiguous.
+pub const MAX_ADDRESS_CANDIDATES: usize = 20;
+
+impl MatchConfig {
+    /// How far from a resident's pin a property may be: twice the tolerance (50 m by default),
+    /// as a pin dropped on the pavement or the road is as far out as a lorry's fix.
+    pub fn report_reach_m(&self) -> f64 {
+        2.0 * self.tolerance_m
+    }
+}
+
+/// Places a resident's report on a property: the UPRN if it is on the register; else the pin,
+/// preferring within reach a property that collects `stream` over a nearer one that does not
+/// (houses are about 20 m apart, a pin in the road is as near the neighbour); else the address
+/// if it names one property (or one among several that collects `stream`). On failure, why each
+/// location given named no property, in that order.
+pub fn place_report(
+    register: &PropertyRegister,
+    place: &ReportPlace<'_>,
+    stream: BinStream,
+    config: &MatchConfig,
+) -> Result<(u64, PlacedBy), Vec<NotPlaced>> {
+    let mut why = Vec::new();
+    if let Some(uprn) = place.uprn {
+        if register.get(uprn).is_some() {
+            return Ok((uprn, PlacedBy::Uprn));
+        }
+        why.push(NotPlaced::UnknownUprn { uprn });
+    }
+    if let Some(pin) = place.pin.filter(|pin| pin.is_valid()) {
+        let reach = config.report_reach_m();
+        let with_stream = register.nearest_where(pin, reach, |p| p.collects(stream));
+        let nearest = with_stream.or_else(|| register.nearest(pin, reach));
+        if let Some((property, distance_m)) = nearest {
+            let placed = PlacedBy::Pin {
+                distance_m,
+                collects_stream: property.collects(stream),
+            };
+            return Ok((property.uprn, placed));
+        }
+        why.push(NotPlaced::NoPropertyNearPin { reach_m: reach });
+    }
+    if let Some(address) = place.address {
+        let found = register.find_by_address(address, MAX_ADDRESS_CANDIDATES);
+        let collecting: Vec<&Property> = found
+            .iter()
+            .copied()
+            .filter(|p| p.collects(stream))
+            .collect();
+        match (found.as_slice(), collecting.as_slice()) {
+            ([only], _) | (_, [only]) => return Ok((only.uprn, PlacedBy::Address)),
+            ([], _) => why.push(NotPlaced::UnknownAddress),
+            (several, _) => why.push(NotPlaced::AmbiguousAddress {
+                matches: several.len(),
+            }),
+        }
+    }
+    if why.is_empty() {
+        why.push(NotPlaced::NoLocation);
+    }
+    Err(why)
 }
 
 #[cfg(test)]
@@ -337,6 +454,167 @@ mod tests {
         assert_eq!(
             match_collection(&register(), &refuse, &config).uprn(),
             Some(3)
+        );
+    }
+
+    fn place(uprn: Option<u64>, north_m: Option<f64>, address: Option<&str>) -> ReportPlace<'_> {
+        ReportPlace {
+            uprn,
+            pin: north_m.map(|m| LatLon {
+                lat: LAT + m * PER_M,
+                lon: LON,
+            }),
+            address,
+        }
+    }
+
+    #[test]
+    fn a_report_by_a_known_uprn_wherever_the_pin() {
+        let placed = place_report(
+            &register(),
+            &place(Some(2), Some(5000.0), None),
+            BinStream::Refuse,
+            &MatchConfig::default(),
+        );
+        assert_eq!(placed, Ok((2, PlacedBy::Uprn)));
+    }
+
+    #[test]
+    fn an_unknown_uprn_falls_back_to_the_pin_then_the_address() {
+        let config = MatchConfig::default();
+        let by_pin = place_report(
+            &register(),
+            &place(Some(77), Some(3.0), None),
+            BinStream::Refuse,
+            &config,
+        )
+        .unwrap();
+        assert_eq!(by_pin.0, 1);
+        let by_address = place_report(
+            &register(),
+            &place(Some(77), Some(5000.0), Some("2 Test Road")),
+            BinStream::Refuse,
+            &config,
+        );
+        assert_eq!(by_address, Ok((2, PlacedBy::Address)));
+        let nowhere = place_report(
+            &register(),
+            &place(Some(77), Some(5000.0), Some("9 Nowhere Lane")),
+            BinStream::Refuse,
+            &config,
+        );
+        assert_eq!(
+            nowhere,
+            Err(vec![
+                NotPlaced::UnknownUprn { uprn: 77 },
+                NotPlaced::NoPropertyNearPin { reach_m: 50.0 },
+                NotPlaced::UnknownAddress,
+            ])
+        );
+        assert_eq!(
+            place_report(
+                &register(),
+                &place(None, None, None),
+                BinStream::Refuse,
+                &config
+            ),
+            Err(vec![NotPlaced::NoLocation])
+        );
+    }
+
+    #[test]
+    fn a_pin_prefers_a_property_with_the_bin_over_a_nearer_one_without() {
+        let config = MatchConfig::default();
+        // Flats (3, refuse only) at 200 m; a recycling report pinned 20 m from them and 25 m
+        // from a house that has recycling on its round.
+        let mut house = property(4, "R1", 4, LAT + 245.0 * PER_M, LON);
+        house.streams = vec![BinStream::Recycling];
+        let mut with_house = register();
+        with_house.insert(house);
+        let recycling = place_report(
+            &with_house,
+            &place(None, Some(220.0), None),
+            BinStream::Recycling,
+            &config,
+        )
+        .unwrap();
+        assert_eq!(recycling.0, 4);
+        assert!(matches!(
+            recycling.1,
+            PlacedBy::Pin {
+                collects_stream: true,
+                ..
+            }
+        ));
+        // Refuse goes to the flats, which are nearer and have it.
+        let refuse = place_report(
+            &with_house,
+            &place(None, Some(220.0), None),
+            BinStream::Refuse,
+            &config,
+        );
+        assert_eq!(refuse.unwrap().0, 3);
+        // With no property within reach that has the bin, the nearest: the rules refuse it
+        // with the reason, which tells the resident more than an error would.
+        let garden = place_report(
+            &with_house,
+            &place(None, Some(220.0), None),
+            BinStream::Garden,
+            &config,
+        )
+        .unwrap();
+        assert_eq!(garden.0, 3);
+        assert!(matches!(
+            garden.1,
+            PlacedBy::Pin {
+                collects_stream: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_pin_beyond_reach_of_every_property_is_not_placed() {
+        let placed = place_report(
+            &register(),
+            &place(None, Some(-60.0), None),
+            BinStream::Refuse,
+            &MatchConfig::default(),
+        );
+        assert_eq!(
+            placed,
+            Err(vec![NotPlaced::NoPropertyNearPin { reach_m: 50.0 }])
+        );
+    }
+
+    #[test]
+    fn an_address_alone_must_name_one_property_or_one_with_the_bin() {
+        let config = MatchConfig::default();
+        let ambiguous = place_report(
+            &register(),
+            &place(None, None, Some("Test Road, Ickenham")),
+            BinStream::Refuse,
+            &config,
+        );
+        // Properties 1, 2, 3 and 9 are all on Test Road and all have refuse.
+        assert_eq!(
+            ambiguous,
+            Err(vec![NotPlaced::AmbiguousAddress { matches: 4 }])
+        );
+        // One Test Road property has glass: a glass report with that street is its.
+        let mut glass = property(5, "R1", 5, LAT, LON);
+        glass.address = "5 Test Road, Ickenham".into();
+        glass.streams = vec![BinStream::Glass];
+        let mut with_glass = register();
+        with_glass.insert(glass);
+        assert_eq!(
+            place_report(
+                &with_glass,
+                &place(None, None, Some("Test Road")),
+                BinStream::Glass,
+                &config,
+            ),
+            Ok((5, PlacedBy::Address))
         );
     }
 

@@ -34,7 +34,9 @@ use proto::{Collection, Job, JobKind, Position, ReturnCollectionJob, RoundEvent,
 pub use calendar::CouncilCalendar;
 pub use evidence::{Confirmation, EvidenceIndex, EvidenceRef};
 pub use import::{ImportError, ImportReport, RowError};
-pub use matching::{MatchConfig, MatchOutcome, MatchedBy, Unmatched};
+pub use matching::{
+    MatchConfig, MatchOutcome, MatchedBy, NotPlaced, PlacedBy, ReportPlace, Unmatched,
+};
 pub use register::{LatLon, Property, PropertyRegister};
 pub use report::{Contact, Reason, Report, ReportKey, ReportStatus, Transition, TransitionError};
 pub use round_progress::RoundProgress;

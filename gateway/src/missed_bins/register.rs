@@ -186,10 +186,44 @@ impl PropertyRegister {
 
     /// The property on any round nearest to `at`, within `within_m` metres.
     pub fn nearest(&self, at: LatLon, within_m: f64) -> Option<(&Property, f64)> {
+        self.nearest_where(at, within_m, |_| true)
+    }
+
+    /// The property on any round nearest to `at` among those `eligible` accepts, within
+    /// `within_m` metres; ties to the lower UPRN.
+    pub fn nearest_where(
+        &self,
+        at: LatLon,
+        within_m: f64,
+        eligible: impl Fn(&Property) -> bool,
+    ) -> Option<(&Property, f64)> {
         self.rounds
             .values()
-            .filter_map(|tree| self.nearest_in(tree, at, within_m, &|_| true))
+            .filter_map(|tree| self.nearest_in(tree, at, within_m, &eligible))
             .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.uprn.cmp(&b.0.uprn)))
+    }
+
+    /// The properties whose address contains `query` as whole words, ignoring case,
+    /// punctuation and spacing ("2 swakeleys rd" does not find "12 Swakeleys Road", nor does
+    /// "2 Swakeleys Road" find "22 Swakeleys Road"), by UPRN, at most `limit` of them. A scan of
+    /// the register: it serves the rare report that gives only an address, and a register of
+    /// 100,000 properties is scanned in milliseconds.
+    pub fn find_by_address(&self, query: &str, limit: usize) -> Vec<&Property> {
+        let wanted = normalize_address(query);
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        for property in self.iter() {
+            if found.len() >= limit {
+                break;
+            }
+            let address = normalize_address(&property.address);
+            if contains_words(&address, &wanted) {
+                found.push(property);
+            }
+        }
+        found
     }
 
     /// Looks in the box of degrees that surely holds the circle of `within_m` around `at`, then
@@ -224,6 +258,33 @@ impl PropertyRegister {
             .filter(|(_, distance)| *distance <= within_m)
             .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.uprn.cmp(&b.0.uprn)))
     }
+}
+
+/// An address as lower-case words separated by single spaces, without punctuation, so that
+/// "2, Swakeleys Road" and "2 swakeleys  road" compare equal.
+fn normalize_address(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    out
+}
+
+/// Whether `haystack` contains `needle` starting and ending at word boundaries (both
+/// normalized).
+fn contains_words(haystack: &str, needle: &str) -> bool {
+    haystack.match_indices(needle).any(|(start, _)| {
+        let end = start + needle.len();
+        let starts_word = start == 0 || haystack.as_bytes()[start - 1] == b' ';
+        let ends_word = end == haystack.len() || haystack.as_bytes()[end] == b' ';
+        starts_word && ends_word
+    })
 }
 
 fn located(property: &Property) -> Located {
@@ -365,6 +426,43 @@ pub(crate) mod tests {
                 .uprn,
             100
         );
+    }
+
+    #[test]
+    fn addresses_match_as_whole_words() {
+        let mut two = property(2, "R1", 1, LAT, LON);
+        two.address = "2 Swakeleys Road, Ickenham, Uxbridge UB10 8BE".into();
+        let mut twelve = property(12, "R1", 2, LAT, LON);
+        twelve.address = "12 Swakeleys Road, Ickenham, Uxbridge UB10 8BE".into();
+        let mut twenty_two = property(22, "R1", 3, LAT, LON);
+        twenty_two.address = "22 Swakeleys Road, Ickenham, Uxbridge UB10 8BF".into();
+        let register = PropertyRegister::from_properties([two, twelve, twenty_two]);
+        let uprns = |query: &str| -> Vec<u64> {
+            register
+                .find_by_address(query, 10)
+                .iter()
+                .map(|p| p.uprn)
+                .collect()
+        };
+        assert_eq!(uprns("2 swakeleys road"), vec![2]);
+        assert_eq!(uprns("2, Swakeleys  Road, Ickenham"), vec![2]);
+        assert_eq!(uprns("ub10 8be"), vec![2, 12]);
+        assert_eq!(uprns("Swakeleys Road"), vec![2, 12, 22]);
+        assert_eq!(register.find_by_address("Swakeleys Road", 2).len(), 2);
+        assert!(uprns("Swakeleys Rd").is_empty());
+        assert!(uprns(" ,. ").is_empty());
+    }
+
+    #[test]
+    fn nearest_where_skips_ineligible_properties_on_every_round() {
+        let register = PropertyRegister::from_properties([
+            property(1, "R1", 1, LAT, LON),
+            property(2, "R2", 1, LAT + 0.00018, LON),
+        ]);
+        let at = LatLon { lat: LAT, lon: LON };
+        let (p, _) = register.nearest_where(at, 50.0, |p| p.uprn != 1).unwrap();
+        assert_eq!(p.uprn, 2);
+        assert!(register.nearest_where(at, 10.0, |p| p.uprn != 1).is_none());
     }
 
     #[test]

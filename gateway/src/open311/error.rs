@@ -48,6 +48,15 @@ pub enum FieldError {
     /// No location that can be matched to a property.
     #[error("{0}")]
     Location(&'static str),
+    /// A `jurisdiction_id` other than the one this endpoint serves: 404, as the specification
+    /// says ("jurisdiction_id provided was not found").
+    #[error("jurisdiction_id {given} was not found; this endpoint serves {served}")]
+    UnknownJurisdiction {
+        /// What the client sent, shortened if long.
+        given: String,
+        /// The one served.
+        served: String,
+    },
     /// A field's value is not acceptable.
     #[error("{field} {reason}")]
     Invalid {
@@ -65,7 +74,9 @@ impl FieldError {
             FieldError::MissingApiKey { .. } | FieldError::BadApiKey { .. } => {
                 StatusCode::FORBIDDEN
             }
-            FieldError::UnknownService { .. } => StatusCode::NOT_FOUND,
+            FieldError::UnknownService { .. } | FieldError::UnknownJurisdiction { .. } => {
+                StatusCode::NOT_FOUND
+            }
             _ => StatusCode::BAD_REQUEST,
         }
     }

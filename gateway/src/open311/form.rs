@@ -4,8 +4,17 @@
 //! so every rule is tested without HTTP.
 //!
 //! Following the specification's "Optional Arguments": an empty value is the same as no value
-//! (FixMyStreet sends `last_name=` for one-word names). Fields we do not know, such as
-//! `jurisdiction_id` (we serve one jurisdiction) or most `attribute[…]`, are ignored.
+//! (FixMyStreet sends `last_name=` for one-word names). Fields we do not know, such as most
+//! `attribute[…]`, are ignored; `jurisdiction_id` is checked by [`jurisdiction`] where one is
+//! configured.
+//!
+//! What FixMyStreet may send and would retry for ever if refused is accepted where it can be:
+//! every location it gives is passed on for the backend to try in turn (an unknown UPRN falls
+//! back to the pin, the pin to the address), and a description over
+//! [`MAX_DESCRIPTION_CHARS`] is shortened in the middle rather than refused, keeping its end
+//! (where FixMyStreet puts the report's URL).
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -14,9 +23,9 @@ use proto::BinStream;
 use super::dates::{parse_w3c, Bound};
 use super::error::FieldError;
 use super::model::{
-    is_valid_request_id, Contact, Location, NewServiceRequest, Open311Status, RequestFilter,
-    RequestSearch, UpdateSearch, DEFAULT_UPDATE_WINDOW_HOURS, MAX_DESCRIPTION_CHARS, MAX_RESULTS,
-    MAX_UPDATE_WINDOW_DAYS, MAX_WINDOW_DAYS,
+    is_valid_request_id, Contact, LatLong, Location, NewServiceRequest, Open311Status,
+    RequestFilter, RequestSearch, UpdateSearch, DEFAULT_UPDATE_WINDOW_HOURS, MAX_DESCRIPTION_CHARS,
+    MAX_REQUEST_IDS, MAX_RESULTS, MAX_UPDATE_WINDOW_DAYS, MAX_WINDOW_DAYS,
 };
 
 /// Form or query fields in the order they came.
@@ -31,6 +40,8 @@ const MAX_ID_CHARS: usize = 128;
 const MAX_ADDRESS_CHARS: usize = 500;
 const MAX_URL_CHARS: usize = 2048;
 const MAX_MEDIA_URLS: usize = 10;
+/// How many bad ids one error answer lists.
+const MAX_ID_ERRORS: usize = 10;
 /// A UPRN has at most 12 digits.
 const MAX_UPRN_DIGITS: usize = 12;
 
@@ -86,6 +97,21 @@ pub fn api_key<'a>(
         .ok_or(FieldError::MissingApiKey { call })
 }
 
+/// Checks the `jurisdiction_id` against the one served, if one is configured: absent is
+/// accepted (a client serving one jurisdiction need not send it), another is 404.
+pub fn jurisdiction(pairs: &[(String, String)], served: Option<&str>) -> Result<(), FieldError> {
+    let Some(served) = served else {
+        return Ok(());
+    };
+    match (Fields { pairs }).single("jurisdiction_id")? {
+        Some(given) if given != served => Err(FieldError::UnknownJurisdiction {
+            given: shorten(given),
+            served: served.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Validates a POST's fields into a new request, reporting every problem at once.
 pub fn new_request(pairs: &[(String, String)]) -> Result<NewServiceRequest, Vec<FieldError>> {
     let fields = Fields { pairs };
@@ -119,17 +145,17 @@ pub fn new_request(pairs: &[(String, String)]) -> Result<NewServiceRequest, Vec<
         }
     };
 
-    let description = take(text(&fields, "description", MAX_DESCRIPTION_CHARS, true));
-    let address_string = take(text(&fields, "address_string", MAX_ADDRESS_CHARS, false));
+    let description = take(description(&fields));
+    let address_string = take(text(&fields, "address_string", MAX_ADDRESS_CHARS));
     let contact = Contact {
         email: take(email(&fields)),
-        first_name: take(text(&fields, "first_name", MAX_NAME_CHARS, false)),
-        last_name: take(text(&fields, "last_name", MAX_NAME_CHARS, false)),
+        first_name: take(text(&fields, "first_name", MAX_NAME_CHARS)),
+        last_name: take(text(&fields, "last_name", MAX_NAME_CHARS)),
         phone: take(phone(&fields)),
-        account_id: take(text(&fields, "account_id", MAX_ID_CHARS, false)),
-        device_id: take(text(&fields, "device_id", MAX_ID_CHARS, false)),
+        account_id: take(text(&fields, "account_id", MAX_ID_CHARS)),
+        device_id: take(text(&fields, "device_id", MAX_ID_CHARS)),
     };
-    let location = match location(&fields, address_string.is_some()) {
+    let location = match location(&fields, address_string) {
         Ok(location) => Some(location),
         Err(mut location_errors) => {
             errors.append(&mut location_errors);
@@ -148,7 +174,6 @@ pub fn new_request(pairs: &[(String, String)]) -> Result<NewServiceRequest, Vec<
         (Some(stream), Some(location)) if errors.is_empty() => Ok(NewServiceRequest {
             stream,
             location,
-            address_string,
             description,
             contact,
             media_urls,
@@ -157,11 +182,14 @@ pub fn new_request(pairs: &[(String, String)]) -> Result<NewServiceRequest, Vec<
     }
 }
 
-/// The location: `address_id` (a UPRN) first, as it names the property exactly; then
-/// `attribute[uprn]`, which is how FixMyStreet's waste cobrands send the UPRN; then `lat` and
-/// `long`. Every location field given is checked, even those not used, so that a client learns
-/// of a bad value rather than having it silently ignored.
-fn location(fields: &Fields<'_>, has_address_string: bool) -> Result<Location, Vec<FieldError>> {
+/// The location: `address_id` (a UPRN), else `attribute[uprn]` (how FixMyStreet's waste
+/// pages send it), `lat` and `long`, and `address_string`, all kept for the backend to try in
+/// that order. Every location field given is checked, so that a client learns of a bad value
+/// rather than having it silently ignored.
+fn location(
+    fields: &Fields<'_>,
+    address_string: Option<String>,
+) -> Result<Location, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut uprn = |name: &'static str| match fields.single(name) {
         Ok(Some(text)) => match parse_uprn(name, text) {
@@ -215,18 +243,21 @@ fn location(fields: &Fields<'_>, has_address_string: bool) -> Result<Location, V
         return Err(errors);
     }
 
-    if let Some(uprn) = address_id.or(attribute_uprn) {
-        return Ok(Location::AddressId(uprn));
+    let location = Location {
+        address_id: address_id.or(attribute_uprn),
+        position: lat.zip(long).map(|(lat, long)| LatLong { lat, long }),
+        address_string,
+    };
+    if location.address_id.is_none()
+        && location.position.is_none()
+        && location.address_string.is_none()
+    {
+        return Err(vec![FieldError::Location(
+            "a location was not provided; send address_id (the property's UPRN), lat and long, \
+             or address_string",
+        )]);
     }
-    if let (Some(lat), Some(long)) = (lat, long) {
-        return Ok(Location::LatLong { lat, long });
-    }
-    Err(vec![FieldError::Location(if has_address_string {
-        "address_string cannot be matched to a property on its own; send address_id (the \
-         property's UPRN) or lat and long"
-    } else {
-        "a location was not provided; send address_id (the property's UPRN) or lat and long"
-    })])
+    Ok(location)
 }
 
 fn parse_uprn(field: &'static str, text: &str) -> Result<u64, FieldError> {
@@ -240,14 +271,9 @@ fn parse_uprn(field: &'static str, text: &str) -> Result<u64, FieldError> {
     }
 }
 
-/// A free-text field: at most `max` characters, no control characters (line breaks and tabs
-/// allowed where `multiline`).
-fn text(
-    fields: &Fields<'_>,
-    name: &'static str,
-    max: usize,
-    multiline: bool,
-) -> Result<Option<String>, FieldError> {
+/// A one-line text field: at most `max` characters, no control characters (the description,
+/// which may have line breaks, has [`description`]).
+fn text(fields: &Fields<'_>, name: &'static str, max: usize) -> Result<Option<String>, FieldError> {
     let Some(value) = fields.single(name)? else {
         return Ok(None);
     };
@@ -257,24 +283,53 @@ fn text(
             format!("is longer than {max} characters"),
         ));
     }
-    let allowed = |c: char| !c.is_control() || (multiline && matches!(c, '\n' | '\r' | '\t'));
-    if !value.chars().all(allowed) {
+    if value.chars().any(char::is_control) {
         return Err(FieldError::invalid(
             name,
-            if multiline {
-                "contains control characters"
-            } else {
-                "must be a single line without control characters"
-            },
+            "must be a single line without control characters",
         ));
     }
     Ok(Some(value.to_owned()))
 }
 
+/// The description: up to [`MAX_DESCRIPTION_CHARS`] characters kept whole; a longer one is
+/// shortened in the middle, keeping its start (the resident's words) and its last
+/// [`DESCRIPTION_TAIL_CHARS`] (where FixMyStreet puts the report's URL), since refusing it
+/// would have FixMyStreet retry the same report for ever.
+fn description(fields: &Fields<'_>) -> Result<Option<String>, FieldError> {
+    let Some(value) = fields.single("description")? else {
+        return Ok(None);
+    };
+    let length = value.chars().count();
+    let kept = if length > MAX_DESCRIPTION_CHARS {
+        let head = MAX_DESCRIPTION_CHARS - DESCRIPTION_TAIL_CHARS - CUT_MARK.chars().count();
+        let mut short: String = value.chars().take(head).collect();
+        short.push_str(CUT_MARK);
+        short.extend(value.chars().skip(length - DESCRIPTION_TAIL_CHARS));
+        short
+    } else {
+        value.to_owned()
+    };
+    let allowed = |c: char| !c.is_control() || matches!(c, '\n' | '\r' | '\t');
+    if !kept.chars().all(allowed) {
+        return Err(FieldError::invalid(
+            "description",
+            "contains control characters",
+        ));
+    }
+    Ok(Some(kept))
+}
+
+/// How much of the end of an over-long description is kept.
+pub const DESCRIPTION_TAIL_CHARS: usize = 500;
+
+/// What marks the cut in an over-long description.
+const CUT_MARK: &str = "\n[…]\n";
+
 /// A light check: the client's own validation is the real one, and a strict grammar would
 /// refuse real addresses.
 fn email(fields: &Fields<'_>) -> Result<Option<String>, FieldError> {
-    let Some(value) = text(fields, "email", MAX_EMAIL_CHARS, false)? else {
+    let Some(value) = text(fields, "email", MAX_EMAIL_CHARS)? else {
         return Ok(None);
     };
     let plausible = match value.split_once('@') {
@@ -297,7 +352,7 @@ fn email(fields: &Fields<'_>) -> Result<Option<String>, FieldError> {
 }
 
 fn phone(fields: &Fields<'_>) -> Result<Option<String>, FieldError> {
-    let Some(value) = text(fields, "phone", MAX_PHONE_CHARS, false)? else {
+    let Some(value) = text(fields, "phone", MAX_PHONE_CHARS)? else {
         return Ok(None);
     };
     let plausible = value.chars().any(|c| c.is_ascii_digit())
@@ -349,21 +404,29 @@ pub fn request_filter(
 
     let ids = fields.list("service_request_id");
     if !ids.is_empty() {
-        if ids.len() > MAX_RESULTS {
+        if ids.len() > MAX_REQUEST_IDS {
             return Err(vec![FieldError::invalid(
                 "service_request_id",
-                format!("may list at most {MAX_RESULTS} ids"),
+                format!(
+                    "may list at most {MAX_REQUEST_IDS} ids ({} were given); ask in several calls",
+                    ids.len()
+                ),
             )]);
         }
+        // A set, so that a long list costs one pass, not a comparison of every pair.
+        let mut seen: HashSet<&str> = HashSet::with_capacity(ids.len());
         let mut wanted: Vec<String> = Vec::with_capacity(ids.len());
         let mut errors = Vec::new();
         for id in ids {
             if !is_valid_request_id(id) {
-                errors.push(FieldError::invalid(
-                    "service_request_id",
-                    format!("{} is not a valid id", shorten(id)),
-                ));
-            } else if !wanted.iter().any(|w| w == id) {
+                // One error per bad id would echo a whole list back; a few say enough.
+                if errors.len() < MAX_ID_ERRORS {
+                    errors.push(FieldError::invalid(
+                        "service_request_id",
+                        format!("{} is not a valid id", shorten(id)),
+                    ));
+                }
+            } else if seen.insert(id) {
                 wanted.push(id.to_owned());
             }
         }
@@ -581,7 +644,14 @@ mod tests {
         ]);
         let request = new_request(&form).unwrap();
         assert_eq!(request.stream, BinStream::Garden);
-        assert_eq!(request.location, Location::AddressId(100_021_234_567));
+        assert_eq!(request.location.address_id, Some(100_021_234_567));
+        assert_eq!(
+            request.location.position,
+            Some(LatLong {
+                lat: 51.5,
+                long: -0.12
+            })
+        );
         assert_eq!(request.contact.first_name.as_deref(), Some("Ann"));
         assert_eq!(request.contact.last_name, None);
         assert_eq!(request.media_urls.len(), 2);
@@ -596,13 +666,7 @@ mod tests {
             ("long", "-0.12"),
         ]))
         .unwrap();
-        assert_eq!(
-            by_position.location,
-            Location::LatLong {
-                lat: 51.5,
-                long: -0.12
-            }
-        );
+        assert_eq!(by_position.location, Location::lat_long(51.5, -0.12));
         let by_attribute = new_request(&pairs(&[
             ("service_code", "refuse"),
             ("lat", "51.5"),
@@ -610,14 +674,15 @@ mod tests {
             ("attribute[uprn]", "42"),
         ]))
         .unwrap();
-        assert_eq!(by_attribute.location, Location::AddressId(42));
+        assert_eq!(by_attribute.location.address_id, Some(42));
+        assert!(by_attribute.location.position.is_some());
     }
 
     #[test]
     fn reports_every_problem_at_once() {
         let errors = new_request(&pairs(&[
             ("lat", "NaN"),
-            ("description", &"x".repeat(MAX_DESCRIPTION_CHARS + 1)),
+            ("description", "bad\u{7}"),
             ("email", "not an email"),
         ]))
         .unwrap_err();
@@ -625,7 +690,7 @@ mod tests {
             descriptions(&errors),
             vec![
                 "service_code was not provided",
-                "description is longer than 4000 characters",
+                "description contains control characters",
                 "email does not look like an email address",
                 "lat must be a decimal number of degrees (WGS84)",
                 "long was not provided",
@@ -662,13 +727,75 @@ mod tests {
         );
         assert_eq!(
             check(&[]),
-            vec!["a location was not provided; send address_id (the property's UPRN) or lat and long"]
+            vec![
+                "a location was not provided; send address_id (the property's UPRN), lat and \
+                 long, or address_string"
+            ]
         );
-        assert!(check(&[("address_string", "1 High Street")])[0]
-            .starts_with("address_string cannot be matched"));
         assert_eq!(
             check(&[("address_id", "1"), ("address_id", "2")]),
             vec!["address_id was given more than once"]
+        );
+    }
+
+    #[test]
+    fn an_address_string_alone_is_a_location() {
+        let request = new_request(&pairs(&[
+            ("service_code", "refuse"),
+            ("address_string", "UB10 8BE"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            request.location,
+            Location {
+                address_id: None,
+                position: None,
+                address_string: Some("UB10 8BE".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn a_long_description_is_shortened_in_the_middle_keeping_its_end() {
+        let framed = format!(
+            "title: Bin not emptied\n\ndetail: {}\n\nurl: https://www.fixmystreet.com/report/42\n\n\
+             Submitted via FixMyStreet\n",
+            "é".repeat(MAX_DESCRIPTION_CHARS)
+        );
+        let request = new_request(&pairs(&[
+            ("service_code", "refuse"),
+            ("address_id", "1"),
+            ("description", &framed),
+        ]))
+        .unwrap();
+        let kept = request.description.unwrap();
+        assert_eq!(kept.chars().count(), MAX_DESCRIPTION_CHARS);
+        assert!(kept.starts_with("title: Bin not emptied\n\ndetail: éé"));
+        assert!(kept.contains("\n[…]\n"));
+        assert!(kept
+            .ends_with("url: https://www.fixmystreet.com/report/42\n\nSubmitted via FixMyStreet"));
+        // Up to the limit, kept whole.
+        let whole = "x".repeat(MAX_DESCRIPTION_CHARS);
+        let request = new_request(&pairs(&[
+            ("service_code", "refuse"),
+            ("address_id", "1"),
+            ("description", &whole),
+        ]))
+        .unwrap();
+        assert_eq!(request.description.as_deref(), Some(whole.as_str()));
+    }
+
+    #[test]
+    fn jurisdiction_is_checked_only_when_configured() {
+        let given = pairs(&[("jurisdiction_id", "hillingdon.gov.uk")]);
+        assert_eq!(jurisdiction(&given, None), Ok(()));
+        assert_eq!(jurisdiction(&given, Some("hillingdon.gov.uk")), Ok(()));
+        assert_eq!(jurisdiction(&[], Some("hillingdon.gov.uk")), Ok(()));
+        let other = jurisdiction(&given, Some("ealing.gov.uk")).unwrap_err();
+        assert_eq!(other.status(), axum::http::StatusCode::NOT_FOUND);
+        assert_eq!(
+            other.to_string(),
+            "jurisdiction_id hillingdon.gov.uk was not found; this endpoint serves ealing.gov.uk"
         );
     }
 
@@ -768,6 +895,37 @@ mod tests {
             descriptions(&request_filter(&bad, utc("2026-11-24T12:00:00Z"), London).unwrap_err()),
             vec!["service_request_id ../x is not a valid id"]
         );
+    }
+
+    #[test]
+    fn id_lists_as_long_as_fixmystreet_sends_are_read_in_one_pass() {
+        let now = utc("2026-11-24T12:00:00Z");
+        let ids: Vec<String> = (1..=MAX_REQUEST_IDS).map(|i| format!("MB-{i}")).collect();
+        let query = pairs(&[("service_request_id", &ids.join(","))]);
+        let Ok(RequestFilter::Ids(wanted)) = request_filter(&query, now, London) else {
+            panic!("expected ids");
+        };
+        assert_eq!(wanted.len(), MAX_REQUEST_IDS);
+        assert_eq!(wanted[0], "MB-1");
+
+        let too_many = format!("{},MB-0", ids.join(","));
+        let errors =
+            request_filter(&pairs(&[("service_request_id", &too_many)]), now, London).unwrap_err();
+        assert_eq!(
+            descriptions(&errors),
+            vec![
+                "service_request_id may list at most 10000 ids (10001 were given); ask in \
+                 several calls"
+            ]
+        );
+        let bad: Vec<String> = (0..50).map(|i| format!("x.{i}")).collect();
+        let errors = request_filter(
+            &pairs(&[("service_request_id", &bad.join(","))]),
+            now,
+            London,
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 10);
     }
 
     #[test]

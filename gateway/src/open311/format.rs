@@ -114,12 +114,21 @@ pub fn respond(format: Format, status: StatusCode, body: String) -> Response {
 }
 
 /// The service list.
-pub fn services(format: Format) -> String {
-    let items: Vec<Item> = Service::all().map(service_item).collect();
+/// The service list; with `waste_only`, every service's keywords end in `waste_only`, which
+/// FixMyStreet's service import reads as "offer this on the waste pages only".
+pub fn services(format: Format, waste_only: bool) -> String {
+    let items: Vec<Item> = Service::all()
+        .map(|service| service_item(service, waste_only))
+        .collect();
     list(format, "services", "service", &items)
 }
 
-fn service_item(service: Service) -> Item {
+fn service_item(service: Service, waste_only: bool) -> Item {
+    let keywords = if waste_only {
+        format!("{}, waste_only", service.keywords)
+    } else {
+        service.keywords.to_owned()
+    };
     vec![
         ("service_code", service.code().into()),
         ("service_name", service.name.into()),
@@ -128,7 +137,7 @@ fn service_item(service: Service) -> Item {
         ("metadata", Value::Bool(false)),
         // The id comes back in the POST's answer.
         ("type", "realtime".into()),
-        ("keywords", service.keywords.into()),
+        ("keywords", Value::Text(keywords)),
         ("group", SERVICE_GROUP.into()),
     ]
 }
@@ -161,19 +170,23 @@ pub fn created(format: Format, created: &CreatedRequest) -> String {
     list(format, "service_requests", "request", &[item])
 }
 
-/// Requests, with date-times in the council's offset.
-pub fn requests(format: Format, requests: &[ServiceRequest], tz: Tz) -> String {
-    let items: Vec<Item> = requests.iter().map(|r| request_item(r, tz)).collect();
+/// Requests, with date-times in the council's offset and `status` in FixMyStreet's extended
+/// statuses where `extended` (see [`ServiceRequest::listed_status`]).
+pub fn requests(format: Format, requests: &[ServiceRequest], tz: Tz, extended: bool) -> String {
+    let items: Vec<Item> = requests
+        .iter()
+        .map(|r| request_item(r, tz, extended))
+        .collect();
     list(format, "service_requests", "request", &items)
 }
 
-fn request_item(request: &ServiceRequest, tz: Tz) -> Item {
+fn request_item(request: &ServiceRequest, tz: Tz, extended: bool) -> Item {
     let service = Service::for_stream(request.stream);
     let number = |value: Option<f64>| value.map_or(Value::Absent, Value::Number);
     let status_notes = Some(request.status_notes.clone()).filter(|notes| !notes.is_empty());
     vec![
         ("service_request_id", request.id.as_str().into()),
-        ("status", request.status.as_str().into()),
+        ("status", request.listed_status(extended).into()),
         ("status_notes", status_notes.into()),
         ("service_name", service.name.into()),
         ("service_code", service.code().into()),

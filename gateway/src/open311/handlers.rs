@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{Method, StatusCode, Uri};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
@@ -17,42 +18,58 @@ use super::error::{FieldError, Open311Error};
 use super::form::{self, Pairs};
 use super::format::{self, Format};
 use super::model::{
-    is_valid_request_id, BackendError, Open311Backend, RequestFilter, Service, UpdateSearch,
+    is_valid_request_id, BackendError, Open311Backend, RequestFilter, Service, Settings,
+    UpdateSearch,
 };
 
-/// The largest POST body accepted. A maximal report (4000 four-byte characters, all
-/// percent-encoded, plus contact fields and ten media URLs) stays well under it.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The largest urlencoded POST body accepted. A maximal report (8,000 four-byte characters,
+/// all percent-encoded, plus contact fields and ten media URLs) stays under it.
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
+
+/// The largest multipart/form-data POST body accepted: FixMyStreet sends a report's photos in
+/// it when its uploads are on. Photos are read through and dropped (the report keeps their
+/// `media_url`s), never held, so this bounds time on the wire rather than memory.
+pub const MAX_MULTIPART_BYTES: usize = 32 * 1024 * 1024;
+
+/// The most parts one multipart body may have (fields and files together).
+const MAX_MULTIPART_PARTS: usize = 200;
 
 /// What every handler can reach.
 #[derive(Clone)]
 struct Open311State {
     backend: Arc<dyn Open311Backend>,
+    settings: Arc<Settings>,
     tz: Tz,
     clock: SharedClock,
 }
 
 /// The Open311 GeoReport v2 routes, relative to the endpoint (the gateway nests them under
 /// `/open311/v2`). `council_tz` is the zone date-times are written in.
-pub fn router(backend: Arc<dyn Open311Backend>, council_tz: Tz, clock: SharedClock) -> Router {
+pub fn router(
+    backend: Arc<dyn Open311Backend>,
+    settings: Settings,
+    council_tz: Tz,
+    clock: SharedClock,
+) -> Router {
     let state = Open311State {
         backend,
+        settings: Arc::new(settings),
         tz: council_tz,
         clock,
     };
     Router::new()
-        .route("/services.json", get(|| services(Format::Json)))
-        .route("/services.xml", get(|| services(Format::Xml)))
+        .route("/services.json", get(|s, q| services(s, q, Format::Json)))
+        .route("/services.xml", get(|s, q| services(s, q, Format::Xml)))
         .route("/services/:file", get(service_definition))
         .route(
             "/requests.json",
             get(|s, q| list_requests(s, q, Format::Json))
-                .post(|s, f| create_request(s, f, Format::Json)),
+                .post(|s, r| create_request(s, Format::Json, r)),
         )
         .route(
             "/requests.xml",
             get(|s, q| list_requests(s, q, Format::Xml))
-                .post(|s, f| create_request(s, f, Format::Xml)),
+                .post(|s, r| create_request(s, Format::Xml, r)),
         )
         .route("/requests/:file", get(one_request))
         .route(
@@ -65,7 +82,8 @@ pub fn router(backend: Arc<dyn Open311Backend>, council_tz: Tz, clock: SharedClo
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The larger, multipart, limit; urlencoded bodies are held to MAX_BODY_BYTES as read.
+        .layer(DefaultBodyLimit::max(MAX_MULTIPART_BYTES))
         .with_state(state)
 }
 
@@ -93,41 +111,65 @@ fn answer(format: Format, outcome: Result<String, Open311Error>) -> Response {
     }
 }
 
-async fn services(format: Format) -> Response {
-    answer(format, Ok(format::services(format)))
+async fn services(
+    State(state): State<Open311State>,
+    query: Result<Query<Pairs>, QueryRejection>,
+    format: Format,
+) -> Response {
+    let outcome = query.map_err(query_rejection).and_then(|Query(pairs)| {
+        check_jurisdiction(&state, &pairs)?;
+        Ok(format::services(format, state.settings.waste_only))
+    });
+    answer(format, outcome)
 }
 
-async fn service_definition(Path(file): Path<String>) -> Response {
+/// Refuses a `jurisdiction_id` other than the one configured (404).
+fn check_jurisdiction(
+    state: &Open311State,
+    pairs: &[(String, String)],
+) -> Result<(), Open311Error> {
+    form::jurisdiction(pairs, state.settings.jurisdiction_id.as_deref()).map_err(Open311Error::from)
+}
+
+async fn service_definition(
+    State(state): State<Open311State>,
+    Path(file): Path<String>,
+    query: Result<Query<Pairs>, QueryRejection>,
+) -> Response {
     let Some((code, format)) = Format::split(&file) else {
         return format::error(Format::of_path(&file), &unknown_format());
     };
-    let outcome = Service::by_code(code)
-        .map(|service| format::service_definition(format, service))
-        .ok_or_else(|| {
-            Open311Error::not_found(format!(
-                "service_code {} was not found; services.json lists the services",
-                code.chars().take(40).collect::<String>()
-            ))
-        });
+    let outcome = query.map_err(query_rejection).and_then(|Query(pairs)| {
+        check_jurisdiction(&state, &pairs)?;
+        Service::by_code(code)
+            .map(|service| format::service_definition(format, service))
+            .ok_or_else(|| {
+                Open311Error::not_found(format!(
+                    "service_code {} was not found; services.json lists the services",
+                    code.chars().take(40).collect::<String>()
+                ))
+            })
+    });
     answer(format, outcome)
 }
 
 async fn create_request(
     State(state): State<Open311State>,
-    body: Result<Form<Pairs>, FormRejection>,
     format: Format,
+    request: Request,
 ) -> Response {
-    answer(format, create(&state, body, format).await)
+    answer(format, create(&state, request, format).await)
 }
 
 async fn create(
     state: &Open311State,
-    body: Result<Form<Pairs>, FormRejection>,
+    request: Request,
     format: Format,
 ) -> Result<String, Open311Error> {
-    let Form(pairs) = body.map_err(form_rejection)?;
+    let pairs = read_fields(request).await?;
     // The key first: a client without one learns nothing about the rest of its request.
     check_api_key(state, &pairs, form::CREATE_REQUEST).await?;
+    check_jurisdiction(state, &pairs)?;
     let request = form::new_request(&pairs).map_err(Open311Error::from_fields)?;
     let stream = request.stream;
     let created = blocking(state, move |backend| backend.create(request)).await?;
@@ -137,6 +179,90 @@ async fn create(
         "open311 service request created"
     );
     Ok(format::created(format, &created))
+}
+
+/// A POST's fields, from `application/x-www-form-urlencoded` (what FixMyStreet sends without
+/// uploads, held to [`MAX_BODY_BYTES`]) or `multipart/form-data` (with uploads on: its text
+/// fields, the files read through and dropped).
+async fn read_fields(request: Request) -> Result<Pairs, Open311Error> {
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+    if multipart {
+        let multipart = Multipart::from_request(request, &()).await.map_err(|e| {
+            Open311Error::bad_request(format!("The request body is not valid: {}", e.body_text()))
+        })?;
+        return multipart_fields(multipart).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| too_large(MAX_BODY_BYTES))?;
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let Form(pairs) = Form::<Pairs>::from_request(request, &())
+        .await
+        .map_err(form_rejection)?;
+    Ok(pairs)
+}
+
+/// The text fields of a multipart body, in order; file parts (those with a file name) are read
+/// through and dropped. The text is held to [`MAX_BODY_BYTES`] in all, as a urlencoded body is.
+async fn multipart_fields(mut multipart: Multipart) -> Result<Pairs, Open311Error> {
+    let invalid = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(MAX_MULTIPART_BYTES)
+        } else {
+            Open311Error::bad_request(format!("The request body is not valid: {}", e.body_text()))
+        }
+    };
+    let mut pairs = Pairs::new();
+    let mut text_bytes = 0usize;
+    let mut parts = 0usize;
+    while let Some(mut field) = multipart.next_field().await.map_err(invalid)? {
+        parts += 1;
+        if parts > MAX_MULTIPART_PARTS {
+            return Err(Open311Error::bad_request(format!(
+                "The request body has more than {MAX_MULTIPART_PARTS} parts"
+            )));
+        }
+        let name = field.name().unwrap_or_default().to_owned();
+        if field.file_name().is_some() {
+            while field.chunk().await.map_err(invalid)?.is_some() {}
+            continue;
+        }
+        let mut value = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(invalid)? {
+            text_bytes += chunk.len();
+            if text_bytes + name.len() > MAX_BODY_BYTES {
+                return Err(too_large(MAX_BODY_BYTES));
+            }
+            value.extend_from_slice(&chunk);
+        }
+        text_bytes += name.len();
+        let value = String::from_utf8(value).map_err(|_| {
+            Open311Error::bad_request(format!(
+                "The field {} is not valid UTF-8",
+                shorten_name(&name)
+            ))
+        })?;
+        pairs.push((name, value));
+    }
+    Ok(pairs)
+}
+
+fn shorten_name(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(40).collect()
+}
+
+fn too_large(limit: usize) -> Open311Error {
+    Open311Error::bad_request(format!("The request body is larger than {limit} bytes"))
 }
 
 /// Refuses `call` with 403 unless `pairs` hold an api_key the backend accepts.
@@ -161,6 +287,7 @@ async fn list_requests(
 ) -> Response {
     let outcome = async {
         let Query(pairs) = query.map_err(query_rejection)?;
+        check_jurisdiction(&state, &pairs)?;
         let filter = form::request_filter(&pairs, state.clock.now(), state.tz)
             .map_err(Open311Error::from_fields)?;
         let limit = match &filter {
@@ -169,7 +296,12 @@ async fn list_requests(
         };
         let mut found = blocking(&state, move |backend| backend.list(&filter)).await?;
         found.truncate(limit);
-        Ok(format::requests(format, &found, state.tz))
+        Ok(format::requests(
+            format,
+            &found,
+            state.tz,
+            state.settings.extended_statuses,
+        ))
     }
     .await;
     answer(format, outcome)
@@ -185,6 +317,7 @@ async fn list_updates(
     let outcome = async {
         let Query(pairs) = query.map_err(query_rejection)?;
         check_api_key(&state, &pairs, form::GET_UPDATES).await?;
+        check_jurisdiction(&state, &pairs)?;
         let search = form::update_search(&pairs, state.clock.now(), state.tz)
             .map_err(Open311Error::from_fields)?;
         // One more than we answer, to tell when the window held more than the limit.
@@ -210,11 +343,17 @@ async fn list_updates(
     answer(format, outcome)
 }
 
-async fn one_request(State(state): State<Open311State>, Path(file): Path<String>) -> Response {
+async fn one_request(
+    State(state): State<Open311State>,
+    Path(file): Path<String>,
+    query: Result<Query<Pairs>, QueryRejection>,
+) -> Response {
     let Some((id, format)) = Format::split(&file) else {
         return format::error(Format::of_path(&file), &unknown_format());
     };
     let outcome = async {
+        let Query(pairs) = query.map_err(query_rejection)?;
+        check_jurisdiction(&state, &pairs)?;
         let not_found = || {
             Open311Error::not_found(format!(
                 "service_request_id {} was not found",
@@ -226,7 +365,12 @@ async fn one_request(State(state): State<Open311State>, Path(file): Path<String>
         }
         let owned = id.to_owned();
         match blocking(&state, move |backend| backend.get(&owned)).await? {
-            Some(request) => Ok(format::requests(format, &[request], state.tz)),
+            Some(request) => Ok(format::requests(
+                format,
+                &[request],
+                state.tz,
+                state.settings.extended_statuses,
+            )),
             None => Err(not_found()),
         }
     }
@@ -267,7 +411,8 @@ fn query_rejection(rejection: QueryRejection) -> Open311Error {
 fn form_rejection(rejection: FormRejection) -> Open311Error {
     let description = match &rejection {
         FormRejection::InvalidFormContentType(_) => {
-            "The request must be sent as application/x-www-form-urlencoded".to_owned()
+            "The request must be sent as application/x-www-form-urlencoded or multipart/form-data"
+                .to_owned()
         }
         _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             format!("The request body is larger than {MAX_BODY_BYTES} bytes")

@@ -24,9 +24,23 @@
 //!   services, requests and paths, 400 for the rest, including an outage behind the API (whose
 //!   body code is 503 so clients can tell it apart);
 //! - `address_id` is the property's UPRN; FixMyStreet's `attribute[uprn]` is read as one too;
-//!   `address_string` alone is refused, since free text cannot be matched to a property reliably;
+//!   every location given (UPRN, pin, `address_string`) is passed on and tried in that order, so
+//!   an unknown UPRN falls back to the pin and a pin to the address
+//!   ([`crate::missed_bins::matching::place_report`]);
+//! - what FixMyStreet would retry for ever if refused is accepted where it can be: it retries
+//!   every failed send at every run whatever the error, so a description over the
+//!   specification's 4,000 characters is kept (shortened in the middle past 8,000), and
+//!   `multipart/form-data` (its uploads) is read like a form; `docs/OPEN311.md` lists what is
+//!   still refused and why;
 //! - `GET requests` keeps the specification's window: the last 90 days by default, at most 90
-//!   days, at most 1000 requests; a date without a time is a whole local day;
+//!   days, at most 1000 requests; a date without a time is a whole local day; by id, up to
+//!   10,000 ids (FixMyStreet asks for all its open reports at once);
+//! - `GET requests` shows FixMyStreet's extended statuses unless configured not to
+//!   ([`Settings::extended_statuses`], [`ServiceRequest::listed_status`]): FixMyStreet marks a
+//!   report fixed when that call says `closed`, so `closed` is kept for a bin emptied and a
+//!   rejection is `no_further_action`;
+//! - `jurisdiction_id` is checked only when one is configured (404 for another, as the
+//!   specification says); absent is accepted;
 //! - absent values are `null` in JSON and left out of XML.
 //!
 //! # FixMyStreet's `servicerequestupdates`
@@ -69,8 +83,8 @@
 //! | rejected (the crew recorded it not out, contaminated, blocked…) | `no_further_action` | no further action (closed) |
 //! | refused (too early, too late, not a bin collected there) | `no_further_action` | no further action (closed) |
 //!
-//! `closed` is never sent: a FixMyStreet body without extended statuses reads it as *fixed*,
-//! which would tell a resident whose bin was left that it had been emptied.
+//! `closed` is never sent in the feed: a FixMyStreet body without extended statuses reads it as
+//! *fixed*, which would tell a resident whose bin was left that it had been emptied.
 //!
 //! Not implemented: `tokens/{token}` (every service is `realtime`, so there are no tokens),
 //! service discovery, and `POST servicerequestupdates` (residents' comments sent back to the
@@ -87,9 +101,9 @@ pub mod model;
 mod tests;
 
 pub use error::{FieldError, Open311Error};
-pub use handlers::{router, MAX_BODY_BYTES};
+pub use handlers::{router, MAX_BODY_BYTES, MAX_MULTIPART_BYTES};
 pub use model::{
-    BackendError, Contact, CreatedRequest, Location, NewServiceRequest, Open311Backend,
-    Open311Status, RequestFilter, RequestSearch, RequestUpdate, Service, ServiceRequest,
+    BackendError, Contact, CreatedRequest, LatLong, Location, NewServiceRequest, Open311Backend,
+    Open311Status, RequestFilter, RequestSearch, RequestUpdate, Service, ServiceRequest, Settings,
     UpdateSearch, UpdateStatus,
 };

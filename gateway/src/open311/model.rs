@@ -40,6 +40,20 @@ pub trait Open311Backend: Send + Sync + 'static {
     fn updates(&self, search: &UpdateSearch) -> Result<Vec<RequestUpdate>, BackendError>;
 }
 
+/// How the endpoint answers, from the gateway's configuration (`[open311]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Whether `GET requests` shows FixMyStreet's extended statuses rather than only `open` and
+    /// `closed` (see [`ServiceRequest::listed_status`]).
+    pub extended_statuses: bool,
+    /// The one `jurisdiction_id` served; a request naming another is refused with 404. `None`:
+    /// any value is accepted (and ignored).
+    pub jurisdiction_id: Option<String>,
+    /// Whether every service's keywords include `waste_only`, which FixMyStreet reads as "show
+    /// this service only on the waste (WasteWorks) pages, not on the map".
+    pub waste_only: bool,
+}
+
 /// Why the backend could not do what was asked. Each maps to an Open311 error: the first two to
 /// 400 with their text shown to the resident, the last to a general service error whose detail is
 /// logged, not shown.
@@ -68,12 +82,10 @@ pub enum BackendError {
 pub struct NewServiceRequest {
     /// The bin stream that was missed (the Open311 `service_code`).
     pub stream: BinStream,
-    /// Where.
+    /// Where: every location the client gave, for the backend to try in turn.
     pub location: Location,
-    /// The client's `address_string`, kept for the record: it is never used to find the property
-    /// because free text cannot be matched reliably.
-    pub address_string: Option<String>,
-    /// What the resident wrote, at most [`MAX_DESCRIPTION_CHARS`] characters.
+    /// What the resident wrote, at most [`MAX_DESCRIPTION_CHARS`] characters (a longer one is
+    /// shortened in the middle, see [`crate::open311::form`]).
     pub description: Option<String>,
     /// Who to tell; personal data, so it lives only on the report (never in logs).
     pub contact: Contact,
@@ -81,21 +93,55 @@ pub struct NewServiceRequest {
     pub media_urls: Vec<String>,
 }
 
-/// The longest `description` the specification allows.
-pub const MAX_DESCRIPTION_CHARS: usize = 4000;
+/// The longest `description` kept. The specification says 4,000 characters; FixMyStreet frames
+/// a resident's 4,000 with a title, the report's URL and "Submitted via FixMyStreet" (about 100
+/// characters more, more with a long title), and a refused report is retried by it for ever, so
+/// we keep twice the specification's.
+pub const MAX_DESCRIPTION_CHARS: usize = 8000;
 
-/// Where a report is about.
+/// Where a report is about: every location a client sent (at least one), which the backend tries
+/// in this order: the UPRN, then the pin, then the address (see
+/// [`crate::missed_bins::matching::place_report`]). FixMyStreet sends a pin always and
+/// `attribute[uprn]` from its waste pages, and `address_string` (the postcode searched for)
+/// when the resident did not use the map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    /// A property by its Unique Property Reference Number (the Open311 `address_id`, or
+    /// FixMyStreet's `attribute[uprn]`).
+    pub address_id: Option<u64>,
+    /// A WGS84 position (`lat`, `long`), matched to a nearby property.
+    pub position: Option<LatLong>,
+    /// The client's `address_string`, matched against the register's addresses.
+    pub address_string: Option<String>,
+}
+
+/// A WGS84 position in degrees.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Location {
-    /// A property by its Unique Property Reference Number (the Open311 `address_id`).
-    AddressId(u64),
-    /// A WGS84 position, matched to the nearest property by the backend.
-    LatLong {
-        /// Latitude in degrees, −90 to 90.
-        lat: f64,
-        /// Longitude in degrees, −180 to 180.
-        long: f64,
-    },
+pub struct LatLong {
+    /// Latitude in degrees, −90 to 90.
+    pub lat: f64,
+    /// Longitude in degrees, −180 to 180.
+    pub long: f64,
+}
+
+impl Location {
+    /// A location by UPRN alone.
+    pub fn uprn(uprn: u64) -> Self {
+        Self {
+            address_id: Some(uprn),
+            position: None,
+            address_string: None,
+        }
+    }
+
+    /// A location by position alone.
+    pub fn lat_long(lat: f64, long: f64) -> Self {
+        Self {
+            address_id: None,
+            position: Some(LatLong { lat, long }),
+            address_string: None,
+        }
+    }
 }
 
 /// The resident's contact details, as the client sent them (all optional in Open311).
@@ -134,6 +180,9 @@ pub struct ServiceRequest {
     pub id: String,
     /// Open or closed.
     pub status: Open311Status,
+    /// The same in FixMyStreet's extended statuses, shown as `status` where the endpoint is set
+    /// to them ([`Settings::extended_statuses`]): what tells a rejection from a collection.
+    pub extended_status: UpdateStatus,
     /// Why it is in this state, with the crew's evidence, in plain English ("Your bin was not out
     /// when the crew passed at 07:42; photo taken").
     pub status_notes: String,
@@ -163,6 +212,22 @@ pub struct ServiceRequest {
     pub long: Option<f64>,
     /// A photo or other media.
     pub media_url: Option<String>,
+}
+
+impl ServiceRequest {
+    /// The `status` `GET requests` shows. Basic: `open` or `closed`, as GeoReport v2 has them.
+    /// Extended: `closed` only for a request done as asked (a bin emptied), since FixMyStreet's
+    /// reading of `GET requests` marks a report fixed on `closed` and leaves it as it is on any
+    /// other value (showing the status notes); the rest in FixMyStreet's extended statuses, as
+    /// the updates feed has them (`open`, `action_scheduled`, `no_further_action`, …), so a
+    /// rejection is never shown as fixed.
+    pub fn listed_status(&self, extended: bool) -> &'static str {
+        match (extended, self.status, self.extended_status) {
+            (false, status, _) => status.as_str(),
+            (true, Open311Status::Closed, UpdateStatus::Fixed | UpdateStatus::Closed) => "closed",
+            (true, _, status) => status.as_str(),
+        }
+    }
 }
 
 /// The two statuses GeoReport v2 knows.
@@ -214,6 +279,13 @@ pub const MAX_WINDOW_DAYS: i64 = 90;
 
 /// The specification's "first 1000 requests returned".
 pub const MAX_RESULTS: usize = 1000;
+
+/// The most ids one `GET requests?service_request_id=…` may list. FixMyStreet asks for all of a
+/// body's open reports in one call, so the specification's 1,000 would fail its whole run; ten
+/// times that bounds the work of one call. In practice the URI gives out first: the HTTP server
+/// (hyper) answers 414 to a URI over 64 KiB, about 5,900 ids of our form (`MB-12345`, with
+/// FixMyStreet's `%2C` between them).
+pub const MAX_REQUEST_IDS: usize = 10_000;
 
 /// Which updates `GET servicerequestupdates` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

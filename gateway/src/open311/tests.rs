@@ -68,14 +68,32 @@ impl Open311Backend for FakeBackend {
 
     fn create(&self, request: NewServiceRequest) -> Result<CreatedRequest, BackendError> {
         self.check_up()?;
-        let address_id = match request.location {
-            Location::AddressId(uprn) if uprn == KNOWN_UPRN => Some(uprn),
-            Location::AddressId(uprn) => {
+        // Known UPRN, else any pin, else an address naming the known property.
+        let address_id = match &request.location {
+            Location {
+                address_id: Some(uprn),
+                ..
+            } if *uprn == KNOWN_UPRN => Some(*uprn),
+            Location {
+                position: Some(_), ..
+            } => Some(KNOWN_UPRN),
+            Location {
+                address_string: Some(address),
+                ..
+            } if address.contains("1 High Street") => Some(KNOWN_UPRN),
+            Location {
+                address_id: Some(uprn),
+                ..
+            } => {
                 return Err(BackendError::UnknownAddress(format!(
                     "address_id {uprn} is not a property we collect from"
                 )))
             }
-            Location::LatLong { .. } => Some(KNOWN_UPRN),
+            _ => {
+                return Err(BackendError::UnknownAddress(
+                    "address_string matches no property we collect from.".into(),
+                ))
+            }
         };
         let mut requests = self.requests.lock().unwrap();
         let id = format!("R{}", requests.len() + 1);
@@ -83,6 +101,7 @@ impl Open311Backend for FakeBackend {
         requests.push(ServiceRequest {
             id: id.clone(),
             status: Open311Status::Open,
+            extended_status: UpdateStatus::Open,
             status_notes: "Reported; a crew will check the round's records.".into(),
             stream: request.stream,
             description: request.description.clone(),
@@ -168,6 +187,10 @@ fn report(id: &str, stream: BinStream, status: Open311Status, requested: &str) -
     ServiceRequest {
         id: id.into(),
         status,
+        extended_status: match status {
+            Open311Status::Open => UpdateStatus::Open,
+            Open311Status::Closed => UpdateStatus::Fixed,
+        },
         status_notes: String::new(),
         stream,
         description: None,
@@ -194,11 +217,25 @@ struct Server {
 }
 
 impl Server {
+    /// With the gateway's default settings (extended statuses on, any jurisdiction).
     async fn start() -> Self {
+        Self::start_with(Settings {
+            extended_statuses: true,
+            ..Settings::default()
+        })
+        .await
+    }
+
+    async fn start_with(settings: Settings) -> Self {
         let backend = Arc::new(FakeBackend::default());
         let app = Router::new().nest(
             "/open311/v2",
-            router(backend.clone(), London, Arc::new(FixedClock::at(now()))),
+            router(
+                backend.clone(),
+                settings,
+                London,
+                Arc::new(FixedClock::at(now())),
+            ),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -442,7 +479,7 @@ async fn post_with_a_uprn_creates_a_request() {
     assert_eq!(created.len(), 1);
     let request = &created[0];
     assert_eq!(request.stream, BinStream::Refuse);
-    assert_eq!(request.location, Location::AddressId(KNOWN_UPRN));
+    assert_eq!(request.location.address_id, Some(KNOWN_UPRN));
     assert_eq!(
         request.description.as_deref(),
         Some("Bin not emptied.\nIt was out by 6am.")
@@ -484,10 +521,7 @@ async fn post_with_lat_long_answers_in_xml() {
     ));
     assert_eq!(
         server.backend.created()[0].location,
-        Location::LatLong {
-            lat: 51.50135,
-            long: -0.14189
-        }
+        Location::lat_long(51.50135, -0.14189)
     );
     server.stop().await;
 }
@@ -581,7 +615,8 @@ async fn invalid_fields_are_400_with_every_problem_listed() {
     assert_eq!(reply.status, 400);
     assert_eq!(
         reply.json()[0]["description"],
-        "a location was not provided; send address_id (the property's UPRN) or lat and long"
+        "a location was not provided; send address_id (the property's UPRN), lat and long, or \
+         address_string"
     );
     assert!(server.backend.created().is_empty());
     server.stop().await;
@@ -601,7 +636,7 @@ async fn bodies_that_are_not_forms_or_too_large_are_refused() {
     assert_eq!(reply.status, 400);
     assert_eq!(
         reply.json()[0]["description"],
-        "The request must be sent as application/x-www-form-urlencoded"
+        "The request must be sent as application/x-www-form-urlencoded or multipart/form-data"
     );
 
     let huge = format!("api_key={KEY}&description={}", "x".repeat(MAX_BODY_BYTES));
@@ -627,6 +662,7 @@ async fn get_one_request_with_local_offsets_and_404() {
     server.backend.seed(ServiceRequest {
         id: "R7".into(),
         status: Open311Status::Closed,
+        extended_status: UpdateStatus::NoFurtherAction,
         status_notes: "Your bin was not out when the crew passed at 07:42; photo taken.".into(),
         stream: BinStream::Recycling,
         description: Some("Missed again".into()),
@@ -648,7 +684,8 @@ async fn get_one_request_with_local_offsets_and_404() {
         reply.json(),
         json!([{
             "service_request_id": "R7",
-            "status": "closed",
+            // Rejected: closed, but never "closed" to a client that reads that as fixed.
+            "status": "no_further_action",
             "status_notes": "Your bin was not out when the crew passed at 07:42; photo taken.",
             "service_name": "Missed recycling collection",
             "service_code": "recycling",
@@ -671,7 +708,7 @@ async fn get_one_request_with_local_offsets_and_404() {
     let xml = server.get("requests/R7.xml").await;
     assert!(xml.xml().contains(
         "<service_requests><request><service_request_id>R7</service_request_id>\
-         <status>closed</status>"
+         <status>no_further_action</status>"
     ));
     assert!(xml
         .body
@@ -1115,5 +1152,309 @@ async fn an_outage_while_listing_updates_is_a_general_service_error() {
         .await;
     assert_eq!(reply.status, 400);
     assert_eq!(reply.json()[0]["code"], 503);
+    server.stop().await;
+}
+
+// What FixMyStreet sends, replayed as its Open311 client (perllib/Open311.pm) builds it:
+// urlencoded by HTTP::Request::Common (or form-data when its uploads are on), `jurisdiction_id`
+// and `api_key` beside the fields, its framed description, `attribute[…]` names, coordinates
+// truncated to six places, W3C dates in UTC, and `GET requests` with every open report's id
+// in one comma-separated `service_request_id` (URI.pm escapes the commas as %2C).
+
+/// The POST FixMyStreet's `send_service_request` makes for a waste report from its map, in
+/// its field order.
+fn fixmystreet_post(detail: &str) -> Vec<(&'static str, String)> {
+    let description = format!(
+        "title: Bin not emptied\n\ndetail: {detail}\n\n\
+         url: https://www.fixmystreet.com/report/4242\n\nSubmitted via FixMyStreet\n"
+    );
+    vec![
+        ("jurisdiction_id", "hillingdon.gov.uk".into()),
+        ("api_key", KEY.into()),
+        ("service_code", "recycling".into()),
+        ("description", description),
+        ("first_name", "Ann".into()),
+        ("last_name", "Other".into()),
+        ("email", "ann@example.org".into()),
+        ("lat", "51.562401".into()),
+        ("long", "-0.445951".into()),
+        ("attribute[uprn]", "100021999999".into()),
+        ("attribute[fixmystreet_id]", "4242".into()),
+        ("attribute[title]", "Bin not emptied".into()),
+    ]
+}
+
+fn borrowed<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// `fields` as multipart/form-data, with one photo part as FixMyStreet adds them.
+fn multipart(fields: &[(&str, &str)], boundary: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"photo1\"; \
+             filename=\"4242.0.full.jpeg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    // A photo-sized part: read through and dropped.
+    body.extend(std::iter::repeat_n(0xFFu8, 300 * 1024));
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}
+
+#[tokio::test]
+async fn fixmystreet_post_with_an_unknown_uprn_keeps_its_pin_and_its_long_description() {
+    let server = Server::start().await;
+    // 4,000 characters of detail and FixMyStreet's framing: over the specification's 4,000.
+    let fields = fixmystreet_post(&"é".repeat(4000));
+    let reply = server.post_form("requests.json", &borrowed(&fields)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()[0]["service_request_id"], "R1");
+    let reply = server.post_form("requests.xml", &borrowed(&fields)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply
+        .xml()
+        .contains("<request><service_request_id>R2</service_request_id>"));
+
+    let created = server.backend.created();
+    let location = &created[0].location;
+    // Both kept: the backend falls back to the pin when the UPRN is not on its register.
+    assert_eq!(location.address_id, Some(100_021_999_999));
+    assert_eq!(
+        location.position,
+        Some(LatLong {
+            lat: 51.562401,
+            long: -0.445951
+        })
+    );
+    let description = created[0].description.as_deref().unwrap();
+    assert!(description.chars().count() > 4000);
+    assert!(description.ends_with("Submitted via FixMyStreet"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn fixmystreet_post_as_form_data_with_photos_in_json_and_xml() {
+    let server = Server::start().await;
+    let fields = fixmystreet_post("Left on the pavement.");
+    let boundary = "xYzZY";
+    let body = multipart(&borrowed(&fields), boundary);
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let reply = server
+        .send("POST", "requests.json", Some(&content_type), &body)
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()[0]["service_request_id"], "R1");
+    let reply = server
+        .send("POST", "requests.xml", Some(&content_type), &body)
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply
+        .xml()
+        .contains("<service_request_id>R2</service_request_id>"));
+    let created = server.backend.created();
+    assert_eq!(created.len(), 2);
+    assert_eq!(created[0].stream, BinStream::Recycling);
+    assert_eq!(created[0].contact.email.as_deref(), Some("ann@example.org"));
+    assert!(created[0]
+        .description
+        .as_deref()
+        .unwrap()
+        .contains("Left on the pavement."));
+
+    // The key is checked in form-data too; a broken body is a 400 in Open311's form.
+    let keyless: Vec<(&str, &str)> = borrowed(&fields)
+        .into_iter()
+        .filter(|(k, _)| *k != "api_key")
+        .collect();
+    let reply = server
+        .send(
+            "POST",
+            "requests.xml",
+            Some(&content_type),
+            &multipart(&keyless, boundary),
+        )
+        .await;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    let reply = server
+        .send(
+            "POST",
+            "requests.json",
+            Some(&content_type),
+            b"--xYzZY\r\nnonsense",
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert_eq!(reply.json()[0]["code"], 400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn fixmystreet_post_with_a_postcode_only_is_matched_by_address() {
+    let server = Server::start().await;
+    // FixMyStreet sends address_string (the postcode searched for) when there is no pin.
+    let fields: Vec<(&'static str, String)> = fixmystreet_post("x")
+        .into_iter()
+        .filter(|(k, _)| !matches!(*k, "lat" | "long" | "attribute[uprn]"))
+        .chain([("address_string", "1 High Street, AN1 1AA".to_owned())])
+        .collect();
+    for path in ["requests.json", "requests.xml"] {
+        let reply = server.post_form(path, &borrowed(&fields)).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    let created = server.backend.created();
+    assert_eq!(
+        created[1].location.address_string.as_deref(),
+        Some("1 High Street, AN1 1AA")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn fixmystreet_get_requests_for_all_its_open_reports_at_once() {
+    let server = Server::start().await;
+    let rejected = ServiceRequest {
+        extended_status: UpdateStatus::NoFurtherAction,
+        ..report(
+            "MB-2",
+            BinStream::Refuse,
+            Open311Status::Closed,
+            "2026-11-24T09:00:00Z",
+        )
+    };
+    let dispatched = ServiceRequest {
+        extended_status: UpdateStatus::ActionScheduled,
+        ..report(
+            "MB-3",
+            BinStream::Refuse,
+            Open311Status::Open,
+            "2026-11-24T09:00:00Z",
+        )
+    };
+    server.backend.seed(report(
+        "MB-1",
+        BinStream::Refuse,
+        Open311Status::Closed,
+        "2026-11-24T09:00:00Z",
+    ));
+    server.backend.seed(rejected);
+    server.backend.seed(dispatched);
+    // 5,000 ids: what a council's open reports come to, within the 64 KiB URI hyper allows.
+    let ids: Vec<String> = (1..=5000).map(|i| format!("MB-{i}")).collect();
+    let query = format!(
+        "jurisdiction_id=hillingdon.gov.uk&service_request_id={}",
+        ids.join("%2C")
+    );
+    let reply = server.get(&format!("requests.xml?{query}")).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let xml = reply.xml();
+    // Collected is closed (FixMyStreet: fixed); the rejection is not.
+    for (id, status) in [
+        ("MB-1", "closed"),
+        ("MB-2", "no_further_action"),
+        ("MB-3", "action_scheduled"),
+    ] {
+        assert!(
+            xml.contains(&format!(
+                "<service_request_id>{id}</service_request_id><status>{status}</status>"
+            )),
+            "{xml}"
+        );
+    }
+    let reply = server.get(&format!("requests.json?{query}")).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let statuses: Vec<(String, String)> = reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["service_request_id"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses.len(), 3);
+    assert!(statuses.contains(&("MB-2".into(), "no_further_action".into())));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn basic_statuses_are_open_and_closed_only() {
+    let server = Server::start_with(Settings::default()).await;
+    server.backend.seed(ServiceRequest {
+        extended_status: UpdateStatus::NoFurtherAction,
+        ..report(
+            "MB-2",
+            BinStream::Refuse,
+            Open311Status::Closed,
+            "2026-11-24T09:00:00Z",
+        )
+    });
+    let reply = server.get("requests/MB-2.json").await;
+    assert_eq!(reply.json()[0]["status"], "closed");
+    let reply = server.get("requests/MB-2.xml").await;
+    assert!(reply.xml().contains("<status>closed</status>"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_configured_jurisdiction_is_checked_on_every_call() {
+    let server = Server::start_with(Settings {
+        extended_statuses: true,
+        jurisdiction_id: Some("hillingdon.gov.uk".into()),
+        waste_only: true,
+    })
+    .await;
+    let fields = fixmystreet_post("x");
+    let reply = server.post_form("requests.json", &borrowed(&fields)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // FixMyStreet's services import, with waste_only for its WasteWorks pages.
+    let reply = server
+        .get("services.xml?jurisdiction_id=hillingdon.gov.uk")
+        .await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.xml().contains(
+        "<keywords>missed bin, refuse, general waste, rubbish, black bin, waste_only</keywords>"
+    ));
+    let reply = server.get("services.json").await;
+    assert_eq!(reply.status, 200, "absent is accepted");
+
+    let other: Vec<(&'static str, String)> = fields
+        .iter()
+        .map(|(k, v)| match *k {
+            "jurisdiction_id" => (*k, "ealing.gov.uk".to_owned()),
+            _ => (*k, v.clone()),
+        })
+        .collect();
+    let reply = server.post_form("requests.xml", &borrowed(&other)).await;
+    assert_eq!(reply.status, 404, "{reply:?}");
+    assert!(reply.xml().contains(
+        "<error><code>404</code><description>jurisdiction_id ealing.gov.uk was not found; \
+         this endpoint serves hillingdon.gov.uk</description></error>"
+    ));
+    for path in [
+        "services.json?jurisdiction_id=ealing.gov.uk",
+        "services/refuse.json?jurisdiction_id=ealing.gov.uk",
+        "requests.json?jurisdiction_id=ealing.gov.uk",
+        "requests/R1.json?jurisdiction_id=ealing.gov.uk",
+        "servicerequestupdates.json?api_key=secret-key&jurisdiction_id=ealing.gov.uk",
+    ] {
+        let reply = server.get(path).await;
+        assert_eq!(reply.status, 404, "{path}: {reply:?}");
+        assert_eq!(reply.json()[0]["code"], 404, "{path}");
+    }
+    assert_eq!(server.backend.created().len(), 1);
     server.stop().await;
 }

@@ -10,7 +10,7 @@ use proto::TimestampMs;
 
 use super::desk::{DeskError, NewReport, ReportDesk};
 use crate::clock::SharedClock;
-use crate::missed_bins::{self, LatLon, Report, ReportError, ReportStatus};
+use crate::missed_bins::{self, LatLon, NotPlaced, Report, ReportError, ReportPlace, ReportStatus};
 use crate::open311::{
     BackendError, CreatedRequest, Location, NewServiceRequest, Open311Backend, Open311Status,
     RequestFilter, RequestUpdate, ServiceRequest, UpdateSearch, UpdateStatus,
@@ -36,27 +36,31 @@ impl DeskOpen311 {
         }
     }
 
-    /// The property a request is about: its UPRN, or the nearest property to its position
-    /// within the matching tolerance.
-    fn property_for(&self, location: Location) -> Result<u64, BackendError> {
-        match location {
-            Location::AddressId(uprn) => Ok(uprn),
-            Location::LatLong { lat, long } => self.desk.with_missed(|missed| {
-                // The resident's pin, not a lorry's fix: allow the tolerance twice over, as a
-                // pin dropped on the pavement is as far out as a lorry in the road.
-                let within = 2.0 * missed.matching().tolerance_m;
-                missed
-                    .register()
-                    .nearest(LatLon { lat, lon: long }, within)
-                    .map(|(property, _)| property.uprn)
-                    .ok_or_else(|| {
-                        BackendError::UnknownAddress(format!(
-                            "no property we collect from is within {within:.0} m of \
-                             {lat:.5},{long:.5}; give its address_id (UPRN) instead"
-                        ))
-                    })
+    /// The property a request is about: its UPRN if on the register, else a property near its
+    /// pin, else one its address names ([`missed_bins::matching::place_report`]).
+    fn property_for(
+        &self,
+        location: &Location,
+        stream: proto::BinStream,
+    ) -> Result<u64, BackendError> {
+        let place = ReportPlace {
+            uprn: location.address_id,
+            pin: location.position.map(|p| LatLon {
+                lat: p.lat,
+                lon: p.long,
             }),
-        }
+            address: location.address_string.as_deref(),
+        };
+        self.desk.with_missed(|missed| {
+            missed_bins::matching::place_report(
+                missed.register(),
+                &place,
+                stream,
+                missed.matching(),
+            )
+            .map(|(uprn, _)| uprn)
+            .map_err(|why| BackendError::UnknownAddress(not_placed_text(&why)))
+        })
     }
 
     fn view(&self, report: &Report) -> ServiceRequest {
@@ -68,6 +72,7 @@ impl DeskOpen311 {
         ServiceRequest {
             id: report.id.clone(),
             status: open311_status(report.status),
+            extended_status: update_status(report.status),
             status_notes: notes,
             stream: report.stream,
             description: report.description.clone(),
@@ -96,7 +101,7 @@ impl Open311Backend for DeskOpen311 {
     }
 
     fn create(&self, request: NewServiceRequest) -> Result<CreatedRequest, BackendError> {
-        let uprn = self.property_for(request.location)?;
+        let uprn = self.property_for(&request.location, request.stream)?;
         let contact = &request.contact;
         let name = [&contact.first_name, &contact.last_name]
             .into_iter()
@@ -240,6 +245,37 @@ fn report_updates(
             media_url: None,
         })
         .collect()
+}
+
+/// Why a request's locations named no property, in one paragraph for the resident and the
+/// front end's staff (FixMyStreet shows it in its list of reports that failed to send).
+fn not_placed_text(why: &[NotPlaced]) -> String {
+    let sentences: Vec<String> = why
+        .iter()
+        .map(|reason| match reason {
+            NotPlaced::UnknownUprn { uprn } => {
+                format!("address_id {uprn} is not a property we collect from.")
+            }
+            NotPlaced::NoPropertyNearPin { reach_m } => format!(
+                "No property we collect from is within {reach_m:.0} m of the pin; move the pin \
+                 to the property, or give its address_id (UPRN)."
+            ),
+            NotPlaced::UnknownAddress => {
+                "address_string matches no property we collect from.".to_owned()
+            }
+            NotPlaced::AmbiguousAddress { matches } => format!(
+                "address_string matches {}{matches} properties; give the house number or name, \
+                 a pin, or the address_id (UPRN).",
+                if *matches >= missed_bins::matching::MAX_ADDRESS_CANDIDATES {
+                    "at least "
+                } else {
+                    ""
+                }
+            ),
+            NotPlaced::NoLocation => "a location was not provided.".to_owned(),
+        })
+        .collect();
+    sentences.join(" ")
 }
 
 fn unavailable(e: DeskError) -> BackendError {
