@@ -3,8 +3,9 @@
 //!
 //! [`Gateway::start`] wires the parts, top to bottom:
 //! - [`broker`]: the embedded MQTT broker, unless an external one is configured;
-//! - [`store`]: the durable store (sled), behind a trait; [`record_time`] places each record's
-//!   time by its device's monotonic clock;
+//! - [`storage`]: the storage seam: every store the gateway has, behind traits, on sled today
+//!   ([`store`] is its older name); [`record_time`] places each record's time by its device's
+//!   monotonic clock;
 //! - [`ingest`]: the MQTT subscriber that stores batches once and acks them ([`progress`] keeps
 //!   the per-device bookkeeping);
 //! - [`http`]: health, metrics and the staff API;
@@ -24,7 +25,10 @@ pub mod open311;
 pub mod progress;
 pub mod record_time;
 pub mod reports;
-pub mod store;
+pub mod storage;
+
+/// The storage seam's older name, for code written before it held more than the ingest's store.
+pub use storage as store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,8 +43,8 @@ use crate::config::{parse_mqtt_url, GatewayConfig};
 use crate::ingest::{IngestEvent, MqttEndpoint};
 use crate::metrics::Metrics;
 use crate::missed_bins::MissedBins;
-use crate::reports::{DeskSettings, MqttJobSender, ReportDesk, ReportStore};
-use crate::store::{SledStore, Store, StoreError, StoreSettings};
+use crate::reports::{DeskSettings, MqttJobSender, ReportDesk};
+use crate::storage::{Storage, Store, StoreError, StoreSettings};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -120,10 +124,8 @@ impl Gateway {
             max_clock_skew_ms: max_clock_skew_ms(&config),
             ..StoreSettings::default()
         };
-        let sled_store =
-            Arc::new(SledStore::open_with(&config.data_dir, settings).map_err(store_error)?);
-        let report_store = ReportStore::open(sled_store.db()).map_err(store_error)?;
-        let store: Arc<dyn Store> = sled_store;
+        let storage = Storage::open_embedded(&config.data_dir, settings).map_err(store_error)?;
+        let store: Arc<dyn Store> = storage.ingest.clone();
         let provisioned = config
             .devices
             .provisioned
@@ -183,7 +185,7 @@ impl Gateway {
                     config.missed_bins.calendar.clone(),
                     config.missed_bins.matching,
                 ),
-                report_store,
+                storage.reports.clone(),
                 Arc::new(MqttJobSender::new(
                     mqtt_client.0.clone(),
                     config.mqtt.max_payload,

@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gateway::config::GatewayConfig;
-use gateway::reports::ReportStore;
-use gateway::store::SledStore;
+use gateway::storage::{reports, Storage, StoreSettings};
 use gateway::Gateway;
 
 /// The fieldsync gateway: ingests devices' records exactly once over MQTT, decides residents'
@@ -116,17 +115,22 @@ async fn main() -> anyhow::Result<()> {
 
 fn import_properties(config: &GatewayConfig, file: &std::path::Path) -> anyhow::Result<()> {
     let csv = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let store = SledStore::open(&config.data_dir, config.cache_bytes).with_context(|| {
+    let settings = StoreSettings {
+        cache_bytes: config.cache_bytes,
+        ..StoreSettings::default()
+    };
+    let storage = Storage::open_embedded(&config.data_dir, settings).with_context(|| {
         format!(
             "opening the store in {} (is a gateway running on it? then POST the file to \
              /api/v1/properties)",
             config.data_dir.display()
         )
     })?;
-    let reports = ReportStore::open(store.db()).context("opening the register")?;
-    let mut register = reports.load_register().context("loading the register")?;
-    let report = reports
-        .import_properties(&mut register, csv)
+    let mut register = storage
+        .reports
+        .load_register()
+        .context("loading the register")?;
+    let report = reports::import_properties(storage.reports.as_ref(), &mut register, csv)
         .with_context(|| format!("importing {}", file.display()))?;
     for error in &report.errors {
         eprintln!("{}:{}: {}", file.display(), error.line, error.message);

@@ -6,11 +6,11 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `R` len device seq(8) | [`super::StoredRecord`] |
+//! | `R` len device seq(8) | [`crate::storage::StoredRecord`] |
 //! | `E` received(8) len device seq(8) | a copy of a crew record, in arrival order |
 //! | `A` len device boot(8) | the boot's clock anchor (gateway ms at the device's mono 0) |
 //! | `p` device | [`crate::progress::SeqRanges`] |
-//! | `d` device | [`super::DeviceInfo`] |
+//! | `d` device | [`crate::storage::DeviceInfo`] |
 //!
 //! `p` and `d` end with the device id and hold nothing after it, so they need no length. The
 //! `quarantine` tree is keyed by id(8); `refused` by len device seq(8); `meta` by text names.
