@@ -14,8 +14,9 @@
 //! - [`alerts`]: each boiler's alerts, opened and closed with evidence and hysteresis.
 //!
 //! The storage seam, as this domain needs it, is [`TelemetryLog`]: one boiler's raw samples,
-//! reported gaps and hourly rollups, with range reads by time. The gateway's store implements
-//! it; [`MemoryLog`] is the reference implementation the tests use.
+//! reported gaps and hourly rollups, with range reads by time. The storage seam implements it
+//! ([`crate::storage::AssetLog`]); [`MemoryLog`] is the reference implementation, and the
+//! rollups' tests run against both.
 //!
 //! [`Boilers`] holds the register, the settings and each boiler's alert state together for the
 //! gateway: [`Boilers::observe_sample`] for each telemetry record stored, [`Boilers::tick`] for
@@ -310,10 +311,10 @@ fn local_date(at_ms: TimestampMs, tz: Tz) -> Option<NaiveDate> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::boilers::register::tests::asset;
-    use crate::boilers::rollup::tests::T0;
+    use crate::boilers::rollup::tests::{FreshLog, T0};
 
     const MIN: i64 = 60_000;
     const DAY: i64 = 24 * HOUR_MS;
@@ -385,8 +386,14 @@ mod tests {
 
     #[test]
     fn the_faulty_boilers_raise_their_alerts_and_the_healthy_one_none() {
+        the_faulty_boilers_raise_their_alerts::<MemoryLog>();
+    }
+
+    /// The demo estate over 15 days, for any [`TelemetryLog`]: the storage's tests run it on
+    /// theirs.
+    pub(crate) fn the_faulty_boilers_raise_their_alerts<L: FreshLog>() {
         let mut boilers = estate();
-        let mut logs: BTreeMap<&str, MemoryLog> = BTreeMap::new();
+        let mut logs: BTreeMap<&str, L> = BTreeMap::new();
         let mut opened: BTreeMap<&str, Vec<AlertKind>> = BTreeMap::new();
         let ids = ["healthy", "leaking", "cycling", "hot", "locked", "quiet"];
         let mut closed: BTreeMap<&str, Vec<AlertKind>> = BTreeMap::new();
@@ -394,7 +401,7 @@ mod tests {
         for m in (0..15 * 24 * 60).step_by(5) {
             let at = day0 + m * MIN;
             for (i, id) in ids.into_iter().enumerate() {
-                let log = logs.entry(id).or_default();
+                let log = logs.entry(id).or_insert_with(L::fresh);
                 // The quiet boiler's hub loses power from 10:00 to 12:00 on day 5.
                 let powered = id != "quiet" || !(5 * 1440 + 600..5 * 1440 + 720).contains(&m);
                 let mut events = Vec::new();

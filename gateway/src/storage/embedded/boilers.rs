@@ -311,3 +311,234 @@ impl BoilerStore for SledBoilerStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boilers::register::tests::asset;
+    use crate::boilers::rollup::tests::{sample, telemetry_log_tests, FreshLog, T0};
+    use crate::boilers::{AlertKind, Boilers, BoilersConfig, Folded, TelemetryLog, HOUR_MS};
+    use crate::storage::AssetLog;
+
+    const MIN: i64 = 60_000;
+    const DAY: i64 = 24 * HOUR_MS;
+
+    /// One boiler's log in a sled store of its own, in a temporary directory.
+    pub(crate) struct TempLog {
+        store: SledBoilerStore,
+        _dir: tempfile::TempDir,
+    }
+
+    impl TempLog {
+        fn log(&self) -> AssetLog<'_> {
+            AssetLog::new(&self.store, "B-1")
+        }
+    }
+
+    impl FreshLog for TempLog {
+        fn fresh() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            Self {
+                store: SledBoilerStore::open_dir(dir.path(), 8 << 20).unwrap(),
+                _dir: dir,
+            }
+        }
+    }
+
+    impl TelemetryLog for TempLog {
+        type Error = StoreError;
+
+        fn insert_sample(&mut self, sample: &Sample) -> Result<bool, StoreError> {
+            self.log().insert_sample(sample)
+        }
+        fn samples_in(
+            &self,
+            from: TimestampMs,
+            to: TimestampMs,
+        ) -> Result<Vec<Sample>, StoreError> {
+            self.log().samples_in(from, to)
+        }
+        fn sample_before(&self, at: TimestampMs) -> Result<Option<Sample>, StoreError> {
+            self.log().sample_before(at)
+        }
+        fn sample_after(&self, at: TimestampMs) -> Result<Option<Sample>, StoreError> {
+            self.log().sample_after(at)
+        }
+        fn insert_gap(&mut self, gap: &GapSpan) -> Result<bool, StoreError> {
+            self.log().insert_gap(gap)
+        }
+        fn gaps_overlapping(
+            &self,
+            from: TimestampMs,
+            to: TimestampMs,
+        ) -> Result<Vec<GapSpan>, StoreError> {
+            self.log().gaps_overlapping(from, to)
+        }
+        fn hour(&self, start: TimestampMs) -> Result<Option<Rollup>, StoreError> {
+            self.log().hour(start)
+        }
+        fn put_hour(&mut self, rollup: &Rollup) -> Result<(), StoreError> {
+            self.log().put_hour(rollup)
+        }
+        fn hours_in(&self, from: TimestampMs, to: TimestampMs) -> Result<Vec<Rollup>, StoreError> {
+            self.log().hours_in(from, to)
+        }
+    }
+
+    // The rollups' tests, word for word, on sled.
+    telemetry_log_tests!(TempLog);
+
+    #[test]
+    fn the_demo_estates_faulty_boilers_raise_their_alerts_on_sled_too() {
+        crate::boilers::tests::the_faulty_boilers_raise_their_alerts::<TempLog>();
+    }
+
+    fn store() -> (tempfile::TempDir, SledBoilerStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledBoilerStore::open_dir(dir.path(), 8 << 20).unwrap();
+        (dir, store)
+    }
+
+    fn at(asset: &str, at_ms: TimestampMs) -> Sample {
+        Sample {
+            asset: asset.to_owned(),
+            ..sample(at_ms)
+        }
+    }
+
+    #[test]
+    fn one_boilers_range_holds_no_other_boilers_samples_and_is_in_time_order() {
+        let (_dir, store) = store();
+        // `B-1` is a prefix of `B-10`'s id: the length byte keeps them apart. Times on both
+        // sides of 1970 sort as times.
+        for (asset, t) in [
+            ("B-10", 5),
+            ("B-1", -3 * MIN),
+            ("B-1", 2 * MIN),
+            ("B-10", -1),
+        ] {
+            assert!(store.insert_sample(asset, &at(asset, t)).unwrap());
+        }
+        assert!(!store.insert_sample("B-1", &at("B-1", 2 * MIN)).unwrap());
+        let times = |samples: Vec<Sample>| samples.iter().map(|s| s.at_ms).collect::<Vec<_>>();
+        assert_eq!(
+            times(store.samples_in("B-1", i64::MIN, i64::MAX).unwrap()),
+            vec![-3 * MIN, 2 * MIN]
+        );
+        assert_eq!(
+            times(store.samples_in("B-10", -10, 10).unwrap()),
+            vec![-1, 5]
+        );
+        assert_eq!(store.sample_before("B-10", -1).unwrap(), None);
+        assert_eq!(store.sample_after("B-1", 2 * MIN).unwrap(), None);
+        assert_eq!(
+            store
+                .sample_after("B-1", i64::MIN)
+                .unwrap()
+                .map(|s| s.at_ms),
+            Some(-3 * MIN)
+        );
+        assert_eq!(
+            store
+                .sample_before("B-1", i64::MAX)
+                .unwrap()
+                .map(|s| s.at_ms),
+            Some(2 * MIN)
+        );
+    }
+
+    #[test]
+    fn the_register_and_alert_state_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = proto::DeviceId::new("hub-1").unwrap();
+        let opened = {
+            let store = SledBoilerStore::open_dir(dir.path(), 8 << 20).unwrap();
+            store
+                .save_assets(&[&asset("B-1", "hub-1"), &asset("B-2", "hub-2")])
+                .unwrap();
+            // Imported again with a new hub: replaced, not duplicated.
+            store.save_assets(&[&asset("B-2", "hub-3")]).unwrap();
+            let mut boilers = Boilers::new(BoilersConfig::default());
+            boilers.register_mut().insert(asset("B-1", "hub-1"));
+            let telemetry = proto::Telemetry {
+                asset: "B-1".into(),
+                bar: Some(0.4),
+                ..proto::Telemetry::default()
+            };
+            let mut log = AssetLog::new(&store, "B-1");
+            let mut events = Vec::new();
+            for minute in 0..5 {
+                let t = T0 + minute * MIN;
+                let observed = boilers
+                    .observe_sample(&mut log, &hub, &telemetry, t, t)
+                    .unwrap();
+                assert!(matches!(observed.folded, Some(Folded::InOrder { .. })));
+                events.extend(observed.alerts);
+            }
+            assert_eq!(events.len(), 1, "{events:?}");
+            let alerts = boilers.alerts("B-1").unwrap();
+            store.save_alerts("B-1", alerts).unwrap();
+            let closed = alerts.get(AlertKind::PressureLow).unwrap().clone();
+            store.save_closed_alert("B-1", &closed).unwrap();
+            store.flush().unwrap();
+            closed
+        };
+        let store = SledBoilerStore::open_dir(dir.path(), 8 << 20).unwrap();
+        let assets = store.assets().unwrap();
+        assert_eq!(assets.len(), 2);
+        assert_eq!(assets[1].hub.as_str(), "hub-3");
+        let states = store.alert_states().unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!(states[0].0, "B-1");
+        assert_eq!(states[0].1.get(AlertKind::PressureLow), Some(&opened));
+        let opened_at = opened.opened_at_ms;
+        assert_eq!(
+            store
+                .closed_alerts("B-1", opened_at, opened_at + 1)
+                .unwrap(),
+            vec![opened]
+        );
+        assert_eq!(store.closed_alerts("B-1", T0, opened_at).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn purging_drops_old_raw_samples_of_every_boiler_and_keeps_rollups() {
+        let (_dir, store) = store();
+        let ids = ["B-1", "B-10", "B-2"];
+        for asset in ids {
+            for day in 0..5 {
+                store
+                    .insert_sample(asset, &at(asset, T0 + day * DAY))
+                    .unwrap();
+                store
+                    .put_hour(
+                        asset,
+                        &Rollup::empty(T0 + day * DAY, T0 + day * DAY + HOUR_MS),
+                    )
+                    .unwrap();
+            }
+            for (from, to) in [(T0 + MIN, T0 + 2 * MIN), (T0 + 2 * DAY, T0 + 4 * DAY)] {
+                let gap = GapSpan {
+                    from_ms: from,
+                    to_ms: to,
+                    reason: proto::GapReason::DiskBudget,
+                };
+                assert!(store.insert_gap(asset, &gap).unwrap());
+                assert!(!store.insert_gap(asset, &gap).unwrap());
+            }
+        }
+        let cut = T0 + 3 * DAY;
+        assert_eq!(store.purge_raw_before(cut).unwrap(), 3 * 3);
+        for asset in ids {
+            let left = store.samples_in(asset, i64::MIN, i64::MAX).unwrap();
+            assert_eq!(left.len(), 2, "{asset}");
+            assert!(left.iter().all(|s| s.at_ms >= cut && s.asset == asset));
+            assert_eq!(store.hours_in(asset, i64::MIN, i64::MAX).unwrap().len(), 5);
+            // The gap still running at the cut stays; the one over before it goes.
+            let gaps = store.gaps_overlapping(asset, i64::MIN, i64::MAX).unwrap();
+            assert_eq!(gaps.len(), 1);
+            assert_eq!(gaps[0].to_ms, T0 + 4 * DAY);
+        }
+        assert_eq!(store.purge_raw_before(cut).unwrap(), 0);
+    }
+}
