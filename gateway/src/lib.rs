@@ -10,7 +10,8 @@
 //!   the per-device bookkeeping);
 //! - [`http`]: health, metrics and the staff API;
 //! - [`missed_bins`]: the property register and the rules that decide residents' reports;
-//! - [`boilers`]: boiler samples' checks, rollups, efficiency, waste, forecasts and alerts.
+//! - [`boilers`]: boiler samples' checks, rollups, efficiency, waste, forecasts and alerts; its
+//!   desk is fed every new telemetry record as the ingest stores it, and ticked by the clock.
 
 pub mod boilers;
 pub mod broker;
@@ -38,6 +39,8 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::boilers::follow::FeedBoilers;
+use crate::boilers::{BoilerDesk, BoilerDeskSettings};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{parse_mqtt_url, GatewayConfig};
 use crate::ingest::{IngestEvent, MqttEndpoint};
@@ -76,6 +79,9 @@ pub enum GatewayError {
     /// The reports could not be loaded.
     #[error("could not load missed-bin reports: {0}")]
     Reports(reports::DeskError),
+    /// The asset register or the boilers' alerts could not be loaded.
+    #[error("could not load the boilers: {0}")]
+    Boilers(StoreError),
     /// A device in the configuration could not be provisioned.
     #[error("could not provision devices: {0}")]
     Provision(StoreError),
@@ -93,6 +99,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Missed-bin reports.
     pub desk: Arc<ReportDesk>,
+    /// Boilers: the register, telemetry and alerts.
+    pub boilers: Arc<BoilerDesk>,
     events: broadcast::Sender<IngestEvent>,
     ingest_ready: watch::Receiver<bool>,
     shutdown: CancellationToken,
@@ -125,7 +133,21 @@ impl Gateway {
             ..StoreSettings::default()
         };
         let storage = Storage::open_embedded(&config.data_dir, settings).map_err(store_error)?;
-        let store: Arc<dyn Store> = storage.ingest.clone();
+        let boilers = Arc::new(
+            BoilerDesk::open(
+                config.boilers.rules.clone(),
+                storage.boilers.clone(),
+                BoilerDeskSettings {
+                    grace_ms: secs_ms(config.boilers.grace_s),
+                    raw_retention_ms: config.boilers.raw_retention_ms(),
+                    tz: config.missed_bins.calendar.tz,
+                },
+            )
+            .map_err(GatewayError::Boilers)?,
+        );
+        // Every record the ingest stores for the first time reaches the boilers before its ack.
+        let store: Arc<dyn Store> =
+            Arc::new(FeedBoilers::new(storage.ingest.clone(), boilers.clone()));
         let provisioned = config
             .devices
             .provisioned
@@ -219,6 +241,12 @@ impl Gateway {
             clock.clone(),
             shutdown.clone(),
         ));
+        tasks.spawn(boilers::follow::run_ticks(
+            boilers.clone(),
+            clock.clone(),
+            Duration::from_secs(config.boilers.tick_s.max(1)),
+            shutdown.clone(),
+        ));
         tasks.spawn(ingest::run(
             endpoint,
             mqtt_client,
@@ -259,6 +287,7 @@ impl Gateway {
             store,
             metrics,
             desk,
+            boilers,
             events,
             ingest_ready,
             shutdown,
@@ -296,6 +325,13 @@ impl Gateway {
             self.tasks.abort_all();
         }
     }
+}
+
+/// Seconds as ms, saturating.
+fn secs_ms(secs: u64) -> i64 {
+    i64::try_from(secs)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000)
 }
 
 fn max_clock_skew_ms(config: &GatewayConfig) -> i64 {

@@ -1,7 +1,7 @@
-//! Boilers: what council homes' boiler hubs report, turned into what asset managers need. Pure
-//! logic: no I/O, no async, no store. The gateway stores samples and rollups through the storage
-//! seam and feeds fresh samples in; everything here is a function of what it was given and of the
-//! time it was told.
+//! Boilers: what council homes' boiler hubs report, turned into what asset managers need. The
+//! domain is pure logic: no I/O, no async, no store; everything in it is a function of what it
+//! was given and of the time it was told. Only [`desk`] (the domain over the storage seam) and
+//! [`follow`] (which feeds the desk from the ingest and the clock) do I/O.
 //!
 //! - [`register`]: the asset register, and whether a sample came from the asset's own hub.
 //! - [`import`]: the register's CSV format and import, with errors by line.
@@ -12,6 +12,8 @@
 //! - [`waste`]: gas wasted against each boiler's condensing potential, and the estate ranked.
 //! - [`forecast`](mod@forecast): when a leaking system will fall below 1 bar.
 //! - [`alerts`]: each boiler's alerts, opened and closed with evidence and hysteresis.
+//! - [`desk`]: the domain over the storage seam: loads, folds, ticks, purges and persists.
+//! - [`follow`]: new telemetry from the ingest and ticks from the clock, to the desk.
 //!
 //! The storage seam, as this domain needs it, is [`TelemetryLog`]: one boiler's raw samples,
 //! reported gaps and hourly rollups, with range reads by time. The storage seam implements it
@@ -23,7 +25,9 @@
 //! each boiler as the clock moves on.
 
 pub mod alerts;
+pub mod desk;
 pub mod efficiency;
+pub mod follow;
 pub mod forecast;
 pub mod import;
 pub mod reading;
@@ -43,6 +47,7 @@ use serde::{Deserialize, Serialize};
 pub use alerts::{
     Ack, AckError, Alert, AlertEvent, AlertKind, AlertThresholds, BoilerAlerts, Evidence, Severity,
 };
+pub use desk::{BoilerDesk, BoilerDeskError, BoilerDeskSettings};
 pub use efficiency::{gas_kwh, Basis, CondensingCurve, Efficiency, EfficiencyConfig, Meters};
 pub use forecast::{daily_minima, forecast, DailyMinimum, ForecastConfig, PressureForecast};
 pub use import::{ImportError, ImportReport, RowError};
