@@ -284,3 +284,169 @@ fn read_by(boilers: &Boilers, hub: &DeviceId) -> Vec<String> {
         .map(|a| a.asset.clone())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boilers::follow::FeedBoilers;
+    use crate::boilers::rollup::tests::T0;
+    use crate::boilers::HOUR_MS;
+    use crate::storage::{IncomingBatch, Storage, StoreSettings};
+    use proto::{Gap, GapReason, Record, Telemetry};
+
+    const MIN: i64 = 60_000;
+    const DAY: i64 = 24 * HOUR_MS;
+    const REGISTER: &str =
+        "asset,uprn,address,make,model,rated_kw,installed,gas_meter,heat_meter,hub
+B-1,100021445102,4 Swakeleys Road,Worcester Bosch,Greenstar 30i,30,,no,no,hub-1
+";
+
+    struct Site {
+        storage: Storage,
+        desk: Arc<BoilerDesk>,
+        ingest: FeedBoilers,
+    }
+
+    fn open(dir: &std::path::Path) -> Site {
+        let storage = Storage::open_embedded(dir, StoreSettings::default()).unwrap();
+        let desk = Arc::new(
+            BoilerDesk::open(
+                BoilersConfig::default(),
+                storage.boilers.clone(),
+                BoilerDeskSettings {
+                    grace_ms: 5 * MIN,
+                    raw_retention_ms: 90 * DAY,
+                    tz: chrono_tz::Europe::London,
+                },
+            )
+            .unwrap(),
+        );
+        let ingest = FeedBoilers::new(storage.ingest.clone(), desk.clone());
+        Site {
+            storage,
+            desk,
+            ingest,
+        }
+    }
+
+    fn telemetry(seq: u64, at: TimestampMs) -> Record {
+        Record {
+            seq,
+            ts: at,
+            body: RecordBody::Telemetry(Telemetry {
+                asset: "B-1".into(),
+                bar: Some(1.5),
+                ..Telemetry::default()
+            }),
+            boot: None,
+            mono: None,
+        }
+    }
+
+    fn batch(records: Vec<Record>, received: TimestampMs) -> IncomingBatch {
+        IncomingBatch {
+            device: DeviceId::new("hub-1").unwrap(),
+            topic: "fieldsync/v1/hub-1/up".into(),
+            payload: bytes::Bytes::new(),
+            received,
+            sent: received,
+            boot: None,
+            mono: None,
+            records,
+            refused: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn silence_opens_on_the_clock_survives_a_restart_and_closes_when_samples_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let site = open(dir.path());
+            site.desk.import_assets(REGISTER.as_bytes()).unwrap();
+            let records = (0..3)
+                .map(|m| telemetry(m + 1, T0 + m as i64 * MIN))
+                .collect();
+            site.ingest.ingest(&[batch(records, T0 + 2 * MIN)]).unwrap();
+            assert_eq!(site.desk.tick(T0 + 3 * MIN).unwrap(), vec![]);
+            let events = site.desk.tick(T0 + 10 * MIN).unwrap();
+            assert!(
+                matches!(&events[..], [AlertEvent::Opened(a)] if a.kind == AlertKind::Silent),
+                "{events:?}"
+            );
+        }
+        let site = open(dir.path());
+        let alerts = site.desk.alerts("B-1").unwrap();
+        assert!(alerts.get(AlertKind::Silent).is_some());
+        // Ticking again opens nothing new.
+        assert_eq!(site.desk.tick(T0 + 11 * MIN).unwrap(), vec![]);
+        site.ingest
+            .ingest(&[batch(vec![telemetry(4, T0 + 12 * MIN)], T0 + 12 * MIN)])
+            .unwrap();
+        assert!(site
+            .desk
+            .alerts("B-1")
+            .unwrap()
+            .get(AlertKind::Silent)
+            .is_none());
+        assert_eq!(
+            site.desk
+                .closed_alerts("B-1", T0, T0 + DAY)
+                .unwrap()
+                .iter()
+                .map(|a| a.kind)
+                .collect::<Vec<_>>(),
+            vec![AlertKind::Silent]
+        );
+    }
+
+    #[test]
+    fn a_gap_record_shows_over_the_stretch_its_hub_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = open(dir.path());
+        site.desk.import_assets(REGISTER.as_bytes()).unwrap();
+        // Sequences 3 to 10 were dropped on the hub; 11 says so; 12 is the next sample.
+        let records = vec![
+            telemetry(1, T0),
+            telemetry(2, T0 + MIN),
+            Record {
+                seq: 11,
+                ts: T0 + 10 * MIN,
+                body: RecordBody::Gap(Gap {
+                    from: 3,
+                    to: 10,
+                    count: 8,
+                    reason: GapReason::DiskBudget,
+                }),
+                boot: None,
+                mono: None,
+            },
+            telemetry(12, T0 + 10 * MIN),
+        ];
+        site.ingest
+            .ingest(&[batch(records, T0 + 11 * MIN)])
+            .unwrap();
+        let hour = site.storage.boilers.hour("B-1", T0).unwrap().unwrap();
+        assert_eq!(hour.gap_reported_ms, 9 * MIN);
+        assert_eq!(hour.samples, 3);
+    }
+
+    #[test]
+    fn raw_samples_past_their_retention_are_purged_by_the_clock_and_rollups_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = open(dir.path());
+        site.desk.import_assets(REGISTER.as_bytes()).unwrap();
+        let records = (0..3)
+            .map(|m| telemetry(m + 1, T0 + m as i64 * MIN))
+            .collect();
+        site.ingest.ingest(&[batch(records, T0 + 2 * MIN)]).unwrap();
+        let boilers = &site.storage.boilers;
+        site.desk.tick(T0 + 89 * DAY).unwrap();
+        assert_eq!(
+            boilers.samples_in("B-1", T0, T0 + HOUR_MS).unwrap().len(),
+            3
+        );
+        site.desk.tick(T0 + 91 * DAY).unwrap();
+        assert_eq!(boilers.samples_in("B-1", T0, T0 + HOUR_MS).unwrap(), vec![]);
+        assert_eq!(boilers.hour("B-1", T0).unwrap().unwrap().samples, 3);
+    }
+}
