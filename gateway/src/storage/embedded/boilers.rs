@@ -541,4 +541,37 @@ mod tests {
         }
         assert_eq!(store.purge_raw_before(cut).unwrap(), 0);
     }
+
+    #[test]
+    fn a_typical_sample_is_stored_in_under_200_bytes() {
+        // What a hub on OpenTherm reports today: a dozen readings, the rest absent.
+        let typical = Sample {
+            flow_c: Some(55.0),
+            return_c: Some(42.0),
+            dhw_c: Some(48.0),
+            pressure_bar: Some(1.5),
+            modulation_pct: Some(30.0),
+            flame: Some(true),
+            ch_active: Some(true),
+            dhw_active: Some(false),
+            fault: Some(false),
+            fault_flags: Some(0),
+            oem_code: Some(0),
+            burner_starts: Some(12_345),
+            ..at("HIL-B-0001", T0)
+        };
+        let (_dir, store) = store();
+        store.insert_sample("HIL-B-0001", &typical).unwrap();
+        let (key, value) = store.samples.iter().next().unwrap().unwrap();
+        assert!(
+            key.len() + value.len() < 200,
+            "{} + {}",
+            key.len(),
+            value.len()
+        );
+        assert_eq!(
+            store.samples_in("HIL-B-0001", T0, T0 + 1).unwrap(),
+            vec![typical]
+        );
+    }
 }
