@@ -4,7 +4,7 @@
 //! ([`super::embedded::SledBoilerStore`] on sled).
 //!
 //! [`AssetLog`] is one boiler's view of a [`BoilerStore`] as the domain's
-//! [`TelemetryLog`](crate::boilers::TelemetryLog), which is all the rollups need.
+//! [`TelemetryLog`], which is all the rollups need.
 //!
 //! Writes are durable once [`BoilerStore::flush`] returns: the boiler desk flushes once per
 //! ingested group (not per sample), before the group's acks go out.
@@ -79,7 +79,7 @@ pub trait BoilerStore: Send + Sync + 'static {
 }
 
 /// One boiler's telemetry in a [`BoilerStore`], as the domain's
-/// [`TelemetryLog`](crate::boilers::TelemetryLog).
+/// [`TelemetryLog`].
 pub struct AssetLog<'a> {
     store: &'a dyn BoilerStore,
     asset: &'a str,

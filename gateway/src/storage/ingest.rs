@@ -112,7 +112,7 @@ pub struct DeviceInfo {
     pub records: u64,
     /// Records refused from it.
     pub refused: u64,
-    /// Records stored from it whose time could not be placed ([`TimeBasis::Uncorrected`]).
+    /// Records stored from it whose time could not be placed ([`crate::record_time::TimeBasis::Uncorrected`]).
     pub uncorrected_times: u64,
 }
 
