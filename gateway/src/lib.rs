@@ -145,7 +145,10 @@ impl Gateway {
             )
             .map_err(GatewayError::Boilers)?,
         );
-        // Every record the ingest stores for the first time reaches the boilers before its ack.
+        // Every record the ingest stores for the first time reaches the boilers before its ack;
+        // what a crash kept from them is fed now.
+        boilers::follow::catch_up(&boilers, storage.ingest.as_ref())
+            .map_err(GatewayError::Boilers)?;
         let store: Arc<dyn Store> =
             Arc::new(FeedBoilers::new(storage.ingest.clone(), boilers.clone()));
         let provisioned = config
@@ -243,6 +246,7 @@ impl Gateway {
         ));
         tasks.spawn(boilers::follow::run_ticks(
             boilers.clone(),
+            store.clone(),
             clock.clone(),
             Duration::from_secs(config.boilers.tick_s.max(1)),
             shutdown.clone(),

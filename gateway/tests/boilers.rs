@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use gateway::boilers::follow::FeedBoilers;
+use gateway::boilers::follow::{catch_up, FeedBoilers};
 use gateway::boilers::{AlertEvent, AlertKind, BoilerDesk, BoilerDeskSettings, BoilersConfig};
 use gateway::storage::{IncomingBatch, Storage, Store, StoreSettings};
 use proto::{DeviceId, Record, RecordBody, Telemetry, TimestampMs};
@@ -132,4 +132,36 @@ fn low_pressure_opens_one_alert_that_survives_a_restart_and_resends_open_nothing
     assert_eq!(closed.len(), 1);
     assert_eq!(closed[0].opened_at_ms, first_alert.opened_at_ms);
     assert!(closed[0].closed_at_ms.is_some());
+}
+
+#[test]
+fn records_stored_but_not_fed_before_a_crash_are_fed_once_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (desk, store) = open(dir.path());
+        desk.import_assets(REGISTER.as_bytes()).unwrap();
+        // Fed as stored: nothing left unfed.
+        store.ingest(&[batch(0..2, 1, 1.5)]).unwrap();
+        assert!(store.unfed(10).unwrap().is_empty());
+    }
+    {
+        // The process dies after the ingest's write and before the boilers had the batch:
+        // stored through the ingest's own store, which feeds no one.
+        let storage = Storage::open_embedded(dir.path(), StoreSettings::default()).unwrap();
+        storage.ingest.ingest(&[batch(2..7, 1, 0.4)]).unwrap();
+        assert_eq!(storage.ingest.unfed(10).unwrap().len(), 5);
+    }
+    let (desk, store) = open(dir.path());
+    assert!(desk
+        .alerts("HIL-B-0001")
+        .is_none_or(|a| a.get(AlertKind::PressureLow).is_none()));
+    assert_eq!(catch_up(&desk, store.as_ref()).unwrap(), 5);
+    let alerts = desk.alerts("HIL-B-0001").unwrap();
+    assert!(alerts.get(AlertKind::PressureLow).is_some());
+    assert_eq!(catch_up(&desk, store.as_ref()).unwrap(), 0);
+    // The hub resends them (their ack was never sent): duplicates, fed to no one.
+    let mut events = desk.subscribe();
+    let again = store.ingest(&[batch(2..7, 1, 0.4)]).unwrap();
+    assert_eq!(again[0].duplicates, 5);
+    assert_eq!(opened(&mut events), Vec::<AlertKind>::new());
 }

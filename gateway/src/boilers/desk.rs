@@ -19,7 +19,7 @@ use super::{
     Ack, AckError, Alert, AlertEvent, AlertKind, AssetRegister, BoilerAlerts, Boilers,
     BoilersConfig, GapSpan, ImportError, ImportReport,
 };
-use crate::storage::{AssetLog, BatchOutcome, BoilerStore, Store, StoreError, StoredRecord};
+use crate::storage::{AssetLog, BoilerStore, Store, StoreError, StoredRecord};
 
 /// What the desk can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -146,20 +146,21 @@ impl BoilerDesk {
         Ok(alert)
     }
 
-    /// One stored batch's new records from `outcome.device`: telemetry folded into its
-    /// boiler's rollups and alerts, gaps shown over the stretch they dropped (found from the
-    /// records either side of them in `records`). Only records stored for the first time
-    /// reach here, so a resent batch changes nothing. Durable on return.
+    /// Records from `hub` as stored: telemetry folded into its boiler's rollups and alerts,
+    /// gaps shown over the stretch they dropped (found from the records either side of them in
+    /// `records`). Only records stored for the first time are fed here, and a record fed twice
+    /// (after a crash) finds its sample or gap already there, so a resend changes nothing.
+    /// Durable on return.
     pub fn observe(
         &self,
-        outcome: &BatchOutcome,
+        hub: &DeviceId,
+        stored: &[StoredRecord],
         records: &dyn Store,
     ) -> Result<Vec<AlertEvent>, StoreError> {
-        let hub = &outcome.device;
         let mut state = self.lock();
         let mut events = Vec::new();
         let mut touched = BTreeSet::new();
-        for stored in &outcome.stored {
+        for stored in stored {
             match &stored.record.body {
                 RecordBody::Telemetry(telemetry) => {
                     let mut log = AssetLog::new(self.store.as_ref(), &telemetry.asset);

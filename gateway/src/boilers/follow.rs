@@ -6,13 +6,18 @@
 //! lag and miss batches, and a missed sample is a wrong rollup for good; resent records never
 //! reach the desk, since the store tells new records from duplicates.
 //!
+//! A record is marked unfed in the same atomic write that stores it, and marked fed once the
+//! desk has it durably: [`catch_up`] feeds what a crash between the two left behind, at start-up
+//! and on every tick. Feeding twice is harmless (the boilers' telemetry keeps one sample per
+//! time), so feeding is at least once and counting exactly once.
+//!
 //! [`run_ticks`] ticks the desk on the gateway's clock: silence, completed hours and days, the
 //! pressure forecast, and the purge of raw samples past their retention.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto::{DeviceId, State, TimestampMs};
+use proto::{DeviceId, RecordBody, State, TimestampMs};
 use tokio_util::sync::CancellationToken;
 
 use super::desk::BoilerDesk;
@@ -44,7 +49,13 @@ impl Store for FeedBoilers {
             }
             // The records are stored and will be acked: a failure here must not make devices
             // resend them (they would be duplicates, and fed nowhere). It is logged instead.
-            if let Err(error) = self.desk.observe(outcome, self.inner.as_ref()) {
+            // If feeding fails, the records stay marked unfed and `catch_up` feeds them on the
+            // next tick.
+            let fed = self
+                .desk
+                .observe(&outcome.device, &outcome.stored, self.inner.as_ref())
+                .and_then(|_| self.inner.fed(&fed_keys(&outcome.device, &outcome.stored)));
+            if let Err(error) = fed {
                 tracing::error!(
                     device = %outcome.device,
                     %error,
@@ -96,6 +107,14 @@ impl Store for FeedBoilers {
         self.inner.record_count(device)
     }
 
+    fn unfed(&self, limit: usize) -> Result<Vec<(DeviceId, StoredRecord)>, StoreError> {
+        self.inner.unfed(limit)
+    }
+
+    fn fed(&self, records: &[(DeviceId, u64)]) -> Result<(), StoreError> {
+        self.inner.fed(records)
+    }
+
     fn evidence_since(
         &self,
         since: TimestampMs,
@@ -104,9 +123,50 @@ impl Store for FeedBoilers {
     }
 }
 
-/// Ticks `desk` every `every` on `clock` until `shutdown`.
+/// The (device, seq) of the records in `stored` that are fed to the boilers.
+fn fed_keys(device: &DeviceId, stored: &[StoredRecord]) -> Vec<(DeviceId, u64)> {
+    stored
+        .iter()
+        .filter(|s| matches!(s.record.body, RecordBody::Telemetry(_) | RecordBody::Gap(_)))
+        .map(|s| (device.clone(), s.record.seq))
+        .collect()
+}
+
+/// Records fed per round of [`catch_up`]: bounded memory, whatever the backlog.
+const CATCH_UP_CHUNK: usize = 512;
+
+/// Feeds `desk` every record `store` holds as stored but not fed (what a crash between the two
+/// left behind, or a failed feed), and marks them fed. Returns how many it fed.
+pub fn catch_up(desk: &BoilerDesk, store: &dyn Store) -> Result<usize, StoreError> {
+    let mut total = 0;
+    loop {
+        let unfed = store.unfed(CATCH_UP_CHUNK)?;
+        if unfed.is_empty() {
+            return Ok(total);
+        }
+        total += unfed.len();
+        // One device's run at a time, in the order the store gave them.
+        let mut start = 0;
+        while start < unfed.len() {
+            let device = &unfed[start].0;
+            let end = unfed[start..]
+                .iter()
+                .position(|(d, _)| d != device)
+                .map_or(unfed.len(), |n| start + n);
+            let records: Vec<StoredRecord> =
+                unfed[start..end].iter().map(|(_, r)| r.clone()).collect();
+            desk.observe(device, &records, store)?;
+            store.fed(&fed_keys(device, &records))?;
+            start = end;
+        }
+    }
+}
+
+/// Ticks `desk` every `every` on `clock` until `shutdown`, first feeding it whatever `store`
+/// holds unfed.
 pub async fn run_ticks(
     desk: Arc<BoilerDesk>,
+    store: Arc<dyn Store>,
     clock: SharedClock,
     every: Duration,
     shutdown: CancellationToken,
@@ -118,9 +178,13 @@ pub async fn run_ticks(
             _ = shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let desk = desk.clone();
+        let (desk, store) = (desk.clone(), store.clone());
         let now = clock.now_ms();
-        match tokio::task::spawn_blocking(move || desk.tick(now)).await {
+        let ticked = tokio::task::spawn_blocking(move || {
+            catch_up(&desk, store.as_ref())?;
+            desk.tick(now)
+        });
+        match ticked.await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => tracing::error!(%error, "the boilers' tick failed"),
             Err(error) => tracing::error!(%error, "the boilers' tick panicked"),

@@ -180,6 +180,22 @@ pub trait Store: Send + Sync + 'static {
     /// How many records are stored for `device`.
     fn record_count(&self, device: &DeviceId) -> Result<u64, StoreError>;
 
+    /// Telemetry and gap records stored but not yet marked [`Store::fed`] to the boilers, at
+    /// most `limit`, with the device that sent each: what a crash (or a failure) between storing
+    /// a batch and feeding it left behind, for the boiler desk to catch up on. Feeding twice is
+    /// harmless: the boilers' telemetry keeps one sample per time and one gap per span.
+    fn unfed(&self, limit: usize) -> Result<Vec<(DeviceId, StoredRecord)>, StoreError> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+
+    /// Marks records as fed to the boilers. Need not be durable: a mark lost in a crash only
+    /// means the record is fed again.
+    fn fed(&self, records: &[(DeviceId, u64)]) -> Result<(), StoreError> {
+        let _ = records;
+        Ok(())
+    }
+
     /// Crews' evidence (collection and round records) received at or after `since` (gateway
     /// clock), oldest first, with the device that sent each: what the missed-bin rules replay at
     /// start-up without reading every boiler's telemetry.

@@ -330,6 +330,11 @@ impl SledStore {
                 encoded.clone(),
             );
         }
+        if matches!(record.body, RecordBody::Telemetry(_) | RecordBody::Gap(_)) {
+            // In the same atomic batch as the record: the boilers are fed from here if the
+            // process dies before it is fed and marked (`Store::fed`).
+            writes.insert(keys::feed_key(device, seq), &[][..]);
+        }
         writes.insert(keys::record_key(device, seq), encoded);
         tally.stored.push(value);
         Ok(())
@@ -501,6 +506,32 @@ impl Store for SledStore {
             count += 1;
         }
         Ok(count)
+    }
+
+    fn unfed(&self, limit: usize) -> Result<Vec<(DeviceId, StoredRecord)>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.main.scan_prefix([keys::TO_FEED]).take(limit) {
+            let (key, _) = item?;
+            let (device, seq) = keys::parse_feed_key(&key).ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: "not a to-feed key".into(),
+            })?;
+            match self.record(&device, seq)? {
+                Some(record) => found.push((device, record)),
+                // Nothing to feed: forget the mark.
+                None => self.main.remove(key).map(drop)?,
+            }
+        }
+        Ok(found)
+    }
+
+    fn fed(&self, records: &[(DeviceId, u64)]) -> Result<(), StoreError> {
+        let mut writes = sled::Batch::default();
+        for (device, seq) in records {
+            writes.remove(keys::feed_key(device, *seq));
+        }
+        self.main.apply_batch(writes)?;
+        Ok(())
     }
 
     fn evidence_since(
