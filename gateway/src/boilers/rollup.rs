@@ -1483,35 +1483,56 @@ pub(crate) mod tests {
         })
     }
 
+    /// Samples with an arrival order and some resends, for [`incremental_equals_recomputed`].
+    pub(crate) fn arb_arrivals() -> impl Strategy<Value = (Vec<Sample>, Vec<usize>, Vec<usize>)> {
+        arb_samples().prop_flat_map(|samples| {
+            let n = samples.len();
+            (
+                Just(samples),
+                Just((0..n).collect::<Vec<_>>()).prop_shuffle(),
+                proptest::collection::vec(0..n, 0..5),
+            )
+        })
+    }
+
+    /// Folded in `order` (then `resends`) into a fresh `L`, every hour equals the same hour
+    /// recomputed from raw samples, and the hours of the samples folded in time order.
+    pub(crate) fn incremental_equals_recomputed<L: FreshLog>(
+        samples: &[Sample],
+        order: &[usize],
+        resends: &[usize],
+    ) -> Result<(), TestCaseError> {
+        let roller = Roller::default();
+        let now = T0 + 30 * HOUR_MS;
+        let mut log = L::fresh();
+        for &i in order.iter().chain(resends) {
+            roller.fold(&mut log, &samples[i], now).unwrap();
+        }
+        let in_order: MemoryLog = fold_all(samples);
+        let hours: Vec<TimestampMs> = in_order.all_hours().map(|h| h.start_ms).collect();
+        let arrived: Vec<TimestampMs> = log
+            .hours_in(TimestampMs::MIN, TimestampMs::MAX)
+            .unwrap()
+            .iter()
+            .map(|h| h.start_ms)
+            .collect();
+        prop_assert_eq!(&arrived, &hours);
+        for start in hours {
+            let recomputed = roller.recompute_hour(&log, start).unwrap();
+            assert_same(&hour(&log, start), &recomputed);
+            assert_same(&hour(&in_order, start), &recomputed);
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
 
         #[test]
         fn incremental_equals_recomputed_for_any_arrival_order(
-            (samples, order, resends) in arb_samples().prop_flat_map(|samples| {
-                let n = samples.len();
-                (
-                    Just(samples),
-                    Just((0..n).collect::<Vec<_>>()).prop_shuffle(),
-                    proptest::collection::vec(0..n, 0..5),
-                )
-            })
+            (samples, order, resends) in arb_arrivals()
         ) {
-            let roller = Roller::default();
-            let now = T0 + 30 * HOUR_MS;
-            let mut log = MemoryLog::new();
-            for &i in order.iter().chain(&resends) {
-                roller.fold(&mut log, &samples[i], now).unwrap();
-            }
-            let in_order: MemoryLog = fold_all(&samples);
-            let hours: Vec<TimestampMs> = in_order.all_hours().map(|h| h.start_ms).collect();
-            let arrived: Vec<TimestampMs> = log.all_hours().map(|h| h.start_ms).collect();
-            prop_assert_eq!(&arrived, &hours);
-            for start in hours {
-                let recomputed = roller.recompute_hour(&log, start).unwrap();
-                assert_same(&hour(&log, start), &recomputed);
-                assert_same(&hour(&in_order, start), &recomputed);
-            }
+            incremental_equals_recomputed::<MemoryLog>(&samples, &order, &resends)?;
         }
     }
 }

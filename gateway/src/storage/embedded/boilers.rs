@@ -316,7 +316,9 @@ impl BoilerStore for SledBoilerStore {
 mod tests {
     use super::*;
     use crate::boilers::register::tests::asset;
-    use crate::boilers::rollup::tests::{sample, telemetry_log_tests, FreshLog, T0};
+    use crate::boilers::rollup::tests::{
+        arb_arrivals, incremental_equals_recomputed, sample, telemetry_log_tests, FreshLog, T0,
+    };
     use crate::boilers::{AlertKind, Boilers, BoilersConfig, Folded, TelemetryLog, HOUR_MS};
     use crate::storage::AssetLog;
 
@@ -387,6 +389,18 @@ mod tests {
 
     // The rollups' tests, word for word, on sled.
     telemetry_log_tests!(TempLog);
+
+    proptest::proptest! {
+        // Fewer cases than on `MemoryLog`: each opens a sled database.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn incremental_equals_recomputed_for_any_arrival_order_on_sled(
+            (samples, order, resends) in arb_arrivals()
+        ) {
+            incremental_equals_recomputed::<TempLog>(&samples, &order, &resends)?;
+        }
+    }
 
     #[test]
     fn the_demo_estates_faulty_boilers_raise_their_alerts_on_sled_too() {
