@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::now_ms;
-use crate::outbox::OutboxStats;
+use crate::outbox::{OutboxError, OutboxStats};
 use crate::uplink::Intake;
 
 /// The agent's version, as health records report it.
@@ -47,8 +47,10 @@ pub async fn run(
         };
         let free = free_disk(&data_dir).await;
         let health = health(&stats, started.elapsed(), free);
-        if let Err(e) = intake.accept(now_ms(), RecordBody::Health(health)).await {
-            tracing::warn!(error = %e, "cannot store a health record");
+        match intake.accept(now_ms(), RecordBody::Health(health)).await {
+            // The outbox logs its outages once, not once per record.
+            Ok(_) | Err(OutboxError::StorageDown(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot store a health record"),
         }
     }
 }
@@ -106,6 +108,11 @@ mod tests {
             acked_through: 7,
             next_seq: 20,
             flushes: 9,
+            storage: crate::outbox::StorageState::Ok,
+            storage_faults: 0,
+            storage_recoveries: 0,
+            dead_letters: 0,
+            dead_letters_evicted: 0,
         };
         let record = health(&stats, Duration::from_secs(3600), Some(5 << 30));
         assert_eq!((record.depth, record.bytes, record.up), (12, 3400, 3600));

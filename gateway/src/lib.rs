@@ -17,6 +17,7 @@ pub mod boilers;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod csv_import;
 pub mod http;
 pub mod ingest;
 pub mod log_throttle;

@@ -23,195 +23,75 @@
 //! error (the first is kept), and so is a hub's second row: a hub reads one boiler.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
+use crate::csv_import::{self, keep, non_empty, parse_uprn, parse_yes_no, Header, RegisterFormat};
+pub use crate::csv_import::{ImportError, ImportReport, RowError};
 use chrono::NaiveDate;
 use proto::DeviceId;
-use serde::Serialize;
 
 use super::efficiency::Meters;
 use super::register::{valid_asset_id, Asset, AssetRegister};
 
-/// The largest UPRN: they have at most 12 digits.
-const MAX_UPRN: u64 = 999_999_999_999;
-
 /// The largest plausible rated output, kW (a communal boiler house's).
 const MAX_RATED_KW: f64 = 2000.0;
 
-/// The columns every register file must have.
-const REQUIRED: [&str; 10] = [
-    "asset",
-    "uprn",
-    "address",
-    "make",
-    "model",
-    "rated_kw",
-    "installed",
-    "gas_meter",
-    "heat_meter",
-    "hub",
-];
-
-/// What an import did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ImportReport {
-    /// How many rows were imported (added or replacing an asset).
-    pub imported: usize,
-    /// The rows that were not, in file order.
-    pub errors: Vec<RowError>,
-}
-
-/// A row that could not be imported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RowError {
-    /// The row's line in the file, counting the header as line 1.
-    pub line: u64,
-    /// What is wrong, naming the column(s).
-    pub message: String,
-}
-
-impl fmt::Display for RowError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
-
-/// Why nothing could be imported.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    /// The register could not be read.
-    #[error("cannot read the asset register: {0}")]
-    Io(#[from] std::io::Error),
-    /// The file could not be opened.
-    #[error("cannot open {path}: {source}")]
-    Open {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file has no header row.
-    #[error("the asset register is empty: expected a header row naming the columns {}", REQUIRED.join(","))]
-    Empty,
-    /// The header row lacks required columns.
-    #[error("the header row lacks the column(s) {}; expected {}", missing.join(", "), REQUIRED.join(","))]
-    MissingColumns {
-        /// The missing columns' names.
-        missing: Vec<&'static str>,
-    },
-    /// The header row could not be parsed.
-    #[error("cannot read the asset register's header row: {0}")]
-    Read(csv::Error),
-}
+/// The asset register's format: the columns every file must have.
+const FORMAT: RegisterFormat<10> = RegisterFormat {
+    name: "asset register",
+    required: [
+        "asset",
+        "uprn",
+        "address",
+        "make",
+        "model",
+        "rated_kw",
+        "installed",
+        "gas_meter",
+        "heat_meter",
+        "hub",
+    ],
+};
 
 /// Column positions, found from the header row.
 struct Columns([usize; 10]);
 
 impl Columns {
-    fn from_header(header: &csv::StringRecord) -> Result<Self, ImportError> {
-        let names: Vec<String> = header
-            .iter()
-            .enumerate()
-            // Spreadsheets often save a UTF-8 byte-order mark before the first name.
-            .map(|(i, name)| {
-                let name = if i == 0 {
-                    name.trim_start_matches('\u{feff}')
-                } else {
-                    name
-                };
-                name.trim().to_ascii_lowercase()
-            })
-            .collect();
-        let mut columns = [0; 10];
-        let mut missing = Vec::new();
-        for (slot, wanted) in columns.iter_mut().zip(REQUIRED) {
-            match names.iter().position(|name| name == wanted) {
-                Some(i) => *slot = i,
-                None => missing.push(wanted),
-            }
-        }
-        if missing.is_empty() {
-            Ok(Self(columns))
-        } else {
-            Err(ImportError::MissingColumns { missing })
-        }
+    fn from_header(header: &Header) -> Result<Self, ImportError> {
+        header.require(&FORMAT).map(Self)
     }
 }
 
 /// Reads assets from CSV: the good rows, and an error for each bad one.
-pub fn parse_assets(mut reader: impl Read) -> Result<(Vec<Asset>, Vec<RowError>), ImportError> {
-    // Read whole: registers are a few megabytes, and line numbers need the bytes (below).
-    let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes)?;
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(bytes.as_slice());
-    let header = csv.headers().map_err(ImportError::Read)?.clone();
-    if header.iter().all(|name| name.trim().is_empty()) {
-        return Err(ImportError::Empty);
-    }
-    let columns = Columns::from_header(&header)?;
-
-    let mut lines = LineCounter::new(&bytes);
+pub fn parse_assets(reader: impl Read) -> Result<(Vec<Asset>, Vec<RowError>), ImportError> {
     let mut good = Vec::new();
-    let mut errors = Vec::new();
     let mut asset_lines: HashMap<String, u64> = HashMap::new();
     let mut hub_lines: HashMap<DeviceId, u64> = HashMap::new();
-    for result in csv.records() {
-        let record = match result {
-            Ok(record) => record,
-            Err(e) => match e.position() {
-                // A malformed row (bad UTF-8, say) is that row's problem.
-                Some(position) => {
-                    errors.push(RowError {
-                        line: lines.line_of(position.byte()),
-                        message: format!("not readable as CSV: {e}"),
-                    });
-                    continue;
-                }
-                None => return Err(ImportError::Read(e)),
-            },
-        };
-        let line = record
-            .position()
-            .map_or(0, |position| lines.line_of(position.byte()));
-        let asset = match parse_row(&record, &columns) {
-            Ok(asset) => asset,
-            Err(problems) => {
-                errors.push(RowError {
-                    line,
-                    message: problems.join("; "),
-                });
-                continue;
-            }
-        };
-        if let Some(first) = asset_lines.get(&asset.asset) {
-            errors.push(RowError {
-                line,
-                message: format!(
+    let errors = csv_import::read_rows(
+        reader,
+        &FORMAT,
+        Columns::from_header,
+        |columns, line, record| {
+            let asset = parse_row(record, columns).map_err(|problems| problems.join("; "))?;
+            if let Some(first) = asset_lines.get(&asset.asset) {
+                return Err(format!(
                     "asset: {} already appears on line {first}; that row is kept",
                     asset.asset
-                ),
-            });
-        } else if let Some(first) = hub_lines.get(&asset.hub) {
-            errors.push(RowError {
-                line,
-                message: format!(
+                ));
+            }
+            if let Some(first) = hub_lines.get(&asset.hub) {
+                return Err(format!(
                     "hub: {} already reads the boiler on line {first}; a hub reads one boiler",
                     asset.hub.as_str()
-                ),
-            });
-        } else {
+                ));
+            }
             asset_lines.insert(asset.asset.clone(), line);
             hub_lines.insert(asset.hub.clone(), line);
             good.push(asset);
-        }
-    }
+            Ok(())
+        },
+    )?;
     Ok((good, errors))
 }
 
@@ -229,11 +109,7 @@ impl AssetRegister {
 
     /// Imports assets from a CSV file.
     pub fn import_csv_path(&mut self, path: &Path) -> Result<ImportReport, ImportError> {
-        let file = std::fs::File::open(path).map_err(|source| ImportError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-        self.import_csv(std::io::BufReader::new(file))
+        self.import_csv(std::io::BufReader::new(csv_import::open(path)?))
     }
 }
 
@@ -286,11 +162,6 @@ fn parse_row(record: &csv::StringRecord, columns: &Columns) -> Result<Asset, Vec
     }
 }
 
-/// A field's value, or `None` with its problem noted.
-fn keep<T>(problems: &mut Vec<String>, result: Result<T, String>) -> Option<T> {
-    result.map_err(|problem| problems.push(problem)).ok()
-}
-
 fn parse_asset_id(text: &str) -> Result<String, String> {
     if text.is_empty() {
         Err("asset: missing".to_owned())
@@ -300,22 +171,6 @@ fn parse_asset_id(text: &str) -> Result<String, String> {
         Err(format!(
             "asset: {text:?} is not an asset id (1 to 64 letters, digits, -, _, ., /)"
         ))
-    }
-}
-
-fn parse_uprn(text: &str) -> Result<u64, String> {
-    match text.parse::<u64>() {
-        Ok(uprn) if (1..=MAX_UPRN).contains(&uprn) => Ok(uprn),
-        _ if text.is_empty() => Err("uprn: missing".to_owned()),
-        _ => Err(format!("uprn: {text:?} is not a UPRN (1 to 12 digits)")),
-    }
-}
-
-fn non_empty(column: &str, text: &str) -> Result<String, String> {
-    if text.is_empty() {
-        Err(format!("{column}: missing"))
-    } else {
-        Ok(text.to_owned())
     }
 }
 
@@ -339,67 +194,6 @@ fn parse_installed(text: &str) -> Result<Option<NaiveDate>, String> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map(Some)
         .map_err(|_| format!("installed: {text:?} is not a date (YYYY-MM-DD)"))
-}
-
-fn parse_yes_no(column: &str, text: &str) -> Result<bool, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "yes" | "y" | "true" | "1" => Ok(true),
-        "no" | "n" | "false" | "0" => Ok(false),
-        "" => Err(format!("{column}: missing (yes or no)")),
-        _ => Err(format!("{column}: {text:?} is neither yes nor no")),
-    }
-}
-
-/// Finds the line a record starts on. The csv crate's own line numbers count from where it
-/// began reading, before the blank and comment lines it skipped, and miscount `\r\n` endings;
-/// so count newlines in the bytes instead, from that point past what it skips. (The same
-/// counter as the property register's import: the two should share one when a third appears.)
-struct LineCounter<'a> {
-    bytes: &'a [u8],
-    /// The offset counted up to, and the line it is on (from 1).
-    offset: usize,
-    line: u64,
-}
-
-impl<'a> LineCounter<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self {
-            bytes,
-            offset: 0,
-            line: 1,
-        }
-    }
-
-    /// The line of the record whose reading began at byte `began` (records come in order).
-    fn line_of(&mut self, began: u64) -> u64 {
-        let mut start = usize::try_from(began)
-            .unwrap_or(usize::MAX)
-            .clamp(self.offset, self.bytes.len());
-        // Skip what csv skips before a record: line endings and `#` comment lines.
-        loop {
-            match self.bytes.get(start) {
-                Some(b'\r' | b'\n') => start += 1,
-                Some(b'#') if self.at_line_start(start) => {
-                    start = self.bytes[start..]
-                        .iter()
-                        .position(|b| *b == b'\n')
-                        .map_or(self.bytes.len(), |i| start + i + 1);
-                }
-                _ => break,
-            }
-        }
-        let newlines = self.bytes[self.offset..start]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count();
-        self.line += u64::try_from(newlines).unwrap_or(u64::MAX);
-        self.offset = start;
-        self.line
-    }
-
-    fn at_line_start(&self, at: usize) -> bool {
-        at == 0 || matches!(self.bytes.get(at - 1), Some(b'\n' | b'\r'))
-    }
 }
 
 #[cfg(test)]
@@ -503,12 +297,12 @@ HIL-B-0009,100021445206,,,,24,,no,no,hub-0009
             .import_csv("asset,uprn\nB-1,1\n".as_bytes())
             .unwrap_err();
         assert!(
-            matches!(err, ImportError::MissingColumns { ref missing } if missing.contains(&"hub") && missing.contains(&"rated_kw")),
+            matches!(err, ImportError::MissingColumns { ref missing, .. } if missing.contains(&"hub") && missing.contains(&"rated_kw")),
             "{err}"
         );
         assert!(matches!(
             register.import_csv("".as_bytes()).unwrap_err(),
-            ImportError::Empty
+            ImportError::Empty { .. }
         ));
         let missing = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/no-assets.csv");
         let err = register.import_csv_path(&missing).unwrap_err();
