@@ -25,6 +25,43 @@ pub struct GatewayConfig {
     pub missed_bins: MissedBinsConfig,
     /// The Open311 interface for residents' front ends.
     pub open311: Open311Config,
+    /// Boilers: the domain's rules, how long raw telemetry is kept, the clock's tick.
+    pub boilers: BoilersSettings,
+}
+
+/// Boilers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BoilersSettings {
+    /// Days raw samples (and reported gaps) are kept; hourly rollups are kept for ever, so a
+    /// year is answered from them. Default 90.
+    pub raw_retention_days: u32,
+    /// Seconds between the boilers' clock ticks: silence, completed hours and days, the
+    /// pressure forecast and the purge of old raw samples. Default 60.
+    pub tick_s: u64,
+    /// Seconds a completed hour or day waits for late samples before it is judged. Default 300.
+    pub grace_s: u64,
+    /// The domain's rules: plausible ranges, rollups, efficiency, waste, the pressure forecast
+    /// and the alerts' thresholds, each with its documented default.
+    pub rules: crate::boilers::BoilersConfig,
+}
+
+impl Default for BoilersSettings {
+    fn default() -> Self {
+        Self {
+            raw_retention_days: 90,
+            tick_s: 60,
+            grace_s: 300,
+            rules: crate::boilers::BoilersConfig::default(),
+        }
+    }
+}
+
+impl BoilersSettings {
+    /// How long raw samples are kept, in ms.
+    pub fn raw_retention_ms(&self) -> i64 {
+        i64::from(self.raw_retention_days) * 24 * 60 * 60 * 1000
+    }
 }
 
 /// Missed-bin reports.
@@ -181,6 +218,7 @@ impl Default for GatewayConfig {
             devices: DevicesConfig::default(),
             missed_bins: MissedBinsConfig::default(),
             open311: Open311Config::default(),
+            boilers: BoilersSettings::default(),
         }
     }
 }
@@ -273,6 +311,24 @@ impl GatewayConfig {
                 "missed_bins.matching: tolerance_m and max_accuracy_m must be positive".into(),
             ));
         }
+        let boilers = &self.boilers;
+        if boilers.tick_s == 0 {
+            return Err(ConfigError::Invalid(
+                "boilers.tick_s must be at least 1".into(),
+            ));
+        }
+        // A late sample is folded in from its raw neighbours: they must still be there.
+        let rollup = &boilers.rules.rollup;
+        let needed_ms = rollup
+            .max_lateness_ms
+            .saturating_add(rollup.max_counter_span_ms.max(rollup.sample_interval_ms));
+        if boilers.raw_retention_ms() <= needed_ms {
+            return Err(ConfigError::Invalid(format!(
+                "boilers.raw_retention_days must keep raw samples longer than late samples are \
+                 accepted (boilers.rules.rollup.max_lateness_ms, {} days)",
+                rollup.max_lateness_ms / (24 * 60 * 60 * 1000)
+            )));
+        }
         if self.open311.api_keys.iter().any(|key| key.len() < 16) {
             return Err(ConfigError::Invalid(
                 "open311.api_keys: each key must be at least 16 characters".into(),
@@ -327,6 +383,8 @@ mod tests {
         assert!(GatewayConfig::from_toml("[mqtt]\nmax_payload = 10").is_err());
         assert!(GatewayConfig::from_toml("[mqtt]\nshared_group = 'g'").is_err());
         assert!(GatewayConfig::from_toml("[devices]\nprovisioned = ['a/b']").is_err());
+        assert!(GatewayConfig::from_toml("[boilers]\ntick_s = 0").is_err());
+        assert!(GatewayConfig::from_toml("[boilers]\nraw_retention_days = 7").is_err());
     }
 
     #[test]

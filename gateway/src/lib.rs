@@ -3,13 +3,15 @@
 //!
 //! [`Gateway::start`] wires the parts, top to bottom:
 //! - [`broker`]: the embedded MQTT broker, unless an external one is configured;
-//! - [`store`]: the durable store (sled), behind a trait; [`record_time`] places each record's
-//!   time by its device's monotonic clock;
+//! - [`storage`]: the storage seam: every store the gateway has, behind traits, on sled today
+//!   ([`store`] is its older name); [`record_time`] places each record's time by its device's
+//!   monotonic clock;
 //! - [`ingest`]: the MQTT subscriber that stores batches once and acks them ([`progress`] keeps
 //!   the per-device bookkeeping);
 //! - [`http`]: health, metrics and the staff API;
 //! - [`missed_bins`]: the property register and the rules that decide residents' reports;
-//! - [`boilers`]: boiler samples' checks, rollups, efficiency, waste, forecasts and alerts.
+//! - [`boilers`]: boiler samples' checks, rollups, efficiency, waste, forecasts and alerts; its
+//!   desk is fed every new telemetry record as the ingest stores it, and ticked by the clock.
 
 pub mod boilers;
 pub mod broker;
@@ -25,7 +27,10 @@ pub mod open311;
 pub mod progress;
 pub mod record_time;
 pub mod reports;
-pub mod store;
+pub mod storage;
+
+/// The storage seam's older name, for code written before it held more than the ingest's store.
+pub use storage as store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,13 +40,15 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::boilers::follow::FeedBoilers;
+use crate::boilers::{BoilerDesk, BoilerDeskSettings};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{parse_mqtt_url, GatewayConfig};
 use crate::ingest::{IngestEvent, MqttEndpoint};
 use crate::metrics::Metrics;
 use crate::missed_bins::MissedBins;
-use crate::reports::{DeskSettings, MqttJobSender, ReportDesk, ReportStore};
-use crate::store::{SledStore, Store, StoreError, StoreSettings};
+use crate::reports::{DeskSettings, MqttJobSender, ReportDesk};
+use crate::storage::{Storage, Store, StoreError, StoreSettings};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +80,9 @@ pub enum GatewayError {
     /// The reports could not be loaded.
     #[error("could not load missed-bin reports: {0}")]
     Reports(reports::DeskError),
+    /// The asset register or the boilers' alerts could not be loaded.
+    #[error("could not load the boilers: {0}")]
+    Boilers(StoreError),
     /// A device in the configuration could not be provisioned.
     #[error("could not provision devices: {0}")]
     Provision(StoreError),
@@ -90,6 +100,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Missed-bin reports.
     pub desk: Arc<ReportDesk>,
+    /// Boilers: the register, telemetry and alerts.
+    pub boilers: Arc<BoilerDesk>,
     events: broadcast::Sender<IngestEvent>,
     ingest_ready: watch::Receiver<bool>,
     shutdown: CancellationToken,
@@ -121,10 +133,25 @@ impl Gateway {
             max_clock_skew_ms: max_clock_skew_ms(&config),
             ..StoreSettings::default()
         };
-        let sled_store =
-            Arc::new(SledStore::open_with(&config.data_dir, settings).map_err(store_error)?);
-        let report_store = ReportStore::open(sled_store.db()).map_err(store_error)?;
-        let store: Arc<dyn Store> = sled_store;
+        let storage = Storage::open_embedded(&config.data_dir, settings).map_err(store_error)?;
+        let boilers = Arc::new(
+            BoilerDesk::open(
+                config.boilers.rules.clone(),
+                storage.boilers.clone(),
+                BoilerDeskSettings {
+                    grace_ms: secs_ms(config.boilers.grace_s),
+                    raw_retention_ms: config.boilers.raw_retention_ms(),
+                    tz: config.missed_bins.calendar.tz,
+                },
+            )
+            .map_err(GatewayError::Boilers)?,
+        );
+        // Every record the ingest stores for the first time reaches the boilers before its ack;
+        // what a crash kept from them is fed now.
+        boilers::follow::catch_up(&boilers, storage.ingest.as_ref())
+            .map_err(GatewayError::Boilers)?;
+        let store: Arc<dyn Store> =
+            Arc::new(FeedBoilers::new(storage.ingest.clone(), boilers.clone()));
         let provisioned = config
             .devices
             .provisioned
@@ -184,7 +211,7 @@ impl Gateway {
                     config.missed_bins.calendar.clone(),
                     config.missed_bins.matching,
                 ),
-                report_store,
+                storage.reports.clone(),
                 Arc::new(MqttJobSender::new(
                     mqtt_client.0.clone(),
                     config.mqtt.max_payload,
@@ -216,6 +243,13 @@ impl Gateway {
             events.subscribe(),
             config.missed_bins.evidence_days,
             clock.clone(),
+            shutdown.clone(),
+        ));
+        tasks.spawn(boilers::follow::run_ticks(
+            boilers.clone(),
+            store.clone(),
+            clock.clone(),
+            Duration::from_secs(config.boilers.tick_s.max(1)),
             shutdown.clone(),
         ));
         tasks.spawn(ingest::run(
@@ -258,6 +292,7 @@ impl Gateway {
             store,
             metrics,
             desk,
+            boilers,
             events,
             ingest_ready,
             shutdown,
@@ -295,6 +330,13 @@ impl Gateway {
             self.tasks.abort_all();
         }
     }
+}
+
+/// Seconds as ms, saturating.
+fn secs_ms(secs: u64) -> i64 {
+    i64::try_from(secs)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000)
 }
 
 fn max_clock_skew_ms(config: &GatewayConfig) -> i64 {

@@ -1,7 +1,7 @@
-//! Boilers: what council homes' boiler hubs report, turned into what asset managers need. Pure
-//! logic: no I/O, no async, no store. The gateway stores samples and rollups through the storage
-//! seam and feeds fresh samples in; everything here is a function of what it was given and of the
-//! time it was told.
+//! Boilers: what council homes' boiler hubs report, turned into what asset managers need. The
+//! domain is pure logic: no I/O, no async, no store; everything in it is a function of what it
+//! was given and of the time it was told. Only [`desk`] (the domain over the storage seam) and
+//! [`follow`] (which feeds the desk from the ingest and the clock) do I/O.
 //!
 //! - [`register`]: the asset register, and whether a sample came from the asset's own hub.
 //! - [`import`]: the register's CSV format and import, with errors by line.
@@ -12,17 +12,22 @@
 //! - [`waste`]: gas wasted against each boiler's condensing potential, and the estate ranked.
 //! - [`forecast`](mod@forecast): when a leaking system will fall below 1 bar.
 //! - [`alerts`]: each boiler's alerts, opened and closed with evidence and hysteresis.
+//! - [`desk`]: the domain over the storage seam: loads, folds, ticks, purges and persists.
+//! - [`follow`]: new telemetry from the ingest and ticks from the clock, to the desk.
 //!
 //! The storage seam, as this domain needs it, is [`TelemetryLog`]: one boiler's raw samples,
-//! reported gaps and hourly rollups, with range reads by time. The gateway's store implements
-//! it; [`MemoryLog`] is the reference implementation the tests use.
+//! reported gaps and hourly rollups, with range reads by time. The storage seam implements it
+//! ([`crate::storage::AssetLog`]); [`MemoryLog`] is the reference implementation, and the
+//! rollups' tests run against both.
 //!
 //! [`Boilers`] holds the register, the settings and each boiler's alert state together for the
 //! gateway: [`Boilers::observe_sample`] for each telemetry record stored, [`Boilers::tick`] for
 //! each boiler as the clock moves on.
 
 pub mod alerts;
+pub mod desk;
 pub mod efficiency;
+pub mod follow;
 pub mod forecast;
 pub mod import;
 pub mod reading;
@@ -42,6 +47,7 @@ use serde::{Deserialize, Serialize};
 pub use alerts::{
     Ack, AckError, Alert, AlertEvent, AlertKind, AlertThresholds, BoilerAlerts, Evidence, Severity,
 };
+pub use desk::{BoilerDesk, BoilerDeskError, BoilerDeskSettings};
 pub use efficiency::{gas_kwh, Basis, CondensingCurve, Efficiency, EfficiencyConfig, Meters};
 pub use forecast::{daily_minima, forecast, DailyMinimum, ForecastConfig, PressureForecast};
 pub use import::{ImportError, ImportReport, RowError};
@@ -310,10 +316,10 @@ fn local_date(at_ms: TimestampMs, tz: Tz) -> Option<NaiveDate> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::boilers::register::tests::asset;
-    use crate::boilers::rollup::tests::T0;
+    use crate::boilers::rollup::tests::{FreshLog, T0};
 
     const MIN: i64 = 60_000;
     const DAY: i64 = 24 * HOUR_MS;
@@ -385,8 +391,14 @@ mod tests {
 
     #[test]
     fn the_faulty_boilers_raise_their_alerts_and_the_healthy_one_none() {
+        the_faulty_boilers_raise_their_alerts::<MemoryLog>();
+    }
+
+    /// The demo estate over 15 days, for any [`TelemetryLog`]: the storage's tests run it on
+    /// theirs.
+    pub(crate) fn the_faulty_boilers_raise_their_alerts<L: FreshLog>() {
         let mut boilers = estate();
-        let mut logs: BTreeMap<&str, MemoryLog> = BTreeMap::new();
+        let mut logs: BTreeMap<&str, L> = BTreeMap::new();
         let mut opened: BTreeMap<&str, Vec<AlertKind>> = BTreeMap::new();
         let ids = ["healthy", "leaking", "cycling", "hot", "locked", "quiet"];
         let mut closed: BTreeMap<&str, Vec<AlertKind>> = BTreeMap::new();
@@ -394,7 +406,7 @@ mod tests {
         for m in (0..15 * 24 * 60).step_by(5) {
             let at = day0 + m * MIN;
             for (i, id) in ids.into_iter().enumerate() {
-                let log = logs.entry(id).or_default();
+                let log = logs.entry(id).or_insert_with(L::fresh);
                 // The quiet boiler's hub loses power from 10:00 to 12:00 on day 5.
                 let powered = id != "quiet" || !(5 * 1440 + 600..5 * 1440 + 720).contains(&m);
                 let mut events = Vec::new();

@@ -1071,16 +1071,29 @@ pub(crate) mod tests {
         }
     }
 
-    fn fold_all(samples: &[Sample]) -> MemoryLog {
+    /// A fresh, empty log of one implementation of [`TelemetryLog`]: the generic tests below
+    /// run against [`MemoryLog`] here and against the storage's implementations in theirs.
+    pub(crate) trait FreshLog: TelemetryLog + Sized {
+        /// An empty log.
+        fn fresh() -> Self;
+    }
+
+    impl FreshLog for MemoryLog {
+        fn fresh() -> Self {
+            MemoryLog::new()
+        }
+    }
+
+    fn fold_all<L: FreshLog>(samples: &[Sample]) -> L {
         let roller = Roller::default();
-        let mut log = MemoryLog::new();
+        let mut log = L::fresh();
         for s in samples {
             roller.fold(&mut log, s, s.at_ms).unwrap();
         }
         log
     }
 
-    fn hour(log: &MemoryLog, start: TimestampMs) -> Rollup {
+    fn hour<L: TelemetryLog>(log: &L, start: TimestampMs) -> Rollup {
         log.hour(start).unwrap().unwrap()
     }
 
@@ -1149,9 +1162,9 @@ pub(crate) mod tests {
             .collect()
     }
 
-    #[test]
-    fn an_hour_in_order_has_the_known_figures() {
-        let log = fold_all(&firing_hour());
+    /// Run for every [`TelemetryLog`] by [`telemetry_log_tests`].
+    pub(crate) fn an_hour_in_order_has_the_known_figures<L: FreshLog>() {
+        let log = fold_all::<L>(&firing_hour());
         let h = hour(&log, T0);
         assert_eq!(h.samples, 60);
         assert_eq!(h.coverage(), 1.0);
@@ -1203,8 +1216,8 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn resets_and_wraps_never_count_negative_or_huge_use() {
+    /// Run for every [`TelemetryLog`] by [`telemetry_log_tests`].
+    pub(crate) fn resets_and_wraps_never_count_negative_or_huge_use<L: FreshLog>() {
         let readings = [
             (1000.0, 65_534),
             (1000.01, 65_535),
@@ -1221,7 +1234,7 @@ pub(crate) mod tests {
                 ..sample(T0 + i as i64 * MIN)
             })
             .collect();
-        let h = hour(&fold_all(&samples), T0);
+        let h = hour(&fold_all::<L>(&samples), T0);
         // +0.01, then a reset counted from 0 (+0.02), +0.01, then a jump refused.
         assert!(close(h.gas_used_m3.unwrap(), 0.04), "{:?}", h.gas_used_m3);
         // 65534 → 65535 → wrap to 1 (2 starts) → 2 → 3.
@@ -1229,8 +1242,8 @@ pub(crate) mod tests {
         assert_eq!(h.counter_resets, 1);
     }
 
-    #[test]
-    fn hot_water_starts_are_told_from_heating_starts() {
+    /// Run for every [`TelemetryLog`] by [`telemetry_log_tests`].
+    pub(crate) fn hot_water_starts_are_told_from_heating_starts<L: FreshLog>() {
         let counts = [(100, 40), (104, 41), (110, 41), (111, 42)];
         let samples: Vec<Sample> = counts
             .iter()
@@ -1241,18 +1254,18 @@ pub(crate) mod tests {
                 ..sample(T0 + i as i64 * MIN)
             })
             .collect();
-        let h = hour(&fold_all(&samples), T0);
+        let h = hour(&fold_all::<L>(&samples), T0);
         assert_eq!(h.burner_starts, Some(11.0));
         assert_eq!(h.dhw_burner_starts, Some(2.0));
         assert_eq!(h.heating_starts, Some(9.0));
         assert_eq!(h.heating_starts_best(), Some((9.0, true)));
     }
 
-    #[test]
-    fn resent_samples_count_once() {
+    /// Run for every [`TelemetryLog`] by [`telemetry_log_tests`].
+    pub(crate) fn resent_samples_count_once<L: FreshLog>() {
         let samples = firing_hour();
         let roller = Roller::default();
-        let mut log = fold_all(&samples);
+        let mut log = fold_all::<L>(&samples);
         let before = hour(&log, T0);
         for s in &samples[10..20] {
             assert_eq!(
@@ -1263,10 +1276,10 @@ pub(crate) mod tests {
         assert_eq!(hour(&log, T0), before);
     }
 
-    #[test]
-    fn late_samples_fold_in_as_if_they_had_come_in_order() {
+    /// Run for every [`TelemetryLog`] by [`telemetry_log_tests`].
+    pub(crate) fn late_samples_fold_in_as_if_they_had_come_in_order<L: FreshLog>() {
         let samples = firing_hour();
-        let in_order = fold_all(&samples);
+        let in_order = fold_all::<L>(&samples);
         // The hub's backlog arrives after the newer samples: every third one late, reversed.
         let (late, early): (Vec<_>, Vec<_>) = samples
             .iter()
@@ -1274,7 +1287,7 @@ pub(crate) mod tests {
             .enumerate()
             .partition(|(i, _)| i % 3 == 1);
         let roller = Roller::default();
-        let mut log = MemoryLog::new();
+        let mut log = L::fresh();
         let now = T0 + 2 * HOUR_MS;
         for (_, s) in &early {
             roller.fold(&mut log, s, now).unwrap();
@@ -1313,8 +1326,8 @@ pub(crate) mod tests {
         assert_eq!(hours.len(), 31 * 24);
     }
 
-    #[test]
-    fn silence_shows_as_a_gap_with_its_coverage_not_as_zeros() {
+    /// Run for every [`TelemetryLog`] by [`telemetry_log_tests`].
+    pub(crate) fn silence_shows_as_a_gap_with_its_coverage_not_as_zeros<L: FreshLog>() {
         let mut samples = firing_hour();
         samples.truncate(30); // 10:00 to 10:29, firing
                               // The hub is silent until 12:30, then reports again.
@@ -1324,7 +1337,7 @@ pub(crate) mod tests {
             ..sample(T0 + 150 * MIN)
         });
         let roller = Roller::default();
-        let mut log = fold_all(&samples);
+        let mut log = fold_all::<L>(&samples);
         let series = hourly_series(&log, T0, T0 + 3 * HOUR_MS).unwrap();
         assert_eq!(series.len(), 3);
         assert!(close(series[0].coverage(), 0.5));
@@ -1358,8 +1371,8 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn a_day_is_merged_from_local_hours_with_its_true_length() {
+    /// Run for every [`TelemetryLog`] by [`telemetry_log_tests`].
+    pub(crate) fn a_day_is_merged_from_local_hours_with_its_true_length<L: FreshLog>() {
         let tz: Tz = chrono_tz::Europe::London;
         // 25 October 2026: the clocks go back, so the day has 25 hours.
         let date = NaiveDate::from_ymd_opt(2026, 10, 25).unwrap();
@@ -1372,7 +1385,7 @@ pub(crate) mod tests {
                 ..sample(start + i * MIN)
             })
             .collect();
-        let log = fold_all(&samples);
+        let log = fold_all::<L>(&samples);
         let day = day_rollup(&log, date, tz).unwrap();
         assert_eq!(day.samples, 1500);
         assert_eq!(day.coverage(), 1.0);
@@ -1383,6 +1396,47 @@ pub(crate) mod tests {
         let (start, end) = day_bounds(NaiveDate::from_ymd_opt(2026, 7, 1).unwrap(), tz);
         assert_eq!(end - start, 24 * HOUR_MS);
         assert_eq!(start % (24 * HOUR_MS), 23 * HOUR_MS);
+    }
+
+    /// `#[test]`s running every generic body above against the log type `$log`
+    /// (a [`FreshLog`]): one test body, every implementation of the seam.
+    macro_rules! telemetry_log_tests {
+        ($log:ty) => {
+            #[test]
+            fn an_hour_in_order_has_the_known_figures() {
+                $crate::boilers::rollup::tests::an_hour_in_order_has_the_known_figures::<$log>();
+            }
+            #[test]
+            fn resets_and_wraps_never_count_negative_or_huge_use() {
+                $crate::boilers::rollup::tests::resets_and_wraps_never_count_negative_or_huge_use::<$log>();
+            }
+            #[test]
+            fn hot_water_starts_are_told_from_heating_starts() {
+                $crate::boilers::rollup::tests::hot_water_starts_are_told_from_heating_starts::<$log>();
+            }
+            #[test]
+            fn resent_samples_count_once() {
+                $crate::boilers::rollup::tests::resent_samples_count_once::<$log>();
+            }
+            #[test]
+            fn late_samples_fold_in_as_if_they_had_come_in_order() {
+                $crate::boilers::rollup::tests::late_samples_fold_in_as_if_they_had_come_in_order::<$log>();
+            }
+            #[test]
+            fn silence_shows_as_a_gap_with_its_coverage_not_as_zeros() {
+                $crate::boilers::rollup::tests::silence_shows_as_a_gap_with_its_coverage_not_as_zeros::<$log>();
+            }
+            #[test]
+            fn a_day_is_merged_from_local_hours_with_its_true_length() {
+                $crate::boilers::rollup::tests::a_day_is_merged_from_local_hours_with_its_true_length::<$log>();
+            }
+        };
+    }
+    pub(crate) use telemetry_log_tests;
+
+    mod memory_log {
+        use super::MemoryLog;
+        super::telemetry_log_tests!(MemoryLog);
     }
 
     /// A random stretch of samples: steps of 10 s to 5 min, sometimes a silence of up to 3 h;
@@ -1429,35 +1483,56 @@ pub(crate) mod tests {
         })
     }
 
+    /// Samples with an arrival order and some resends, for [`incremental_equals_recomputed`].
+    pub(crate) fn arb_arrivals() -> impl Strategy<Value = (Vec<Sample>, Vec<usize>, Vec<usize>)> {
+        arb_samples().prop_flat_map(|samples| {
+            let n = samples.len();
+            (
+                Just(samples),
+                Just((0..n).collect::<Vec<_>>()).prop_shuffle(),
+                proptest::collection::vec(0..n, 0..5),
+            )
+        })
+    }
+
+    /// Folded in `order` (then `resends`) into a fresh `L`, every hour equals the same hour
+    /// recomputed from raw samples, and the hours of the samples folded in time order.
+    pub(crate) fn incremental_equals_recomputed<L: FreshLog>(
+        samples: &[Sample],
+        order: &[usize],
+        resends: &[usize],
+    ) -> Result<(), TestCaseError> {
+        let roller = Roller::default();
+        let now = T0 + 30 * HOUR_MS;
+        let mut log = L::fresh();
+        for &i in order.iter().chain(resends) {
+            roller.fold(&mut log, &samples[i], now).unwrap();
+        }
+        let in_order: MemoryLog = fold_all(samples);
+        let hours: Vec<TimestampMs> = in_order.all_hours().map(|h| h.start_ms).collect();
+        let arrived: Vec<TimestampMs> = log
+            .hours_in(TimestampMs::MIN, TimestampMs::MAX)
+            .unwrap()
+            .iter()
+            .map(|h| h.start_ms)
+            .collect();
+        prop_assert_eq!(&arrived, &hours);
+        for start in hours {
+            let recomputed = roller.recompute_hour(&log, start).unwrap();
+            assert_same(&hour(&log, start), &recomputed);
+            assert_same(&hour(&in_order, start), &recomputed);
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
 
         #[test]
         fn incremental_equals_recomputed_for_any_arrival_order(
-            (samples, order, resends) in arb_samples().prop_flat_map(|samples| {
-                let n = samples.len();
-                (
-                    Just(samples),
-                    Just((0..n).collect::<Vec<_>>()).prop_shuffle(),
-                    proptest::collection::vec(0..n, 0..5),
-                )
-            })
+            (samples, order, resends) in arb_arrivals()
         ) {
-            let roller = Roller::default();
-            let now = T0 + 30 * HOUR_MS;
-            let mut log = MemoryLog::new();
-            for &i in order.iter().chain(&resends) {
-                roller.fold(&mut log, &samples[i], now).unwrap();
-            }
-            let in_order = fold_all(&samples);
-            let hours: Vec<TimestampMs> = in_order.all_hours().map(|h| h.start_ms).collect();
-            let arrived: Vec<TimestampMs> = log.all_hours().map(|h| h.start_ms).collect();
-            prop_assert_eq!(&arrived, &hours);
-            for start in hours {
-                let recomputed = roller.recompute_hour(&log, start).unwrap();
-                assert_same(&hour(&log, start), &recomputed);
-                assert_same(&hour(&in_order, start), &recomputed);
-            }
+            incremental_equals_recomputed::<MemoryLog>(&samples, &order, &resends)?;
         }
     }
 }

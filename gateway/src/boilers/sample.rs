@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 /// ([`super::reading`]) is removed before the sample reaches rollups.
 ///
 /// The fields after `gas_m3`/`heat_kwh` are not on the wire yet (proto will gain them); they are
-/// `None` for samples converted from today's [`Telemetry`].
+/// `None` for samples converted from today's [`Telemetry`]. Absent readings are left out when a
+/// sample is stored: most hubs report a dozen of its fields, and a sample is stored per minute.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// The boiler's asset id in the council's asset register.
@@ -17,53 +18,77 @@ pub struct Sample {
     /// When the hub took the sample (UTC ms, the record's own timestamp).
     pub at_ms: TimestampMs,
     /// Central-heating flow temperature, °C (OpenTherm id 25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_c: Option<f32>,
     /// Return temperature, °C (id 28).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub return_c: Option<f32>,
     /// Domestic hot-water temperature, °C (id 26).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhw_c: Option<f32>,
     /// Outside temperature, °C (id 27).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outside_c: Option<f32>,
     /// Exhaust (flue) temperature, °C (id 33).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exhaust_c: Option<f32>,
     /// Central-heating setpoint, °C (id 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ch_setpoint_c: Option<f32>,
     /// Central-heating water pressure, bar (id 18).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pressure_bar: Option<f32>,
     /// Relative modulation level, % (id 17).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modulation_pct: Option<f32>,
     /// Flame on (id 0, bit 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flame: Option<bool>,
     /// Central heating active (id 0, bit 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ch_active: Option<bool>,
     /// Hot water active (id 0, bit 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhw_active: Option<bool>,
     /// Fault indication (id 0, bit 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<bool>,
     /// Application-specific fault flags (id 5, high byte); see [`FaultFlags`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault_flags: Option<u8>,
     /// The manufacturer's fault code (id 5 low byte, or id 115).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oem_code: Option<u16>,
     /// Burner starts counter, all starts (id 116).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burner_starts: Option<u32>,
     /// Burner operation hours counter, h, all firing (id 120).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burner_hours_h: Option<u32>,
     /// Gas meter reading, m³ (a counter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gas_m3: Option<f64>,
     /// Heat meter reading, kWh (a counter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heat_kwh: Option<f64>,
     /// The boiler's diagnostic (service) indication (id 0, bit 6). Not on the wire yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnostic: Option<bool>,
     /// Room temperature, °C (id 24, from the thermostat's frames). Not on the wire yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_c: Option<f32>,
     /// Burner starts for hot water (id 119); heating starts are id 116 less these. Not on the
     /// wire yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhw_burner_starts: Option<u32>,
     /// Burner hours for hot water, h (id 123). Not on the wire yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhw_burner_hours_h: Option<u32>,
     /// Unsuccessful burner starts counter (id 113). Not on the wire yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_starts: Option<u32>,
     /// Times the flame signal was too low (id 114). Not on the wire yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flame_low: Option<u32>,
 }
 

@@ -15,14 +15,14 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::dispatch::JobSender;
-use super::store::{ImportOrStoreError, Inserted, ReportStore};
 use crate::config::DispatchRule;
 use crate::metrics::Metrics;
 use crate::missed_bins::{
     Confirmation, Contact, EvidenceRef, ImportReport, MissedBins, Report, ReportError,
     ReportRequest, ReportStatus, RoundProgress,
 };
-use crate::store::{StoreError, StoredRecord};
+use crate::storage::reports::{import_properties, ImportOrStoreError, Inserted, ReportStore};
+use crate::storage::{StoreError, StoredRecord};
 
 /// Why the desk could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +100,7 @@ struct DeskState {
 /// The report desk. Cheap to share behind an `Arc`.
 pub struct ReportDesk {
     state: Mutex<DeskState>,
-    store: ReportStore,
+    store: Arc<dyn ReportStore>,
     dispatcher: Arc<dyn JobSender>,
     settings: DeskSettings,
     metrics: Arc<Metrics>,
@@ -111,7 +111,7 @@ impl ReportDesk {
     /// A desk over `store`, with the register and open reports loaded from it.
     pub fn open(
         missed: MissedBins,
-        store: ReportStore,
+        store: Arc<dyn ReportStore>,
         dispatcher: Arc<dyn JobSender>,
         settings: DeskSettings,
         metrics: Arc<Metrics>,
@@ -374,9 +374,11 @@ impl ReportDesk {
     /// Imports properties from CSV into the register and stores them; bad rows are reported.
     pub fn import_properties(&self, csv: impl Read) -> Result<ImportReport, DeskError> {
         let mut state = self.lock();
-        Ok(self
-            .store
-            .import_properties(state.missed.register_mut(), csv)?)
+        Ok(import_properties(
+            self.store.as_ref(),
+            state.missed.register_mut(),
+            csv,
+        )?)
     }
 
     /// The report `id`.

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::desk::ReportDesk;
 use crate::clock::SharedClock;
 use crate::ingest::IngestEvent;
-use crate::store::{Store, StoredRecord};
+use crate::storage::{Store, StoredRecord};
 
 /// How often return jobs still waiting for a device are tried again.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);

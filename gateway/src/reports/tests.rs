@@ -1,4 +1,4 @@
-//! The desk end to end over a real sled store: filing, dispatch, closing from evidence,
+//! The desk end to end over the embedded store: filing, dispatch, closing from evidence,
 //! duplicates, and what survives a restart.
 
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,7 @@ use proto::{
 use super::*;
 use crate::metrics::Metrics;
 use crate::missed_bins::{MissedBins, ReportStatus};
-use crate::store::StoredRecord;
+use crate::storage::{Storage, StoreSettings, StoredRecord};
 
 /// Tuesday 24 November 2026 (GMT, so local time is UTC), at `h:m`.
 fn tue(h: i64, m: i64) -> TimestampMs {
@@ -41,23 +41,23 @@ impl JobSender for RecordingSender {
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    db: sled::Db,
+    storage: Storage,
     sender: Arc<RecordingSender>,
 }
 
 impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let storage = Storage::open_embedded(dir.path(), StoreSettings::default()).unwrap();
         Self {
             _dir: dir,
-            db,
+            storage,
             sender: Arc::default(),
         }
     }
 
     fn desk(&self) -> ReportDesk {
-        let store = ReportStore::open(&self.db).unwrap();
+        let store = self.storage.reports.clone();
         ReportDesk::open(
             MissedBins::new(Default::default(), Default::default()),
             store,
@@ -248,7 +248,7 @@ fn a_report_waits_for_a_device_on_its_round_then_is_dispatched() {
 #[test]
 fn a_configured_dispatch_rule_sends_jobs_to_the_configured_device_only() {
     let fixture = Fixture::new();
-    let store = ReportStore::open(&fixture.db).unwrap();
+    let store = fixture.storage.reports.clone();
     let returns = DeviceId::new("cab-returns").unwrap();
     let desk = ReportDesk::open(
         MissedBins::new(Default::default(), Default::default()),

@@ -7,9 +7,11 @@
 //! chunk one atomic sled batch under new prefixes that the old ones cannot be confused with, so
 //! a migration cut short by a crash resumes where it stopped at the next open.
 
+use super::decode_stored;
 use super::keys::{self, OLD_EVIDENCE, OLD_RECORD};
-use super::quarantine::{OldQuarantineEntry, Quarantine, QuarantineEntry, Refused};
-use super::{decode_stored, StoreError};
+use super::quarantine::{OldQuarantineEntry, Quarantine};
+use crate::storage::quarantine::{QuarantineEntry, Refused};
+use crate::storage::StoreError;
 
 /// The format this build writes.
 pub const FORMAT: u32 = 2;

@@ -1,5 +1,5 @@
-//! Where residents' reports and the property register live: trees in the gateway's sled database,
-//! beside the records they are decided from, so one directory holds a whole site.
+//! [`SledReportStore`]: the report desk's [`ReportStore`] on sled, trees in the gateway's
+//! database beside the records reports are decided from.
 //!
 //! - `reports`: report id → report.
 //! - `report_keys`: "uprn/stream/day" → report id, so that a second report of the same missed bin
@@ -8,39 +8,19 @@
 //!   report.
 //! - `properties`: UPRN → property.
 
-use proto::TimestampMs;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use crate::missed_bins::{ImportError, ImportReport, Property, PropertyRegister, Report};
-use crate::store::StoreError;
-
-/// Why an import stored nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportOrStoreError {
-    /// The CSV could not be read at all.
-    #[error(transparent)]
-    Import(#[from] ImportError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+use crate::missed_bins::{Property, PropertyRegister, Report};
+use crate::storage::reports::{Inserted, ReportStore};
+use crate::storage::StoreError;
 
 /// The most a stored report or property may be when read back.
 const MAX_VALUE_BYTES: usize = 1024 * 1024;
 
-/// What [`ReportStore::insert_new`] did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Inserted {
-    /// The report is new and now stored.
-    New,
-    /// A report of the same missed bin was already stored: this one.
-    Duplicate(Box<Report>),
-}
-
-/// Reports and the register, durable on return of every write.
+/// Reports and the register in sled.
 #[derive(Debug, Clone)]
-pub struct ReportStore {
+pub struct SledReportStore {
     db: sled::Db,
     reports: sled::Tree,
     keys: sled::Tree,
@@ -48,9 +28,9 @@ pub struct ReportStore {
     properties: sled::Tree,
 }
 
-impl ReportStore {
+impl SledReportStore {
     /// Opens the report trees in `db`.
-    pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
+    pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
         Ok(Self {
             db: db.clone(),
             reports: db.open_tree("reports")?,
@@ -59,16 +39,18 @@ impl ReportStore {
             properties: db.open_tree("properties")?,
         })
     }
+}
 
+impl ReportStore for SledReportStore {
     /// A fresh report id, never issued before on this store (`MB-` and a number).
-    pub fn next_id(&self) -> Result<String, StoreError> {
+    fn next_id(&self) -> Result<String, StoreError> {
         // sled's ids survive restarts and only grow; +1 so the first report is MB-1, not MB-0.
         Ok(format!("MB-{}", self.db.generate_id()? + 1))
     }
 
     /// Stores a newly filed report, unless one of the same missed bin (its [`Report::key`]) is
     /// already stored: then returns that one and stores nothing.
-    pub fn insert_new(&self, report: &Report) -> Result<Inserted, StoreError> {
+    fn insert_new(&self, report: &Report) -> Result<Inserted, StoreError> {
         let value = proto::encode_value(report)?;
         let key = report.key().map(|key| key.to_string());
         let outcome = (&self.reports, &self.keys).transaction(|(reports, keys)| {
@@ -103,7 +85,7 @@ impl ReportStore {
     }
 
     /// Stores a changed report (and its job's index entry).
-    pub fn save(&self, report: &Report) -> Result<(), StoreError> {
+    fn save(&self, report: &Report) -> Result<(), StoreError> {
         let value = proto::encode_value(report)?;
         if let Some(job) = &report.job_id {
             self.jobs.insert(job.as_bytes(), report.id.as_bytes())?;
@@ -114,7 +96,7 @@ impl ReportStore {
     }
 
     /// The report `id`.
-    pub fn get(&self, id: &str) -> Result<Option<Report>, StoreError> {
+    fn get(&self, id: &str) -> Result<Option<Report>, StoreError> {
         self.reports
             .get(id.as_bytes())?
             .map(|bytes| decode(id.as_bytes(), &bytes))
@@ -122,7 +104,7 @@ impl ReportStore {
     }
 
     /// The report whose return job is `job`.
-    pub fn by_job(&self, job: &str) -> Result<Option<Report>, StoreError> {
+    fn by_job(&self, job: &str) -> Result<Option<Report>, StoreError> {
         match self.jobs.get(job.as_bytes())? {
             Some(id) => self.get(&String::from_utf8_lossy(&id)),
             None => Ok(None),
@@ -130,7 +112,7 @@ impl ReportStore {
     }
 
     /// Every report, in id order.
-    pub fn all(&self) -> Result<Vec<Report>, StoreError> {
+    fn all(&self) -> Result<Vec<Report>, StoreError> {
         self.reports
             .iter()
             .map(|item| {
@@ -140,18 +122,8 @@ impl ReportStore {
             .collect()
     }
 
-    /// Every report filed at or after `since`.
-    pub fn filed_since(&self, since: TimestampMs) -> Result<Vec<Report>, StoreError> {
-        let mut reports = self.all()?;
-        reports.retain(|report| report.created_at >= since);
-        Ok(reports)
-    }
-
     /// Stores `properties`, replacing any with the same UPRN.
-    pub fn save_properties<'a>(
-        &self,
-        properties: impl IntoIterator<Item = &'a Property>,
-    ) -> Result<(), StoreError> {
+    fn save_properties(&self, properties: &[&Property]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for property in properties {
             batch.insert(&property.uprn.to_be_bytes(), proto::encode_value(property)?);
@@ -161,22 +133,8 @@ impl ReportStore {
         Ok(())
     }
 
-    /// Imports properties from `csv` into `register` and stores the register: all of it or, if
-    /// storing fails, none of it (`register` is left as it was).
-    pub fn import_properties(
-        &self,
-        register: &mut PropertyRegister,
-        csv: impl std::io::Read,
-    ) -> Result<ImportReport, ImportOrStoreError> {
-        let mut staged = register.clone();
-        let report = staged.import_csv(csv)?;
-        self.save_properties(staged.iter())?;
-        *register = staged;
-        Ok(report)
-    }
-
     /// The register as stored.
-    pub fn load_register(&self) -> Result<PropertyRegister, StoreError> {
+    fn load_register(&self) -> Result<PropertyRegister, StoreError> {
         let mut register = PropertyRegister::new();
         for item in self.properties.iter() {
             let (key, value) = item?;

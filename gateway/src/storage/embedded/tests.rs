@@ -13,7 +13,9 @@ use proto::{
 use super::*;
 use crate::metrics::Metrics;
 use crate::missed_bins::{Confirmation, MissedBins};
-use crate::reports::{DeskSettings, DispatchError, JobSender, ReportDesk, ReportStore};
+use crate::record_time::TimeBasis;
+use crate::reports::{DeskSettings, DispatchError, JobSender, ReportDesk};
+use crate::storage::*;
 
 /// Tuesday 24 November 2026, 00:00 UTC.
 const TUESDAY: TimestampMs = 1_795_478_400_000;
@@ -104,7 +106,7 @@ impl JobSender for NoJobs {
 fn desk(store: &SledStore) -> ReportDesk {
     ReportDesk::open(
         MissedBins::new(Default::default(), Default::default()),
-        ReportStore::open(store.db()).unwrap(),
+        Arc::new(SledReportStore::open(store.db()).unwrap()),
         Arc::new(NoJobs),
         DeskSettings {
             max_clock_skew_ms: 300_000,

@@ -6,11 +6,12 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `R` len device seq(8) | [`super::StoredRecord`] |
+//! | `R` len device seq(8) | [`crate::storage::StoredRecord`] |
 //! | `E` received(8) len device seq(8) | a copy of a crew record, in arrival order |
 //! | `A` len device boot(8) | the boot's clock anchor (gateway ms at the device's mono 0) |
+//! | `F` len device seq(8) | nothing: a telemetry or gap record stored but not yet fed to the boilers |
 //! | `p` device | [`crate::progress::SeqRanges`] |
-//! | `d` device | [`super::DeviceInfo`] |
+//! | `d` device | [`crate::storage::DeviceInfo`] |
 //!
 //! `p` and `d` end with the device id and hold nothing after it, so they need no length. The
 //! `quarantine` tree is keyed by id(8); `refused` by len device seq(8); `meta` by text names.
@@ -26,6 +27,8 @@ pub const RECORD: u8 = b'R';
 pub const EVIDENCE: u8 = b'E';
 /// A boot's clock anchor.
 pub const ANCHOR: u8 = b'A';
+/// A telemetry or gap record not yet fed to the boilers.
+pub const TO_FEED: u8 = b'F';
 /// A device's sequence progress.
 pub const PROGRESS: u8 = b'p';
 /// A device's registry entry.
@@ -114,6 +117,21 @@ pub fn parse_evidence_key(key: &[u8]) -> Option<(DeviceId, u64)> {
     Some((device, read_u64(rest)?))
 }
 
+/// The key marking a record as not yet fed to the boilers.
+pub fn feed_key(device: &DeviceId, seq: u64) -> Vec<u8> {
+    let mut key = vec![TO_FEED];
+    push_device(&mut key, device);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The device and sequence of a to-feed key.
+pub fn parse_feed_key(key: &[u8]) -> Option<(DeviceId, u64)> {
+    let rest = key.strip_prefix(&[TO_FEED])?;
+    let (device, rest) = read_device(rest)?;
+    Some((device, read_u64(rest)?))
+}
+
 /// A boot's clock-anchor key.
 pub fn anchor_key(device: &DeviceId, boot: u64) -> Vec<u8> {
     let mut key = vec![ANCHOR];
@@ -169,6 +187,10 @@ mod tests {
             for seq in [u64::from(byte), u64::from_be_bytes([byte; 8]), 0x2f2f] {
                 assert_eq!(
                     parse_record_key(&record_key(&device, seq)),
+                    Some((device.clone(), seq))
+                );
+                assert_eq!(
+                    parse_feed_key(&feed_key(&device, seq)),
                     Some((device.clone(), seq))
                 );
                 let received = i64::from(byte) << 40 | 0x2f2f;

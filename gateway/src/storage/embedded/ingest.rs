@@ -1,235 +1,24 @@
-//! The gateway's durable store: devices' records (once each), per-device progress for acks, the
-//! device registry, the boots' clock anchors and the quarantine. Behind the [`Store`] trait so
-//! that a PostgreSQL backend can later serve several gateway replicas; [`SledStore`] is the
-//! embedded default. [`keys`] gives every key's layout, [`migrate`] upgrades older stores and
-//! [`quarantine`] keeps what was refused, bounded.
-//!
-//! Every method is synchronous and durable on return (sled's `flush` is the fsync): the ingest
-//! loop calls them from a blocking thread and publishes acks only afterwards.
-
-pub mod keys;
-pub mod migrate;
-pub mod quarantine;
+//! [`SledStore`]: the ingest's [`Store`] on sled. One tree of records, evidence, anchors,
+//! progress and registry entries under prefixed keys ([`super::keys`]), so one batch updates
+//! them atomically, and the quarantine's trees ([`super::quarantine`]).
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use proto::{DeviceId, Health, Record, RecordBody, Refusal, State, TimestampMs};
-use serde::{Deserialize, Serialize};
+use proto::{DeviceId, Record, RecordBody, Refusal, State, TimestampMs};
 
+use super::keys::{self, DEVICE, PROGRESS};
+use super::quarantine::Quarantine;
+use super::{decode_stored, migrate, open_db};
 use crate::progress::SeqRanges;
-use crate::record_time::{self, BatchClock, PlacedTime, RecordClock, TimeBasis};
-use keys::{DEVICE, PROGRESS};
-pub use migrate::Migrated;
-use quarantine::Quarantine;
-pub use quarantine::{QuarantineEntry, QuarantineLimits, QuarantineUsage, Refused};
+use crate::record_time::{self, RecordClock, TimeBasis};
+use crate::storage::ingest::{
+    BatchOutcome, DeviceInfo, IncomingBatch, Store, StoreSettings, StoredRecord,
+};
+use crate::storage::quarantine::{QuarantineEntry, QuarantineUsage, Refused};
+use crate::storage::StoreError;
 
-/// What a store can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database failed (disk full, I/O error, corruption).
-    #[error("storage failed: {0}")]
-    Storage(#[from] sled::Error),
-    /// A stored value could not be read back.
-    #[error("stored value under {key} is unreadable: {reason}")]
-    Corrupt {
-        /// Which key.
-        key: String,
-        /// Why.
-        reason: String,
-    },
-    /// A value could not be encoded.
-    #[error("could not encode a value for storage: {0}")]
-    Encode(#[from] proto::EncodeError),
-    /// The store was written by a newer gateway, in a format this build cannot read.
-    #[error(
-        "the store is in format {found}, written by a newer gateway; this build reads up to \
-         format {supported}: run the newer gateway, or restore a backup"
-    )]
-    NewerFormat {
-        /// The store's format.
-        found: u32,
-        /// The newest this build reads.
-        supported: u32,
-    },
-}
-
-/// One decoded batch from one device, as received.
-#[derive(Debug, Clone)]
-pub struct IncomingBatch {
-    /// The sending device (already checked against the topic).
-    pub device: DeviceId,
-    /// The topic it came on, for the quarantine entries of records refused.
-    pub topic: String,
-    /// The message as received, for the quarantine entries of records refused (a prefix and a
-    /// hash of it are kept, never the whole).
-    pub payload: bytes::Bytes,
-    /// When the gateway received it (gateway clock).
-    pub received: TimestampMs,
-    /// When the device says it sent it (device clock).
-    pub sent: TimestampMs,
-    /// The device's boot that sent it, if the device says.
-    pub boot: Option<u64>,
-    /// The device's monotonic clock (ms since that boot) when it sent it, if the device says.
-    pub mono: Option<u64>,
-    /// The records that decoded.
-    pub records: Vec<Record>,
-    /// The records the decoder refused, by sequence, with the reason.
-    pub refused: Vec<Refusal>,
-}
-
-impl IncomingBatch {
-    fn clock(&self) -> BatchClock {
-        BatchClock {
-            received: self.received,
-            sent: self.sent,
-            boot: self.boot,
-            mono: self.mono,
-        }
-    }
-}
-
-/// What storing one batch did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BatchOutcome {
-    /// The device.
-    pub device: DeviceId,
-    /// Records stored for the first time, in the batch's order, as stored.
-    pub stored: Vec<StoredRecord>,
-    /// Records that were already held (replays, resends).
-    pub duplicates: usize,
-    /// The batch's records that are refused, now or on an earlier delivery, and why: the device
-    /// is told so in its ack, every time it sends them.
-    pub refused: Vec<Refusal>,
-    /// How many of `refused` were refused for the first time (and quarantined).
-    pub newly_refused: usize,
-    /// The device's cumulative ack after this batch.
-    pub acked_through: u64,
-    /// When the gateway received the batch (gateway clock).
-    pub received: TimestampMs,
-    /// When the device says it sent the batch (device clock): with `received`, the device's
-    /// clock offset.
-    pub sent: TimestampMs,
-    /// Whether the device is not in the registry of provisioned devices.
-    pub unknown_device: bool,
-}
-
-/// A record as the gateway holds it: with the gateway's receive time beside the device's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredRecord {
-    /// When the gateway received it (gateway clock, UTC ms).
-    pub received: TimestampMs,
-    /// When the device sent its batch (device clock, UTC ms): `received - sent` is how far the
-    /// device's clock was behind, give or take the link's delay.
-    pub sent: TimestampMs,
-    /// The record as the device sent it (its `ts` is the device's own time).
-    pub record: Record,
-    /// When it happened by the gateway's reckoning, and how that was worked out
-    /// ([`crate::record_time`]). Absent on records stored before the gateway placed them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub placed: Option<PlacedTime>,
-}
-
-/// What the gateway knows of a device.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct DeviceInfo {
-    /// Whether the device was provisioned; records from others are kept but flagged.
-    pub provisioned: bool,
-    /// First time the gateway heard from it.
-    pub first_seen: Option<TimestampMs>,
-    /// Last time the gateway heard from it (records or state).
-    pub last_seen: Option<TimestampMs>,
-    /// Online or offline, from its retained state message.
-    pub online: Option<bool>,
-    /// The agent's boot counter from its last state message.
-    pub boot: Option<u64>,
-    /// The last health record.
-    pub health: Option<Health>,
-    /// The device clock minus the gateway clock at the last batch, in ms.
-    pub clock_skew_ms: Option<i64>,
-    /// Records stored from it.
-    pub records: u64,
-    /// Records refused from it.
-    pub refused: u64,
-    /// Records stored from it whose time could not be placed ([`TimeBasis::Uncorrected`]).
-    pub uncorrected_times: u64,
-}
-
-/// How the store is set up.
-#[derive(Debug, Clone, Copy)]
-pub struct StoreSettings {
-    /// sled's page cache, in bytes.
-    pub cache_bytes: u64,
-    /// What the quarantine keeps.
-    pub quarantine: QuarantineLimits,
-    /// A batch offset beyond which records without a clock anchor are corrected by it (ms).
-    pub max_clock_skew_ms: i64,
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        Self {
-            cache_bytes: 64 * 1024 * 1024,
-            quarantine: QuarantineLimits::default(),
-            max_clock_skew_ms: 300_000,
-        }
-    }
-}
-
-/// The gateway's storage.
-pub trait Store: Send + Sync + 'static {
-    /// Stores `batches` atomically and durably, each record once per (device, sequence); refuses
-    /// the records that cannot be taken (into the quarantine, counted in the progress so the ack
-    /// moves past them); updates each device's progress and registry entry. Returns one outcome
-    /// per batch, in order.
-    fn ingest(&self, batches: &[IncomingBatch]) -> Result<Vec<BatchOutcome>, StoreError>;
-
-    /// Records a device's retained state message.
-    fn record_state(
-        &self,
-        device: &DeviceId,
-        state: &State,
-        received: TimestampMs,
-    ) -> Result<(), StoreError>;
-
-    /// Keeps refused messages (a prefix and a hash of each), durably, evicting the oldest
-    /// entries beyond the limits; returns their ids.
-    fn quarantine(&self, refused: &[Refused<'_>]) -> Result<Vec<u64>, StoreError>;
-
-    /// The newest `limit` quarantine entries with ids below `before` (any, if `None`), newest
-    /// first.
-    fn quarantined(
-        &self,
-        limit: usize,
-        before: Option<u64>,
-    ) -> Result<Vec<QuarantineEntry>, StoreError>;
-
-    /// How full the quarantine is, and how many entries it evicted.
-    fn quarantine_usage(&self) -> QuarantineUsage;
-
-    /// Marks devices as provisioned (creating their registry entries).
-    fn provision(&self, devices: &[DeviceId]) -> Result<(), StoreError>;
-
-    /// Every device the gateway knows, with its info and cumulative ack.
-    fn devices(&self) -> Result<Vec<(DeviceId, DeviceInfo, u64)>, StoreError>;
-
-    /// One stored record.
-    fn record(&self, device: &DeviceId, seq: u64) -> Result<Option<StoredRecord>, StoreError>;
-
-    /// How many records are stored for `device`.
-    fn record_count(&self, device: &DeviceId) -> Result<u64, StoreError>;
-
-    /// Crews' evidence (collection and round records) received at or after `since` (gateway
-    /// clock), oldest first, with the device that sent each: what the missed-bin rules replay at
-    /// start-up without reading every boiler's telemetry.
-    fn evidence_since(
-        &self,
-        since: TimestampMs,
-    ) -> Result<Vec<(DeviceId, StoredRecord)>, StoreError>;
-}
-
-/// The embedded store on sled: one tree of records, evidence, anchors, progress and registry
+/// The ingest's store on sled: one tree of records, evidence, anchors, progress and registry
 /// entries under prefixed keys (so one batch updates them atomically), and the quarantine's.
 pub struct SledStore {
     db: sled::Db,
@@ -240,45 +29,14 @@ pub struct SledStore {
     write_lock: std::sync::Mutex<()>,
 }
 
-/// The most a stored value may be when read back: a format 1 quarantined message up to the
-/// broker's packet limit, with room for its topic and reason (a record is far smaller).
-const MAX_VALUE_BYTES: usize = 2 * proto::MAX_MESSAGE_BYTES;
 /// The most boots' anchors kept per device: boots further below its newest are forgotten, and
 /// their records placed as if never anchored. Bounds what a device sending ever new boots costs.
-/// How long [`open_when_unlocked`] waits for a store closed in this process to let go.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Opens sled, waiting up to [`LOCK_WAIT`] for the directory's lock. sled 0.34 releases it only
-/// when its thread pool lets go of the file, shortly after the last handle drops, so opening again
-/// straight after closing (a gateway restarted within one process, and the tests) can find it
-/// still held. A lock held by another process is still refused, after the wait.
-fn open_when_unlocked(config: &sled::Config) -> sled::Result<sled::Db> {
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    loop {
-        match config.open() {
-            // sled 0.34 reports a held lock only in the message of an `Other` I/O error.
-            Err(error) if error.to_string().contains("could not acquire lock") => {
-                if std::time::Instant::now() >= deadline {
-                    return Err(error);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            result => return result,
-        }
-    }
-}
-
 const MAX_ANCHORED_BOOTS: u64 = 64;
 
 impl SledStore {
-    /// The underlying database, for stores of other parts of the gateway (reports, the
-    /// register) that share its directory and its flush.
-    pub fn db(&self) -> &sled::Db {
-        &self.db
-    }
-
     /// Opens (or creates) the store in `dir`, with a page cache of `cache_bytes` and default
-    /// settings otherwise.
+    /// settings otherwise: the ingest's store alone, as tools and tests use it (the gateway
+    /// opens every store at once with [`crate::storage::Storage::open_embedded`]).
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         Self::open_with(
             dir,
@@ -291,13 +49,11 @@ impl SledStore {
 
     /// Opens (or creates) the store in `dir`, migrating an older format (see [`migrate`]).
     pub fn open_with(dir: &Path, settings: StoreSettings) -> Result<Self, StoreError> {
-        let db = open_when_unlocked(
-            &sled::Config::new()
-                .path(dir)
-                .cache_capacity(settings.cache_bytes)
-                // Durability comes from the explicit flush before every ack, not a timer.
-                .flush_every_ms(None),
-        )?;
+        Self::on(open_db(dir, settings.cache_bytes)?, settings)
+    }
+
+    /// The ingest's store in an open database, migrated to the current format.
+    pub(super) fn on(db: sled::Db, settings: StoreSettings) -> Result<Self, StoreError> {
         let main = db.open_tree("ingest")?;
         let quarantine = Quarantine::open(&db, settings.quarantine)?;
         migrate::migrate(&db, &main, &quarantine)?;
@@ -308,6 +64,11 @@ impl SledStore {
             max_clock_skew_ms: settings.max_clock_skew_ms,
             write_lock: std::sync::Mutex::new(()),
         })
+    }
+
+    /// The database this store is in, for the other stores that share its directory and flush.
+    pub(super) fn db(&self) -> &sled::Db {
+        &self.db
     }
 
     fn get_value<T: serde::de::DeserializeOwned>(
@@ -357,16 +118,6 @@ impl SledStore {
         }
         Ok(boot >= floor)
     }
-}
-
-pub(crate) fn decode_stored<T: serde::de::DeserializeOwned>(
-    key: &[u8],
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    proto::decode_value(bytes, MAX_VALUE_BYTES).map_err(|e| StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason: e.to_string(),
-    })
 }
 
 /// One group's working state in [`SledStore::ingest`]: several batches from one device may be
@@ -579,6 +330,11 @@ impl SledStore {
                 encoded.clone(),
             );
         }
+        if matches!(record.body, RecordBody::Telemetry(_) | RecordBody::Gap(_)) {
+            // In the same atomic batch as the record: the boilers are fed from here if the
+            // process dies before it is fed and marked (`Store::fed`).
+            writes.insert(keys::feed_key(device, seq), &[][..]);
+        }
         writes.insert(keys::record_key(device, seq), encoded);
         tally.stored.push(value);
         Ok(())
@@ -752,6 +508,32 @@ impl Store for SledStore {
         Ok(count)
     }
 
+    fn unfed(&self, limit: usize) -> Result<Vec<(DeviceId, StoredRecord)>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.main.scan_prefix([keys::TO_FEED]).take(limit) {
+            let (key, _) = item?;
+            let (device, seq) = keys::parse_feed_key(&key).ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: "not a to-feed key".into(),
+            })?;
+            match self.record(&device, seq)? {
+                Some(record) => found.push((device, record)),
+                // Nothing to feed: forget the mark.
+                None => self.main.remove(key).map(drop)?,
+            }
+        }
+        Ok(found)
+    }
+
+    fn fed(&self, records: &[(DeviceId, u64)]) -> Result<(), StoreError> {
+        let mut writes = sled::Batch::default();
+        for (device, seq) in records {
+            writes.remove(keys::feed_key(device, *seq));
+        }
+        self.main.apply_batch(writes)?;
+        Ok(())
+    }
+
     fn evidence_since(
         &self,
         since: TimestampMs,
@@ -770,6 +552,3 @@ impl Store for SledStore {
         Ok(found)
     }
 }
-
-#[cfg(test)]
-mod tests;

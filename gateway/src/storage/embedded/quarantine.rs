@@ -1,72 +1,19 @@
-//! The quarantine: what the gateway refused (whole messages, and single records of batches whose
-//! other records it stored), kept for staff as a prefix and a SHA-256 of the payload, never the
-//! payload whole, within a count, a byte budget and a retention, the oldest evicted first. What
-//! outsiders send can therefore never fill the disk or the page cache.
-//!
-//! Refused records also have an entry in the `refused` tree, by (device, seq), so that a resent
-//! batch gets the same refusal again. Evicting an entry drops that too: a record refused longer
-//! ago than the retention (or beyond the caps) is then answered as held, which its device's ack
-//! already says it is.
+//! The embedded backend's quarantine trees: the entries by id, and the `refused` tree by
+//! (device, seq) so that a resent batch gets the same refusal again. The oldest entries are
+//! evicted first, so what outsiders send can never fill the disk or the page cache. Evicting an
+//! entry drops its refusal too: a record refused longer ago than the retention (or beyond the
+//! caps) is then answered as held, which its device's ack already says it is.
 
 use proto::{DeviceId, TimestampMs};
 use serde::{Deserialize, Serialize};
 
+use super::decode_stored;
 use super::keys::refused_key;
-use super::{decode_stored, StoreError};
-
-/// How much the quarantine keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuarantineLimits {
-    /// The most entries kept.
-    pub max_entries: u64,
-    /// The most bytes the entries take (keys and encoded values).
-    pub max_bytes: u64,
-    /// Entries older than this (gateway clock, ms) are dropped.
-    pub retention_ms: i64,
-    /// How many bytes of each payload are kept.
-    pub prefix_bytes: usize,
-}
-
-impl Default for QuarantineLimits {
-    fn default() -> Self {
-        Self {
-            max_entries: 10_000,
-            max_bytes: 16 * 1024 * 1024,
-            retention_ms: 30 * 24 * 60 * 60 * 1000,
-            prefix_bytes: 256,
-        }
-    }
-}
+use crate::storage::quarantine::{QuarantineEntry, QuarantineLimits, QuarantineUsage, Refused};
+use crate::storage::StoreError;
 
 /// The most of a topic or a reason kept: MQTT allows 64 KiB topics, and reasons quote input.
 const MAX_TEXT_BYTES: usize = 256;
-
-/// A refused message or record, as staff see it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuarantineEntry {
-    /// Its id, increasing with arrival.
-    pub id: u64,
-    /// The MQTT topic it came on (at most 256 bytes of it).
-    pub topic: String,
-    /// Why it was refused.
-    pub reason: String,
-    /// When it arrived (gateway clock).
-    pub received: TimestampMs,
-    /// The device and sequence when one record of a batch was refused and the rest stored.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<DeviceId>,
-    /// See `device`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
-    /// The payload's length in bytes.
-    pub size: u64,
-    /// The payload's SHA-256.
-    #[serde(with = "serde_bytes")]
-    pub sha256: Vec<u8>,
-    /// The payload's first bytes.
-    #[serde(with = "serde_bytes")]
-    pub prefix: Vec<u8>,
-}
 
 /// Format 1's entry, which held the whole payload: read once, by the migration.
 #[derive(Debug, Deserialize)]
@@ -79,21 +26,6 @@ pub(super) struct OldQuarantineEntry {
     pub payload: Vec<u8>,
 }
 
-/// Something to quarantine.
-#[derive(Debug, Clone, Copy)]
-pub struct Refused<'a> {
-    /// The topic it came on.
-    pub topic: &'a str,
-    /// Why.
-    pub reason: &'a str,
-    /// The message's payload (the whole batch, for a refused record).
-    pub payload: &'a [u8],
-    /// When it arrived.
-    pub received: TimestampMs,
-    /// The device and sequence, for one refused record of a batch.
-    pub record: Option<(&'a DeviceId, u64)>,
-}
-
 /// The `refused` tree's value: why a record was refused, and its quarantine entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct RefusedRecord {
@@ -101,17 +33,6 @@ pub(super) struct RefusedRecord {
     pub id: u64,
     /// Why it was refused.
     pub reason: String,
-}
-
-/// How full the quarantine is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QuarantineUsage {
-    /// Entries held.
-    pub entries: u64,
-    /// Bytes they take.
-    pub bytes: u64,
-    /// Entries evicted since the store was opened.
-    pub evicted: u64,
 }
 
 /// The quarantine's trees and its running totals (kept in memory, counted at open).

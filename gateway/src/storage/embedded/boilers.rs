@@ -1,0 +1,591 @@
+//! [`SledBoilerStore`]: the boiler domain's [`BoilerStore`] on sled.
+//!
+//! | tree | key | value |
+//! | --- | --- | --- |
+//! | `boiler_samples` | len asset at(8) | a raw [`Sample`] |
+//! | `boiler_gaps` | len asset from(8) to(8) | a reported [`GapSpan`] |
+//! | `boiler_hours` | len asset start(8) | an hour's [`Rollup`] |
+//! | `assets` | asset | an [`Asset`] on the register |
+//! | `boiler_alerts` | asset | a boiler's [`BoilerAlerts`] |
+//! | `boiler_alert_log` | len asset opened(8) kind | a closed [`Alert`] |
+//!
+//! The asset id has a one-byte length before it, so one boiler's prefix holds no other's
+//! (`B-1` and `B-10`), and times are big-endian with the sign bit flipped, so byte order is time
+//! order: a time range of one boiler is one contiguous range scan.
+
+use std::path::Path;
+
+use proto::TimestampMs;
+
+use super::{decode_stored, open_db};
+use crate::boilers::{Alert, Asset, BoilerAlerts, GapSpan, Rollup, Sample};
+use crate::storage::{BoilerStore, StoreError};
+
+/// Boiler telemetry, rollups, the register and alert state in sled.
+#[derive(Debug, Clone)]
+pub struct SledBoilerStore {
+    db: sled::Db,
+    samples: sled::Tree,
+    gaps: sled::Tree,
+    hours: sled::Tree,
+    assets: sled::Tree,
+    alerts: sled::Tree,
+    alert_log: sled::Tree,
+}
+
+/// `len asset`: one boiler's prefix in the keyed-by-time trees.
+fn asset_prefix(asset: &str) -> Vec<u8> {
+    let id = asset.as_bytes();
+    // Registered asset ids are at most 64 bytes; the clamp keeps the length byte honest anyway.
+    let id = &id[..id.len().min(usize::from(u8::MAX))];
+    let mut key = Vec::with_capacity(1 + id.len() + 16);
+    key.push(u8::try_from(id.len()).unwrap_or(u8::MAX));
+    key.extend_from_slice(id);
+    key
+}
+
+/// A time as 8 bytes whose order is the times' order, negative ones included.
+fn time_bytes(at: TimestampMs) -> [u8; 8] {
+    ((at as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// `len asset at(8)`.
+fn timed_key(asset: &str, at: TimestampMs) -> Vec<u8> {
+    let mut key = asset_prefix(asset);
+    key.extend_from_slice(&time_bytes(at));
+    key
+}
+
+/// The first key after every key that starts with `prefix`.
+fn after_prefix(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    // Prefixes here start with a length byte below 0xff, so some byte can always be raised.
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            break;
+        }
+    }
+    end
+}
+
+/// Drops, boiler by boiler, the keys of `tree` timed before `before_ms` that `drop` agrees to;
+/// returns how many went. One seek per boiler plus one step per old key: the boilers are found
+/// by skipping from one prefix to the next, not by reading every key.
+fn purge_before(
+    tree: &sled::Tree,
+    before_ms: TimestampMs,
+    drop: impl Fn(&[u8], &[u8]) -> Result<bool, StoreError>,
+) -> Result<u64, StoreError> {
+    let mut purged = 0;
+    let mut cursor: Vec<u8> = Vec::new();
+    while let Some(item) = tree.range(cursor.clone()..).next() {
+        let (key, _) = item?;
+        let len = key.first().map_or(0, |&len| usize::from(len));
+        let prefix = key[..(1 + len).min(key.len())].to_vec();
+        let mut end = prefix.clone();
+        end.extend_from_slice(&time_bytes(before_ms));
+        let mut batch = sled::Batch::default();
+        for old in tree.range(prefix.clone()..end) {
+            let (old_key, value) = old?;
+            if drop(&old_key, &value)? {
+                batch.remove(old_key);
+                purged += 1;
+            }
+        }
+        tree.apply_batch(batch)?;
+        cursor = after_prefix(&prefix);
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    Ok(purged)
+}
+
+impl SledBoilerStore {
+    /// Opens the boiler trees in `db`.
+    pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: db.clone(),
+            samples: db.open_tree("boiler_samples")?,
+            gaps: db.open_tree("boiler_gaps")?,
+            hours: db.open_tree("boiler_hours")?,
+            assets: db.open_tree("assets")?,
+            alerts: db.open_tree("boiler_alerts")?,
+            alert_log: db.open_tree("boiler_alert_log")?,
+        })
+    }
+
+    /// The boiler store alone in `dir` (tools and tests; the gateway opens every store at once
+    /// with [`crate::storage::Storage::open_embedded`]).
+    pub fn open_dir(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        Self::open(&open_db(dir, cache_bytes)?)
+    }
+
+    fn range<T: serde::de::DeserializeOwned>(
+        tree: &sled::Tree,
+        asset: &str,
+        from_ms: TimestampMs,
+        to_ms: TimestampMs,
+    ) -> Result<Vec<T>, StoreError> {
+        if to_ms <= from_ms {
+            return Ok(Vec::new());
+        }
+        tree.range(timed_key(asset, from_ms)..timed_key(asset, to_ms))
+            .map(|item| {
+                let (key, value) = item?;
+                decode_stored(&key, &value)
+            })
+            .collect()
+    }
+}
+
+impl BoilerStore for SledBoilerStore {
+    fn insert_sample(&self, asset: &str, sample: &Sample) -> Result<bool, StoreError> {
+        let value = proto::encode_value(sample)?;
+        let swapped = self.samples.compare_and_swap(
+            timed_key(asset, sample.at_ms),
+            None::<&[u8]>,
+            Some(value),
+        )?;
+        Ok(swapped.is_ok())
+    }
+
+    fn samples_in(
+        &self,
+        asset: &str,
+        from_ms: TimestampMs,
+        to_ms: TimestampMs,
+    ) -> Result<Vec<Sample>, StoreError> {
+        Self::range(&self.samples, asset, from_ms, to_ms)
+    }
+
+    fn sample_before(&self, asset: &str, at_ms: TimestampMs) -> Result<Option<Sample>, StoreError> {
+        let found = self
+            .samples
+            .range(asset_prefix(asset)..timed_key(asset, at_ms))
+            .next_back()
+            .transpose()?;
+        found
+            .map(|(key, value)| decode_stored(&key, &value))
+            .transpose()
+    }
+
+    fn sample_after(&self, asset: &str, at_ms: TimestampMs) -> Result<Option<Sample>, StoreError> {
+        let Some(from) = at_ms.checked_add(1) else {
+            return Ok(None);
+        };
+        let found = self
+            .samples
+            .range(timed_key(asset, from)..after_prefix(&asset_prefix(asset)))
+            .next()
+            .transpose()?;
+        found
+            .map(|(key, value)| decode_stored(&key, &value))
+            .transpose()
+    }
+
+    fn insert_gap(&self, asset: &str, gap: &GapSpan) -> Result<bool, StoreError> {
+        let mut key = timed_key(asset, gap.from_ms);
+        key.extend_from_slice(&time_bytes(gap.to_ms));
+        let swapped =
+            self.gaps
+                .compare_and_swap(key, None::<&[u8]>, Some(proto::encode_value(gap)?))?;
+        Ok(swapped.is_ok())
+    }
+
+    fn gaps_overlapping(
+        &self,
+        asset: &str,
+        from_ms: TimestampMs,
+        to_ms: TimestampMs,
+    ) -> Result<Vec<GapSpan>, StoreError> {
+        // Keyed by start: every gap starting before `to_ms`, kept if it ends after `from_ms`.
+        // Gaps are rare and the old ones purged with the raw samples, so the scan stays short.
+        let mut found = Vec::new();
+        for item in self
+            .gaps
+            .range(asset_prefix(asset)..timed_key(asset, to_ms))
+        {
+            let (key, value) = item?;
+            let gap: GapSpan = decode_stored(&key, &value)?;
+            if gap.to_ms > from_ms && gap.from_ms < to_ms {
+                found.push(gap);
+            }
+        }
+        Ok(found)
+    }
+
+    fn hour(&self, asset: &str, start_ms: TimestampMs) -> Result<Option<Rollup>, StoreError> {
+        let key = timed_key(asset, start_ms);
+        self.hours
+            .get(&key)?
+            .map(|value| decode_stored(&key, &value))
+            .transpose()
+    }
+
+    fn put_hour(&self, asset: &str, rollup: &Rollup) -> Result<(), StoreError> {
+        self.hours.insert(
+            timed_key(asset, rollup.start_ms),
+            proto::encode_value(rollup)?,
+        )?;
+        Ok(())
+    }
+
+    fn hours_in(
+        &self,
+        asset: &str,
+        from_ms: TimestampMs,
+        to_ms: TimestampMs,
+    ) -> Result<Vec<Rollup>, StoreError> {
+        Self::range(&self.hours, asset, from_ms, to_ms)
+    }
+
+    fn purge_raw_before(&self, before_ms: TimestampMs) -> Result<u64, StoreError> {
+        let purged = purge_before(&self.samples, before_ms, |_, _| Ok(true))?;
+        // A gap is dropped only once it has ended before the cut.
+        purge_before(&self.gaps, before_ms, |key, value| {
+            Ok(decode_stored::<GapSpan>(key, value)?.to_ms < before_ms)
+        })?;
+        self.db.flush()?;
+        Ok(purged)
+    }
+
+    fn save_assets(&self, assets: &[&Asset]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for asset in assets {
+            batch.insert(asset.asset.as_bytes(), proto::encode_value(asset)?);
+        }
+        self.assets.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn assets(&self) -> Result<Vec<Asset>, StoreError> {
+        self.assets
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                decode_stored(&key, &value)
+            })
+            .collect()
+    }
+
+    fn save_alerts(&self, asset: &str, alerts: &BoilerAlerts) -> Result<(), StoreError> {
+        self.alerts
+            .insert(asset.as_bytes(), proto::encode_value(alerts)?)?;
+        Ok(())
+    }
+
+    fn alert_states(&self) -> Result<Vec<(String, BoilerAlerts)>, StoreError> {
+        self.alerts
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((
+                    String::from_utf8_lossy(&key).into_owned(),
+                    decode_stored(&key, &value)?,
+                ))
+            })
+            .collect()
+    }
+
+    fn save_closed_alert(&self, asset: &str, alert: &Alert) -> Result<(), StoreError> {
+        let mut key = timed_key(asset, alert.opened_at_ms);
+        key.extend_from_slice(alert.kind.as_str().as_bytes());
+        self.alert_log.insert(key, proto::encode_value(alert)?)?;
+        Ok(())
+    }
+
+    fn closed_alerts(
+        &self,
+        asset: &str,
+        from_ms: TimestampMs,
+        to_ms: TimestampMs,
+    ) -> Result<Vec<Alert>, StoreError> {
+        Self::range(&self.alert_log, asset, from_ms, to_ms)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boilers::register::tests::asset;
+    use crate::boilers::rollup::tests::{
+        arb_arrivals, incremental_equals_recomputed, sample, telemetry_log_tests, FreshLog, T0,
+    };
+    use crate::boilers::{AlertKind, Boilers, BoilersConfig, Folded, TelemetryLog, HOUR_MS};
+    use crate::storage::AssetLog;
+
+    const MIN: i64 = 60_000;
+    const DAY: i64 = 24 * HOUR_MS;
+
+    /// One boiler's log in a sled store of its own, in a temporary directory.
+    pub(crate) struct TempLog {
+        store: SledBoilerStore,
+        _dir: tempfile::TempDir,
+    }
+
+    impl TempLog {
+        fn log(&self) -> AssetLog<'_> {
+            AssetLog::new(&self.store, "B-1")
+        }
+    }
+
+    impl FreshLog for TempLog {
+        fn fresh() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            Self {
+                store: SledBoilerStore::open_dir(dir.path(), 8 << 20).unwrap(),
+                _dir: dir,
+            }
+        }
+    }
+
+    impl TelemetryLog for TempLog {
+        type Error = StoreError;
+
+        fn insert_sample(&mut self, sample: &Sample) -> Result<bool, StoreError> {
+            self.log().insert_sample(sample)
+        }
+        fn samples_in(
+            &self,
+            from: TimestampMs,
+            to: TimestampMs,
+        ) -> Result<Vec<Sample>, StoreError> {
+            self.log().samples_in(from, to)
+        }
+        fn sample_before(&self, at: TimestampMs) -> Result<Option<Sample>, StoreError> {
+            self.log().sample_before(at)
+        }
+        fn sample_after(&self, at: TimestampMs) -> Result<Option<Sample>, StoreError> {
+            self.log().sample_after(at)
+        }
+        fn insert_gap(&mut self, gap: &GapSpan) -> Result<bool, StoreError> {
+            self.log().insert_gap(gap)
+        }
+        fn gaps_overlapping(
+            &self,
+            from: TimestampMs,
+            to: TimestampMs,
+        ) -> Result<Vec<GapSpan>, StoreError> {
+            self.log().gaps_overlapping(from, to)
+        }
+        fn hour(&self, start: TimestampMs) -> Result<Option<Rollup>, StoreError> {
+            self.log().hour(start)
+        }
+        fn put_hour(&mut self, rollup: &Rollup) -> Result<(), StoreError> {
+            self.log().put_hour(rollup)
+        }
+        fn hours_in(&self, from: TimestampMs, to: TimestampMs) -> Result<Vec<Rollup>, StoreError> {
+            self.log().hours_in(from, to)
+        }
+    }
+
+    // The rollups' tests, word for word, on sled.
+    telemetry_log_tests!(TempLog);
+
+    proptest::proptest! {
+        // Fewer cases than on `MemoryLog`: each opens a sled database.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn incremental_equals_recomputed_for_any_arrival_order_on_sled(
+            (samples, order, resends) in arb_arrivals()
+        ) {
+            incremental_equals_recomputed::<TempLog>(&samples, &order, &resends)?;
+        }
+    }
+
+    #[test]
+    fn the_demo_estates_faulty_boilers_raise_their_alerts_on_sled_too() {
+        crate::boilers::tests::the_faulty_boilers_raise_their_alerts::<TempLog>();
+    }
+
+    fn store() -> (tempfile::TempDir, SledBoilerStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledBoilerStore::open_dir(dir.path(), 8 << 20).unwrap();
+        (dir, store)
+    }
+
+    fn at(asset: &str, at_ms: TimestampMs) -> Sample {
+        Sample {
+            asset: asset.to_owned(),
+            ..sample(at_ms)
+        }
+    }
+
+    #[test]
+    fn one_boilers_range_holds_no_other_boilers_samples_and_is_in_time_order() {
+        let (_dir, store) = store();
+        // `B-1` is a prefix of `B-10`'s id: the length byte keeps them apart. Times on both
+        // sides of 1970 sort as times.
+        for (asset, t) in [
+            ("B-10", 5),
+            ("B-1", -3 * MIN),
+            ("B-1", 2 * MIN),
+            ("B-10", -1),
+        ] {
+            assert!(store.insert_sample(asset, &at(asset, t)).unwrap());
+        }
+        assert!(!store.insert_sample("B-1", &at("B-1", 2 * MIN)).unwrap());
+        let times = |samples: Vec<Sample>| samples.iter().map(|s| s.at_ms).collect::<Vec<_>>();
+        assert_eq!(
+            times(store.samples_in("B-1", i64::MIN, i64::MAX).unwrap()),
+            vec![-3 * MIN, 2 * MIN]
+        );
+        assert_eq!(
+            times(store.samples_in("B-10", -10, 10).unwrap()),
+            vec![-1, 5]
+        );
+        assert_eq!(store.sample_before("B-10", -1).unwrap(), None);
+        assert_eq!(store.sample_after("B-1", 2 * MIN).unwrap(), None);
+        assert_eq!(
+            store
+                .sample_after("B-1", i64::MIN)
+                .unwrap()
+                .map(|s| s.at_ms),
+            Some(-3 * MIN)
+        );
+        assert_eq!(
+            store
+                .sample_before("B-1", i64::MAX)
+                .unwrap()
+                .map(|s| s.at_ms),
+            Some(2 * MIN)
+        );
+    }
+
+    #[test]
+    fn the_register_and_alert_state_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = proto::DeviceId::new("hub-1").unwrap();
+        let opened = {
+            let store = SledBoilerStore::open_dir(dir.path(), 8 << 20).unwrap();
+            store
+                .save_assets(&[&asset("B-1", "hub-1"), &asset("B-2", "hub-2")])
+                .unwrap();
+            // Imported again with a new hub: replaced, not duplicated.
+            store.save_assets(&[&asset("B-2", "hub-3")]).unwrap();
+            let mut boilers = Boilers::new(BoilersConfig::default());
+            boilers.register_mut().insert(asset("B-1", "hub-1"));
+            let telemetry = proto::Telemetry {
+                asset: "B-1".into(),
+                bar: Some(0.4),
+                ..proto::Telemetry::default()
+            };
+            let mut log = AssetLog::new(&store, "B-1");
+            let mut events = Vec::new();
+            for minute in 0..5 {
+                let t = T0 + minute * MIN;
+                let observed = boilers
+                    .observe_sample(&mut log, &hub, &telemetry, t, t)
+                    .unwrap();
+                assert!(matches!(observed.folded, Some(Folded::InOrder { .. })));
+                events.extend(observed.alerts);
+            }
+            assert_eq!(events.len(), 1, "{events:?}");
+            let alerts = boilers.alerts("B-1").unwrap();
+            store.save_alerts("B-1", alerts).unwrap();
+            let closed = alerts.get(AlertKind::PressureLow).unwrap().clone();
+            store.save_closed_alert("B-1", &closed).unwrap();
+            store.flush().unwrap();
+            closed
+        };
+        let store = SledBoilerStore::open_dir(dir.path(), 8 << 20).unwrap();
+        let assets = store.assets().unwrap();
+        assert_eq!(assets.len(), 2);
+        assert_eq!(assets[1].hub.as_str(), "hub-3");
+        let states = store.alert_states().unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!(states[0].0, "B-1");
+        assert_eq!(states[0].1.get(AlertKind::PressureLow), Some(&opened));
+        let opened_at = opened.opened_at_ms;
+        assert_eq!(
+            store
+                .closed_alerts("B-1", opened_at, opened_at + 1)
+                .unwrap(),
+            vec![opened]
+        );
+        assert_eq!(store.closed_alerts("B-1", T0, opened_at).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn purging_drops_old_raw_samples_of_every_boiler_and_keeps_rollups() {
+        let (_dir, store) = store();
+        let ids = ["B-1", "B-10", "B-2"];
+        for asset in ids {
+            for day in 0..5 {
+                store
+                    .insert_sample(asset, &at(asset, T0 + day * DAY))
+                    .unwrap();
+                store
+                    .put_hour(
+                        asset,
+                        &Rollup::empty(T0 + day * DAY, T0 + day * DAY + HOUR_MS),
+                    )
+                    .unwrap();
+            }
+            for (from, to) in [(T0 + MIN, T0 + 2 * MIN), (T0 + 2 * DAY, T0 + 4 * DAY)] {
+                let gap = GapSpan {
+                    from_ms: from,
+                    to_ms: to,
+                    reason: proto::GapReason::DiskBudget,
+                };
+                assert!(store.insert_gap(asset, &gap).unwrap());
+                assert!(!store.insert_gap(asset, &gap).unwrap());
+            }
+        }
+        let cut = T0 + 3 * DAY;
+        assert_eq!(store.purge_raw_before(cut).unwrap(), 3 * 3);
+        for asset in ids {
+            let left = store.samples_in(asset, i64::MIN, i64::MAX).unwrap();
+            assert_eq!(left.len(), 2, "{asset}");
+            assert!(left.iter().all(|s| s.at_ms >= cut && s.asset == asset));
+            assert_eq!(store.hours_in(asset, i64::MIN, i64::MAX).unwrap().len(), 5);
+            // The gap still running at the cut stays; the one over before it goes.
+            let gaps = store.gaps_overlapping(asset, i64::MIN, i64::MAX).unwrap();
+            assert_eq!(gaps.len(), 1);
+            assert_eq!(gaps[0].to_ms, T0 + 4 * DAY);
+        }
+        assert_eq!(store.purge_raw_before(cut).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_typical_sample_is_stored_in_under_200_bytes() {
+        // What a hub on OpenTherm reports today: a dozen readings, the rest absent.
+        let typical = Sample {
+            flow_c: Some(55.0),
+            return_c: Some(42.0),
+            dhw_c: Some(48.0),
+            pressure_bar: Some(1.5),
+            modulation_pct: Some(30.0),
+            flame: Some(true),
+            ch_active: Some(true),
+            dhw_active: Some(false),
+            fault: Some(false),
+            fault_flags: Some(0),
+            oem_code: Some(0),
+            burner_starts: Some(12_345),
+            ..at("HIL-B-0001", T0)
+        };
+        let (_dir, store) = store();
+        store.insert_sample("HIL-B-0001", &typical).unwrap();
+        let (key, value) = store.samples.iter().next().unwrap().unwrap();
+        assert!(
+            key.len() + value.len() < 200,
+            "{} + {}",
+            key.len(),
+            value.len()
+        );
+        assert_eq!(
+            store.samples_in("HIL-B-0001", T0, T0 + 1).unwrap(),
+            vec![typical]
+        );
+    }
+}

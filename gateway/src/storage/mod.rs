@@ -1,0 +1,48 @@
+//! The storage seam: all the gateway's durable state, behind traits named for what each part
+//! needs, so that a PostgreSQL backend can follow the embedded one without changing anything
+//! above this module. No database type appears outside it.
+//!
+//! - [`ingest`]: devices' records once each, progress for acks, the device registry, clock
+//!   anchors and the quarantine ([`Store`]);
+//! - [`reports`]: residents' missed-bin reports and the property register ([`ReportStore`]);
+//! - [`boilers`]: boiler telemetry, rollups, the asset register and alert state
+//!   ([`BoilerStore`]), and [`AssetLog`], one boiler's telemetry as the domain reads it;
+//! - [`quarantine`]: what refused messages are kept as;
+//! - [`embedded`]: the backend on sled, one directory for a whole site.
+//!
+//! [`Storage`] opens all of them at once; every error is a [`StoreError`].
+
+pub mod boilers;
+pub mod embedded;
+mod error;
+pub mod ingest;
+pub mod quarantine;
+pub mod reports;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use boilers::{AssetLog, BoilerStore};
+pub use embedded::{Migrated, SledStore};
+pub use error::{BackendError, StoreError};
+pub use ingest::{BatchOutcome, DeviceInfo, IncomingBatch, Store, StoreSettings, StoredRecord};
+pub use quarantine::{QuarantineEntry, QuarantineLimits, QuarantineUsage, Refused};
+pub use reports::{ImportOrStoreError, Inserted, ReportStore};
+
+/// Every store the gateway uses, opened together on one backend.
+#[derive(Clone)]
+pub struct Storage {
+    /// Devices' records, progress, registry and quarantine.
+    pub ingest: Arc<dyn Store>,
+    /// Missed-bin reports and the property register.
+    pub reports: Arc<dyn ReportStore>,
+    /// Boiler telemetry, rollups, the asset register and alerts.
+    pub boilers: Arc<dyn BoilerStore>,
+}
+
+impl Storage {
+    /// Opens (or creates) the embedded backend in `dir`, migrating an older format.
+    pub fn open_embedded(dir: &Path, settings: StoreSettings) -> Result<Self, StoreError> {
+        embedded::open(dir, settings)
+    }
+}

@@ -1,0 +1,81 @@
+//! What the report desk stores: residents' missed-bin reports and the property register, behind
+//! the [`ReportStore`] trait ([`super::embedded::SledReportStore`] keeps them beside the records
+//! they are decided from, so one directory holds a whole site). Every write is durable on
+//! return.
+
+use std::io::Read;
+
+use proto::TimestampMs;
+
+use super::StoreError;
+use crate::missed_bins::{ImportError, ImportReport, Property, PropertyRegister, Report};
+
+/// Why an import stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportOrStoreError {
+    /// The CSV could not be read at all.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What [`ReportStore::insert_new`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    /// The report is new and now stored.
+    New,
+    /// A report of the same missed bin was already stored: this one.
+    Duplicate(Box<Report>),
+}
+
+/// Reports and the property register, durable on return of every write.
+pub trait ReportStore: Send + Sync + 'static {
+    /// A fresh report id, never issued before on this store (`MB-` and a number).
+    fn next_id(&self) -> Result<String, StoreError>;
+
+    /// Stores a newly filed report, unless one of the same missed bin (its [`Report::key`]) is
+    /// already stored: then returns that one and stores nothing. Atomic: two reports of one
+    /// missed bin filed at once leave one stored.
+    fn insert_new(&self, report: &Report) -> Result<Inserted, StoreError>;
+
+    /// Stores a changed report (and its return job's index entry).
+    fn save(&self, report: &Report) -> Result<(), StoreError>;
+
+    /// The report `id`.
+    fn get(&self, id: &str) -> Result<Option<Report>, StoreError>;
+
+    /// The report whose return job is `job`.
+    fn by_job(&self, job: &str) -> Result<Option<Report>, StoreError>;
+
+    /// Every report, in id order.
+    fn all(&self) -> Result<Vec<Report>, StoreError>;
+
+    /// Every report filed at or after `since`.
+    fn filed_since(&self, since: TimestampMs) -> Result<Vec<Report>, StoreError> {
+        let mut reports = self.all()?;
+        reports.retain(|report| report.created_at >= since);
+        Ok(reports)
+    }
+
+    /// Stores `properties`, replacing any with the same UPRN, all or none.
+    fn save_properties(&self, properties: &[&Property]) -> Result<(), StoreError>;
+
+    /// The register as stored.
+    fn load_register(&self) -> Result<PropertyRegister, StoreError>;
+}
+
+/// Imports properties from `csv` into `register` and stores the register: all of it or, if
+/// storing fails, none of it (`register` is left as it was).
+pub fn import_properties(
+    store: &dyn ReportStore,
+    register: &mut PropertyRegister,
+    csv: impl Read,
+) -> Result<ImportReport, ImportOrStoreError> {
+    let mut staged = register.clone();
+    let report = staged.import_csv(csv)?;
+    store.save_properties(&staged.iter().collect::<Vec<_>>())?;
+    *register = staged;
+    Ok(report)
+}
