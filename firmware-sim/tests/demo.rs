@@ -10,7 +10,7 @@ use std::time::Duration;
 use firmware_sim::demo::{Demo, DemoConfig};
 use gateway::missed_bins::ReportStatus;
 use gateway::reports::NewReport;
-use gateway::store::Store;
+use gateway::storage::Store;
 use proto::{BinStream, DeviceId, RecordKind};
 
 /// How long the demo may take to show what the test waits for.

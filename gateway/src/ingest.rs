@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::SharedClock;
 use crate::log_throttle::{KeyedThrottle, Throttle};
 use crate::metrics::Metrics;
-use crate::store::{BatchOutcome, IncomingBatch, Refused, Store, StoreError};
+use crate::storage::{BatchOutcome, IncomingBatch, Refused, Store, StoreError};
 
 /// Where and how the gateway's MQTT client connects.
 #[derive(Debug, Clone)]

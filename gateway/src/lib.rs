@@ -3,8 +3,8 @@
 //!
 //! [`Gateway::start`] wires the parts, top to bottom:
 //! - [`broker`]: the embedded MQTT broker, unless an external one is configured;
-//! - [`storage`]: the storage seam: every store the gateway has, behind traits, on sled today
-//!   ([`store`] is its older name); [`record_time`] places each record's time by its device's
+//! - [`storage`]: the storage seam: every store the gateway has, behind traits, on sled today;
+//!   [`record_time`] places each record's time by its device's
 //!   monotonic clock;
 //! - [`ingest`]: the MQTT subscriber that stores batches once and acks them ([`progress`] keeps
 //!   the per-device bookkeeping);
@@ -28,9 +28,6 @@ pub mod progress;
 pub mod record_time;
 pub mod reports;
 pub mod storage;
-
-/// The storage seam's older name, for code written before it held more than the ingest's store.
-pub use storage as store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -64,7 +64,7 @@ impl Metrics {
     }
 
     /// Sets the quarantine's gauges and eviction count from the store's figures.
-    pub fn set_quarantine(&self, usage: crate::store::QuarantineUsage) {
+    pub fn set_quarantine(&self, usage: crate::storage::QuarantineUsage) {
         self.quarantine_entries
             .store(usage.entries, Ordering::Relaxed);
         self.quarantine_bytes.store(usage.bytes, Ordering::Relaxed);
@@ -206,7 +206,7 @@ mod tests {
     fn renders_counters_and_lag() {
         let metrics = Metrics::default();
         Metrics::add(&metrics.records_stored, 50);
-        metrics.set_quarantine(crate::store::QuarantineUsage {
+        metrics.set_quarantine(crate::storage::QuarantineUsage {
             entries: 3,
             bytes: 900,
             evicted: 7,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fieldsync_tests::{free_port, http, telemetry, wait_for, FakeDevice};
 use gateway::config::{GatewayConfig, Role};
-use gateway::store::Store as _;
+use gateway::storage::Store as _;
 use gateway::Gateway;
 use proto::DeviceId;
 
@@ -330,7 +330,7 @@ async fn a_killed_gateway_loses_nothing_it_acked() {
         gateway.kill().unwrap();
         gateway.wait().unwrap();
     }
-    let store = gateway::store::SledStore::open(&store_dir, 8 * 1024 * 1024).unwrap();
+    let store = gateway::storage::SledStore::open(&store_dir, 8 * 1024 * 1024).unwrap();
     let id = DeviceId::new("hub-1").unwrap();
     assert_eq!(acked, 300);
     assert_eq!(store.record_count(&id).unwrap(), 300);

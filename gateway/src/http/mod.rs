@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Role;
 use crate::metrics::Metrics;
-use crate::store::{DeviceInfo, Store, StoreError};
+use crate::storage::{DeviceInfo, Store, StoreError};
 
 /// What every handler can reach.
 #[derive(Clone)]

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use fieldsync_tests::system::{post_collection, AgentProcess, GatewayProcess};
-use gateway::store::{SledStore, Store};
+use gateway::storage::{SledStore, Store};
 use proto::{DeviceId, RecordBody};
 use tokio_util::sync::CancellationToken;
 
