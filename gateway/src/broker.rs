@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 
+use proto::topic::{MAX_DEVICE_ID_LEN, TOPIC_PREFIX};
+use proto::TopicKind;
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
 /// Why the embedded broker could not start.
@@ -26,13 +28,38 @@ pub enum BrokerError {
     Thread(std::io::Error),
 }
 
+/// The longest topic a device publishes on: the prefix, the longest device id and the longest
+/// kind (`state`).
+pub fn longest_topic_len() -> usize {
+    let kinds = [
+        TopicKind::Up,
+        TopicKind::Ack,
+        TopicKind::Down,
+        TopicKind::State,
+    ];
+    let longest_kind = kinds.iter().map(|k| k.as_str().len()).max().unwrap_or(0);
+    TOPIC_PREFIX.len() + 1 + MAX_DEVICE_ID_LEN + 1 + longest_kind
+}
+
+/// The MQTT remaining length (variable header and payload, the part after the fixed header) of a
+/// QoS 1 PUBLISH carrying `max_payload` bytes on the longest topic: the topic's two-byte length,
+/// the topic, the two-byte packet id, then the payload. This is what rumqttd's
+/// `max_payload_size` (despite its name) and rumqttc's `max_incoming_packet_size` bound, so
+/// that a payload of exactly `max_payload` bytes always passes and one byte more on the longest
+/// topic does not.
+pub fn max_publish_remaining_length(max_payload: usize) -> usize {
+    2 + longest_topic_len() + 2 + max_payload
+}
+
 /// The broker's configuration: one MQTT 3.1.1 listener, payloads up to `max_payload`, and memory
 /// kept small (rumqttd's segment defaults are sized for a server of its own).
 fn broker_config(listen: SocketAddr, max_payload: usize) -> Config {
     let connections = ConnectionSettings {
         connection_timeout_ms: 60_000,
-        // Room for the topic and MQTT headers around the largest payload.
-        max_payload_size: max_payload + 1024,
+        // A packet over this closes the sender's connection (MQTT 3.1.1 has no reason code); a
+        // payload over `max_payload` on a shorter topic still reaches the gateway, which
+        // quarantines it with its reason.
+        max_payload_size: max_publish_remaining_length(max_payload),
         max_inflight_count: 500,
         auth: None,
         external_auth: None,
@@ -108,6 +135,23 @@ pub fn free_local_port() -> std::io::Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_packet_limit_is_exactly_a_full_payload_on_the_longest_topic() {
+        let longest = format!("{TOPIC_PREFIX}/{}/state", "d".repeat(MAX_DEVICE_ID_LEN));
+        assert_eq!(longest_topic_len(), longest.len());
+        let mut publish = rumqttc::Publish::new(
+            longest,
+            rumqttc::QoS::AtLeastOnce,
+            vec![0; proto::MAX_MESSAGE_BYTES],
+        );
+        publish.pkid = 1;
+        // The fixed header: one byte of type and flags, three of remaining length at this size.
+        assert_eq!(
+            publish.size() - 1 - 3,
+            max_publish_remaining_length(proto::MAX_MESSAGE_BYTES)
+        );
+    }
 
     #[test]
     fn a_taken_port_names_the_address_and_the_flag() {
