@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 
 use proto::topic::{MAX_DEVICE_ID_LEN, TOPIC_PREFIX};
 use proto::TopicKind;
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSettings};
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,30 @@ pub fn max_publish_remaining_length(max_payload: usize) -> usize {
     2 + longest_topic_len() + 2 + max_payload
 }
 
+/// rumqttd keeps every message in an in-memory log per subscription filter, read or not, until the
+/// log's segments are full and the oldest is dropped: what a log may hold stays allocated for the
+/// broker's life. Its default for every filter (four segments of 16 MiB, which we had) would let
+/// each of up to 10,000 devices' `ack` and `down` logs keep 64 MiB, and the gateway's `up` log
+/// 64 MiB of batches plus the read buffers they were cut from (`Bytes` shares allocations). The
+/// logs are sized instead for what must wait in them: a device's acks and jobs, which the device
+/// reads at once (and a job the gateway resends until it is acknowledged); and the devices'
+/// batches until the gateway reads them. A subscriber that falls further behind than its log
+/// jumps ahead (rumqttd logs a warning): the devices resend what the gateway never acked, so
+/// nothing is lost, only delayed.
+const DEVICE_LOG_SEGMENTS: usize = 4;
+/// A segment of a device's own `ack` or `down` log: some 2,000 acks.
+const DEVICE_LOG_SEGMENT_BYTES: usize = 64 * 1024;
+/// Segments of the gateway's `up` and `state` logs.
+const INGEST_LOG_SEGMENTS: usize = 8;
+
+/// A segment of the gateway's `up` and `state` logs: sixteen of the largest messages, so the log
+/// holds 128 of them (32 MiB) or some 500 of the agents' default 64 KiB batches. Smaller (a
+/// quarter of this) made the gateway fall behind its log in the burst benchmark, and the resends
+/// took the drain from 6 s to 34 s.
+fn ingest_segment_bytes(max_payload: usize) -> usize {
+    16 * max_publish_remaining_length(max_payload)
+}
+
 /// The broker's configuration: one MQTT 3.1.1 listener, payloads up to `max_payload`, and memory
 /// kept small (rumqttd's segment defaults are sized for a server of its own).
 fn broker_config(listen: SocketAddr, max_payload: usize) -> Config {
@@ -77,8 +101,19 @@ fn broker_config(listen: SocketAddr, max_payload: usize) -> Config {
         router: RouterConfig {
             max_connections: 10_010,
             max_outgoing_packet_count: 1000,
-            max_segment_size: 16 * 1024 * 1024,
-            max_segment_count: 4,
+            max_segment_size: DEVICE_LOG_SEGMENT_BYTES,
+            max_segment_count: DEVICE_LOG_SEGMENTS,
+            custom_segment: Some(
+                [TopicKind::Up, TopicKind::State]
+                    .map(|kind| {
+                        let segment = SegmentConfig {
+                            max_segment_size: ingest_segment_bytes(max_payload),
+                            max_segment_count: INGEST_LOG_SEGMENTS,
+                        };
+                        (kind.filter_all_devices(), segment)
+                    })
+                    .into(),
+            ),
             ..RouterConfig::default()
         },
         v4: Some(HashMap::from([("v4".to_owned(), server)])),
