@@ -78,8 +78,11 @@ pub async fn run(
     clock: SharedClock,
     shutdown: CancellationToken,
 ) {
-    // Unbounded, yet bounded in practice: with manual acks the broker stops sending once its
-    // in-flight window of unacknowledged messages for us is full.
+    // Unbounded, yet bounded by the broker: with manual acks it stops sending once its in-flight
+    // window of unacknowledged messages for us is full (rumqttd: 100; Mosquitto:
+    // `max_inflight_messages`, 20 by default). A bounded channel would add nothing but a
+    // deadlock to reason about: the poller blocked on it could not carry the writer's acks out.
+    // The burst benchmark found the channel a few MiB at most (docs/BENCHMARKS.md).
     let (received, to_write) = mpsc::unbounded_channel();
     let filters = subscriptions(&endpoint);
     let poller = tokio::spawn(poll(
