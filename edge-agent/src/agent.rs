@@ -21,6 +21,7 @@ use crate::health;
 use crate::jobs::{self, JobStore, JobsError};
 use crate::outbox::{Outbox, OutboxError};
 use crate::source::{self, SourceError, SourceMonitor};
+use crate::stamp::Stamp;
 use crate::uplink::{Intake, LinkStatus, OptionsError, Uplink};
 
 /// Telemetry samples waiting to be stored, at most; a sensor that outruns the disk waits.
@@ -108,6 +109,9 @@ impl Agent {
         let jobs = JobStore::open(&outbox)?;
         let boot = jobs.next_boot()?;
         outbox.sync().await.map_err(AgentError::Flush)?;
+        // Records made from here on carry this boot and their time since it began.
+        let stamp = Stamp::new(boot, started);
+        outbox.stamp_records(stamp).map_err(AgentError::Flush)?;
 
         // Settings the gateway can change: the file's, then whatever it pushed before.
         let tunables = Arc::new(Tunables::new(&config));
@@ -121,7 +125,7 @@ impl Agent {
         let uplink = Uplink::start(
             &config,
             device.clone(),
-            boot,
+            stamp,
             &intake,
             downlink,
             tunables.batching.subscribe(),
@@ -198,6 +202,7 @@ impl Agent {
             intake.clone(),
             config.data_dir.clone(),
             tunables.health.subscribe(),
+            uplink.status(),
             started,
             stop_intake.clone(),
         ));
@@ -303,8 +308,10 @@ async fn accept_telemetry(
             }
         };
         let Some(sample) = sample else { return };
-        if let Err(e) = intake.accept(now_ms(), RecordBody::Telemetry(sample)).await {
-            tracing::warn!(error = %e, "cannot store a telemetry sample");
+        match intake.accept(now_ms(), RecordBody::Telemetry(sample)).await {
+            // The outbox logs its outages once, not once per sample.
+            Ok(_) | Err(OutboxError::StorageDown(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot store a telemetry sample"),
         }
     }
 }

@@ -71,7 +71,9 @@ pub struct MqttConfig {
     /// The first delay before reconnecting, in milliseconds; it doubles up to `reconnect_max_ms`,
     /// with random jitter so that a fleet does not reconnect in step. Default 500.
     pub reconnect_min_ms: u64,
-    /// The longest delay between reconnection attempts, in milliseconds. Default 60000.
+    /// The longest delay between reconnection attempts, in milliseconds. Default 2000: a cab back
+    /// in coverage should rejoin within seconds, and jitter still spreads a fleet over the
+    /// upper half of the delay.
     pub reconnect_max_ms: u64,
     /// TLS to the broker. Default: none (plain TCP).
     pub tls: Option<TlsConfig>,
@@ -111,6 +113,11 @@ pub struct UplinkConfig {
     /// further batches wait in the outbox rather than in memory, where on a slow link they would
     /// only time out and be sent twice. 1 to 100. Default 4.
     pub max_inflight_batches: u16,
+    /// The shortest time a batch may wait for its ack, with no ack meanwhile, before the link
+    /// counts as stalled and is dropped and reconnected; the agent raises it with the measured
+    /// round trip (up to 20 s). 500 to 20000 ms. Default 2000. Raise it if a busy gateway's acks
+    /// can lag by seconds, so that its devices do not reconnect needlessly.
+    pub stall_min_ms: u64,
 }
 
 /// The outbox's budgets.
@@ -192,7 +199,7 @@ impl Default for MqttConfig {
             password: None,
             keep_alive_s: 30,
             reconnect_min_ms: 500,
-            reconnect_max_ms: 60_000,
+            reconnect_max_ms: 2_000,
             tls: None,
         }
     }
@@ -206,6 +213,7 @@ impl Default for UplinkConfig {
             linger_ms: 200,
             resend_after_s: 30,
             max_inflight_batches: 4,
+            stall_min_ms: 2_000,
         }
     }
 }
@@ -287,6 +295,9 @@ impl AgentConfig {
         }
         if !(1..=100).contains(&uplink.max_inflight_batches) {
             return invalid("uplink.max_inflight_batches must be 1 to 100".into());
+        }
+        if !(500..=20_000).contains(&uplink.stall_min_ms) {
+            return invalid("uplink.stall_min_ms must be 500 to 20000".into());
         }
         let mqtt = &self.mqtt;
         if mqtt.host.is_empty() {
@@ -434,6 +445,9 @@ linger_ms = {linger}
 resend_after_s = {resend}
 # Batches published and awaiting the broker's PUBACK, at most (1 to 100).
 max_inflight_batches = {unconfirmed}
+# Milliseconds a batch may wait for its ack (with no ack meanwhile) before the link counts as
+# stalled and is reconnected, at least (500 to 20000); raised with the measured round trip.
+stall_min_ms = {stall}
 
 [outbox]
 # Bytes of records held at most: then the oldest telemetry goes, and crews' records get HTTP 507.
@@ -487,6 +501,7 @@ keep_finished_days = {keep_finished}
             linger = d.uplink.linger_ms,
             resend = d.uplink.resend_after_s,
             unconfirmed = d.uplink.max_inflight_batches,
+            stall = d.uplink.stall_min_ms,
             budget = d.outbox.budget_bytes,
             cache = d.outbox.cache_bytes,
             listen = d.api.listen,
@@ -673,6 +688,10 @@ mod tests {
             (
                 "mqtt.reconnect_min_ms",
                 Box::new(|c| c.mqtt.reconnect_min_ms = 100_000),
+            ),
+            (
+                "uplink.stall_min_ms",
+                Box::new(|c| c.uplink.stall_min_ms = 100),
             ),
             (
                 "mqtt.password",

@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::now_ms;
-use crate::outbox::OutboxStats;
-use crate::uplink::Intake;
+use crate::outbox::{OutboxError, OutboxStats};
+use crate::uplink::{Intake, LinkStatus};
 
 /// The agent's version, as health records report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -22,6 +22,7 @@ pub async fn run(
     intake: Intake,
     data_dir: PathBuf,
     mut interval: watch::Receiver<Duration>,
+    link: watch::Receiver<LinkStatus>,
     started: Instant,
     stop: CancellationToken,
 ) {
@@ -46,9 +47,12 @@ pub async fn run(
             }
         };
         let free = free_disk(&data_dir).await;
-        let health = health(&stats, started.elapsed(), free);
-        if let Err(e) = intake.accept(now_ms(), RecordBody::Health(health)).await {
-            tracing::warn!(error = %e, "cannot store a health record");
+        let stalls = link.borrow().stalls;
+        let health = health(&stats, stalls, started.elapsed(), free);
+        match intake.accept(now_ms(), RecordBody::Health(health)).await {
+            // The outbox logs its outages once, not once per record.
+            Ok(_) | Err(OutboxError::StorageDown(_)) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot store a health record"),
         }
     }
 }
@@ -71,9 +75,9 @@ pub async fn free_disk(dir: &Path) -> Option<u64> {
     }
 }
 
-/// The health record for the outbox's `stats` after `up` running, with `free` bytes of disk
-/// (`None`: unknown, reported as 0).
-pub fn health(stats: &OutboxStats, up: Duration, free: Option<u64>) -> Health {
+/// The health record for the outbox's `stats` and the link's `stalls` after `up` running, with
+/// `free` bytes of disk (`None`: unknown, reported as 0).
+pub fn health(stats: &OutboxStats, stalls: u64, up: Duration, free: Option<u64>) -> Health {
     Health {
         // No battery or modem readings yet: the sources that could supply them are per device.
         batt: None,
@@ -85,6 +89,9 @@ pub fn health(stats: &OutboxStats, up: Duration, free: Option<u64>) -> Health {
         free: free.unwrap_or(0),
         up: up.as_secs(),
         ver: VERSION.to_owned(),
+        dead: Some(stats.dead_letters),
+        faults: Some(stats.storage_faults),
+        stalls: Some(stalls),
     }
 }
 
@@ -106,12 +113,17 @@ mod tests {
             acked_through: 7,
             next_seq: 20,
             flushes: 9,
+            storage: crate::outbox::StorageState::Ok,
+            storage_faults: 0,
+            storage_recoveries: 0,
+            dead_letters: 0,
+            dead_letters_evicted: 0,
         };
-        let record = health(&stats, Duration::from_secs(3600), Some(5 << 30));
+        let record = health(&stats, 2, Duration::from_secs(3600), Some(5 << 30));
         assert_eq!((record.depth, record.bytes, record.up), (12, 3400, 3600));
         assert_eq!(record.free, 5 << 30);
         record.validate().unwrap();
-        assert_eq!(health(&stats, Duration::ZERO, None).free, 0, "unknown");
+        assert_eq!(health(&stats, 0, Duration::ZERO, None).free, 0, "unknown");
     }
 
     #[tokio::test]

@@ -126,7 +126,9 @@ pub enum JobsError {
 /// The durable store of jobs, configuration and boots; clones share it.
 #[derive(Debug, Clone)]
 pub struct JobStore {
-    tree: sled::Tree,
+    /// The database; the tree is taken from it for each use, since after a storage failure the
+    /// outbox reopens the database and a tree kept from before would be the failed one.
+    outbox: Outbox,
     /// Serializes read-modify-write updates (the downlink and the API both update jobs).
     writes: Arc<Mutex<()>>,
 }
@@ -134,8 +136,9 @@ pub struct JobStore {
 impl JobStore {
     /// Opens the store in the outbox's database.
     pub fn open(outbox: &Outbox) -> Result<Self, JobsError> {
+        outbox.open_tree(TREE)?;
         Ok(Self {
-            tree: outbox.open_tree(TREE)?,
+            outbox: outbox.clone(),
             writes: Arc::new(Mutex::new(())),
         })
     }
@@ -222,7 +225,7 @@ impl JobStore {
         let mut pruned = 0;
         for stored in self.list()? {
             if expired(&stored, now, keep) {
-                self.tree.remove(job_key(&stored.job.id))?;
+                self.tree()?.remove(job_key(&stored.job.id))?;
                 pruned += 1;
             }
         }
@@ -231,7 +234,7 @@ impl JobStore {
 
     /// The job `id`, if the device has it.
     pub fn get(&self, id: &str) -> Result<Option<StoredJob>, JobsError> {
-        self.tree
+        self.tree()?
             .get(job_key(id))?
             .map(|value| decode(id, &value))
             .transpose()
@@ -239,7 +242,7 @@ impl JobStore {
 
     /// Every job, cancelled ones included (so the app can take them off its list), by id.
     pub fn list(&self) -> Result<Vec<StoredJob>, JobsError> {
-        self.tree
+        self.tree()?
             .scan_prefix(JOB_PREFIX.as_bytes())
             .map(|entry| {
                 let (key, value) = entry?;
@@ -250,7 +253,7 @@ impl JobStore {
 
     /// The configuration the gateway pushed, merged over its earlier pushes; `None` if it never did.
     pub fn config(&self) -> Result<Option<Config>, JobsError> {
-        self.tree
+        self.tree()?
             .get(CONFIG_KEY)?
             .map(|value| decode("config", &value))
             .transpose()
@@ -263,7 +266,7 @@ impl JobStore {
         let Some(merged) = merge_config(self.config()?.as_ref(), incoming) else {
             return Ok(None);
         };
-        self.tree
+        self.tree()?
             .insert(CONFIG_KEY, proto::encode_value(&merged)?)?;
         Ok(Some(merged))
     }
@@ -272,7 +275,7 @@ impl JobStore {
     /// [`Outbox::sync`].
     pub fn next_boot(&self) -> Result<u64, JobsError> {
         let _writing = self.lock();
-        let previous = match self.tree.get(BOOT_KEY)? {
+        let previous = match self.tree()?.get(BOOT_KEY)? {
             Some(value) => {
                 let bytes =
                     <[u8; 8]>::try_from(value.as_ref()).map_err(|_| JobsError::Corrupt {
@@ -284,14 +287,19 @@ impl JobStore {
             None => 0,
         };
         let boot = previous.saturating_add(1);
-        self.tree.insert(BOOT_KEY, &boot.to_be_bytes())?;
+        self.tree()?.insert(BOOT_KEY, &boot.to_be_bytes())?;
         Ok(boot)
     }
 
     fn put_job(&self, stored: &StoredJob) -> Result<(), JobsError> {
-        self.tree
+        self.tree()?
             .insert(job_key(&stored.job.id), proto::encode_value(stored)?)?;
         Ok(())
+    }
+
+    /// The jobs' tree in the outbox's current database.
+    fn tree(&self) -> Result<sled::Tree, JobsError> {
+        Ok(self.outbox.open_tree(TREE)?)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {

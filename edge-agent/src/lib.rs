@@ -22,6 +22,7 @@
 //! - [`source`]: a boiler hub's sensor input (JSON lines or an OpenTherm Gateway), sampled into
 //!   telemetry.
 //! - [`health`]: the device's periodic health record (outbox depth, free disk, uptime).
+//! - [`stamp`]: boot and monotonic time on records and envelopes, for the gateway's clock.
 //!
 //! Why acks are the gateway's, not MQTT's: `docs/decisions/0001-app-level-acks.md`.
 
@@ -33,4 +34,5 @@ pub mod health;
 pub mod jobs;
 pub mod outbox;
 pub mod source;
+pub mod stamp;
 pub mod uplink;

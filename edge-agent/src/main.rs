@@ -73,7 +73,7 @@ struct Args {
     #[arg(long, env = "FIELDSYNC_AGENT_MQTT_RECONNECT_MIN_MS", global = true)]
     mqtt_reconnect_min_ms: Option<u64>,
 
-    /// Longest reconnection delay in ms. Default 60000.
+    /// Longest reconnection delay in ms. Default 2000.
     #[arg(long, env = "FIELDSYNC_AGENT_MQTT_RECONNECT_MAX_MS", global = true)]
     mqtt_reconnect_max_ms: Option<u64>,
 
@@ -108,6 +108,10 @@ struct Args {
     /// Batches awaiting the broker's PUBACK at most, 1 to 100. Default 4.
     #[arg(long, env = "FIELDSYNC_AGENT_MAX_INFLIGHT_BATCHES", global = true)]
     max_inflight_batches: Option<u16>,
+
+    /// Least ms a batch may wait for its ack before the link counts as stalled. Default 2000.
+    #[arg(long, env = "FIELDSYNC_AGENT_STALL_MIN_MS", global = true)]
+    stall_min_ms: Option<u64>,
 
     /// Bytes of records the outbox holds at most. Default 16777216 (16 MiB).
     #[arg(long, env = "FIELDSYNC_AGENT_OUTBOX_BUDGET_BYTES", global = true)]
@@ -223,6 +227,7 @@ impl Args {
         set(&mut uplink.batch_max_bytes, &self.batch_max_bytes);
         set(&mut uplink.linger_ms, &self.linger_ms);
         set(&mut uplink.resend_after_s, &self.resend_after_s);
+        set(&mut uplink.stall_min_ms, &self.stall_min_ms);
         set(&mut uplink.max_inflight_batches, &self.max_inflight_batches);
         set(&mut config.outbox.budget_bytes, &self.outbox_budget_bytes);
         set(&mut config.outbox.cache_bytes, &self.outbox_cache_bytes);

@@ -280,3 +280,128 @@ async fn a_full_outbox_answers_507_for_crews_records() {
     assert!(statuses[..statuses.len() - 1].iter().all(|s| *s == 201));
     agent.shutdown().await;
 }
+
+/// A raw HTTP/1.1 request with extra headers; the status, the answer's headers (lower-cased
+/// names) and the body.
+async fn raw(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{extra}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(": "))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+        .collect();
+    (status, headers, serde_json::from_str(body).unwrap())
+}
+
+fn replayed(headers: &[(String, String)]) -> bool {
+    headers
+        .iter()
+        .any(|(name, value)| name == "idempotent-replayed" && value == "true")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_post_with_its_idempotency_key_is_answered_as_the_first_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("agent");
+
+    // A request that was stored but never answered (the agent was killed between the two): the
+    // record and its key are on disk, and the app has no answer.
+    let unanswered = edge_agent::outbox::IdempotencyKey::parse("lost-answer-1").unwrap();
+    let stored_unanswered = {
+        let outbox = edge_agent::outbox::Outbox::open(&data_dir, Default::default()).unwrap();
+        let checked = serde_json::from_value::<edge_agent::api::requests::NewCollection>(with(
+            "uprn",
+            json!(7),
+        ))
+        .unwrap()
+        .into_record(1_764_000_000_000)
+        .unwrap();
+        match outbox
+            .accept_once(&unanswered, checked.ts, checked.body)
+            .await
+            .unwrap()
+        {
+            edge_agent::outbox::Once::Stored(accepted) => accepted.seq,
+            other => panic!("{other:?}"),
+        }
+    };
+
+    let agent = agent(dir.path()).await;
+    let body = collection().to_string();
+    let key = [("Idempotency-Key", "\"3f8e2c1a-0001\"")];
+    let (status, headers, first) = raw(agent.api_addr, "/v1/collections", &key, &body).await;
+    assert_eq!(status, 201, "{first}");
+    assert!(!replayed(&headers));
+    let (status, headers, again) = raw(agent.api_addr, "/v1/collections", &key, &body).await;
+    assert_eq!((status, &again), (201, &first), "the same answer");
+    assert!(replayed(&headers), "{headers:?}");
+
+    // The same key for another request is refused, naming the header; a malformed key too.
+    let other = with("uprn", json!(42)).to_string();
+    let (status, _, refused) = raw(agent.api_addr, "/v1/collections", &key, &other).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["field"], "Idempotency-Key");
+    let bad = [("Idempotency-Key", "two words")];
+    let (status, _, refused) = raw(agent.api_addr, "/v1/collections", &bad, &body).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["field"], "Idempotency-Key");
+
+    // Every POST takes a key: a round event too.
+    let round = json!({"vehicle": "RCV-17"}).to_string();
+    let round_key = [("Idempotency-Key", "round-start-1")];
+    let (_, _, started) = raw(agent.api_addr, "/v1/rounds/MON-A/start", &round_key, &round).await;
+    let (status, headers, again) =
+        raw(agent.api_addr, "/v1/rounds/MON-A/start", &round_key, &round).await;
+    assert_eq!((status, &again), (201, &started));
+    assert!(replayed(&headers));
+    let depth = agent.intake().outbox().stats().unwrap().depth;
+    assert_eq!(
+        depth, 3,
+        "the unanswered one, the collection and the round event"
+    );
+    agent.shutdown().await;
+
+    // After a restart: the same answers, and nothing stored again.
+    let agent = self::agent(dir.path()).await;
+    let (status, headers, again) = raw(agent.api_addr, "/v1/collections", &key, &body).await;
+    assert_eq!((status, &again), (201, &first));
+    assert!(replayed(&headers));
+    let lost = [("Idempotency-Key", unanswered.as_str())];
+    let retry = with("uprn", json!(7)).to_string();
+    let (status, headers, answer) = raw(agent.api_addr, "/v1/collections", &lost, &retry).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(
+        answer["seq"], stored_unanswered,
+        "the record stored before the kill"
+    );
+    assert!(replayed(&headers));
+    assert_eq!(agent.intake().outbox().stats().unwrap().depth, 3);
+    agent.shutdown().await;
+}

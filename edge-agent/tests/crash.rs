@@ -1,7 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The `edge-agent` binary killed with SIGKILL, again and again, while an app posts records: every
 //! record that got a 201 reaches the gateway exactly once after the restarts, and no sequence
-//! number is ever used twice. Then SIGTERM stops it gracefully.
+//! number is ever used twice. A request left unanswered by a kill is retried in the next life with
+//! its `Idempotency-Key`, as an app would: it is stored once, whether or not the kill came before
+//! the write. Then SIGTERM stops it gracefully.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -54,10 +56,22 @@ fn spawn_agent(data_dir: &Path, mqtt_port: u16, api_port: u16) -> Child {
 /// One HTTP/1.1 request over a fresh connection; `None` if the agent is not there or the
 /// connection breaks (it may be killed at any moment).
 async fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    http_with_key(port, method, path, None, body).await
+}
+
+/// [`http`] with an `Idempotency-Key`.
+async fn http_with_key(
+    port: u16,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: &str,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let key = key.map_or(String::new(), |key| format!("Idempotency-Key: {key}\r\n"));
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         {key}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.ok()?;
@@ -80,27 +94,40 @@ async fn wait_api(port: u16) {
 struct Posted {
     /// UPRN → the sequence number of its 201.
     created: BTreeMap<u64, u64>,
-    /// UPRNs whose request failed or had no answer: stored at most once.
+    /// UPRNs whose request failed or had no answer: retried, with the same key, in the next life.
     unknown: BTreeSet<u64>,
+    /// Requests that were retried.
+    retried: u64,
 }
 
-/// Posts collections, each with a fresh UPRN, until the agent stops answering.
+/// Posts collections until the agent stops answering: first those an earlier life left
+/// unanswered, then each with a fresh UPRN. Each UPRN's request has its own idempotency key.
 async fn post_until_gone(port: u16, next_uprn: Arc<AtomicU64>, posted: Arc<Mutex<Posted>>) {
     loop {
-        let uprn = next_uprn.fetch_add(1, Ordering::SeqCst);
+        let retry = {
+            let mut posted = posted.lock().unwrap();
+            let retry = posted.unknown.pop_first();
+            posted.retried += u64::from(retry.is_some());
+            retry
+        };
+        let uprn = retry.unwrap_or_else(|| next_uprn.fetch_add(1, Ordering::SeqCst));
         let body = format!(
             r#"{{"uprn": {uprn}, "stream": "refuse", "outcome": "collected",
                 "pos": {{"lat": 51.5, "lon": -0.14, "acc": 4.0}},
                 "vehicle": "RCV-17", "round": "MON-A"}}"#
         );
-        let answer = http(port, "POST", "/v1/collections", &body).await;
+        let key = format!("collection-{uprn}");
+        let answer = http_with_key(port, "POST", "/v1/collections", Some(&key), &body).await;
         let mut posted = posted.lock().unwrap();
         match answer {
             Some((201, body)) => {
                 let created: serde_json::Value = serde_json::from_str(&body).unwrap();
-                posted
-                    .created
-                    .insert(uprn, created["seq"].as_u64().unwrap());
+                let seq = created["seq"].as_u64().unwrap();
+                let earlier = posted.created.insert(uprn, seq);
+                assert!(
+                    earlier.is_none(),
+                    "{uprn} answered twice: {earlier:?}, {seq}"
+                );
             }
             Some((status, body)) if status < 500 => panic!("{status} for a good record: {body}"),
             _ => {
@@ -109,6 +136,39 @@ async fn post_until_gone(port: u16, next_uprn: Arc<AtomicU64>, posted: Arc<Mutex
             }
         }
     }
+}
+
+/// Kills the agent if the test fails before stopping it, so that no agent outlives the test.
+struct KillIfPanicking(u32);
+
+impl Drop for KillIfPanicking {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Retries `uprn` (left unanswered) with its key until the agent answers.
+async fn post_once(port: u16, uprn: u64, posted: &Arc<Mutex<Posted>>) {
+    let body = format!(
+        r#"{{"uprn": {uprn}, "stream": "refuse", "outcome": "collected",
+            "pos": {{"lat": 51.5, "lon": -0.14, "acc": 4.0}},
+            "vehicle": "RCV-17", "round": "MON-A"}}"#
+    );
+    let key = format!("collection-{uprn}");
+    let (status, body) = http_with_key(port, "POST", "/v1/collections", Some(&key), &body)
+        .await
+        .expect("the last life answers");
+    assert_eq!(status, 201, "{body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut posted = posted.lock().unwrap();
+    posted.unknown.remove(&uprn);
+    posted.retried += 1;
+    let seq = created["seq"].as_u64().unwrap();
+    assert!(posted.created.insert(uprn, seq).is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,11 +212,25 @@ async fn kill_9_in_a_loop_loses_and_repeats_nothing() {
         .await;
     }
 
-    // A last life to deliver the backlog, then a graceful stop.
+    // A last life to deliver the backlog (and answer every request left unanswered), then a
+    // graceful stop.
     let api_port = free_port();
     let agent = spawn_agent(&data_dir, mqtt_port, api_port);
+    let _reaper = KillIfPanicking(agent.id());
     wait_api(api_port).await;
+    loop {
+        let Some(uprn) = posted.lock().unwrap().unknown.first().copied() else {
+            break;
+        };
+        let before = next_uprn.load(Ordering::SeqCst);
+        post_once(api_port, uprn, &posted).await;
+        assert_eq!(next_uprn.load(Ordering::SeqCst), before);
+    }
     let posted = std::mem::take(&mut *posted.lock().unwrap());
+    assert!(
+        posted.retried > 0,
+        "no request was left unanswered by a kill"
+    );
     assert!(
         posted.created.len() > 50,
         "too few records posted: {}",
@@ -192,12 +266,10 @@ async fn kill_9_in_a_loop_loses_and_repeats_nothing() {
     let stored = stored_uprns();
     let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "stored twice: {twice:?}");
-    for uprn in stored.keys() {
-        assert!(
-            posted.created.contains_key(uprn) || posted.unknown.contains(uprn),
-            "{uprn} was never posted"
-        );
-    }
+    // Every request was answered in the end, so exactly what got a 201 is stored.
+    let created: BTreeSet<u64> = posted.created.keys().copied().collect();
+    let stored_set: BTreeSet<u64> = stored.keys().copied().collect();
+    assert_eq!(stored_set, created);
     let seqs: BTreeSet<u64> = posted.created.values().copied().collect();
     assert_eq!(
         seqs.len(),

@@ -18,6 +18,9 @@ use proto::{
 };
 
 const DEADLINE: Duration = Duration::from_secs(20);
+
+#[path = "support/stall_relay.rs"]
+mod stall_relay;
 const TS: i64 = 1_764_000_000_000;
 
 /// Starts an embedded broker on a fresh port.
@@ -109,7 +112,11 @@ fn assert_exactly_once(gateway: &TestGateway, device: &str, expected: &[String])
 
 async fn wait_all_acked(agent: &Agent) {
     wait_for("the outbox to empty", DEADLINE, || async {
-        (agent.intake().outbox().stats().unwrap().depth == 0).then_some(())
+        let stats = agent.intake().outbox().stats().unwrap();
+        // The outbox forgets acked records before the ack is on disk; the status's last ack is
+        // set once it is.
+        let last_ack = agent.link_status().borrow().last_ack.map(|ack| ack.thru);
+        (stats.depth == 0 && last_ack == Some(stats.acked_through)).then_some(())
     })
     .await;
 }
@@ -383,5 +390,78 @@ async fn a_large_backlog_drains_without_stalling() {
     .await;
     assert_eq!(gateway.stored_count("hub-7"), BACKLOG as usize);
     assert_eq!(agent.link_status().borrow().drops, 0);
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_link_is_noticed_from_the_ack_timing_dropped_and_drained_once_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = broker();
+    let gateway = TestGateway::start(port).await;
+    let relay = stall_relay::StallRelay::start(([127, 0, 0, 1], port).into())
+        .await
+        .unwrap();
+    let mut config = config(dir.path(), "cab-stall", relay.port);
+    // Keep-alive would notice only after 90 s: the ack timing must. And what was in flight on
+    // the stalled connection must go again as soon as a new one is up, not after a resend timeout.
+    config.mqtt.keep_alive_s = 60;
+    config.uplink.resend_after_s = 600;
+    let agent = Agent::start(config).await.unwrap();
+    wait_connected(&agent, true).await;
+    let url = format!("http://{}/v1/collections", agent.api_addr);
+    let mut expected = Vec::new();
+    for uprn in 1..=40u64 {
+        let response = http::post_json(&url, None, &collection_json(uprn)).await;
+        assert_eq!(response.status, 201, "{}", response.body);
+        expected.push(format!("col:{uprn}"));
+    }
+    wait_all_acked(&agent).await;
+
+    relay.stall();
+    for uprn in 41..=80u64 {
+        let response = http::post_json(&url, None, &collection_json(uprn)).await;
+        assert_eq!(response.status, 201, "{}", response.body);
+        expected.push(format!("col:{uprn}"));
+    }
+    let status_url = format!("http://{}/v1/status", agent.api_addr);
+    let status = wait_for("the stall to be noticed", DEADLINE, || async {
+        let status = http::get(&status_url, None).await.json();
+        (status["link"]["stalls"].as_u64() >= Some(1)).then_some(status)
+    })
+    .await;
+    // Not `connected: true` with records in flight: stalled until a new connection is made,
+    // which cannot happen while the relay forwards nothing.
+    assert_eq!(status["link"]["state"], "stalled", "{status}");
+    assert_eq!(status["link"]["connected"], false, "{status}");
+    assert!(status["link"]["ack_rtt_ms"].is_u64(), "{status}");
+
+    relay.resume();
+    gateway.wait_stored("cab-stall", 80, DEADLINE).await;
+    wait_all_acked(&agent).await;
+    assert_exactly_once(&gateway, "cab-stall", &expected);
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_slower_than_the_stall_check_still_completes() {
+    // The ack watch wakes every 250 ms; it must not cut short a connection attempt that takes
+    // longer (TLS over a slow cell), or the agent would never connect.
+    let dir = tempfile::tempdir().unwrap();
+    let port = broker();
+    let gateway = TestGateway::start(port).await;
+    let relay = stall_relay::StallRelay::start(([127, 0, 0, 1], port).into())
+        .await
+        .unwrap();
+    relay.set_latency(Duration::from_millis(400));
+    let agent = Agent::start(config(dir.path(), "cab-slow", relay.port))
+        .await
+        .unwrap();
+    wait_connected(&agent, true).await;
+    let url = format!("http://{}/v1/collections", agent.api_addr);
+    let response = http::post_json(&url, None, &collection_json(1)).await;
+    assert_eq!(response.status, 201, "{}", response.body);
+    gateway.wait_stored("cab-slow", 1, DEADLINE).await;
+    wait_all_acked(&agent).await;
+    assert_eq!(agent.link_status().borrow().stalls, 0);
     agent.shutdown().await;
 }

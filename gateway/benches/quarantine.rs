@@ -4,7 +4,9 @@
 //! process (the release binary), so its memory is measured apart from the sender's.
 //!
 //! `cargo bench -p gateway --bench quarantine` (a plain `main` that prints its figures). Options
-//! through the environment: `SMALL` (default 2000) and `LARGE` (default 1900) messages.
+//! through the environment: `SMALL` (default 2000) and `LARGE` (default 1900) messages, and
+//! `MQTT_PORT`: the port of an external broker on 127.0.0.1 (Mosquitto, say) to use instead of
+//! the embedded one, which tells the gateway's own memory from the embedded broker's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use fieldsync_tests::{free_port, http, wait_for, FakeDevice};
 use proto::TopicKind;
 
-const DEADLINE: Duration = Duration::from_secs(600);
+const DEADLINE: Duration = Duration::from_secs(180);
 const TOKEN: &str = "bench-viewer-token-0123456789";
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -107,14 +109,24 @@ async fn main() {
     let config = dir.path().join("gateway.toml");
     std::fs::write(
         &config,
-        format!("[http.staff_tokens]\n\"{TOKEN}\" = \"viewer\"\n"),
+        format!(
+            "[mqtt]\nclient_id = \"fieldsync-bench-{}\"\n\n[http.staff_tokens]\n\"{TOKEN}\" = \"viewer\"\n",
+            std::process::id()
+        ),
     )
     .unwrap();
-    let (mqtt_port, http_port) = (free_port(), free_port());
+    let external = std::env::var("MQTT_PORT")
+        .ok()
+        .and_then(|port| port.parse::<u16>().ok());
+    let (mqtt_port, http_port) = (external.unwrap_or_else(free_port), free_port());
+    let broker = match external {
+        Some(port) => ["--mqtt-url".to_owned(), format!("mqtt://127.0.0.1:{port}")],
+        None => ["--mqtt-listen".to_owned(), format!("127.0.0.1:{mqtt_port}")],
+    };
     let mut gateway = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .args(["--config", config.to_str().unwrap()])
         .args(["--data-dir", data.to_str().unwrap()])
-        .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt_port}")])
+        .args(&broker)
         .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
         .env("RUST_LOG", "info,rumqttd=warn")
         .stdout(std::fs::File::create(&log).unwrap())
@@ -127,7 +139,8 @@ async fn main() {
         matches!(response, Ok(response) if response.status == 200).then_some(())
     })
     .await;
-    let device = FakeDevice::connect("bench-flood", mqtt_port).await;
+    let device =
+        FakeDevice::connect(&format!("bench-flood-{}", std::process::id()), mqtt_port).await;
     let up = device.id.topic(TopicKind::Up);
     let mut samples = vec![sample("started", &gateway, &data, &log)];
 

@@ -8,11 +8,14 @@
 //! - [`ingest`]: the MQTT subscriber that stores batches once and acks them ([`progress`] keeps
 //!   the per-device bookkeeping);
 //! - [`http`]: health, metrics and the staff API;
-//! - [`missed_bins`]: the property register and the rules that decide residents' reports.
+//! - [`missed_bins`]: the property register and the rules that decide residents' reports;
+//! - [`boilers`]: boiler samples' checks, rollups, efficiency, waste, forecasts and alerts.
 
+pub mod boilers;
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod csv_import;
 pub mod http;
 pub mod ingest;
 pub mod log_throttle;

@@ -245,6 +245,29 @@ pub struct SledStore {
 const MAX_VALUE_BYTES: usize = 2 * proto::MAX_MESSAGE_BYTES;
 /// The most boots' anchors kept per device: boots further below its newest are forgotten, and
 /// their records placed as if never anchored. Bounds what a device sending ever new boots costs.
+/// How long [`open_when_unlocked`] waits for a store closed in this process to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens sled, waiting up to [`LOCK_WAIT`] for the directory's lock. sled 0.34 releases it only
+/// when its thread pool lets go of the file, shortly after the last handle drops, so opening again
+/// straight after closing (a gateway restarted within one process, and the tests) can find it
+/// still held. A lock held by another process is still refused, after the wait.
+fn open_when_unlocked(config: &sled::Config) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            // sled 0.34 reports a held lock only in the message of an `Other` I/O error.
+            Err(error) if error.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(error);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
+}
+
 const MAX_ANCHORED_BOOTS: u64 = 64;
 
 impl SledStore {
@@ -268,12 +291,13 @@ impl SledStore {
 
     /// Opens (or creates) the store in `dir`, migrating an older format (see [`migrate`]).
     pub fn open_with(dir: &Path, settings: StoreSettings) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(settings.cache_bytes)
-            // Durability comes from the explicit flush before every ack, not a timer.
-            .flush_every_ms(None)
-            .open()?;
+        let db = open_when_unlocked(
+            &sled::Config::new()
+                .path(dir)
+                .cache_capacity(settings.cache_bytes)
+                // Durability comes from the explicit flush before every ack, not a timer.
+                .flush_every_ms(None),
+        )?;
         let main = db.open_tree("ingest")?;
         let quarantine = Quarantine::open(&db, settings.quarantine)?;
         migrate::migrate(&db, &main, &quarantine)?;
@@ -360,6 +384,15 @@ struct GroupState {
     stored_refusals: bool,
 }
 
+/// What one batch came to, as it is worked through.
+#[derive(Default)]
+struct BatchTally {
+    stored: Vec<StoredRecord>,
+    duplicates: usize,
+    refused: Vec<Refusal>,
+    newly_refused: usize,
+}
+
 impl SledStore {
     fn anchor(
         &self,
@@ -391,6 +424,205 @@ impl SledStore {
         }
         self.quarantine.refusal(device, seq)
     }
+
+    /// Loads the device's progress and registry entry into the group, once per group.
+    fn load_device(&self, group: &mut GroupState, device: &DeviceId) -> Result<(), StoreError> {
+        if !group.progress.contains_key(device) {
+            let held = self
+                .get_value(&self.main, &keys::device_key(PROGRESS, device))?
+                .unwrap_or_default();
+            group.progress.insert(device.clone(), held);
+        }
+        if !group.devices.contains_key(device) {
+            let info = self
+                .get_value(&self.main, &keys::device_key(DEVICE, device))?
+                .unwrap_or_default();
+            group.devices.insert(device.clone(), info);
+        }
+        Ok(())
+    }
+
+    /// Lets the batch's own reading improve its boot's anchor, before its records are placed.
+    fn improve_anchor(
+        &self,
+        group: &mut GroupState,
+        writes: &mut sled::Batch,
+        batch: &IncomingBatch,
+    ) -> Result<(), StoreError> {
+        let (Some(boot), Some(estimate)) =
+            (batch.boot, record_time::anchor_estimate(&batch.clock()))
+        else {
+            return Ok(());
+        };
+        let known = self.anchor(group, &batch.device, boot)?;
+        let better = record_time::better_anchor(known, Some(estimate));
+        if better != known && (known.is_some() || self.admit_boot(&batch.device, boot, writes)?) {
+            group
+                .anchors
+                .insert((batch.device.clone(), boot), (better, true));
+        }
+        Ok(())
+    }
+
+    /// Refuses record `seq` of `batch` for `why`: quarantined and counted in the progress the
+    /// first time; answered with the first reason on every resend; never refused after it was
+    /// stored good.
+    fn refuse(
+        &self,
+        group: &mut GroupState,
+        tally: &mut BatchTally,
+        batch: &IncomingBatch,
+        seq: u64,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        let device = &batch.device;
+        let earlier = self.known_refusal(group, device, seq)?;
+        let held = group.progress.entry(device.clone()).or_default();
+        if let Some(earlier) = earlier {
+            held.insert(seq);
+            tally.refused.push(Refusal { seq, why: earlier });
+            return Ok(());
+        }
+        if held.contains(seq) {
+            // Stored before as a good record: a corrupted resend changes nothing.
+            return Ok(());
+        }
+        held.insert(seq);
+        // Fit for the wire (length, no control characters): reasons quote input.
+        let refusal = Refusal::new(seq, why);
+        let id = self.db.generate_id()?;
+        let entry = self.quarantine.entry(
+            id,
+            &Refused {
+                topic: &batch.topic,
+                reason: &format!("record {seq}: {}", refusal.why),
+                payload: &batch.payload,
+                received: batch.received,
+                record: Some((device, seq)),
+            },
+        );
+        // Written before the batch's progress: if the process dies before the flush, a resend
+        // finds the refusal here and answers the same.
+        self.quarantine
+            .insert(&entry, &refusal.why, batch.received)?;
+        group
+            .refusals
+            .insert((device.clone(), seq), refusal.why.clone());
+        tally.refused.push(refusal);
+        tally.newly_refused += 1;
+        Ok(())
+    }
+
+    /// Takes one decoded record of `batch`: refused, a duplicate, or placed in time and staged
+    /// in `writes` (with its evidence copy if it is a crew's).
+    fn take(
+        &self,
+        group: &mut GroupState,
+        writes: &mut sled::Batch,
+        tally: &mut BatchTally,
+        batch: &IncomingBatch,
+        record: &Record,
+    ) -> Result<(), StoreError> {
+        let (device, seq) = (&batch.device, record.seq);
+        if self.known_refusal(group, device, seq)?.is_some() {
+            // Never stored later as good, whatever a resend holds.
+            return self.refuse(group, tally, batch, seq, "");
+        }
+        let held = group.progress.entry(device.clone()).or_default();
+        let inserted = match &record.body {
+            _ if held.contains(seq) => Ok(false),
+            RecordBody::Gap(gap) => held.insert_gap(seq, gap.from, gap.to),
+            _ => Ok(held.insert(seq)),
+        };
+        match inserted {
+            Ok(true) => {}
+            Ok(false) => {
+                tally.duplicates += 1;
+                return Ok(());
+            }
+            Err(e) => return self.refuse(group, tally, batch, seq, &e.to_string()),
+        }
+        let anchor = match record.boot {
+            Some(boot) => self.anchor(group, device, boot)?,
+            None => None,
+        };
+        let placed = record_time::place(
+            &RecordClock {
+                ts: record.ts,
+                boot: record.boot,
+                mono: record.mono,
+            },
+            &batch.clock(),
+            anchor,
+            self.max_clock_skew_ms,
+        );
+        let info = group.devices.entry(device.clone()).or_default();
+        if let RecordBody::Health(health) = &record.body {
+            info.health = Some(health.clone());
+        }
+        if placed.basis == TimeBasis::Uncorrected {
+            info.uncorrected_times += 1;
+        }
+        let value = StoredRecord {
+            received: batch.received,
+            sent: batch.sent,
+            record: record.clone(),
+            placed: Some(placed),
+        };
+        let encoded = proto::encode_value(&value)?;
+        if matches!(
+            record.body,
+            RecordBody::Collection(_) | RecordBody::RoundEvent(_)
+        ) {
+            writes.insert(
+                keys::evidence_key(batch.received, device, seq),
+                encoded.clone(),
+            );
+        }
+        writes.insert(keys::record_key(device, seq), encoded);
+        tally.stored.push(value);
+        Ok(())
+    }
+
+    /// Works one batch into the group and `writes`.
+    fn ingest_batch(
+        &self,
+        group: &mut GroupState,
+        writes: &mut sled::Batch,
+        batch: &IncomingBatch,
+    ) -> Result<BatchOutcome, StoreError> {
+        let device = &batch.device;
+        self.load_device(group, device)?;
+        self.improve_anchor(group, writes, batch)?;
+        let mut tally = BatchTally::default();
+        for refusal in &batch.refused {
+            self.refuse(group, &mut tally, batch, refusal.seq, &refusal.why)?;
+        }
+        for record in &batch.records {
+            self.take(group, writes, &mut tally, batch, record)?;
+        }
+        let acked_through = group
+            .progress
+            .get(device)
+            .map_or(0, SeqRanges::acked_through);
+        let info = group.devices.entry(device.clone()).or_default();
+        info.first_seen.get_or_insert(batch.received);
+        info.last_seen = Some(batch.received);
+        info.clock_skew_ms = Some(batch.sent.saturating_sub(batch.received));
+        info.records += tally.stored.len() as u64;
+        info.refused += tally.newly_refused as u64;
+        Ok(BatchOutcome {
+            device: device.clone(),
+            stored: tally.stored,
+            duplicates: tally.duplicates,
+            refused: tally.refused,
+            newly_refused: tally.newly_refused,
+            acked_through,
+            received: batch.received,
+            sent: batch.sent,
+            unknown_device: !info.provisioned,
+        })
+    }
 }
 
 impl Store for SledStore {
@@ -401,169 +633,10 @@ impl Store for SledStore {
             stored_refusals: self.quarantine.holds_refusals()?,
             ..GroupState::default()
         };
-        let mut outcomes = Vec::with_capacity(batches.len());
-
-        for batch in batches {
-            let device = &batch.device;
-            if !group.progress.contains_key(device) {
-                let held = self
-                    .get_value(&self.main, &keys::device_key(PROGRESS, device))?
-                    .unwrap_or_default();
-                group.progress.insert(device.clone(), held);
-            }
-            if !group.devices.contains_key(device) {
-                let info = self
-                    .get_value(&self.main, &keys::device_key(DEVICE, device))?
-                    .unwrap_or_default();
-                group.devices.insert(device.clone(), info);
-            }
-            // This envelope's reading improves its boot's anchor before its records are placed.
-            let clock = batch.clock();
-            if let (Some(boot), Some(estimate)) = (batch.boot, record_time::anchor_estimate(&clock))
-            {
-                let known = self.anchor(&mut group, device, boot)?;
-                let better = record_time::better_anchor(known, Some(estimate));
-                if better != known
-                    && (known.is_some() || self.admit_boot(device, boot, &mut writes)?)
-                {
-                    group.anchors.insert((device.clone(), boot), (better, true));
-                }
-            }
-
-            let mut stored = Vec::new();
-            let mut duplicates = 0;
-            let mut refused: Vec<Refusal> = Vec::new();
-            let mut newly_refused = 0;
-            let mut refuse = |group: &mut GroupState, seq: u64, why: &str| {
-                let earlier = self.known_refusal(group, device, seq)?;
-                let held = group.progress.entry(device.clone()).or_default();
-                if let Some(earlier) = earlier {
-                    // Refused before (a resend): the same answer, counted once.
-                    held.insert(seq);
-                    refused.push(Refusal { seq, why: earlier });
-                    return Ok::<_, StoreError>(());
-                }
-                if held.contains(seq) {
-                    // Stored before as a good record: a corrupted resend changes nothing.
-                    return Ok(());
-                }
-                held.insert(seq);
-                // Fit for the wire (length, no control characters): reasons quote input.
-                let refusal = Refusal::new(seq, why);
-                let id = self.db.generate_id()?;
-                let entry = self.quarantine.entry(
-                    id,
-                    &Refused {
-                        topic: &batch.topic,
-                        reason: &format!("record {seq}: {}", refusal.why),
-                        payload: &batch.payload,
-                        received: batch.received,
-                        record: Some((device, seq)),
-                    },
-                );
-                self.quarantine
-                    .insert(&entry, &refusal.why, batch.received)?;
-                group
-                    .refusals
-                    .insert((device.clone(), seq), refusal.why.clone());
-                refused.push(refusal);
-                newly_refused += 1;
-                Ok(())
-            };
-            for refusal in &batch.refused {
-                refuse(&mut group, refusal.seq, &refusal.why)?;
-            }
-            for record in &batch.records {
-                let seq = record.seq;
-                if self.known_refusal(&group, device, seq)?.is_some() {
-                    // Never stored later as good, whatever a resend holds.
-                    refuse(&mut group, seq, "")?;
-                    continue;
-                }
-                let held = group.progress.entry(device.clone()).or_default();
-                if held.contains(seq) {
-                    duplicates += 1;
-                    continue;
-                }
-                let inserted = match &record.body {
-                    RecordBody::Gap(gap) => held.insert_gap(seq, gap.from, gap.to),
-                    _ => Ok(held.insert(seq)),
-                };
-                match inserted {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        duplicates += 1;
-                        continue;
-                    }
-                    Err(e) => {
-                        refuse(&mut group, seq, &e.to_string())?;
-                        continue;
-                    }
-                }
-                let anchor = match record.boot {
-                    Some(boot) => self.anchor(&mut group, device, boot)?,
-                    None => None,
-                };
-                let placed = record_time::place(
-                    &RecordClock {
-                        ts: record.ts,
-                        boot: record.boot,
-                        mono: record.mono,
-                    },
-                    &clock,
-                    anchor,
-                    self.max_clock_skew_ms,
-                );
-                let info = group.devices.entry(device.clone()).or_default();
-                if let RecordBody::Health(health) = &record.body {
-                    info.health = Some(health.clone());
-                }
-                if placed.basis == TimeBasis::Uncorrected {
-                    info.uncorrected_times += 1;
-                }
-                let value = StoredRecord {
-                    received: batch.received,
-                    sent: batch.sent,
-                    record: record.clone(),
-                    placed: Some(placed),
-                };
-                let encoded = proto::encode_value(&value)?;
-                if matches!(
-                    record.body,
-                    RecordBody::Collection(_) | RecordBody::RoundEvent(_)
-                ) {
-                    writes.insert(
-                        keys::evidence_key(batch.received, device, seq),
-                        encoded.clone(),
-                    );
-                }
-                writes.insert(keys::record_key(device, seq), encoded);
-                stored.push(value);
-            }
-
-            let acked_through = group
-                .progress
-                .get(device)
-                .map_or(0, SeqRanges::acked_through);
-            let info = group.devices.entry(device.clone()).or_default();
-            info.first_seen.get_or_insert(batch.received);
-            info.last_seen = Some(batch.received);
-            info.clock_skew_ms = Some(batch.sent.saturating_sub(batch.received));
-            info.records += stored.len() as u64;
-            info.refused += newly_refused as u64;
-            outcomes.push(BatchOutcome {
-                device: device.clone(),
-                stored,
-                duplicates,
-                refused,
-                newly_refused,
-                acked_through,
-                received: batch.received,
-                sent: batch.sent,
-                unknown_device: !info.provisioned,
-            });
-        }
-
+        let outcomes = batches
+            .iter()
+            .map(|batch| self.ingest_batch(&mut group, &mut writes, batch))
+            .collect::<Result<Vec<_>, _>>()?;
         for (device, held) in &group.progress {
             writes.insert(
                 keys::device_key(PROGRESS, device),
@@ -581,8 +654,6 @@ impl Store for SledStore {
                 );
             }
         }
-        // The quarantine's entries for refused records were written first: if this fails or the
-        // process dies before the flush, a resend finds them and answers the same.
         self.main.apply_batch(writes)?;
         self.db.flush()?;
         Ok(outcomes)

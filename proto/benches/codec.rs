@@ -1,7 +1,8 @@
 //! How fast the codec turns a boiler hub's typical uplink batch (100 one-minute telemetry samples,
 //! `proto::examples::telemetry_batch(100)`) into bytes and back, in records per second, and how
 //! many bytes per record CBOR costs against JSON of the same envelope: the figures behind
-//! docs/BENCHMARKS.md.
+//! docs/BENCHMARKS.md. `decode` is `proto::decode::<Envelope>` (all or nothing), `decode_batch`
+//! what the gateway runs (`proto::decode_batch`, record by record).
 //!
 //! Run with `cargo bench -p fieldsync-proto --bench codec`.
 
@@ -25,6 +26,10 @@ fn encode_and_decode(c: &mut Criterion) {
     });
     group.bench_function("decode", |b| {
         b.iter(|| proto::decode::<Envelope>(black_box(&bytes), MAX_MESSAGE_BYTES).unwrap())
+    });
+    // What the gateway runs: the same checks, one record at a time.
+    group.bench_function("decode_batch", |b| {
+        b.iter(|| proto::decode_batch(black_box(&bytes), MAX_MESSAGE_BYTES).unwrap())
     });
     group.finish();
 }

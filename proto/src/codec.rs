@@ -7,17 +7,17 @@
 //! string's length against the input before copying, nesting is capped, and the one unbounded
 //! collection (a batch's records) is capped by [`crate::MAX_BATCH_RECORDS`].
 
+mod batch;
 mod items;
 mod strict;
 
-use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+pub use batch::{decode_batch, DecodedBatch};
 
-use crate::validate::{check_envelope_header, Invalid, Validate};
-use crate::{
-    Ack, DeviceId, Down, Envelope, Record, Refusal, State, TimestampMs, MAX_BATCH_RECORDS,
-    SCHEMA_VERSION,
-};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::validate::{Invalid, Validate};
+use crate::{Ack, Down, Envelope, State, SCHEMA_VERSION};
 
 /// A top-level message: one MQTT payload.
 pub trait Message: Serialize + DeserializeOwned + Validate {
@@ -151,171 +151,6 @@ pub fn decode<M: Message>(bytes: &[u8], max: usize) -> Result<M, DecodeError> {
     Ok(message)
 }
 
-/// A batch decoded record by record by [`decode_batch`]: its header, the records that decoded and
-/// passed their checks, and the ones that did not, each with its sequence number and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecodedBatch {
-    /// The schema version ([`SCHEMA_VERSION`]).
-    pub v: u16,
-    /// The sending device.
-    pub dev: DeviceId,
-    /// When the device sent the batch, by its own clock.
-    pub sent: TimestampMs,
-    /// The agent's boot counter when it sent the batch, if it says.
-    pub boot: Option<u64>,
-    /// The device's monotonic clock when it sent the batch, if it says.
-    pub mono: Option<u64>,
-    /// The good records, in the batch's order.
-    pub records: Vec<Record>,
-    /// The refused records, in the batch's order.
-    pub refused: Vec<Refusal>,
-}
-
-/// Decodes a batch like [`decode::<Envelope>`](decode), but one record at a time: a record that
-/// does not decode or breaks the contract is refused on its own (in [`DecodedBatch::refused`],
-/// with its `seq` and why) and the others come back, so that one poison record cannot hold up a
-/// device for ever. The whole batch is refused, as by [`decode`], when its header is bad (size,
-/// version, device, send time, more than [`MAX_BATCH_RECORDS`] records, malformed CBOR) or when
-/// a refused record's `seq` cannot be read, since then nothing could name it.
-pub fn decode_batch(bytes: &[u8], max: usize) -> Result<DecodedBatch, DecodeError> {
-    if bytes.len() > max {
-        return Err(DecodeError::TooLarge {
-            size: bytes.len(),
-            max,
-        });
-    }
-    // The header, with every record skipped (but counted, and checked to be well formed).
-    let header: BatchHeader = match from_slice(bytes) {
-        Ok(header) => header,
-        Err(e) => return Err(version_mismatch(bytes).unwrap_or_else(|| classify(&e))),
-    };
-    if header.v != SCHEMA_VERSION {
-        return Err(DecodeError::UnsupportedVersion {
-            found: header.v,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    check_envelope_header(&header.dev, header.sent)?;
-    let spans = items::array_under_key(bytes, "recs")
-        .map_err(|e| DecodeError::Malformed(e.to_string()))?
-        .ok_or_else(|| DecodeError::Schema("`recs` is not an array".to_owned()))?;
-    let mut records = Vec::with_capacity(spans.len());
-    let mut refused = Vec::new();
-    for (i, span) in spans.into_iter().enumerate() {
-        let item = &bytes[span];
-        match decode_record(item) {
-            Ok(record) => records.push(record),
-            Err(why) => {
-                let seq = readable_seq(item).ok_or_else(|| {
-                    DecodeError::Schema(format!(
-                        "recs[{i}] is refused ({why}) and its `seq` cannot be read"
-                    ))
-                })?;
-                refused.push(Refusal::new(seq, why));
-            }
-        }
-    }
-    Ok(DecodedBatch {
-        v: header.v,
-        dev: header.dev,
-        sent: header.sent,
-        boot: header.boot,
-        mono: header.mono,
-        records,
-        refused,
-    })
-}
-
-/// One record of a batch, decoded and checked.
-fn decode_record(item: &[u8]) -> Result<Record, DecodeError> {
-    let record: Record = from_slice(item).map_err(|e| classify(&e))?;
-    record.validate()?;
-    Ok(record)
-}
-
-/// An [`Envelope`] without its records, which are only counted.
-#[derive(Deserialize)]
-struct BatchHeader {
-    v: u16,
-    dev: DeviceId,
-    sent: TimestampMs,
-    #[serde(default)]
-    boot: Option<u64>,
-    #[serde(default)]
-    mono: Option<u64>,
-    #[serde(rename = "recs")]
-    _recs: RecordCount,
-}
-
-/// How many records a batch holds, at most [`MAX_BATCH_RECORDS`]; each is skipped unread.
-struct RecordCount;
-
-impl<'de> Deserialize<'de> for RecordCount {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Counter;
-
-        impl<'de> Visitor<'de> for Counter {
-            type Value = RecordCount;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                write!(f, "an array of at most {MAX_BATCH_RECORDS} records")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut count = 0usize;
-                while seq.next_element::<IgnoredAny>()?.is_some() {
-                    count += 1;
-                    if count > MAX_BATCH_RECORDS {
-                        return Err(de::Error::invalid_length(count, &self));
-                    }
-                }
-                Ok(RecordCount)
-            }
-        }
-
-        deserializer.deserialize_seq(Counter)
-    }
-}
-
-/// A refused record's `seq`, if the record is a map with exactly one `seq` entry, a positive
-/// integer, whatever else is wrong with it.
-fn readable_seq(item: &[u8]) -> Option<u64> {
-    struct SeqOnly(Option<u64>);
-
-    impl<'de> Deserialize<'de> for SeqOnly {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            struct Finder;
-
-            impl<'de> Visitor<'de> for Finder {
-                type Value = SeqOnly;
-
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a record map with a `seq`")
-                }
-
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SeqOnly, A::Error> {
-                    let mut seq = None;
-                    while let Some(key) = map.next_key::<serde_cbor::Value>()? {
-                        if key != serde_cbor::Value::Text("seq".to_owned()) {
-                            map.next_value::<IgnoredAny>()?;
-                        } else if seq.is_some() {
-                            return Err(de::Error::duplicate_field("seq"));
-                        } else {
-                            seq = Some(map.next_value::<u64>()?);
-                        }
-                    }
-                    Ok(SeqOnly(seq))
-                }
-            }
-
-            deserializer.deserialize_map(Finder)
-        }
-    }
-
-    let SeqOnly(seq) = serde_cbor::from_slice(item).ok()?;
-    seq.filter(|&seq| seq > 0)
-}
-
 /// Encodes any serializable value (a [`crate::Record`] in a device's outbox, say) as CBOR, without
 /// the checks [`encode`] makes on top-level messages. For local storage, not for the wire.
 pub fn encode_value<T: Serialize>(value: &T) -> Result<Vec<u8>, EncodeError> {
@@ -385,7 +220,9 @@ fn classify(error: &serde_cbor::Error) -> DecodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DeviceId, Record, RecordBody, Telemetry, MAX_MESSAGE_BYTES};
+    use crate::{
+        DeviceId, Record, RecordBody, Refusal, Telemetry, MAX_BATCH_RECORDS, MAX_MESSAGE_BYTES,
+    };
 
     fn envelope() -> Envelope {
         Envelope {

@@ -94,9 +94,12 @@ impl From<State> for Example {
 }
 
 /// Every example, under the name its test vector has (`vectors/NAME.cbor`, `vectors/NAME.json`).
-/// Names are unique and stable: renaming one renames a published vector.
+/// Names are unique and stable: renaming one renames a published vector. Each device's envelopes
+/// are listed in its sequence order, from 1: replayed in this order against a fresh gateway, they
+/// get the acks a real device would.
 pub fn all() -> Vec<(&'static str, Example)> {
     vec![
+        ("envelope_round_started", envelope_round_started().into()),
         (
             "envelope_collection_full",
             envelope_collection_full().into(),
@@ -105,20 +108,19 @@ pub fn all() -> Vec<(&'static str, Example)> {
             "envelope_collection_lift_sensor",
             envelope_collection_lift_sensor().into(),
         ),
-        ("envelope_telemetry_full", envelope_telemetry_full().into()),
-        (
-            "envelope_telemetry_sparse",
-            envelope_telemetry_sparse().into(),
-        ),
-        ("envelope_telemetry_batch", telemetry_batch(3).into()),
-        ("envelope_job_update", envelope_job_update().into()),
-        ("envelope_round_started", envelope_round_started().into()),
+        ("envelope_health", envelope_health().into()),
         (
             "envelope_round_completed",
             envelope_round_completed().into(),
         ),
-        ("envelope_health", envelope_health().into()),
+        ("envelope_job_update", envelope_job_update().into()),
+        (
+            "envelope_telemetry_sparse",
+            envelope_telemetry_sparse().into(),
+        ),
+        ("envelope_telemetry_full", envelope_telemetry_full().into()),
         ("envelope_gap", envelope_gap().into()),
+        ("envelope_telemetry_batch", telemetry_batch(3).into()),
         ("ack", ack().into()),
         ("ack_with_refusal", ack_with_refusal().into()),
         ("down_job_return", down_job_return().into()),
@@ -157,10 +159,20 @@ const ROUND_END: TimestampMs = 1_763_989_500_000;
 /// Tuesday 25 November 2025, 17:00 UTC: when the return collection is due.
 const NEXT_DAY_CLOSE: TimestampMs = 1_764_090_000_000;
 
-/// Where the hub's first telemetry record in [`telemetry_batch`] falls in its sequence.
-const HUB_FIRST_SEQ: u64 = 48_201;
+// Every device's sequence starts at 1, as a fresh device's does, so that a third party replaying
+// the envelopes in the order of [`all`] against a fresh gateway gets real acks: through 5 for the
+// cab, 1 for the operative and 66 for the hub.
+
 /// The hub samples once a minute.
 const SAMPLE_INTERVAL_MS: TimestampMs = 60_000;
+/// The hub's samples 3 to 62 (12:01 to 13:00) were dropped for its disk budget, and its gap
+/// record, number 63, says so.
+const HUB_DROPPED: (u64, u64) = (3, 62);
+const HUB_GAP_SEQ: u64 = 63;
+/// Where the hub's first telemetry record in [`telemetry_batch`] falls in its sequence.
+const HUB_FIRST_SEQ: u64 = 64;
+/// When the first sample of [`telemetry_batch`] was taken: 13:02.
+const HUB_BATCH_START: TimestampMs = NOON + 62 * SAMPLE_INTERVAL_MS;
 
 /// `id` as a [`DeviceId`]; only for this module's literal ids.
 #[allow(clippy::expect_used)]
@@ -236,7 +248,7 @@ fn missed_bin_position() -> Position {
 pub fn envelope_collection_full() -> Envelope {
     single(
         CAB_DEVICE,
-        9_312,
+        2,
         AT_MISSED_BIN,
         RecordBody::Collection(Collection {
             uprn: Some(MISSED_BIN_UPRN),
@@ -256,7 +268,7 @@ pub fn envelope_collection_full() -> Envelope {
 pub fn envelope_collection_lift_sensor() -> Envelope {
     single(
         CAB_DEVICE,
-        9_313,
+        3,
         AT_MISSED_BIN + 41_000,
         RecordBody::Collection(Collection {
             uprn: None,
@@ -280,7 +292,7 @@ pub fn envelope_collection_lift_sensor() -> Envelope {
 pub fn envelope_telemetry_full() -> Envelope {
     single(
         HUB_DEVICE,
-        HUB_FIRST_SEQ - 1,
+        2,
         NOON,
         RecordBody::Telemetry(Telemetry {
             asset: BOILER.into(),
@@ -290,7 +302,8 @@ pub fn envelope_telemetry_full() -> Envelope {
             out: Some(6.5),
             exh: Some(71.0),
             setp: Some(70.0),
-            bar: Some(1.45),
+            // OpenTherm's f8.8: 1.453125 is 372/256 bar, the nearest step to 1.45.
+            bar: Some(1.453_125),
             modu: Some(38.0),
             flame: Some(true),
             ch: Some(true),
@@ -310,7 +323,7 @@ pub fn envelope_telemetry_full() -> Envelope {
 pub fn envelope_telemetry_sparse() -> Envelope {
     single(
         HUB_DEVICE,
-        HUB_FIRST_SEQ - 2,
+        1,
         NOON - SAMPLE_INTERVAL_MS,
         RecordBody::Telemetry(Telemetry {
             asset: BOILER.into(),
@@ -326,7 +339,7 @@ pub fn envelope_telemetry_sparse() -> Envelope {
 pub fn envelope_job_update() -> Envelope {
     single(
         OPERATIVE_DEVICE,
-        2_207,
+        1,
         AT_FLAT,
         RecordBody::JobUpdate(JobUpdate {
             job: REPAIR_JOB.into(),
@@ -356,19 +369,19 @@ fn round_event(seq: u64, ts: TimestampMs, phase: RoundPhase) -> Envelope {
 
 /// The crew sets off on Monday's recycling round.
 pub fn envelope_round_started() -> Envelope {
-    round_event(9_204, ROUND_START, RoundPhase::Started)
+    round_event(1, ROUND_START, RoundPhase::Started)
 }
 
 /// The crew finishes the round; residents may now report missed bins.
 pub fn envelope_round_completed() -> Envelope {
-    round_event(9_771, ROUND_END, RoundPhase::Completed)
+    round_event(5, ROUND_END, RoundPhase::Completed)
 }
 
 /// The cab tablet's health report, with every optional field.
 pub fn envelope_health() -> Envelope {
     single(
         CAB_DEVICE,
-        9_318,
+        4,
         AT_MISSED_BIN + 5 * 60_000,
         RecordBody::Health(Health {
             batt: Some(87),
@@ -378,6 +391,9 @@ pub fn envelope_health() -> Envelope {
             free: 1_203_765_248,
             up: 3 * 86_400 + 4_271,
             ver: "0.1.0".into(),
+            dead: Some(1),
+            faults: Some(0),
+            stalls: Some(3),
         }),
     )
 }
@@ -386,12 +402,12 @@ pub fn envelope_health() -> Envelope {
 pub fn envelope_gap() -> Envelope {
     single(
         HUB_DEVICE,
-        HUB_FIRST_SEQ - 3,
-        NOON - 2 * SAMPLE_INTERVAL_MS,
+        HUB_GAP_SEQ,
+        NOON + 61 * SAMPLE_INTERVAL_MS,
         RecordBody::Gap(Gap {
-            from: 47_101,
-            to: 47_160,
-            count: 60,
+            from: HUB_DROPPED.0,
+            to: HUB_DROPPED.1,
+            count: HUB_DROPPED.1 - HUB_DROPPED.0 + 1,
             reason: GapReason::DiskBudget,
         }),
     )
@@ -401,7 +417,7 @@ pub fn envelope_gap() -> Envelope {
 pub fn ack() -> Ack {
     Ack {
         v: SCHEMA_VERSION,
-        thru: HUB_FIRST_SEQ - 1,
+        thru: HUB_FIRST_SEQ + 2,
         rej: Vec::new(),
     }
 }
@@ -518,7 +534,7 @@ pub fn telemetry_batch(n: usize) -> Envelope {
     let recs = (0..n)
         .map(|i| Record {
             seq: HUB_FIRST_SEQ + i as u64,
-            ts: NOON + i as TimestampMs * SAMPLE_INTERVAL_MS,
+            ts: HUB_BATCH_START + i as TimestampMs * SAMPLE_INTERVAL_MS,
             body: RecordBody::Telemetry(meters.sample(i)),
             boot: None,
             mono: None,

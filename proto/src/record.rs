@@ -420,6 +420,15 @@ pub struct Health {
     pub up: u64,
     /// The agent's version.
     pub ver: String,
+    /// Records the gateway refused that the agent keeps in its dead-letter list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead: Option<u64>,
+    /// Outages of the agent's own storage (a full or failing disk) since it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<u64>,
+    /// Connections the agent dropped since it started because the gateway's acks stopped coming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalls: Option<u64>,
 }
 
 /// Why telemetry was dropped.

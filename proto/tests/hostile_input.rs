@@ -24,7 +24,7 @@ use std::process::{Command, Output};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use proto::{Ack, DecodeError, Down, Envelope, Message, State, MAX_MESSAGE_BYTES};
+use proto::{Ack, DecodeError, Down, Envelope, Message, State, Validate, MAX_MESSAGE_BYTES};
 use serde_cbor::Value;
 
 /// The child's address-space limit, in MiB. The capped tests need about 16 MiB in a debug
@@ -107,6 +107,7 @@ fn canary_allocates_past_the_cap() {
 /// message the rest of the system can trust.
 fn decode_as_everything(bytes: &[u8]) -> Result<(), TestCaseError> {
     survives::<Envelope>(bytes)?;
+    batch_survives(bytes)?;
     survives::<Ack>(bytes)?;
     survives::<Down>(bytes)?;
     survives::<State>(bytes)
@@ -123,6 +124,39 @@ fn survives<M: Message + PartialEq + std::fmt::Debug>(bytes: &[u8]) -> Result<()
     );
     let again = proto::decode::<M>(&again.unwrap(), MAX_MESSAGE_BYTES);
     prop_assert_eq!(again.as_ref(), Ok(&message));
+    Ok(())
+}
+
+/// Decodes `bytes` record by record: whatever comes back must be trustworthy (good records valid
+/// and re-encodable, refusals fit for an ack), and agree with the whole-batch decoder: refused
+/// whole by both, or taken whole by both, or some records refused where `decode` refuses all.
+fn batch_survives(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let whole = proto::decode::<Envelope>(bytes, MAX_MESSAGE_BYTES);
+    let Ok(batch) = proto::decode_batch(bytes, MAX_MESSAGE_BYTES) else {
+        prop_assert!(whole.is_err(), "decode accepts what decode_batch refuses");
+        return Ok(());
+    };
+    prop_assert!(batch.records.len() + batch.refused.len() <= proto::MAX_BATCH_RECORDS);
+    for record in &batch.records {
+        prop_assert!(record.validate().is_ok(), "{record:?}");
+        let stored = proto::encode_value(record).unwrap();
+        let reread = proto::decode_value::<proto::Record>(&stored, MAX_MESSAGE_BYTES);
+        prop_assert_eq!(reread.as_ref(), Ok(record));
+    }
+    for refusal in &batch.refused {
+        prop_assert!(refusal.validate().is_ok(), "{refusal:?}");
+    }
+    // Refusing nothing, it must take exactly what `decode` takes.
+    match whole {
+        Ok(envelope) => {
+            prop_assert!(batch.refused.is_empty());
+            prop_assert_eq!(batch.records, envelope.recs);
+        }
+        Err(e) => prop_assert!(
+            !batch.refused.is_empty(),
+            "decode_batch takes whole what decode refuses ({e})"
+        ),
+    }
     Ok(())
 }
 

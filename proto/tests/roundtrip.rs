@@ -1,6 +1,7 @@
 //! Property tests: every message the contract allows, however unusual its values (extreme
 //! integers, floats that shrink to half precision, subnormals, multi-byte text), survives
-//! `proto::encode` and `proto::decode` unchanged.
+//! `proto::encode` and `proto::decode` unchanged, and `proto::decode_batch` returns a batch's
+//! good records while refusing a poisoned one alone.
 
 mod strategies;
 
@@ -41,6 +42,49 @@ proptest! {
     #[test]
     fn states_round_trip(state in strategies::state()) {
         assert_round_trips(&state)?;
+    }
+
+    #[test]
+    fn batches_decode_record_by_record(envelope in strategies::envelope()) {
+        let bytes = proto::encode(&envelope, MAX_MESSAGE_BYTES).unwrap();
+        let batch = proto::decode_batch(&bytes, MAX_MESSAGE_BYTES).unwrap();
+        prop_assert!(batch.refused.is_empty());
+        prop_assert_eq!((batch.dev, batch.sent), (envelope.dev, envelope.sent));
+        prop_assert_eq!((batch.boot, batch.mono), (envelope.boot, envelope.mono));
+        prop_assert_eq!(batch.records, envelope.recs);
+    }
+
+    #[test]
+    fn a_poisoned_record_is_refused_alone(
+        envelope in strategies::envelope_of(8).prop_filter("a record", |e| !e.recs.is_empty()),
+        pick in any::<prop::sample::Index>(),
+        poison in 0..3usize,
+    ) {
+        use serde_cbor::Value;
+        let victim = pick.index(envelope.recs.len());
+        let mut value: Value =
+            serde_cbor::from_slice(&proto::encode(&envelope, MAX_MESSAGE_BYTES).unwrap()).unwrap();
+        let Value::Map(map) = &mut value else { unreachable!() };
+        let Some(Value::Array(recs)) = map.get_mut(&Value::Text("recs".into())) else {
+            unreachable!()
+        };
+        let Value::Map(record) = &mut recs[victim] else { unreachable!() };
+        let key = |k: &str| Value::Text(k.into());
+        match poison {
+            // An unknown kind, a null optional field, the timestamp as bytes.
+            0 => { record.insert(key("body"), Value::Map([(key("zzz"), Value::Null)].into())); }
+            1 => { record.insert(key("mono"), Value::Null); }
+            _ => { record.insert(key("ts"), Value::Bytes(vec![1])); }
+        }
+        let bytes = serde_cbor::to_vec(&value).unwrap();
+        prop_assert!(proto::decode::<proto::Envelope>(&bytes, MAX_MESSAGE_BYTES).is_err());
+        let batch = proto::decode_batch(&bytes, MAX_MESSAGE_BYTES).unwrap();
+        let seq = envelope.recs[victim].seq;
+        prop_assert_eq!(batch.refused.len(), 1);
+        prop_assert_eq!(batch.refused[0].seq, seq);
+        let mut expected = envelope.recs.clone();
+        expected.remove(victim);
+        prop_assert_eq!(batch.records, expected);
     }
 
     #[test]

@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod ack_faults;
+pub mod disk;
+pub mod faketime;
 pub mod system;
 pub mod test_gateway;
 

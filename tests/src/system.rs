@@ -127,9 +127,42 @@ fn terminate(child: &mut Child, deadline: Duration) -> std::process::ExitStatus 
     }
 }
 
+/// A child process owned by a test: killed when dropped, so that a failing test leaves nothing
+/// running.
+#[derive(Default)]
+struct Owned(Option<Child>);
+
+impl Owned {
+    fn set(&mut self, child: Child) {
+        self.0 = Some(child);
+    }
+
+    /// SIGKILL, and reaped.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, waiting for a clean exit; `what` names the process if it fails.
+    fn stop(&mut self, what: &str) {
+        if let Some(mut child) = self.0.take() {
+            let status = terminate(&mut child, DEADLINE);
+            assert!(status.success(), "{what} exited with {status}");
+        }
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// A `gateway` process with a configuration file of its own.
 pub struct GatewayProcess {
-    child: Option<Child>,
+    child: Owned,
     config: PathBuf,
     /// Its store.
     pub data_dir: PathBuf,
@@ -163,7 +196,7 @@ impl GatewayProcess {
         );
         std::fs::write(&config, text).expect("writing the gateway's configuration");
         let mut gateway = Self {
-            child: None,
+            child: Owned::default(),
             config,
             data_dir,
             http,
@@ -182,7 +215,7 @@ impl GatewayProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("cannot start the gateway binary");
-        self.child = Some(child);
+        self.child.set(child);
         let url = self.url("/healthz");
         wait_for("the gateway to be ready", DEADLINE, || async {
             let response = crate::http::try_request("GET", &url, None, None, Vec::new()).await;
@@ -198,10 +231,7 @@ impl GatewayProcess {
 
     /// Kills it with SIGKILL: nothing is flushed, nothing said goodbye.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.kill();
     }
 
     /// Starts it again on the same store and addresses; returns once it is ready.
@@ -212,24 +242,16 @@ impl GatewayProcess {
 
     /// Stops it with SIGTERM and waits for a clean exit, so its store can be opened.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let status = terminate(&mut child, DEADLINE);
-            assert!(status.success(), "the gateway exited with {status}");
-        }
-    }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        self.kill();
+        self.child.stop("the gateway");
     }
 }
 
 /// An `edge-agent` process for one device.
 pub struct AgentProcess {
-    child: Option<Child>,
+    child: Owned,
     data_dir: PathBuf,
     broker: (String, u16),
+    env: Vec<(String, String)>,
     /// The device's id.
     pub device: String,
     /// The port of its local API (new at every start).
@@ -240,10 +262,22 @@ impl AgentProcess {
     /// Starts an agent for `device`, its store in `dir/{device}`, connected to `broker`; returns
     /// once its API answers.
     pub async fn start(dir: &Path, device: &str, broker: (String, u16)) -> Self {
+        Self::start_with_env(dir, device, broker, Vec::new()).await
+    }
+
+    /// As [`AgentProcess::start`], with `env` set for the process at every start (a faked
+    /// clock, say: [`crate::faketime`]).
+    pub async fn start_with_env(
+        dir: &Path,
+        device: &str,
+        broker: (String, u16),
+        env: Vec<(String, String)>,
+    ) -> Self {
         let mut agent = Self {
-            child: None,
+            child: Owned::default(),
             data_dir: dir.join(device),
             broker,
+            env,
             device: device.to_owned(),
             api_port: 0,
         };
@@ -269,11 +303,12 @@ impl AgentProcess {
             ])
             .args(["--shutdown-deadline-s", "5"])
             .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("cannot start the edge-agent binary");
-        self.child = Some(child);
+        self.child.set(child);
         let port = self.api_port;
         wait_for("the agent's API", DEADLINE, || async move {
             agent_request(port, "GET", "/v1/status", "")
@@ -285,10 +320,7 @@ impl AgentProcess {
 
     /// Kills it with SIGKILL.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.kill();
     }
 
     /// Starts it again on the same store (its API on a new port).
@@ -299,10 +331,7 @@ impl AgentProcess {
 
     /// Stops it with SIGTERM and waits for a clean exit.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let status = terminate(&mut child, DEADLINE);
-            assert!(status.success(), "the agent exited with {status}");
-        }
+        self.child.stop("the agent");
     }
 
     /// Its `/v1/status`, or `None` while it does not answer.
@@ -324,12 +353,6 @@ impl AgentProcess {
             },
         )
         .await;
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -393,7 +416,7 @@ pub async fn post_collection(
 /// (the machine's Mosquitto is shared and must not be restarted by a test). `None` when there is
 /// no `mosquitto` binary on this machine.
 pub struct PrivateMosquitto {
-    child: Option<Child>,
+    child: Owned,
     binary: PathBuf,
     /// Its port on 127.0.0.1.
     pub port: u16,
@@ -422,7 +445,7 @@ impl PrivateMosquitto {
         )
         .ok()?;
         let mut mosquitto = Self {
-            child: None,
+            child: Owned::default(),
             binary,
             port,
             config,
@@ -439,7 +462,7 @@ impl PrivateMosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("cannot start mosquitto");
-        self.child = Some(child);
+        self.child.set(child);
         let port = self.port;
         wait_for("the private Mosquitto to listen", DEADLINE, || async move {
             TcpStream::connect(("127.0.0.1", port))
@@ -452,21 +475,12 @@ impl PrivateMosquitto {
 
     /// Stops it abruptly (SIGKILL): everything it held in memory is gone.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.kill();
     }
 
     /// Starts it again on the same port.
     pub async fn restart(&mut self) {
         self.kill();
         self.spawn().await;
-    }
-}
-
-impl Drop for PrivateMosquitto {
-    fn drop(&mut self) {
-        self.kill();
     }
 }

@@ -11,30 +11,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{reconcile, Accepted};
-use fieldsync_tests::system::{
-    post_collection, unique_id, AgentProcess, Broker, GatewayProcess, PrivateMosquitto,
-};
+use common::{drain_and_reconcile, post_until, reconcile};
+use fieldsync_tests::system::{unique_id, AgentProcess, Broker, GatewayProcess, PrivateMosquitto};
 use fieldsync_tests::test_gateway::LinkProxy;
 use tokio_util::sync::CancellationToken;
-
-/// Posts confirmations with fresh UPRNs until `stop`; every one must be accepted (the agent
-/// stays up: its outbox holds what the link cannot carry).
-async fn post_until(port: u16, base: u64, stop: CancellationToken) -> Accepted {
-    let mut accepted = Accepted::default();
-    let mut uprn = base;
-    while !stop.is_cancelled() {
-        uprn += 1;
-        match post_collection(port, uprn, "collected", "LINK-1").await {
-            Ok(seq) => {
-                accepted.created.insert(seq, uprn);
-            }
-            Err(status) => panic!("the agent refused a good record: {status:?}"),
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    accepted
-}
 
 async fn cut_flap_and_stall(broker: Broker) {
     let _exclusive = fieldsync_tests::system::external_broker_lock(&broker).await;
@@ -75,14 +55,13 @@ async fn cut_flap_and_stall(broker: Broker) {
     let accepted = poster.await.unwrap();
     assert!(accepted.created.len() > 100, "{}", accepted.created.len());
 
-    agent.wait_drained().await;
-    agent.stop();
-    gateway.stop();
-    reconcile(
-        &gateway.data_dir,
-        &[(device, accepted)],
+    drain_and_reconcile(
+        &mut agent,
+        &mut gateway,
+        accepted,
         &format!("{} behind a patchy link", broker.name()),
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

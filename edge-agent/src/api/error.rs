@@ -1,6 +1,7 @@
 //! The API's errors, each answered as JSON `{"error": "...", "field": "..."}` with the status a
 //! client can act on: 400 malformed, 413 too large, 415 not JSON, 422 invalid (naming the field),
-//! 404 and 409 about jobs, 507 storage full, 503 shutting down, 500 otherwise.
+//! 404 and 409 about jobs, 507 storage full (the outbox's budget, or the device's disk), 503
+//! shutting down or storage failing (and being reopened), 500 otherwise.
 
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
@@ -97,6 +98,14 @@ impl From<OutboxError> for ApiError {
             OutboxError::RecordTooLarge { .. } => {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, error.to_string())
             }
+            // Logged by the outbox once per outage (and summarised), not once per request.
+            OutboxError::StorageDown(fault) if fault.disk_full => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, error.to_string())
+            }
+            OutboxError::StorageDown(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+            }
+            OutboxError::KeyReused(_) => Self::invalid("Idempotency-Key", error.to_string()),
             OutboxError::FlusherStopped => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the agent is shutting down",
@@ -111,8 +120,14 @@ impl From<OutboxError> for ApiError {
 
 impl From<JobsError> for ApiError {
     fn from(error: JobsError) -> Self {
-        tracing::error!(error = %error, "job store failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+        match error {
+            // The outbox's own outage (507 or 503), logged by the outbox once, not per request.
+            JobsError::Outbox(error) => error.into(),
+            error => {
+                tracing::error!(error = %error, "job store failed");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+            }
+        }
     }
 }
 
@@ -164,6 +179,18 @@ fn is_path(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_under_the_job_store_is_a_507_like_the_outbox_says() {
+        let fault = crate::outbox::StorageFault {
+            disk_full: true,
+            error: "No space left on device (os error 28)".into(),
+            since: 0,
+        };
+        let error = ApiError::from(JobsError::Outbox(OutboxError::StorageDown(fault)));
+        assert_eq!(error.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert!(error.message.contains("disk is full"), "{}", error.message);
+    }
 
     const PREFIX: &str = "Failed to deserialize the JSON body into the target type: ";
 

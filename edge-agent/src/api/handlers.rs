@@ -3,7 +3,7 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::Json;
 use proto::{JobKind, JobStatus, RoundPhase, TimestampMs};
 use serde::Serialize;
@@ -13,6 +13,7 @@ use super::requests::{Checked, NewCollection, NewJobStatus, RoundChange};
 use super::ApiState;
 use crate::agent::now_ms;
 use crate::jobs::{Cancelled, StoredJob};
+use crate::outbox::{DeadLetters, IdempotencyKey, Once, OutboxStats, StorageState, NEWEST_SHOWN};
 use crate::source::{SourceMonitor, SourceView};
 use crate::uplink::LastAck;
 
@@ -23,60 +24,97 @@ pub struct Created {
     pub seq: u64,
 }
 
-type Write = Result<(StatusCode, Json<Created>), ApiError>;
+type Write = Result<(StatusCode, HeaderMap, Json<Created>), ApiError>;
+
+/// The request header that makes a POST safe to retry.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// The answer header saying that the answer is a repeat of the first one.
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// The request's idempotency key, if it sent one.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = headers.get(&IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| bad_key())?;
+    IdempotencyKey::parse(text).map(Some).map_err(|_| bad_key())
+}
+
+fn bad_key() -> ApiError {
+    let message = crate::outbox::InvalidKey.to_string();
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        message,
+        field: Some("Idempotency-Key".into()),
+    }
+}
 
 /// `POST /v1/collections`.
 pub async fn post_collection(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     body: Result<Json<NewCollection>, JsonRejection>,
 ) -> Write {
+    let key = idempotency_key(&headers)?;
     let Json(body) = body?;
-    store(&state, body.into_record(now_ms())?).await
+    store(&state, key, body.into_record(now_ms())?).await
 }
 
 /// `POST /v1/rounds/{id}/start`.
 pub async fn start_round(
     state: State<ApiState>,
+    headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
     body: Result<Json<RoundChange>, JsonRejection>,
 ) -> Write {
-    round(state, id, body, RoundPhase::Started).await
+    round(state, headers, id, body, RoundPhase::Started).await
 }
 
 /// `POST /v1/rounds/{id}/complete`.
 pub async fn complete_round(
     state: State<ApiState>,
+    headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
     body: Result<Json<RoundChange>, JsonRejection>,
 ) -> Write {
-    round(state, id, body, RoundPhase::Completed).await
+    round(state, headers, id, body, RoundPhase::Completed).await
 }
 
 async fn round(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
     body: Result<Json<RoundChange>, JsonRejection>,
     phase: RoundPhase,
 ) -> Write {
+    let key = idempotency_key(&headers)?;
     let Path(id) = id.map_err(path_error)?;
     let Json(body) = body?;
     // A bad id in the path is reported as the field `round`, as `proto` names it.
-    store(&state, body.into_record(id, phase, now_ms())?).await
+    store(&state, key, body.into_record(id, phase, now_ms())?).await
 }
 
 /// `POST /v1/jobs/{id}/status`: the job must be on this device and not cancelled.
 pub async fn post_job_status(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
     body: Result<Json<NewJobStatus>, JsonRejection>,
 ) -> Write {
+    let key = idempotency_key(&headers)?;
     let Path(id) = id.map_err(path_error)?;
     let Json(body) = body?;
     let status = body.status;
     let checked = body.into_record(id.clone(), now_ms())?;
     let at = checked.ts;
+    // A repeat gets the first answer even if the job was cancelled since.
+    if let Some(key) = &key {
+        if let Some(first) = state.intake.outbox().recall(key).await? {
+            return Ok(answer(Once::Repeated(first)));
+        }
+    }
     state.jobs.check_status(&id)??;
-    let created = store(&state, checked).await?;
+    let created = store(&state, key, checked).await?;
     // The record is durable and is what the gateway acts on; the local copy is for display, so a
     // failure here is logged rather than turned into an error for a write that happened.
     if let Err(e) = state.jobs.set_status(&id, status, at) {
@@ -85,13 +123,38 @@ pub async fn post_job_status(
     Ok(created)
 }
 
-async fn store(state: &ApiState, checked: Checked) -> Write {
+async fn store(state: &ApiState, key: Option<IdempotencyKey>, checked: Checked) -> Write {
     // On a task of its own, so that a timeout or a client gone away cannot cut the write short.
     let intake = state.intake.clone();
-    let accepted = tokio::spawn(async move { intake.accept(checked.ts, checked.body).await })
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
-    Ok((StatusCode::CREATED, Json(Created { seq: accepted.seq })))
+    let once = tokio::spawn(async move {
+        match key {
+            Some(key) => intake.accept_once(&key, checked.ts, checked.body).await,
+            None => intake
+                .accept(checked.ts, checked.body)
+                .await
+                .map(Once::Stored),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(answer(once))
+}
+
+/// 201 with the record's number; a repeat says so in `Idempotent-Replayed: true`.
+fn answer(once: Once) -> (StatusCode, HeaderMap, Json<Created>) {
+    let mut headers = HeaderMap::new();
+    let accepted = match once {
+        Once::Stored(accepted) => accepted,
+        Once::Repeated(accepted) => {
+            headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+            accepted
+        }
+    };
+    (
+        StatusCode::CREATED,
+        headers,
+        Json(Created { seq: accepted.seq }),
+    )
 }
 
 /// A job as the app sees it.
@@ -157,7 +220,11 @@ pub struct StatusView {
 /// The link, for the status.
 #[derive(Debug, Serialize)]
 pub struct LinkView {
-    /// Connected and sending.
+    /// `connected` (subscribed, announced, sending); `stalled` (the gateway's acks stopped while
+    /// batches were in flight, so the agent dropped the connection and is making a new one);
+    /// `connecting` (otherwise not connected).
+    pub state: &'static str,
+    /// Connected and sending: `state` is `connected`.
     pub connected: bool,
     /// Since when (UTC ms).
     pub since: Option<TimestampMs>,
@@ -167,6 +234,12 @@ pub struct LinkView {
     pub drops: u64,
     /// The last failure.
     pub last_error: Option<String>,
+    /// Connections dropped because the gateway's acks stopped while batches were in flight.
+    pub stalls: u64,
+    /// The smoothed round trip from publishing a batch to its ack (ms), once measured.
+    pub ack_rtt_ms: Option<u64>,
+    /// How long a batch may wait for its ack before the link counts as stalled (ms).
+    pub stall_after_ms: u64,
 }
 
 /// The outbox, for the status.
@@ -188,21 +261,82 @@ pub struct OutboxView {
     pub acked_through: u64,
     /// The next record's sequence number.
     pub next_seq: u64,
+    /// Whether records can be stored now.
+    pub storage: StorageView,
+    /// Records the gateway refused, kept aside: `{"count", "evicted", "newest": [{"seq", "kind",
+    /// "ts", "why", "at"}]}`, the newest few first.
+    pub dead_letters: DeadLetters,
+}
+
+/// The outbox's storage, for the status: `{"state": "ok" | "disk_full" | "failed", "since",
+/// "error", "faults", "recoveries"}`.
+#[derive(Debug, Serialize)]
+pub struct StorageView {
+    /// `ok`; `disk_full` (POSTs answer 507 until space is freed); `failed` (another write error:
+    /// 503 while the agent reopens its database).
+    pub state: &'static str,
+    /// When the current outage began (UTC ms); `null` while `ok`.
+    pub since: Option<TimestampMs>,
+    /// What the disk or sled said, while down.
+    pub error: Option<String>,
+    /// Outages since the agent started.
+    pub faults: u64,
+    /// Outages the agent recovered from by itself.
+    pub recoveries: u64,
+}
+
+impl StorageView {
+    /// The view of `stats`.
+    pub fn of(stats: &OutboxStats) -> Self {
+        let (state, since, error) = match &stats.storage {
+            StorageState::Ok => ("ok", None, None),
+            StorageState::Down(fault) => (
+                if fault.disk_full {
+                    "disk_full"
+                } else {
+                    "failed"
+                },
+                Some(fault.since),
+                Some(fault.error.clone()),
+            ),
+        };
+        Self {
+            state,
+            since,
+            error,
+            faults: stats.storage_faults,
+            recoveries: stats.storage_recoveries,
+        }
+    }
 }
 
 /// `GET /v1/status`: link state, outbox depth and bytes, oldest unsent age, last ack, source.
 pub async fn status(State(state): State<ApiState>) -> Result<Json<StatusView>, ApiError> {
     let stats = state.intake.outbox().stats()?;
+    // While the storage is down the list cannot be read; its size is still known.
+    let dead_letters = state
+        .intake
+        .outbox()
+        .dead_letters(NEWEST_SHOWN)
+        .unwrap_or_else(|_| DeadLetters {
+            count: stats.dead_letters,
+            evicted: stats.dead_letters_evicted,
+            newest: Vec::new(),
+        });
     let link = state.link.borrow().clone();
     Ok(Json(StatusView {
         device: state.device.to_string(),
         boot: state.boot,
         link: LinkView {
+            state: link.state(),
             connected: link.connected,
             since: link.since,
             connections: link.connections,
             drops: link.drops,
             last_error: link.last_error,
+            stalls: link.stalls,
+            ack_rtt_ms: link.ack_rtt_ms,
+            stall_after_ms: link.stall_after_ms,
         },
         outbox: OutboxView {
             depth: stats.depth,
@@ -215,6 +349,8 @@ pub async fn status(State(state): State<ApiState>) -> Result<Json<StatusView>, A
                 .map(|age| age.as_secs_f64()),
             acked_through: stats.acked_through,
             next_seq: stats.next_seq,
+            storage: StorageView::of(&stats),
+            dead_letters,
         },
         last_ack: link.last_ack,
         source: state.source.as_ref().map(SourceMonitor::view),

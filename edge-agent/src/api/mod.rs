@@ -15,6 +15,14 @@
 //! that hangs) leaves the outcome unknown, as a dropped connection would: the write itself runs to
 //! its end either way, never half done.
 //!
+//! Every POST takes an `Idempotency-Key` header (1 to 255 visible ASCII characters, bare or
+//! quoted): an app that got no answer sends the request again with the same key and gets the first
+//! answer (the same 201 and `seq`, with `Idempotent-Replayed: true`), across restarts, without
+//! storing the record twice. The key is written before its record and flushed with it. A key is
+//! remembered for 24 hours after its first use, and at most 10,000 are (the oldest are forgotten
+//! first); the same key with a different request is refused (422, field `Idempotency-Key`).
+//! Refused requests are not remembered: they wrote nothing, so a repeat is judged afresh.
+//!
 //! - [`requests`]: the bodies and the records they become; [`handlers`]: the endpoints.
 
 pub mod error;
@@ -30,7 +38,7 @@ use axum::Router;
 use proto::DeviceId;
 use tokio::sync::watch;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::config::ApiConfig;
 use crate::jobs::JobStore;
@@ -70,5 +78,11 @@ pub fn router(state: ApiState, config: &ApiConfig) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(config.request_timeout_s),
         ))
-        .layer(TraceLayer::new_for_http())
+        // tower-http logs every 5xx at ERROR; a full disk answers each request 507, and the outbox
+        // already logs the outage once (and a summary a minute), so failures are logged here only
+        // at DEBUG. Real faults are logged where they happen (see `error`).
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        )
 }

@@ -7,6 +7,7 @@
 //! soon as the current flush ends. [`GroupCommit`] is that bookkeeping, free of I/O; the flusher
 //! thread in the parent module drives it, and [`FlushReport`] carries its results to waiting writers.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -77,8 +78,8 @@ impl GroupCommit {
         Some(epoch)
     }
 
-    /// The flush of `epoch` has ended. A failed flush leaves its writes pending: the next
-    /// successful flush covers them too, because a flush writes out everything before it.
+    /// The flush of `epoch` has ended. A failed flush takes the storage down; its writes are
+    /// discarded when the outbox reopens its database, so no later flush covers them.
     pub(super) fn finish_flush(&mut self, epoch: Epoch, succeeded: bool) {
         if succeeded {
             self.durable = self.durable.max(epoch);
@@ -97,14 +98,19 @@ impl GroupCommit {
     }
 }
 
+/// Failed flushes remembered for writers still waiting.
+const FAILURES_KEPT: usize = 16;
+
 /// What the flusher publishes to waiting writers after each flush.
 #[derive(Debug, Clone, Default)]
 pub(super) struct FlushReport {
     /// Every write of this epoch or earlier is on disk.
     durable: Epoch,
-    /// The latest failed flush and why; writers of that epoch or earlier that are not yet durable
-    /// are told.
-    failure: Option<(Epoch, Arc<std::io::Error>)>,
+    /// Recent failed flushes: the epochs each failed (those after the last durable one, through
+    /// its own) and why. Their writes never become durable (the outbox discards them when it
+    /// reopens its database), so their writers are told, however late they look. The oldest are
+    /// forgotten beyond [`FAILURES_KEPT`]: no writer waits that long.
+    failures: VecDeque<(Epoch, Epoch, Arc<std::io::Error>)>,
     /// The flusher has exited: nothing not yet durable will become so.
     stopped: bool,
 }
@@ -114,7 +120,13 @@ impl FlushReport {
     pub(super) fn record(&mut self, epoch: Epoch, result: Result<(), std::io::Error>) {
         match result {
             Ok(()) => self.durable = self.durable.max(epoch),
-            Err(error) => self.failure = Some((epoch, Arc::new(error))),
+            Err(error) => {
+                if self.failures.len() == FAILURES_KEPT {
+                    self.failures.pop_front();
+                }
+                let from = self.durable.saturating_add(1);
+                self.failures.push_back((from, epoch, Arc::new(error)));
+            }
         }
     }
 
@@ -125,13 +137,15 @@ impl FlushReport {
 
     /// The outcome for a writer of `epoch`, or `None` while it is still pending.
     fn outcome_for(&self, epoch: Epoch) -> Option<Result<(), OutboxError>> {
+        let failed = self.failures.iter().rev();
+        if let Some((_, _, error)) = failed
+            .into_iter()
+            .find(|(from, to, _)| (*from..=*to).contains(&epoch))
+        {
+            return Some(Err(OutboxError::Flush(Arc::clone(error))));
+        }
         if epoch <= self.durable {
             return Some(Ok(()));
-        }
-        if let Some((failed, error)) = &self.failure {
-            if epoch <= *failed {
-                return Some(Err(OutboxError::Flush(Arc::clone(error))));
-            }
         }
         self.stopped.then_some(Err(OutboxError::FlusherStopped))
     }
@@ -182,17 +196,13 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_flush_leaves_its_writes_pending_for_the_next() {
+    fn a_failed_flush_leaves_its_writes_not_durable() {
         let mut commit = GroupCommit::new();
         let lost = commit.join();
         let epoch = commit.begin_flush().unwrap();
         commit.finish_flush(epoch, false);
         assert!(!commit.is_durable(lost.epoch));
-
-        commit.join();
-        let retry = commit.begin_flush().unwrap();
-        commit.finish_flush(retry, true);
-        assert!(commit.is_durable(lost.epoch));
+        assert_eq!(commit.flushes(), 0);
     }
 
     #[test]
@@ -207,9 +217,15 @@ mod tests {
             Some(Err(OutboxError::Flush(_)))
         ));
         assert!(report.outcome_for(3).is_none());
-        // A later success covers the failed epoch's writes too.
+        // A later success (after the outbox reopened its database, which discarded epoch 2's
+        // writes) does not make the failed epoch durable: its writers are told it failed, even
+        // one that looks only now.
         report.record(3, Ok(()));
-        assert!(matches!(report.outcome_for(2), Some(Ok(()))));
+        assert!(matches!(report.outcome_for(3), Some(Ok(()))));
+        assert!(matches!(
+            report.outcome_for(2),
+            Some(Err(OutboxError::Flush(_)))
+        ));
         report.stop();
         assert!(matches!(
             report.outcome_for(4),

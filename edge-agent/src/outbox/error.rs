@@ -76,6 +76,13 @@ pub enum OutboxError {
     /// The tree name belongs to the outbox itself (see [`super::Outbox::open_tree`]).
     #[error("tree {0:?} is the outbox's own")]
     ReservedTree(String),
+    /// The storage is down (the disk is full, or a write failed): nothing is stored until the
+    /// outbox has reopened its database, which it does by itself once there is room.
+    #[error("{0}")]
+    StorageDown(super::StorageFault),
+    /// The idempotency key was used before for a different record; nothing was written.
+    #[error("Idempotency-Key {0:?} was used before for a different request")]
+    KeyReused(String),
     /// A thread panicked while holding the outbox's state, which may be inconsistent.
     #[error("outbox state is unusable after a panic; reopen the outbox")]
     Poisoned,

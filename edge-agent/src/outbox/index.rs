@@ -198,6 +198,16 @@ impl Index {
         }
     }
 
+    /// The held records whose latest write is not durable (`is_durable` says of its epoch), in
+    /// sequence order: after a failed flush, the records whose writers were told so.
+    pub(super) fn undurable(&self, is_durable: impl Fn(Epoch) -> bool) -> Vec<u64> {
+        self.entries
+            .iter()
+            .filter(|(_, entry)| !is_durable(entry.written))
+            .map(|(&seq, _)| seq)
+            .collect()
+    }
+
     /// How many records are held.
     pub(super) fn len(&self) -> usize {
         self.entries.len()

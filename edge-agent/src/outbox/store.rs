@@ -6,6 +6,14 @@
 //! - `m:next_seq` → the next number to issue (8 bytes BE), written with every flush;
 //! - `m:acked_through` → the gateway's ack watermark (8 bytes BE).
 //!
+//! And one tree, `idempotency`: an app's `Idempotency-Key` → the record it stored (see
+//! `idempotency`), written before that record.
+//!
+//! And one tree, `dead_letters` (see `dead_letter`):
+//! - `d` + the sequence number as 8 big-endian bytes → a record the gateway refused, with why and
+//!   when, written before the ack that deletes it from `outbox`;
+//! - `m:evicted` → how many letters were dropped to keep the list bounded (8 bytes BE).
+//!
 //! Every write is a single-key `insert` or `remove`, never a sled `Batch` or transaction: those
 //! take sled's process-wide concurrency-control lock for writing, which waits for any flush in
 //! progress and would stall every writer for the length of an fsync, defeating group commit.
@@ -22,9 +30,14 @@ use std::time::{Duration, Instant};
 
 use proto::{Gap, Record, RecordBody, RecordKind, TimestampMs, MAX_MESSAGE_BYTES};
 
+use super::idempotency::{IdempotencyKey, Remembered};
 use super::OutboxError;
 
 const TREE: &str = "outbox";
+const KEYS_TREE: &str = "idempotency";
+const DEAD_TREE: &str = "dead_letters";
+const DEAD_PREFIX: u8 = b'd';
+const EVICTED_KEY: &[u8] = b"m:evicted";
 const RECORD_PREFIX: u8 = b'r';
 const NEXT_SEQ_KEY: &[u8] = b"m:next_seq";
 const ACKED_THROUGH_KEY: &[u8] = b"m:acked_through";
@@ -36,6 +49,10 @@ const SLED_LOG_FILE: &str = "db";
 /// The outbox's sled tree.
 pub(super) struct Store {
     tree: sled::Tree,
+    /// Idempotency keys.
+    keys: sled::Tree,
+    /// Records the gateway refused.
+    dead: sled::Tree,
     /// sled's log file, opened again so that [`Store::commit`] can `fdatasync` it.
     log: File,
     /// Owns sled's page cache and its lock on the directory; dropped last.
@@ -82,17 +99,25 @@ impl Store {
             .flush_every_ms(None);
         let db = open_when_unlocked(&config)?;
         let tree = db.open_tree(TREE)?;
+        let keys = db.open_tree(KEYS_TREE)?;
+        let dead = db.open_tree(DEAD_TREE)?;
         let log = File::options()
             .write(true)
             .open(path.join(SLED_LOG_FILE))
             .map_err(sled::Error::Io)?;
-        Ok(Self { tree, log, db })
+        Ok(Self {
+            tree,
+            keys,
+            dead,
+            log,
+            db,
+        })
     }
 
     /// Opens another tree in the same database, for state kept beside the outbox. Its writes ride
     /// on the outbox's flushes (sled's flush and the log's `fdatasync` cover every tree).
     pub(super) fn open_tree(&self, name: &str) -> Result<sled::Tree, OutboxError> {
-        if name.as_bytes() == TREE.as_bytes() {
+        if name == TREE || name == KEYS_TREE || name == DEAD_TREE {
             return Err(OutboxError::ReservedTree(name.to_owned()));
         }
         Ok(self.db.open_tree(name)?)
@@ -152,6 +177,97 @@ impl Store {
         }
     }
 
+    /// Every idempotency key stored; unreadable entries are skipped (their requests are then
+    /// stored again if repeated, as for a forgotten key).
+    pub(super) fn load_keys(&self) -> Result<Vec<(IdempotencyKey, Remembered)>, OutboxError> {
+        let mut keys = Vec::new();
+        for entry in &self.keys {
+            let (key, value) = entry?;
+            let parsed = std::str::from_utf8(&key)
+                .ok()
+                .and_then(|text| IdempotencyKey::parse(text).ok());
+            match (parsed, Remembered::decode(&value)) {
+                (Some(key), Some(remembered)) => keys.push((key, remembered)),
+                _ => tracing::warn!(key = ?key, "ignoring an unreadable idempotency key"),
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Stores an idempotency key.
+    pub(super) fn put_key(
+        &self,
+        key: &IdempotencyKey,
+        remembered: &Remembered,
+    ) -> Result<(), OutboxError> {
+        self.keys.insert(key.as_str(), &remembered.encode())?;
+        Ok(())
+    }
+
+    /// Forgets an idempotency key.
+    pub(super) fn remove_key(&self, key: &IdempotencyKey) -> Result<(), OutboxError> {
+        self.keys.remove(key.as_str())?;
+        Ok(())
+    }
+
+    /// Reads the record numbered `seq` as stored; `None` if it has been deleted.
+    pub(super) fn read_raw(&self, seq: u64) -> Result<Option<sled::IVec>, OutboxError> {
+        Ok(self.tree.get(record_key(seq))?)
+    }
+
+    /// Keeps a dead letter (see `dead_letter::encode`); returns whether it is new (a record
+    /// refused again after a crash overwrites its letter).
+    pub(super) fn put_dead(&self, seq: u64, value: &[u8]) -> Result<bool, OutboxError> {
+        Ok(self.dead.insert(dead_key(seq), value)?.is_none())
+    }
+
+    /// How many dead letters there are, and how many were evicted.
+    pub(super) fn dead_tally(&self) -> Result<(u64, u64), OutboxError> {
+        let count = self.dead.scan_prefix([DEAD_PREFIX]).count() as u64;
+        let evicted = match self.dead.get(EVICTED_KEY)? {
+            Some(value) => <[u8; 8]>::try_from(value.as_ref()).map_or(0, u64::from_be_bytes),
+            None => 0,
+        };
+        Ok((count, evicted))
+    }
+
+    /// The newest `n` dead letters (highest sequence first), as stored.
+    pub(super) fn newest_dead(&self, n: usize) -> Result<Vec<(u64, sled::IVec)>, OutboxError> {
+        self.dead_entries(n, true)
+    }
+
+    /// The oldest `n` dead letters (lowest sequence first), as stored.
+    pub(super) fn oldest_dead(&self, n: usize) -> Result<Vec<(u64, sled::IVec)>, OutboxError> {
+        self.dead_entries(n, false)
+    }
+
+    /// Drops the dead letter `seq` and persists the eviction count `evicted`, in that order, so
+    /// that a crash between them undercounts by one at worst rather than hiding a letter.
+    pub(super) fn evict_dead(&self, seq: u64, evicted: u64) -> Result<(), OutboxError> {
+        self.dead.remove(dead_key(seq))?;
+        self.dead.insert(EVICTED_KEY, &evicted.to_be_bytes())?;
+        Ok(())
+    }
+
+    fn dead_entries(&self, n: usize, newest: bool) -> Result<Vec<(u64, sled::IVec)>, OutboxError> {
+        let entries = self.dead.scan_prefix([DEAD_PREFIX]);
+        let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> = if newest {
+            Box::new(entries.rev())
+        } else {
+            Box::new(entries)
+        };
+        let mut out = Vec::with_capacity(n);
+        for entry in entries.take(n) {
+            let (key, value) = entry?;
+            if let [DEAD_PREFIX, seq @ ..] = key.as_ref() {
+                if let Ok(seq) = <[u8; 8]>::try_from(seq) {
+                    out.push((u64::from_be_bytes(seq), value));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Persists the ack watermark.
     pub(super) fn set_acked_through(&self, thru: u64) -> Result<(), OutboxError> {
         self.tree.insert(ACKED_THROUGH_KEY, &thru.to_be_bytes())?;
@@ -205,6 +321,12 @@ fn open_when_unlocked(config: &sled::Config) -> sled::Result<sled::Db> {
 
 fn record_key(seq: u64) -> [u8; 9] {
     let mut key = [RECORD_PREFIX; 9];
+    key[1..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn dead_key(seq: u64) -> [u8; 9] {
+    let mut key = [DEAD_PREFIX; 9];
     key[1..].copy_from_slice(&seq.to_be_bytes());
     key
 }

@@ -41,6 +41,9 @@ fn health() -> RecordBody {
         free: 1 << 30,
         up: 60,
         ver: "0.1.0".into(),
+        dead: None,
+        faults: None,
+        stalls: None,
     })
 }
 
@@ -213,6 +216,33 @@ async fn accepted_records_are_offered_at_once() {
     assert_eq!(batch[0].body, collection());
 }
 
+#[tokio::test]
+async fn records_carry_the_boot_and_the_monotonic_time_they_were_accepted_at() {
+    let dir = TempDir::new().unwrap();
+    let outbox = open(dir.path());
+    // A start that began five seconds ago (or now, on a clock too young to go back that far).
+    let started = Instant::now()
+        .checked_sub(Duration::from_secs(5))
+        .unwrap_or_else(Instant::now);
+    let stamp = crate::stamp::Stamp::new(7, started);
+    outbox.stamp_records(stamp).unwrap();
+    let before = stamp.mono_at(Instant::now());
+    outbox.accept(TS, collection()).await.unwrap();
+    let after = stamp.mono_at(Instant::now());
+    let batch = outbox.next_batch(Instant::now(), ALL).unwrap();
+    assert_eq!(batch[0].boot, Some(7));
+    let mono = batch[0].mono.unwrap();
+    assert!(
+        (before..=after).contains(&mono),
+        "{before} <= {mono} <= {after}"
+    );
+    // Stored with the record: the same after a restart.
+    drop(outbox);
+    let outbox = open(dir.path());
+    let batch = outbox.next_batch(Instant::now(), ALL).unwrap();
+    assert_eq!((batch[0].boot, batch[0].mono), (Some(7), Some(mono)));
+}
+
 // Priorities and batch limits.
 
 #[tokio::test]
@@ -274,7 +304,8 @@ async fn acks_delete_through_their_number_and_repeat_harmlessly() {
         acked,
         Acked {
             acked_through: 3,
-            removed: 3
+            removed: 3,
+            dead_lettered: 0,
         }
     );
     assert_eq!(outbox.ack(3).await.unwrap().removed, 0, "duplicate");
@@ -282,7 +313,8 @@ async fn acks_delete_through_their_number_and_repeat_harmlessly() {
         outbox.ack(1).await.unwrap(),
         Acked {
             acked_through: 3,
-            removed: 0
+            removed: 0,
+            dead_lettered: 0,
         }
     );
     assert!(matches!(
@@ -297,6 +329,84 @@ async fn acks_delete_through_their_number_and_repeat_harmlessly() {
     assert_eq!(seqs(&batch), [4, 5]);
     let stats = outbox.stats().unwrap();
     assert_eq!((stats.depth, stats.acked_through), (2, 3));
+}
+
+#[tokio::test]
+async fn a_refused_record_is_kept_as_a_dead_letter_and_the_rest_go_on() {
+    let dir = TempDir::new().unwrap();
+    {
+        let outbox = open(dir.path());
+        accept_all(
+            &outbox,
+            [collection(), telemetry(), collection(), telemetry()],
+        )
+        .await;
+        let refused = [
+            Refusal::new(2, "asset: not provisioned"),
+            // Beyond the ack, and below the watermark later: both ignored.
+            Refusal::new(4, "not covered by this ack"),
+        ];
+        let acked = outbox.ack_refusing(3, &refused, TS + 5).await.unwrap();
+        assert_eq!((acked.removed, acked.dead_lettered), (3, 1));
+        let stats = outbox.stats().unwrap();
+        assert_eq!((stats.acked_through, stats.depth), (3, 1));
+        assert_eq!(stats.dead_letters, 1);
+        // Only the record behind it is left to send.
+        assert_eq!(seqs(&outbox.next_batch(Instant::now(), ALL).unwrap()), [4]);
+        // A repeated ack naming it again changes nothing.
+        let again = outbox.ack_refusing(3, &refused, TS + 9).await.unwrap();
+        assert_eq!((again.removed, again.dead_lettered), (0, 0));
+    }
+    // Durable: after a restart the letter is there, with its reason and what it was.
+    let outbox = open(dir.path());
+    let dead = outbox.dead_letters(NEWEST_SHOWN).unwrap();
+    assert_eq!((dead.count, dead.evicted), (1, 0));
+    assert_eq!(
+        dead.newest,
+        [DeadLetter {
+            seq: 2,
+            kind: Some("telemetry"),
+            ts: Some(TS),
+            why: "asset: not provisioned".into(),
+            at: TS + 5,
+        }]
+    );
+    assert_eq!(outbox.stats().unwrap().dead_letters, 1);
+}
+
+#[tokio::test]
+async fn the_dead_letter_list_is_bounded_and_counts_what_it_evicts() {
+    let dir = TempDir::new().unwrap();
+    let outbox = open(dir.path());
+    let extra = 3;
+    let n = MAX_DEAD_LETTERS + extra;
+    accept_all(&outbox, (0..n).map(|_| telemetry())).await;
+    // Refused in two acks, as a gateway would over several batches.
+    let refusals: Vec<Refusal> = (1..=n).map(|seq| Refusal::new(seq, "bad")).collect();
+    let half = n / 2;
+    let first = usize::try_from(half).unwrap();
+    outbox
+        .ack_refusing(half, &refusals[..first], TS)
+        .await
+        .unwrap();
+    outbox
+        .ack_refusing(n, &refusals[first..], TS)
+        .await
+        .unwrap();
+    let stats = outbox.stats().unwrap();
+    assert_eq!((stats.depth, stats.acked_through), (0, n));
+    let dead = outbox.dead_letters(2).unwrap();
+    assert_eq!((dead.count, dead.evicted), (MAX_DEAD_LETTERS, extra));
+    assert_eq!(seqs_of(&dead.newest), [n, n - 1], "newest first");
+    drop(outbox);
+    // The oldest went; the eviction count survives a restart.
+    let outbox = open(dir.path());
+    let dead = outbox.dead_letters(NEWEST_SHOWN).unwrap();
+    assert_eq!((dead.count, dead.evicted), (MAX_DEAD_LETTERS, extra));
+}
+
+fn seqs_of(letters: &[DeadLetter]) -> Vec<u64> {
+    letters.iter().map(|letter| letter.seq).collect()
 }
 
 #[tokio::test]
@@ -575,6 +685,11 @@ fn the_oldest_unsent_age_uses_the_callers_clock() {
         acked_through: 0,
         next_seq: 2,
         flushes: 1,
+        storage: StorageState::Ok,
+        storage_faults: 0,
+        storage_recoveries: 0,
+        dead_letters: 0,
+        dead_letters_evicted: 0,
     };
     assert_eq!(
         stats.oldest_unsent_age(TS + 90_000),

@@ -3,20 +3,26 @@
 //! device online and makes every unacked record eligible again. Messages from the gateway go to the
 //! receiver; this task only moves packets.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use proto::{DeviceId, TopicKind};
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, Publish, QoS, SubscribeFilter,
+    AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, Publish, QoS, Request,
+    SubscribeFilter,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::options;
+use super::stall::StallDetector;
 use super::status::LinkStatus;
 use crate::agent::now_ms;
 use crate::outbox::Outbox;
+
+/// How often the connection looks at the ack timing.
+const STALL_CHECK: Duration = Duration::from_millis(250);
 
 /// Everything the connection task needs.
 pub(super) struct Connection {
@@ -30,6 +36,8 @@ pub(super) struct Connection {
     /// Counts SUBACKs, so that announcing can wait for its subscription to be in place.
     pub subacks: watch::Sender<u64>,
     pub backoff: Backoff,
+    /// The gateway's ack timing, to notice a link that stopped forwarding.
+    pub stall: Arc<Mutex<StallDetector>>,
     /// Stops polling at once (a clean close ends the loop by itself, after the DISCONNECT).
     pub stop: CancellationToken,
 }
@@ -37,13 +45,27 @@ pub(super) struct Connection {
 impl Connection {
     /// Runs until the client disconnects cleanly or `stop` is cancelled.
     pub(super) async fn run(mut self) {
+        let mut watch_acks = tokio::time::interval(STALL_CHECK);
+        watch_acks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Between a CONNACK and the next error. Only then may the ack watch interrupt `poll`:
+        // once connected rumqttc's polling can be cancelled and resumed, but a connection attempt
+        // cancelled every tick would start again from scratch and, on a link slower than the
+        // tick, never finish.
+        let mut online = false;
         loop {
             let event = tokio::select! {
                 _ = self.stop.cancelled() => break,
+                _ = watch_acks.tick(), if online => {
+                    online = !self.check_stall();
+                    continue;
+                }
                 event = self.eventloop.poll() => event,
             };
             match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => self.on_connected(),
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    online = true;
+                    self.on_connected();
+                }
                 Ok(Event::Incoming(Packet::SubAck(_))) => {
                     self.subacks.send_modify(|count| *count += 1);
                 }
@@ -58,6 +80,7 @@ impl Connection {
                 }
                 Ok(_) => {}
                 Err(error) => {
+                    online = false;
                     if matches!(error, ConnectionError::RequestsDone) {
                         // Every client handle is gone: nothing more can be sent.
                         break;
@@ -94,6 +117,53 @@ impl Connection {
             self.subacks.subscribe(),
             connection,
         ));
+    }
+
+    /// Drops the connection if acks have stopped coming (see [`StallDetector`]); the next poll
+    /// reconnects at once, and the sender resends everything unacked on the new connection.
+    /// Returns whether it dropped the connection.
+    fn check_stall(&mut self) -> bool {
+        let (stall, rtt, bound) = match self.stall.lock() {
+            Ok(detector) => (
+                detector.check(Instant::now()),
+                detector.round_trip(),
+                detector.bound(),
+            ),
+            Err(_) => return false,
+        };
+        let rtt_ms = rtt.map(|rtt| u64::try_from(rtt.as_millis()).unwrap_or(u64::MAX));
+        let bound_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+        self.status.send_if_modified(|status| {
+            let changed = status.ack_rtt_ms != rtt_ms || status.stall_after_ms != bound_ms;
+            status.ack_rtt_ms = rtt_ms;
+            status.stall_after_ms = bound_ms;
+            changed
+        });
+        let Some(stall) = stall else { return false };
+        let reason = format!(
+            "link stalled: no ack for {:.1} s (bound {:.1} s) with {} batches in flight; \
+             reconnecting",
+            stall.waited.as_secs_f64(),
+            stall.bound.as_secs_f64(),
+            stall.batches
+        );
+        tracing::warn!("{reason}");
+        if let Ok(mut detector) = self.stall.lock() {
+            detector.reset();
+        }
+        // Drop the socket; rumqttc keeps what it had not sent for the next connection, less the
+        // batches, which the outbox sends again itself.
+        self.eventloop.clean();
+        let up = self.device.topic(TopicKind::Up);
+        self.eventloop
+            .pending
+            .retain(|request| !matches!(request, Request::Publish(p) if p.topic == up));
+        self.status.send_modify(|status| {
+            status.stalls += 1;
+            status.stalled = true;
+        });
+        self.set_disconnected(Some(reason));
+        true
     }
 
     /// A failed attempt or a dropped connection: wait before the next attempt. Returns `false` if
@@ -167,6 +237,7 @@ async fn announce(
         // This connection has dropped, or a later one replaced it (and will announce itself).
         if (status.connections, status.drops) == connection && !status.connected {
             status.connected = true;
+            status.stalled = false;
             status.since = Some(now_ms());
         }
     });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use proto::{RecordBody, TimestampMs};
 use tokio::sync::Notify;
 
-use crate::outbox::{Accepted, Outbox, OutboxError};
+use crate::outbox::{Accepted, IdempotencyKey, Once, Outbox, OutboxError};
 
 /// Accepts records into the outbox and wakes the sender; clones share both.
 #[derive(Debug, Clone)]
@@ -30,6 +30,21 @@ impl Intake {
         // A permit is kept if the sender is busy, so no record is overlooked.
         self.wake.notify_one();
         Ok(accepted)
+    }
+
+    /// Stores the record once per idempotency key (see [`Outbox::accept_once`]) and tells the
+    /// sender if it is new.
+    pub async fn accept_once(
+        &self,
+        key: &IdempotencyKey,
+        ts: TimestampMs,
+        body: RecordBody,
+    ) -> Result<Once, OutboxError> {
+        let once = self.outbox.accept_once(key, ts, body).await?;
+        if let Once::Stored(_) = once {
+            self.wake.notify_one();
+        }
+        Ok(once)
     }
 
     /// The outbox, for its stats.

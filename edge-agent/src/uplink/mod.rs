@@ -20,10 +20,11 @@ pub mod intake;
 pub mod options;
 mod receiver;
 mod sender;
+pub mod stall;
 pub mod status;
 pub mod tls;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::{DeviceId, TopicKind};
@@ -42,15 +43,20 @@ use crate::agent::now_ms;
 use crate::config::AgentConfig;
 use crate::downlink::Downlink;
 use crate::outbox::Outbox;
+use crate::stamp::Stamp;
 use backoff::Backoff;
 use connection::Connection;
 use receiver::{AckApplier, Receiver};
 use sender::Sender;
+use stall::StallDetector;
 
 /// Requests the MQTT client queues beyond its in-flight window: room for acknowledgements and
 /// subscriptions beside a batch or two. Kept small, because the outbox, not memory, is where
 /// records should wait.
 const REQUEST_QUEUE: usize = 8;
+/// How long a connection attempt may take, TCP, TLS and CONNACK together (rumqttc's default is
+/// 5 s). A link that accepts the connection but forwards nothing holds the attempt this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long closing waits for the offline state and the DISCONNECT to go out.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -75,13 +81,20 @@ impl Uplink {
     pub fn start(
         config: &AgentConfig,
         device: DeviceId,
-        boot: u64,
+        stamp: Stamp,
         intake: &Intake,
         downlink: Downlink,
         batching: watch::Receiver<Batching>,
     ) -> Result<Self, OptionsError> {
+        let boot = stamp.boot;
         let options = options::mqtt_options(config, &device, boot, now_ms())?;
-        let (client, eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
+        let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
+        eventloop
+            .network_options
+            .set_connection_timeout(CONNECT_TIMEOUT.as_secs());
+        let stall = Arc::new(Mutex::new(StallDetector::new(Duration::from_millis(
+            config.uplink.stall_min_ms,
+        ))));
         let outbox = intake.outbox().clone();
         let status = Arc::new(watch::channel(LinkStatus::default()).0);
         let (hurry, hurry_rx) = watch::channel(false);
@@ -105,6 +118,7 @@ impl Uplink {
                     Duration::from_millis(config.mqtt.reconnect_min_ms),
                     Duration::from_millis(config.mqtt.reconnect_max_ms),
                 ),
+                stall: Arc::clone(&stall),
                 stop: stop_link.clone(),
             }
             .run(),
@@ -116,6 +130,7 @@ impl Uplink {
                 device: device.clone(),
                 downlink,
                 acks: acks_tx,
+                stall: Arc::clone(&stall),
             }
             .run(incoming_rx),
         );
@@ -132,10 +147,12 @@ impl Uplink {
                 client: client.clone(),
                 outbox: outbox.clone(),
                 device: device.clone(),
+                stamp,
                 batching,
                 wake: Arc::clone(&wake),
                 link: status.subscribe(),
                 hurry: hurry_rx,
+                stall,
                 stop: stop_sending.clone(),
             }
             .run(),

@@ -9,24 +9,31 @@
 //! rumqttc sends no acknowledgement while its own window of publishes is full. Waiting for each
 //! flush, a fast drain could hold about a hundred acks and stall the connection for good.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use proto::{Ack, DeviceId, TopicKind, MAX_MESSAGE_BYTES};
+use proto::{Ack, DeviceId, Refusal, TopicKind, MAX_MESSAGE_BYTES};
 use rumqttc::{AsyncClient, Publish};
 use tokio::sync::{mpsc, watch};
 
+use super::stall::StallDetector;
 use super::status::{LastAck, LinkStatus};
 use crate::agent::now_ms;
 use crate::downlink::Downlink;
 use crate::outbox::{Outbox, OutboxError};
+
+/// Refusals kept while the acks naming them cannot be applied: ten full batches' worth.
+const MAX_PENDING_REFUSALS: usize = 10 * proto::MAX_BATCH_RECORDS;
 
 /// Everything the receiver needs.
 pub(super) struct Receiver {
     pub client: AsyncClient,
     pub device: DeviceId,
     pub downlink: Downlink,
-    /// Where the acks' watermarks go, to the [`AckApplier`].
-    pub acks: mpsc::UnboundedSender<u64>,
+    /// Where the acks go, to the [`AckApplier`].
+    pub acks: mpsc::UnboundedSender<Ack>,
+    /// Told when each ack arrives, for the round trip and stalls.
+    pub stall: Arc<Mutex<StallDetector>>,
 }
 
 /// What to do with the MQTT message once handled.
@@ -62,7 +69,10 @@ impl Receiver {
     fn on_ack(&self, payload: &[u8]) -> Handled {
         match proto::decode::<Ack>(payload, MAX_MESSAGE_BYTES) {
             Ok(ack) => {
-                if self.acks.send(ack.thru).is_err() {
+                if let Ok(mut detector) = self.stall.lock() {
+                    detector.on_ack(ack.thru, Instant::now());
+                }
+                if self.acks.send(ack).is_err() {
                     tracing::debug!("the ack applier has stopped");
                 }
             }
@@ -90,7 +100,8 @@ impl Receiver {
 }
 
 /// Applies the gateway's acks to the outbox, one at a time; acks that arrive meanwhile are
-/// coalesced into the highest valid one, since each covers everything below it.
+/// coalesced into the highest valid one, since each covers everything below it, carrying every
+/// refusal any of them named (so that no refused record is deleted without its dead letter).
 pub(super) struct AckApplier {
     pub outbox: Outbox,
     pub status: Arc<watch::Sender<LinkStatus>>,
@@ -98,17 +109,32 @@ pub(super) struct AckApplier {
 
 impl AckApplier {
     /// Runs until the receiver stops.
-    pub(super) async fn run(self, mut acks: mpsc::UnboundedReceiver<u64>) {
+    pub(super) async fn run(self, mut acks: mpsc::UnboundedReceiver<Ack>) {
         let mut waiting = Vec::new();
+        let mut refused: Vec<Refusal> = Vec::new();
         while let Some(first) = acks.recv().await {
-            waiting.push(first);
-            while let Ok(thru) = acks.try_recv() {
-                waiting.push(thru);
+            let mut next = Some(first);
+            while let Some(ack) = next {
+                waiting.push(ack.thru);
+                refused.extend(ack.rej);
+                next = acks.try_recv().ok();
             }
             let (valid, ahead) = coalesce(&waiting, self.next_seq());
             waiting.clear();
             for thru in valid.into_iter().chain(ahead) {
-                self.apply(thru).await;
+                self.apply(thru, &refused).await;
+            }
+            // A refusal whose ack could not be applied (storage down) is kept for the next ack:
+            // the gateway names each refusal once, and the next ack would delete the record.
+            let acked_through = self.outbox.stats().map_or(0, |stats| stats.acked_through);
+            refused.retain(|refusal| refusal.seq > acked_through);
+            if refused.len() > MAX_PENDING_REFUSALS {
+                tracing::warn!(
+                    dropped = refused.len() - MAX_PENDING_REFUSALS,
+                    "too many refusals waiting for an ack to apply; the gateway names them again \
+                     when their records are resent"
+                );
+                refused.drain(..refused.len() - MAX_PENDING_REFUSALS);
             }
         }
     }
@@ -118,10 +144,15 @@ impl AckApplier {
         self.outbox.stats().map_or(u64::MAX, |stats| stats.next_seq)
     }
 
-    async fn apply(&self, thru: u64) {
-        match self.outbox.ack(thru).await {
+    async fn apply(&self, thru: u64, refused: &[Refusal]) {
+        match self.outbox.ack_refusing(thru, refused, now_ms()).await {
             Ok(acked) => {
-                tracing::debug!(thru, removed = acked.removed, "gateway ack");
+                tracing::debug!(
+                    thru,
+                    removed = acked.removed,
+                    dead_lettered = acked.dead_lettered,
+                    "gateway ack"
+                );
                 self.status.send_modify(|status| {
                     status.last_ack = Some(LastAck { thru, at: now_ms() });
                 });
@@ -133,6 +164,8 @@ impl AckApplier {
                 self.status
                     .send_modify(|status| status.last_error = Some(e.to_string()));
             }
+            // Logged by the outbox once per outage; the gateway's next ack repairs this one.
+            Err(OutboxError::StorageDown(_)) => {}
             Err(e) => {
                 // Acks are cumulative: the next one repairs a lost one.
                 tracing::error!(error = %e, "cannot apply an ack");

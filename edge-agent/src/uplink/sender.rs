@@ -2,7 +2,7 @@
 //! the link is up, lingering over part-filled batches and resending what the gateway has not acked
 //! in time. It never deletes anything: only the gateway's ack does (the receiver).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use proto::{DeviceId, TopicKind};
@@ -11,9 +11,11 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::batcher::{self, Batching, Decision, Linger};
+use super::stall::StallDetector;
 use super::status::LinkStatus;
 use crate::agent::now_ms;
 use crate::outbox::{Outbox, OutboxError};
+use crate::stamp::Stamp;
 
 /// How often the sender looks for batches whose ack is overdue (the outbox decides which are).
 const RESEND_CHECK: Duration = Duration::from_secs(1);
@@ -23,9 +25,13 @@ pub(super) struct Sender {
     pub client: AsyncClient,
     pub outbox: Outbox,
     pub device: DeviceId,
+    /// Boot and monotonic time, stamped on each envelope as it is sent.
+    pub stamp: Stamp,
     pub batching: watch::Receiver<Batching>,
     pub wake: Arc<Notify>,
     pub link: watch::Receiver<LinkStatus>,
+    /// The gateway's ack timing: told of each batch published.
+    pub stall: Arc<Mutex<StallDetector>>,
     /// Set at shutdown: send without lingering.
     pub hurry: watch::Receiver<bool>,
     pub stop: CancellationToken,
@@ -44,6 +50,8 @@ impl Sender {
     /// Runs until `stop` is cancelled.
     pub(super) async fn run(mut self) {
         let mut linger = Linger::default();
+        // The connection the outbox's in-flight marks belong to.
+        let mut connection = 0;
         let mut wait_until: Option<Instant> = None;
         let mut resend_check = tokio::time::interval(RESEND_CHECK);
         resend_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -64,8 +72,25 @@ impl Sender {
                 _ = lingering => {}
             }
             wait_until = None;
-            if !self.link.borrow().connected {
+            let (connected, connections) = {
+                let link = self.link.borrow();
+                (link.connected, link.connections)
+            };
+            if !connected {
                 continue;
+            }
+            if connections != connection {
+                // A new connection: whatever was sent on the old one may be lost, so it all goes
+                // again now, not after the resend timeout. Done here rather than by the
+                // connection task, so that no batch published across the reconnect is marked
+                // in flight after the reset.
+                connection = connections;
+                if let Err(e) = self.outbox.reset_in_flight() {
+                    tracing::error!(error = %e, "cannot reset the outbox's in-flight records");
+                }
+                if let Ok(mut detector) = self.stall.lock() {
+                    detector.reset();
+                }
             }
             match self.decide(&mut linger, resend_due) {
                 Ok(Decision::Send) => {}
@@ -79,8 +104,10 @@ impl Sender {
                     continue;
                 }
             }
-            if let Err(e) = self.send_all().await {
-                tracing::error!(error = %e, "sending stopped");
+            match self.send_all().await {
+                // The outbox logs its storage outages once; sending resumes when it recovers.
+                Ok(()) | Err(SendError::Outbox(OutboxError::StorageDown(_))) => {}
+                Err(e) => tracing::error!(error = %e, "sending stopped"),
             }
         }
     }
@@ -112,30 +139,42 @@ impl Sender {
             if batch.is_empty() {
                 return Ok(());
             }
-            let seqs: Vec<u64> = batch.iter().map(|record| record.seq).collect();
-            let payload = match batcher::encode_batch(&self.device, now_ms(), batch) {
-                Ok(payload) => payload,
-                Err(e) => {
-                    // The outbox validated each record, so this is a bug; marking them sent
-                    // retries them after the resend timeout instead of in a tight loop.
-                    tracing::error!(error = %e, records = seqs.len(), "cannot encode a batch");
-                    self.outbox.mark_sent(&seqs, Instant::now())?;
-                    continue;
+            let sending = Some((&self.stamp, Instant::now()));
+            let split = batcher::encode_within_limit(&self.device, now_ms(), sending, batch);
+            if !split.unsendable.is_empty() {
+                // The outbox validated each record, so this is a bug; marking them sent retries
+                // them after the resend timeout instead of in a tight loop.
+                let seqs: Vec<u64> = split.unsendable.iter().map(|(seq, _)| *seq).collect();
+                for (seq, error) in &split.unsendable {
+                    tracing::error!(seq, %error, "cannot encode a record");
                 }
-            };
-            tokio::select! {
-                _ = self.stop.cancelled() => return Ok(()),
-                published = self.client.publish(topic.as_str(), QoS::AtLeastOnce, false, payload) => {
-                    published.map_err(|_| SendError::ClientGone)?;
-                }
+                self.outbox.mark_sent(&seqs, Instant::now())?;
             }
-            self.outbox.mark_sent(&seqs, Instant::now())?;
-            tracing::debug!(
-                records = seqs.len(),
-                first = seqs.first(),
-                last = seqs.last(),
-                "batch published"
-            );
+            for message in split.messages {
+                tokio::select! {
+                    _ = self.stop.cancelled() => return Ok(()),
+                    published = self.client.publish(
+                        topic.as_str(), QoS::AtLeastOnce, false, message.payload,
+                    ) => {
+                        published.map_err(|_| SendError::ClientGone)?;
+                    }
+                }
+                let now = Instant::now();
+                self.outbox.mark_sent(&message.seqs, now)?;
+                if let (Some(&last), Ok(mut detector)) = (message.seqs.last(), self.stall.lock()) {
+                    detector.on_published(last, now);
+                }
+                self.note_published(&message.seqs);
+            }
         }
+    }
+
+    fn note_published(&self, seqs: &[u64]) {
+        tracing::debug!(
+            records = seqs.len(),
+            first = seqs.first(),
+            last = seqs.last(),
+            "batch published"
+        );
     }
 }

@@ -19,6 +19,28 @@ pub struct LinkStatus {
     pub last_error: Option<String>,
     /// The gateway's latest ack.
     pub last_ack: Option<LastAck>,
+    /// The last connection was dropped because the gateway's acks stopped coming, and no new one
+    /// has been made since: the link is stalled rather than merely connecting.
+    pub stalled: bool,
+    /// Connections dropped because acks stopped coming while batches were in flight.
+    pub stalls: u64,
+    /// The smoothed round trip from publishing a batch to its ack, in milliseconds.
+    pub ack_rtt_ms: Option<u64>,
+    /// How long a batch may wait for its ack before the link counts as stalled, in milliseconds.
+    pub stall_after_ms: u64,
+}
+
+impl LinkStatus {
+    /// `connected`, `stalled` or `connecting`, for people reading the status.
+    pub fn state(&self) -> &'static str {
+        if self.connected {
+            "connected"
+        } else if self.stalled {
+            "stalled"
+        } else {
+            "connecting"
+        }
+    }
 }
 
 /// The gateway's latest ack, as received.

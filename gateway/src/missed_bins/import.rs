@@ -22,84 +22,32 @@
 //! an error (the first is kept), since it is almost always a mistake in the export.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
+use crate::csv_import::{self, keep, non_empty, parse_uprn, Header, RegisterFormat};
+pub use crate::csv_import::{ImportError, ImportReport, RowError};
 use chrono::{NaiveDate, Weekday};
 use proto::BinStream;
-use serde::Serialize;
 
 use super::register::{LatLon, Property, PropertyRegister};
 use super::schedule::{Frequency, Schedule};
 
-/// The largest UPRN: they have at most 12 digits.
-const MAX_UPRN: u64 = 999_999_999_999;
-
-/// The columns every register file must have.
-const REQUIRED: [&str; 9] = [
-    "uprn",
-    "address",
-    "lat",
-    "lon",
-    "round",
-    "order",
-    "weekdays",
-    "frequency",
-    "streams",
-];
-
-/// What an import did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ImportReport {
-    /// How many rows were imported (added or replacing a property).
-    pub imported: usize,
-    /// The rows that were not, in file order.
-    pub errors: Vec<RowError>,
-}
-
-/// A row that could not be imported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RowError {
-    /// The row's line in the file, counting the header as line 1.
-    pub line: u64,
-    /// What is wrong, naming the column(s).
-    pub message: String,
-}
-
-impl fmt::Display for RowError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: {}", self.line, self.message)
-    }
-}
-
-/// Why nothing could be imported.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    /// The register could not be read.
-    #[error("cannot read the register: {0}")]
-    Io(#[from] std::io::Error),
-    /// The file could not be opened.
-    #[error("cannot open {path}: {source}")]
-    Open {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file has no header row.
-    #[error("the register is empty: expected a header row naming the columns {}", REQUIRED.join(","))]
-    Empty,
-    /// The header row lacks required columns.
-    #[error("the header row lacks the column(s) {}; expected {}", missing.join(", "), REQUIRED.join(","))]
-    MissingColumns {
-        /// The missing columns' names.
-        missing: Vec<&'static str>,
-    },
-    /// The register's header row could not be parsed.
-    #[error("cannot read the register's header row: {0}")]
-    Read(csv::Error),
-}
+/// The property register's format: the columns every file must have.
+const FORMAT: RegisterFormat<9> = RegisterFormat {
+    name: "register",
+    required: [
+        "uprn",
+        "address",
+        "lat",
+        "lon",
+        "round",
+        "order",
+        "weekdays",
+        "frequency",
+        "streams",
+    ],
+};
 
 /// Column positions, found from the header row.
 struct Columns {
@@ -108,152 +56,36 @@ struct Columns {
 }
 
 impl Columns {
-    fn from_header(header: &csv::StringRecord) -> Result<Self, ImportError> {
-        let names: Vec<String> = header
-            .iter()
-            .enumerate()
-            // Spreadsheets often save a UTF-8 byte-order mark before the first name.
-            .map(|(i, name)| {
-                let name = if i == 0 {
-                    name.trim_start_matches('\u{feff}')
-                } else {
-                    name
-                };
-                name.trim().to_ascii_lowercase()
-            })
-            .collect();
-        let find = |wanted: &str| names.iter().position(|name| name == wanted);
-        let mut required = [0; 9];
-        let mut missing = Vec::new();
-        for (slot, name) in required.iter_mut().zip(REQUIRED) {
-            match find(name) {
-                Some(i) => *slot = i,
-                None => missing.push(name),
-            }
-        }
-        if !missing.is_empty() {
-            return Err(ImportError::MissingColumns { missing });
-        }
+    fn from_header(header: &Header) -> Result<Self, ImportError> {
         Ok(Self {
-            required,
-            anchor: find("anchor"),
+            required: header.require(&FORMAT)?,
+            anchor: header.find("anchor"),
         })
     }
 }
 
 /// Reads properties from CSV: the good rows, and an error for each bad one.
-pub fn parse_properties(
-    mut reader: impl Read,
-) -> Result<(Vec<Property>, Vec<RowError>), ImportError> {
-    // Read whole: registers are a few megabytes, and line numbers need the bytes (below).
-    let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes)?;
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(bytes.as_slice());
-    let header = csv.headers().map_err(ImportError::Read)?.clone();
-    if header.iter().all(|name| name.trim().is_empty()) {
-        return Err(ImportError::Empty);
-    }
-    let columns = Columns::from_header(&header)?;
-
-    let mut lines = LineCounter::new(&bytes);
+pub fn parse_properties(reader: impl Read) -> Result<(Vec<Property>, Vec<RowError>), ImportError> {
     let mut good = Vec::new();
-    let mut errors = Vec::new();
     let mut first_line_of: HashMap<u64, u64> = HashMap::new();
-    for result in csv.records() {
-        let record = match result {
-            Ok(record) => record,
-            Err(e) => match e.position() {
-                // A malformed row (bad UTF-8, say) is that row's problem.
-                Some(position) => {
-                    errors.push(RowError {
-                        line: lines.line_of(position.byte()),
-                        message: format!("not readable as CSV: {e}"),
-                    });
-                    continue;
-                }
-                None => return Err(ImportError::Read(e)),
-            },
-        };
-        let line = record
-            .position()
-            .map_or(0, |position| lines.line_of(position.byte()));
-        match parse_row(&record, &columns) {
-            Ok(property) => match first_line_of.get(&property.uprn) {
-                Some(first) => errors.push(RowError {
-                    line,
-                    message: format!(
-                        "uprn: {} already appears on line {first}; that row is kept",
-                        property.uprn
-                    ),
-                }),
-                None => {
-                    first_line_of.insert(property.uprn, line);
-                    good.push(property);
-                }
-            },
-            Err(problems) => errors.push(RowError {
-                line,
-                message: problems.join("; "),
-            }),
-        }
-    }
-    Ok((good, errors))
-}
-
-/// Finds the line a record starts on. The csv crate's own line numbers count from where it
-/// began reading, before the blank and comment lines it skipped, and miscount `\r\n` endings;
-/// so count newlines in the bytes instead, from that point past what it skips.
-struct LineCounter<'a> {
-    bytes: &'a [u8],
-    /// The offset counted up to, and the line it is on (from 1).
-    offset: usize,
-    line: u64,
-}
-
-impl<'a> LineCounter<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self {
-            bytes,
-            offset: 0,
-            line: 1,
-        }
-    }
-
-    /// The line of the record whose reading began at byte `began` (records come in order).
-    fn line_of(&mut self, began: u64) -> u64 {
-        let mut start = usize::try_from(began)
-            .unwrap_or(usize::MAX)
-            .clamp(self.offset, self.bytes.len());
-        // Skip what csv skips before a record: line endings and `#` comment lines.
-        loop {
-            match self.bytes.get(start) {
-                Some(b'\r' | b'\n') => start += 1,
-                Some(b'#') if self.at_line_start(start) => {
-                    start = self.bytes[start..]
-                        .iter()
-                        .position(|b| *b == b'\n')
-                        .map_or(self.bytes.len(), |i| start + i + 1);
-                }
-                _ => break,
+    let errors = csv_import::read_rows(
+        reader,
+        &FORMAT,
+        Columns::from_header,
+        |columns, line, record| {
+            let property = parse_row(record, columns).map_err(|problems| problems.join("; "))?;
+            if let Some(first) = first_line_of.get(&property.uprn) {
+                return Err(format!(
+                    "uprn: {} already appears on line {first}; that row is kept",
+                    property.uprn
+                ));
             }
-        }
-        let newlines = self.bytes[self.offset..start]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count();
-        self.line += u64::try_from(newlines).unwrap_or(u64::MAX);
-        self.offset = start;
-        self.line
-    }
-
-    fn at_line_start(&self, at: usize) -> bool {
-        at == 0 || matches!(self.bytes.get(at - 1), Some(b'\n' | b'\r'))
-    }
+            first_line_of.insert(property.uprn, line);
+            good.push(property);
+            Ok(())
+        },
+    )?;
+    Ok((good, errors))
 }
 
 impl PropertyRegister {
@@ -270,11 +102,7 @@ impl PropertyRegister {
 
     /// Imports properties from a CSV file.
     pub fn import_csv_path(&mut self, path: &Path) -> Result<ImportReport, ImportError> {
-        let file = std::fs::File::open(path).map_err(|source| ImportError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-        self.import_csv(std::io::BufReader::new(file))
+        self.import_csv(std::io::BufReader::new(csv_import::open(path)?))
     }
 }
 
@@ -323,27 +151,6 @@ fn parse_row(record: &csv::StringRecord, columns: &Columns) -> Result<Property, 
             streams,
         }),
         _ => Err(problems),
-    }
-}
-
-/// A field's value, or `None` with its problem noted.
-fn keep<T>(problems: &mut Vec<String>, result: Result<T, String>) -> Option<T> {
-    result.map_err(|problem| problems.push(problem)).ok()
-}
-
-fn parse_uprn(text: &str) -> Result<u64, String> {
-    match text.parse::<u64>() {
-        Ok(uprn) if (1..=MAX_UPRN).contains(&uprn) => Ok(uprn),
-        _ if text.is_empty() => Err("uprn: missing".to_owned()),
-        _ => Err(format!("uprn: {text:?} is not a UPRN (1 to 12 digits)")),
-    }
-}
-
-fn non_empty(column: &str, text: &str) -> Result<String, String> {
-    if text.is_empty() {
-        Err(format!("{column}: missing"))
-    } else {
-        Ok(text.to_owned())
     }
 }
 
@@ -532,12 +339,12 @@ mod tests {
             .import_csv("uprn,address,lat\n1,a,51\n".as_bytes())
             .unwrap_err();
         assert!(
-            matches!(err, ImportError::MissingColumns { ref missing } if missing.contains(&"lon") && missing.contains(&"streams")),
+            matches!(err, ImportError::MissingColumns { ref missing, .. } if missing.contains(&"lon") && missing.contains(&"streams")),
             "{err}"
         );
         assert!(matches!(
             register.import_csv("".as_bytes()).unwrap_err(),
-            ImportError::Empty
+            ImportError::Empty { .. }
         ));
     }
 

@@ -1,12 +1,11 @@
 //! Where each CBOR data item lies in a byte string, without decoding it: what lets
-//! [`super::decode_batch`] decode a batch's records one by one, so that one bad record is refused
-//! on its own instead of taking its batch with it.
+//! [`super::decode_batch`] decode a batch's header fields and its records one by one, so that one
+//! bad record is refused on its own instead of taking its batch with it. serde reads each record
+//! where it starts; only a refused record is walked over here, to find where the next begins.
 //!
 //! Only well-formedness (RFC 8949 section 3) is checked here: heads, lengths that the bytes can
 //! back, breaks where indefinite lengths allow them, and a nesting limit. What the items mean is
 //! serde's job.
-
-use std::ops::Range;
 
 /// How deep items may nest before the walk gives up, as serde_cbor's own limit.
 const MAX_DEPTH: usize = 128;
@@ -130,63 +129,48 @@ fn skip_nested(bytes: &[u8], at: usize, depth: usize) -> Result<usize, NotWellFo
     }
 }
 
-/// The spans of the items of the array under the text key `key` in the map that makes up all of
-/// `bytes`, or `None` when the map has no such key or its value is not an array.
-pub(super) fn array_under_key(
+/// Where a map or an array starts: how many entries or items it claims (`None` for an indefinite
+/// length) and where the first begins. `None` when the item at `at` is not of that major type
+/// (`MAP` or `ARRAY`).
+pub(super) fn container(
     bytes: &[u8],
-    key: &str,
-) -> Result<Option<Vec<Range<usize>>>, NotWellFormed> {
-    let map = head(bytes, 0)?;
-    if map.major != 5 {
-        return Ok(None);
-    }
-    let mut at = map.next;
-    let mut entries_left = map.argument;
-    loop {
-        match entries_left {
-            Some(0) => return Ok(None),
-            Some(ref mut n) => *n -= 1,
-            None if bytes.get(at) == Some(&BREAK) => return Ok(None),
-            None => {}
+    at: usize,
+    major: u8,
+) -> Result<Option<(Option<u64>, usize)>, NotWellFormed> {
+    let h = head(bytes, at)?;
+    Ok((h.major == major).then_some((h.argument, h.next)))
+}
+
+/// The major type of a map.
+pub(super) const MAP: u8 = 5;
+/// The major type of an array.
+pub(super) const ARRAY: u8 = 4;
+
+/// Whether a map or array has no more entries at `*at`, with `left` the entries it has left
+/// (`None` for an indefinite length); steps past the break code that ends an indefinite one, and
+/// counts one entry off a definite one that goes on.
+pub(super) fn at_end(bytes: &[u8], at: &mut usize, left: &mut Option<u64>) -> bool {
+    match left {
+        Some(0) => true,
+        Some(n) => {
+            *n -= 1;
+            false
         }
-        let key_end = skip(bytes, at)?;
-        if is_text(&bytes[at..key_end], key) {
-            return array_items(bytes, key_end).map(Some);
+        None if bytes.get(*at) == Some(&BREAK) => {
+            *at += 1;
+            true
         }
-        at = skip(bytes, key_end)?;
+        None => false,
     }
 }
 
-/// Whether `item` is `text` as a definite-length text string.
-fn is_text(item: &[u8], text: &str) -> bool {
-    head(item, 0).is_ok_and(|h| {
-        h.major == 3 && h.argument == Some(text.len() as u64) && &item[h.next..] == text.as_bytes()
-    })
-}
-
-/// The spans of the items of the array starting at `at`, or none if it is not an array.
-fn array_items(bytes: &[u8], at: usize) -> Result<Vec<Range<usize>>, NotWellFormed> {
-    let array = head(bytes, at)?;
-    if array.major != 4 {
-        return Ok(Vec::new());
-    }
-    // Never reserve on the header's word alone; a batch's array has been counted by now anyway.
-    let claimed = array.argument.unwrap_or(0);
-    let reserve = usize::try_from(claimed)
-        .unwrap_or(0)
-        .min(crate::MAX_BATCH_RECORDS);
-    let mut spans = Vec::with_capacity(reserve);
-    let mut at = array.next;
-    loop {
-        match array.argument {
-            Some(count) if spans.len() as u64 == count => return Ok(spans),
-            None if bytes.get(at) == Some(&BREAK) => return Ok(spans),
-            _ => {}
-        }
-        let end = skip(bytes, at)?;
-        spans.push(at..end);
-        at = end;
-    }
+/// `item` as text, if it is a definite-length, valid UTF-8 text string.
+pub(super) fn text(item: &[u8]) -> Option<&str> {
+    let h = head(item, 0).ok()?;
+    let content = item.get(h.next..)?;
+    (h.major == 3 && h.argument == Some(content.len() as u64))
+        .then(|| std::str::from_utf8(content).ok())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -194,26 +178,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_each_item_of_the_array_under_a_key() {
-        // {"a": 1, "recs": [1, "xy", [2]]}
-        let bytes = [
-            0xa2, 0x61, b'a', 0x01, 0x64, b'r', b'e', b'c', b's', 0x83, 0x01, 0x62, b'x', b'y',
-            0x81, 0x02,
-        ];
-        let spans = array_under_key(&bytes, "recs").unwrap().unwrap();
-        assert_eq!(spans, vec![10..11, 11..14, 14..16]);
-        assert_eq!(array_under_key(&bytes, "other").unwrap(), None);
-    }
-
-    #[test]
-    fn handles_indefinite_lengths() {
-        // {_ "recs": [_ 1, (_ h'01', h'02') ] }
-        let bytes = [
-            0xbf, 0x64, b'r', b'e', b'c', b's', 0x9f, 0x01, 0x5f, 0x41, 0x01, 0x41, 0x02, 0xff,
-            0xff, 0xff,
-        ];
-        let spans = array_under_key(&bytes, "recs").unwrap().unwrap();
-        assert_eq!(spans, vec![7..8, 8..14]);
+    fn walks_maps_and_arrays_of_either_length() {
+        // {"a": [1, "xy"]} and {_ "a": [_ 1, (_ h'01', h'02') ] }
+        for bytes in [
+            &[0xa1, 0x61, b'a', 0x82, 0x01, 0x62, b'x', b'y'][..],
+            &[
+                0xbf, 0x61, b'a', 0x9f, 0x01, 0x5f, 0x41, 0x01, 0x41, 0x02, 0xff, 0xff, 0xff,
+            ],
+        ] {
+            let (mut left, mut at) = container(bytes, 0, MAP).unwrap().unwrap();
+            assert!(!at_end(bytes, &mut at, &mut left));
+            let key_end = skip(bytes, at).unwrap();
+            assert_eq!(text(&bytes[at..key_end]), Some("a"));
+            let (mut items_left, mut item) = container(bytes, key_end, ARRAY).unwrap().unwrap();
+            let mut items = 0;
+            while !at_end(bytes, &mut item, &mut items_left) {
+                item = skip(bytes, item).unwrap();
+                items += 1;
+            }
+            assert_eq!(items, 2);
+            assert!(at_end(bytes, &mut item, &mut left));
+            assert_eq!(item, bytes.len());
+            assert_eq!(skip(bytes, 0).unwrap(), bytes.len());
+        }
+        assert_eq!(container(&[0x80], 0, MAP).unwrap(), None);
+        assert_eq!(text(&[0x41, b'a']), None, "bytes are not text");
     }
 
     #[test]

@@ -184,16 +184,22 @@ pub fn health() -> impl Strategy<Value = Health> {
         option::of(any::<i16>()),
         array::uniform4(any::<u64>()),
         id(),
+        array::uniform3(option::of(any::<u64>())),
     )
-        .prop_map(|(batt, rssi, [depth, bytes, free, up], ver)| Health {
-            batt,
-            rssi,
-            depth,
-            bytes,
-            free,
-            up,
-            ver,
-        })
+        .prop_map(
+            |(batt, rssi, [depth, bytes, free, up], ver, [dead, faults, stalls])| Health {
+                batt,
+                rssi,
+                depth,
+                bytes,
+                free,
+                up,
+                ver,
+                dead,
+                faults,
+                stalls,
+            },
+        )
 }
 
 /// A gap whose range does not overflow and whose count fits it.

@@ -6,8 +6,30 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use std::time::Duration;
+
+use fieldsync_tests::system::{post_collection, AgentProcess, GatewayProcess};
 use gateway::store::{SledStore, Store};
 use proto::{DeviceId, RecordBody};
+use tokio_util::sync::CancellationToken;
+
+/// Posts confirmations with fresh UPRNs until `stop`; every one must be accepted (the agent
+/// stays up: its outbox holds what the link cannot carry).
+pub async fn post_until(port: u16, base: u64, stop: CancellationToken) -> Accepted {
+    let mut accepted = Accepted::default();
+    let mut uprn = base;
+    while !stop.is_cancelled() {
+        uprn += 1;
+        match post_collection(port, uprn, "collected", "LINK-1").await {
+            Ok(seq) => {
+                accepted.created.insert(seq, uprn);
+            }
+            Err(status) => panic!("the agent refused a good record: {status:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    accepted
+}
 
 /// What an app saw from one agent.
 #[derive(Debug, Default, Clone)]
@@ -18,6 +40,24 @@ pub struct Accepted {
     pub unanswered: BTreeSet<u64>,
     /// Records the device made that are not confirmations (round events…).
     pub others: u64,
+}
+
+/// Waits until `agent` has delivered everything it accepted, stops it and the gateway, and
+/// reconciles the gateway's store with `accepted` ([`reconcile`]).
+pub async fn drain_and_reconcile(
+    agent: &mut AgentProcess,
+    gateway: &mut GatewayProcess,
+    accepted: Accepted,
+    context: &str,
+) {
+    agent.wait_drained().await;
+    agent.stop();
+    gateway.stop();
+    reconcile(
+        &gateway.data_dir,
+        &[(agent.device.clone(), accepted)],
+        context,
+    );
 }
 
 /// Opens the gateway's store (the gateway must be stopped) and checks, for each device, that
@@ -70,4 +110,28 @@ pub fn reconcile(store_dir: &Path, devices: &[(String, Accepted)], context: &str
             );
         }
     }
+}
+
+/// Opens the gateway's store (the gateway must be stopped) and gives, for each of `device`'s
+/// stored confirmations, its UPRN → when the gateway placed it, how, and the device's own `ts`.
+pub fn placed_confirmations(
+    store_dir: &Path,
+    device: &str,
+) -> BTreeMap<u64, (gateway::record_time::PlacedTime, proto::TimestampMs)> {
+    let store = SledStore::open(store_dir, 16 * 1024 * 1024).expect("the gateway's store");
+    let id = DeviceId::new(device).expect("a device id");
+    let count = store.record_count(&id).expect("the record count");
+    let mut placed = BTreeMap::new();
+    // Sequences are dense from 1; a few more than the count covers records acked by a gap.
+    for seq in 1..=count + 16 {
+        let Some(stored) = store.record(&id, seq).expect("a record") else {
+            continue;
+        };
+        if let RecordBody::Collection(collection) = &stored.record.body {
+            let uprn = collection.uprn.expect("a UPRN");
+            let at = stored.placed.expect("every new record is placed");
+            placed.insert(uprn, (at, stored.record.ts));
+        }
+    }
+    placed
 }
