@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+use proto::topic::{MAX_DEVICE_ID_LEN, TOPIC_PREFIX};
+use proto::TopicKind;
+use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSettings};
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -26,13 +28,62 @@ pub enum BrokerError {
     Thread(std::io::Error),
 }
 
+/// The longest topic a device publishes on: the prefix, the longest device id and the longest
+/// kind (`state`).
+pub fn longest_topic_len() -> usize {
+    let kinds = [
+        TopicKind::Up,
+        TopicKind::Ack,
+        TopicKind::Down,
+        TopicKind::State,
+    ];
+    let longest_kind = kinds.iter().map(|k| k.as_str().len()).max().unwrap_or(0);
+    TOPIC_PREFIX.len() + 1 + MAX_DEVICE_ID_LEN + 1 + longest_kind
+}
+
+/// The MQTT remaining length (variable header and payload, the part after the fixed header) of a
+/// QoS 1 PUBLISH carrying `max_payload` bytes on the longest topic: the topic's two-byte length,
+/// the topic, the two-byte packet id, then the payload. This is what rumqttd's
+/// `max_payload_size` (despite its name) and rumqttc's `max_incoming_packet_size` bound, so
+/// that a payload of exactly `max_payload` bytes always passes and one byte more on the longest
+/// topic does not.
+pub fn max_publish_remaining_length(max_payload: usize) -> usize {
+    2 + longest_topic_len() + 2 + max_payload
+}
+
+/// rumqttd keeps every message in an in-memory log per subscription filter, read or not, until the
+/// log's segments are full and the oldest is dropped: what a log may hold stays allocated for the
+/// broker's life. Its default for every filter (four segments of 16 MiB, which we had) would let
+/// each of up to 10,000 devices' `ack` and `down` logs keep 64 MiB, and the gateway's `up` log
+/// 64 MiB of batches plus the read buffers they were cut from (`Bytes` shares allocations). The
+/// logs are sized instead for what must wait in them: a device's acks and jobs, which the device
+/// reads at once (and a job the gateway resends until it is acknowledged); and the devices'
+/// batches until the gateway reads them. A subscriber that falls further behind than its log
+/// jumps ahead (rumqttd logs a warning): the devices resend what the gateway never acked, so
+/// nothing is lost, only delayed.
+const DEVICE_LOG_SEGMENTS: usize = 4;
+/// A segment of a device's own `ack` or `down` log: some 2,000 acks.
+const DEVICE_LOG_SEGMENT_BYTES: usize = 64 * 1024;
+/// Segments of the gateway's `up` and `state` logs.
+const INGEST_LOG_SEGMENTS: usize = 8;
+
+/// A segment of the gateway's `up` and `state` logs: sixteen of the largest messages, so the log
+/// holds 128 of them (32 MiB) or some 500 of the agents' default 64 KiB batches. Smaller (a
+/// quarter of this) made the gateway fall behind its log in the burst benchmark, and the resends
+/// took the drain from 6 s to 34 s.
+fn ingest_segment_bytes(max_payload: usize) -> usize {
+    16 * max_publish_remaining_length(max_payload)
+}
+
 /// The broker's configuration: one MQTT 3.1.1 listener, payloads up to `max_payload`, and memory
 /// kept small (rumqttd's segment defaults are sized for a server of its own).
 fn broker_config(listen: SocketAddr, max_payload: usize) -> Config {
     let connections = ConnectionSettings {
         connection_timeout_ms: 60_000,
-        // Room for the topic and MQTT headers around the largest payload.
-        max_payload_size: max_payload + 1024,
+        // A packet over this closes the sender's connection (MQTT 3.1.1 has no reason code); a
+        // payload over `max_payload` on a shorter topic still reaches the gateway, which
+        // quarantines it with its reason.
+        max_payload_size: max_publish_remaining_length(max_payload),
         max_inflight_count: 500,
         auth: None,
         external_auth: None,
@@ -50,8 +101,19 @@ fn broker_config(listen: SocketAddr, max_payload: usize) -> Config {
         router: RouterConfig {
             max_connections: 10_010,
             max_outgoing_packet_count: 1000,
-            max_segment_size: 16 * 1024 * 1024,
-            max_segment_count: 4,
+            max_segment_size: DEVICE_LOG_SEGMENT_BYTES,
+            max_segment_count: DEVICE_LOG_SEGMENTS,
+            custom_segment: Some(
+                [TopicKind::Up, TopicKind::State]
+                    .map(|kind| {
+                        let segment = SegmentConfig {
+                            max_segment_size: ingest_segment_bytes(max_payload),
+                            max_segment_count: INGEST_LOG_SEGMENTS,
+                        };
+                        (kind.filter_all_devices(), segment)
+                    })
+                    .into(),
+            ),
             ..RouterConfig::default()
         },
         v4: Some(HashMap::from([("v4".to_owned(), server)])),
@@ -136,6 +198,23 @@ pub fn free_local_port() -> std::io::Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_packet_limit_is_exactly_a_full_payload_on_the_longest_topic() {
+        let longest = format!("{TOPIC_PREFIX}/{}/state", "d".repeat(MAX_DEVICE_ID_LEN));
+        assert_eq!(longest_topic_len(), longest.len());
+        let mut publish = rumqttc::Publish::new(
+            longest,
+            rumqttc::QoS::AtLeastOnce,
+            vec![0; proto::MAX_MESSAGE_BYTES],
+        );
+        publish.pkid = 1;
+        // The fixed header: one byte of type and flags, three of remaining length at this size.
+        assert_eq!(
+            publish.size() - 1 - 3,
+            max_publish_remaining_length(proto::MAX_MESSAGE_BYTES)
+        );
+    }
 
     #[test]
     fn a_taken_port_names_the_address_and_the_flag() {

@@ -172,7 +172,9 @@ pub struct MqttConfig {
     pub username: Option<String>,
     /// Password for the external broker. Default: none.
     pub password: Option<String>,
-    /// The largest MQTT payload accepted, in bytes. Default: the protocol's limit (256 KiB).
+    /// The largest MQTT payload accepted, in bytes: larger ones are quarantined with the reason.
+    /// Default and maximum: the protocol's limit, `proto::MAX_MESSAGE_BYTES` (256 KiB); lower it
+    /// only with the agents' `uplink.batch_max_bytes` below it.
     pub max_payload: usize,
 }
 
@@ -281,10 +283,13 @@ impl GatewayConfig {
 
     /// Checks values that TOML's types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.mqtt.max_payload < 1024 {
-            return Err(ConfigError::Invalid(
-                "mqtt.max_payload must be at least 1024 bytes".into(),
-            ));
+        // Above the protocol's limit would admit batches no agent builds and no other broker
+        // setting in docs/OPERATIONS.md allows for: one limit everywhere.
+        if !(1024..=proto::MAX_MESSAGE_BYTES).contains(&self.mqtt.max_payload) {
+            return Err(ConfigError::Invalid(format!(
+                "mqtt.max_payload must be 1024 to {} bytes (the protocol's limit)",
+                proto::MAX_MESSAGE_BYTES
+            )));
         }
         if self.mqtt.shared_group.is_some() && self.mqtt.url.is_none() {
             return Err(ConfigError::Invalid(
@@ -381,6 +386,10 @@ mod tests {
     fn rejects_unknown_fields_and_bad_values() {
         assert!(GatewayConfig::from_toml("colour = 'blue'").is_err());
         assert!(GatewayConfig::from_toml("[mqtt]\nmax_payload = 10").is_err());
+        let over = format!("[mqtt]\nmax_payload = {}", proto::MAX_MESSAGE_BYTES + 1);
+        assert!(GatewayConfig::from_toml(&over).is_err());
+        let at = format!("[mqtt]\nmax_payload = {}", proto::MAX_MESSAGE_BYTES);
+        assert!(GatewayConfig::from_toml(&at).is_ok());
         assert!(GatewayConfig::from_toml("[mqtt]\nshared_group = 'g'").is_err());
         assert!(GatewayConfig::from_toml("[devices]\nprovisioned = ['a/b']").is_err());
         assert!(GatewayConfig::from_toml("[boilers]\ntick_s = 0").is_err());

@@ -47,6 +47,9 @@ pub enum IngestEvent {
 
 /// The most messages one group commit takes; more wait for the next.
 const MAX_GROUP: usize = 512;
+/// How many times the largest valid packet the gateway's client reads, so that a moderately
+/// oversized message is quarantined rather than dropping the connection.
+const OVERSIZED_HEADROOM: usize = 4;
 /// Reconnect delays grow from the first to the last, doubling.
 const RECONNECT_FIRST: Duration = Duration::from_millis(200);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
@@ -75,8 +78,11 @@ pub async fn run(
     clock: SharedClock,
     shutdown: CancellationToken,
 ) {
-    // Unbounded, yet bounded in practice: with manual acks the broker stops sending once its
-    // in-flight window of unacknowledged messages for us is full.
+    // Unbounded, yet bounded by the broker: with manual acks it stops sending once its in-flight
+    // window of unacknowledged messages for us is full (rumqttd: 100; Mosquitto:
+    // `max_inflight_messages`, 20 by default). A bounded channel would add nothing but a
+    // deadlock to reason about: the poller blocked on it could not carry the writer's acks out.
+    // The burst benchmark found the channel a few MiB at most (docs/BENCHMARKS.md).
     let (received, to_write) = mpsc::unbounded_channel();
     let filters = subscriptions(&endpoint);
     let poller = tokio::spawn(poll(
@@ -107,12 +113,17 @@ pub async fn run(
 
 fn mqtt_options(endpoint: &MqttEndpoint) -> MqttOptions {
     let mut options = MqttOptions::new(&endpoint.client_id, &endpoint.host, endpoint.port);
-    let packet = endpoint.max_payload + 1024;
+    // Room for payloads over the limit too: a broker that lets one through (one set more loosely
+    // than docs/OPERATIONS.md says) must see it quarantined, not the gateway's own connection
+    // closed on it, again at every redelivery.
+    let incoming =
+        crate::broker::max_publish_remaining_length(endpoint.max_payload) * OVERSIZED_HEADROOM;
+    let outgoing = crate::broker::max_publish_remaining_length(endpoint.max_payload);
     options
         .set_keep_alive(Duration::from_secs(30))
         .set_clean_session(false)
         .set_manual_acks(true)
-        .set_max_packet_size(packet, packet)
+        .set_max_packet_size(incoming, outgoing)
         .set_inflight(1000);
     if let Some((user, password)) = &endpoint.credentials {
         options.set_credentials(user, password);
@@ -185,6 +196,13 @@ async fn poll(
             Err(e) => {
                 ready.send_replace(false);
                 Metrics::add(&metrics.mqtt_disconnects, 1);
+                if is_oversized(&e) {
+                    tracing::error!(
+                        error = %e,
+                        "the broker delivered a message far over the size limit; it will again \
+                         after the reconnect: set its packet limit as docs/OPERATIONS.md says"
+                    );
+                }
                 tracing::warn!(error = %e, retry_in = ?delay, "MQTT connection failed");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -194,6 +212,16 @@ async fn poll(
             }
         }
     }
+}
+
+/// Whether the connection failed on a packet over the client's size limit.
+fn is_oversized(error: &rumqttc::ConnectionError) -> bool {
+    matches!(
+        error,
+        rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+            rumqttc::Error::PayloadSizeLimitExceeded(_)
+        ))
+    )
 }
 
 /// What one received message turned out to be.
