@@ -25,7 +25,7 @@ use edge_agent::agent::Agent;
 use edge_agent::config::AgentConfig;
 use edge_agent::outbox::{Outbox, OutboxConfig};
 use fieldsync_tests::http;
-use gateway::store::{SledStore, Store};
+use gateway::storage::{SledStore, Store};
 use proto::{DeviceId, RecordBody, TimestampMs};
 
 /// The gateway binary cargo built beside this benchmark; `GATEWAY_BIN` runs another (a copy, or
