@@ -157,48 +157,62 @@ impl BoilerDesk {
         stored: &[StoredRecord],
         records: &dyn Store,
     ) -> Result<Vec<AlertEvent>, StoreError> {
+        self.observe_batches(&[(hub, stored)], records)
+    }
+
+    /// [`BoilerDesk::observe`] for several hubs' batches at once, made durable together: what
+    /// the ingest's group commit stored in one write is folded in under one flush.
+    pub fn observe_batches(
+        &self,
+        batches: &[(&DeviceId, &[StoredRecord])],
+        records: &dyn Store,
+    ) -> Result<Vec<AlertEvent>, StoreError> {
         let mut state = self.lock();
         let mut events = Vec::new();
         let mut touched = BTreeSet::new();
-        for stored in stored {
-            match &stored.record.body {
-                RecordBody::Telemetry(telemetry) => {
-                    let mut log = AssetLog::new(self.store.as_ref(), &telemetry.asset);
-                    let observed = state.boilers.observe_sample(
-                        &mut log,
-                        hub,
-                        telemetry,
-                        placed_ms(stored),
-                        stored.received,
-                    )?;
-                    if observed.folded.is_some() {
-                        touched.insert(telemetry.asset.clone());
+        for (hub, stored) in batches {
+            let hub = *hub;
+            for stored in *stored {
+                match &stored.record.body {
+                    RecordBody::Telemetry(telemetry) => {
+                        let mut log = AssetLog::new(self.store.as_ref(), &telemetry.asset);
+                        let observed = state.boilers.observe_sample(
+                            &mut log,
+                            hub,
+                            telemetry,
+                            placed_ms(stored),
+                            stored.received,
+                        )?;
+                        if observed.folded.is_some() {
+                            touched.insert(telemetry.asset.clone());
+                        }
+                        events.extend(observed.alerts);
                     }
-                    events.extend(observed.alerts);
-                }
-                RecordBody::Gap(gap) => {
-                    let neighbour = |seq: Option<u64>| -> Result<Option<TimestampMs>, StoreError> {
-                        Ok(match seq {
-                            Some(seq) => records.record(hub, seq)?.as_ref().map(placed_ms),
-                            None => None,
-                        })
-                    };
-                    let span = GapSpan::between(
-                        neighbour(gap.from.checked_sub(1))?,
-                        neighbour(gap.to.checked_add(1))?,
-                        placed_ms(stored),
-                        gap.reason,
-                    );
-                    let Some(span) = span else { continue };
-                    let assets = read_by(&state.boilers, hub);
-                    for asset in assets {
-                        let mut log = AssetLog::new(self.store.as_ref(), &asset);
-                        state
-                            .boilers
-                            .observe_gap(&mut log, &span, stored.received)?;
+                    RecordBody::Gap(gap) => {
+                        let neighbour =
+                            |seq: Option<u64>| -> Result<Option<TimestampMs>, StoreError> {
+                                Ok(match seq {
+                                    Some(seq) => records.record(hub, seq)?.as_ref().map(placed_ms),
+                                    None => None,
+                                })
+                            };
+                        let span = GapSpan::between(
+                            neighbour(gap.from.checked_sub(1))?,
+                            neighbour(gap.to.checked_add(1))?,
+                            placed_ms(stored),
+                            gap.reason,
+                        );
+                        let Some(span) = span else { continue };
+                        let assets = read_by(&state.boilers, hub);
+                        for asset in assets {
+                            let mut log = AssetLog::new(self.store.as_ref(), &asset);
+                            state
+                                .boilers
+                                .observe_gap(&mut log, &span, stored.received)?;
+                        }
                     }
+                    _ => {}
                 }
-                _ => {}
             }
         }
         self.persist(&state.boilers, &touched, &events)?;

@@ -43,25 +43,32 @@ impl FeedBoilers {
 impl Store for FeedBoilers {
     fn ingest(&self, batches: &[IncomingBatch]) -> Result<Vec<BatchOutcome>, StoreError> {
         let outcomes = self.inner.ingest(batches)?;
-        for outcome in &outcomes {
-            if outcome.stored.is_empty() {
-                continue;
-            }
-            // The records are stored and will be acked: a failure here must not make devices
-            // resend them (they would be duplicates, and fed nowhere). It is logged instead.
-            // If feeding fails, the records stay marked unfed and `catch_up` feeds them on the
-            // next tick.
-            let fed = self
-                .desk
-                .observe(&outcome.device, &outcome.stored, self.inner.as_ref())
-                .and_then(|_| self.inner.fed(&fed_keys(&outcome.device, &outcome.stored)));
-            if let Err(error) = fed {
-                tracing::error!(
-                    device = %outcome.device,
-                    %error,
-                    "could not fold a batch's telemetry into the boilers' rollups and alerts"
-                );
-            }
+        let fresh: Vec<(&DeviceId, &[StoredRecord])> = outcomes
+            .iter()
+            .filter(|outcome| !outcome.stored.is_empty())
+            .map(|outcome| (&outcome.device, outcome.stored.as_slice()))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(outcomes);
+        }
+        // The records are stored and will be acked: a failure here must not make devices
+        // resend them (they would be duplicates, and fed nowhere). It is logged instead.
+        // If feeding fails, the records stay marked unfed and `catch_up` feeds them on the
+        // next tick. One fold and one flush for the whole group the ingest committed together.
+        let keys: Vec<(DeviceId, u64)> = fresh
+            .iter()
+            .flat_map(|(device, stored)| fed_keys(device, stored))
+            .collect();
+        let fed = self
+            .desk
+            .observe_batches(&fresh, self.inner.as_ref())
+            .and_then(|_| self.inner.fed(&keys));
+        if let Err(error) = fed {
+            tracing::error!(
+                batches = fresh.len(),
+                %error,
+                "could not fold a group of batches' telemetry into the boilers' rollups and alerts"
+            );
         }
         Ok(outcomes)
     }
