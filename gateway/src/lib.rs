@@ -272,6 +272,7 @@ impl Gateway {
             clock: clock.clone(),
             boilers: boilers.clone(),
             boiler_store: storage.boilers.clone(),
+            ingest_events: events.clone(),
             shutdown: shutdown.clone(),
         });
         let http_shutdown = shutdown.clone();

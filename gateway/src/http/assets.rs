@@ -1,18 +1,20 @@
 //! The staff API for boilers, for asset managers: the asset register (import and listing, each
 //! boiler with its state, latest readings, open alerts and last day's efficiency), one boiler's
-//! telemetry and efficiency over a range, the estate ranked by gas wasted, and alerts with their
-//! acknowledgement. Reading and acknowledging need `asset_manager` (or above); importing the
+//! telemetry and efficiency over a range, the estate ranked by gas wasted, alerts with their
+//! acknowledgement, and server-sent events of alerts and of one boiler's samples. Reading and acknowledging need `asset_manager` (or above); importing the
 //! register needs `admin`, as the property register's import does.
 //!
 //! Handlers only parse, authorize, call the boiler desk or read the boilers' store, and format:
 //! times are RFC 3339 (UTC), every figure carries its unit in its name.
 
+mod events;
 mod views;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Datelike, NaiveDate};
@@ -56,6 +58,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/estate", get(estate))
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/alerts/:id/ack", post(acknowledge))
+        .route("/api/v1/alerts/events", get(alert_events))
+        .route("/api/v1/assets/:id/events", get(sample_events))
 }
 
 impl From<BoilerDeskError> for ApiError {
@@ -379,6 +383,29 @@ async fn acknowledge(
     })
     .await?;
     Ok(Json(alert_view(&alert)))
+}
+
+/// Alerts as they open, escalate and close (server-sent events).
+async fn alert_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    authorize(&state, &headers, Role::AssetManager)?;
+    let receiver = state.boilers.subscribe();
+    Ok(events::alerts(&state, receiver).into_response())
+}
+
+/// One boiler's samples as they are stored (server-sent events).
+async fn sample_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    authorize(&state, &headers, Role::AssetManager)?;
+    let asset = registered(&state, &id)?;
+    let ranges = state.boilers.with_boilers(|b| b.config().ranges.clone());
+    let receiver = state.ingest_events.subscribe();
+    Ok(events::samples(&state, asset, ranges, receiver).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,5 +1,6 @@
 //! The gateway's HTTP server: operations (`/healthz`, `/metrics`) and the staff API under
-//! `/api/v1`, which needs a bearer token with a role ([`staff`] for missed bins).
+//! `/api/v1`, which needs a bearer token with a role ([`staff`] for missed bins, [`assets`] for
+//! boilers).
 
 pub mod assets;
 pub mod staff;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub boilers: Arc<crate::boilers::BoilerDesk>,
     /// Boilers' telemetry and rollups, read by the assets API.
     pub boiler_store: Arc<dyn crate::storage::BoilerStore>,
+    /// Batches as the ingest stores them: the live sample streams subscribe.
+    pub ingest_events: tokio::sync::broadcast::Sender<crate::ingest::IngestEvent>,
     /// Cancelled when the gateway stops: long-lived responses (event streams) end then.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
