@@ -56,7 +56,12 @@ async fn start(dir: &std::path::Path) -> Gateway {
 /// B-0001's samples each minute from `DAY0_MS` to now: heating all along with a 45 °C return,
 /// at 0.8 bar (low: an alert opens).
 fn samples() -> IncomingBatch {
-    let records = (0..(NOW_MS - DAY0_MS) / MIN)
+    samples_at(0..(NOW_MS - DAY0_MS) / MIN, 0.8)
+}
+
+/// B-0001's samples at minutes `minutes` after `DAY0_MS` (sequence = minute + 1), at `bar`.
+fn samples_at(minutes: std::ops::Range<i64>, bar: f32) -> IncomingBatch {
+    let records = minutes
         .map(|m| Record {
             seq: m as u64 + 1,
             ts: DAY0_MS + m * MIN,
@@ -64,7 +69,7 @@ fn samples() -> IncomingBatch {
                 asset: "HIL-B-0001".into(),
                 flow: Some(60.0),
                 ret: Some(45.0),
-                bar: Some(0.8),
+                bar: Some(bar),
                 flame: Some(true),
                 ch: Some(true),
                 ..Telemetry::default()
@@ -130,6 +135,18 @@ async fn assets_show_state_latest_readings_open_alerts_and_yesterdays_efficiency
     // Never heard from: silent.
     assert_eq!(assets[1]["state"], "silent");
     assert_eq!(assets[1]["latest"], serde_json::Value::Null);
+
+    // Pages by id.
+    let page = http::get(
+        &format!("{base}/api/v1/assets?after=HIL-B-0001&limit=5"),
+        Some(MANAGER),
+    )
+    .await
+    .json();
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    assert_eq!(page[0]["asset"], "HIL-B-0002");
+    let bad = http::get(&format!("{base}/api/v1/assets?limit=many"), Some(MANAGER)).await;
+    assert_eq!(bad.status, 400);
 
     let one = http::get(&format!("{base}/api/v1/assets/HIL-B-0002"), Some(MANAGER)).await;
     assert_eq!(one.status, 200);
@@ -231,6 +248,20 @@ async fn alerts_are_listed_by_filter_and_acknowledged_by_role() {
     )
     .await;
     assert_eq!(not_json.status, 415);
+
+    // The pressure restored: the alert closes, is listed as closed, and cannot be acknowledged.
+    let restored = (NOW_MS - DAY0_MS) / MIN;
+    gateway
+        .store
+        .ingest(&[samples_at(restored..restored + 5, 1.5)])
+        .unwrap();
+    let closed = http::get(&format!("{base}/api/v1/alerts?state=closed"), Some(MANAGER)).await;
+    let closed = closed.json();
+    assert_eq!(closed[0]["id"], id.as_str(), "{closed}");
+    assert_eq!(closed[0]["state"], "closed");
+    assert_eq!(closed[0]["ack"]["note"], "booked a visit");
+    let late = http::post_json(&ack_url, Some(MANAGER), &serde_json::json!({})).await;
+    assert_eq!(late.status, 409, "{}", late.body);
     gateway.stop().await;
 }
 

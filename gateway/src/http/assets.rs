@@ -36,6 +36,8 @@ use views::{alert_view, efficiency_view, parse_alert_id, rollup_view, sample_vie
 const MAX_REGISTER_BYTES: usize = 64 * 1024 * 1024;
 /// The most points one telemetry or efficiency answer holds: a year of hours is 8,760.
 pub const MAX_POINTS: i64 = 10_000;
+/// The most assets one page of the listing holds: each is a day's rollups read.
+const MAX_ASSETS_PER_PAGE: usize = 1_000;
 /// The most alerts one listing holds.
 const MAX_ALERTS: usize = 5_000;
 /// The longest acknowledgement note, in characters.
@@ -205,15 +207,37 @@ fn asset_view(state: &AppState, asset: &Asset) -> Result<Value, ApiError> {
     }))
 }
 
+#[derive(Debug, Deserialize)]
+struct AssetsQuery {
+    /// Only assets with ids after this one: the next page after the last id seen.
+    after: Option<String>,
+    /// At most this many assets, in id order (default and most: 1,000).
+    limit: Option<String>,
+}
+
 async fn list_assets(
     State(state): State<AppState>,
     headers: HeaderMap,
+    q: Result<Query<AssetsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     authorize(&state, &headers, Role::AssetManager)?;
+    let q = query(q)?;
+    let limit = match q.limit.as_deref() {
+        None => MAX_ASSETS_PER_PAGE,
+        Some(n) => n
+            .parse::<usize>()
+            .map_err(|e| bad("limit", e))?
+            .min(MAX_ASSETS_PER_PAGE),
+    };
     blocking(move || {
-        let assets: Vec<Asset> = state
-            .boilers
-            .with_boilers(|b| b.register().iter().cloned().collect());
+        let assets: Vec<Asset> = state.boilers.with_boilers(|b| {
+            b.register()
+                .iter()
+                .filter(|a| q.after.as_ref().is_none_or(|after| a.asset > *after))
+                .take(limit)
+                .cloned()
+                .collect()
+        });
         assets
             .iter()
             .map(|asset| asset_view(&state, asset))
@@ -486,7 +510,12 @@ async fn telemetry(
                 let tz = state.council_tz;
                 let first = local_date(&state, from);
                 let last = local_date(&state, to - 1);
-                let hours = store.hours_in(&asset.asset, day_bounds(first, tz).0, to)?;
+                // Whole local days: the last one's hours after `to` too.
+                let hours = store.hours_in(
+                    &asset.asset,
+                    day_bounds(first, tz).0,
+                    day_bounds(last, tz).1,
+                )?;
                 first
                     .iter_days()
                     .take_while(|d| *d <= last)
