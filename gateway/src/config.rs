@@ -194,6 +194,10 @@ pub struct HttpConfig {
 pub enum Role {
     /// Read rounds, reports, devices and the quarantine.
     Viewer,
+    /// Also read boiler data (assets, telemetry, efficiency, the estate, alerts) and acknowledge
+    /// boiler alerts. Above viewer, below supervisor: roles are ordered, so supervisors and
+    /// admins can do what asset managers can, and asset managers cannot act on reports.
+    AssetManager,
     /// Also act on reports and rounds.
     Supervisor,
     /// Also manage devices and configuration.

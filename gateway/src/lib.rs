@@ -270,6 +270,9 @@ impl Gateway {
             open311: Arc::new(config.open311.clone()),
             council_tz: config.missed_bins.calendar.tz,
             clock: clock.clone(),
+            boilers: boilers.clone(),
+            boiler_store: storage.boilers.clone(),
+            ingest_events: events.clone(),
             shutdown: shutdown.clone(),
         });
         let http_shutdown = shutdown.clone();

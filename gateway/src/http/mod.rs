@@ -1,6 +1,8 @@
 //! The gateway's HTTP server: operations (`/healthz`, `/metrics`) and the staff API under
-//! `/api/v1`, which needs a bearer token with a role ([`staff`] for missed bins).
+//! `/api/v1`, which needs a bearer token with a role ([`staff`] for missed bins, [`assets`] for
+//! boilers).
 
+pub mod assets;
 pub mod staff;
 
 use std::sync::Arc;
@@ -37,6 +39,12 @@ pub struct AppState {
     pub council_tz: chrono_tz::Tz,
     /// The gateway's clock.
     pub clock: crate::clock::SharedClock,
+    /// Boilers: the register, alerts and their events.
+    pub boilers: Arc<crate::boilers::BoilerDesk>,
+    /// Boilers' telemetry and rollups, read by the assets API.
+    pub boiler_store: Arc<dyn crate::storage::BoilerStore>,
+    /// Batches as the ingest stores them: the live sample streams subscribe.
+    pub ingest_events: tokio::sync::broadcast::Sender<crate::ingest::IngestEvent>,
     /// Cancelled when the gateway stops: long-lived responses (event streams) end then.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -49,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/quarantine", get(quarantine))
         .route("/api/v1/devices", get(devices))
         .merge(staff::routes())
+        .merge(assets::routes())
         .with_state(state.clone())
         .nest(
             "/open311/v2",
