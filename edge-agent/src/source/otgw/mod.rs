@@ -8,7 +8,9 @@
 //! A serial OTGW is read as a file (`/dev/ttyUSB0`): set the port to 9600 8N1 raw beforehand
 //! (`stty -F /dev/ttyUSB0 9600 raw -echo`), since no serial-port crate is used. Lines that are not
 //! frames (command responses, the banner, `Error NN`) are counted and skipped; nothing an OTGW
-//! prints stops the source.
+//! prints stops the source. An OTGW left in `PS=1` summary mode prints no frames at all: its
+//! summary lines are counted apart, the source's state says `summary_mode`, and one warning is
+//! logged each time it enters that mode, so that it is never silent.
 
 pub mod decode;
 pub mod frame;
@@ -16,7 +18,7 @@ pub mod frame;
 use std::collections::VecDeque;
 
 use tokio::io::AsyncBufRead;
-use tracing::{debug, trace};
+use tracing::{debug, info, trace, warn};
 
 pub use decode::Skip;
 use frame::{parse_line, Line};
@@ -66,6 +68,9 @@ impl<L: LineInput> OtgwSource<L> {
             Ok(text) if !line.too_long => parse_line(text),
             _ => Line::Other,
         };
+        if matches!(parsed, Line::Message(_)) && self.stats.set_summary_mode(false) {
+            info!("the OTGW prints frames again");
+        }
         match parsed {
             Line::Message(message) => match decode::decode(message) {
                 Ok(readings) => {
@@ -81,6 +86,16 @@ impl<L: LineInput> OtgwSource<L> {
             Line::GatewayError(code) => {
                 self.stats.bump(Counter::GatewayError);
                 debug!(code, "OTGW reports a malformed OpenTherm frame");
+            }
+            Line::Summary => {
+                self.stats.bump(Counter::SummaryLine);
+                // Once per spell in summary mode, not per line: it lasts until someone sends PS=0.
+                if !self.stats.set_summary_mode(true) {
+                    warn!(
+                        "the OTGW is in PS=1 summary mode and prints no frames: nothing can be \
+                         read until it is sent PS=0"
+                    );
+                }
             }
             Line::Other => self.stats.bump(Counter::LineIgnored),
         }
@@ -195,6 +210,29 @@ mod tests {
         assert_eq!(source.next_reading().await.unwrap(), None);
         let s = stats.snapshot();
         assert_eq!((s.lines, s.lines_ignored, s.gateway_errors), (5, 3, 1));
+    }
+
+    #[tokio::test]
+    async fn summary_mode_is_reported_not_silent() {
+        let ps1 = "00000011/00001010,60.00,00000011/00000011,0.00,100.00,30.00,20.00,50.00,1.60,0.00,19.50,58.50";
+        let input = format!("{ps1}\r\n{ps1}\r\n");
+        let stats = SourceStats::default();
+        let mut source = OtgwSource::from_reader(input.as_bytes(), stats.clone());
+        assert_eq!(source.next_reading().await.unwrap(), None);
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.summary_lines, s.summary_mode, s.lines_ignored),
+            (2, true, 0)
+        );
+        // PS=0 sent: frames again, and the state clears.
+        let input = format!("{ps1}\r\nPS: 0\r\nB40190A00\r\n");
+        let stats = SourceStats::default();
+        let mut source = OtgwSource::from_reader(input.as_bytes(), stats.clone());
+        assert_eq!(
+            source.next_reading().await.unwrap(),
+            Some(Reading::Flow(10.0))
+        );
+        assert!(!stats.snapshot().summary_mode);
     }
 
     /// The TCP source reads from a server, survives the server dropping it, and reconnects.
