@@ -80,8 +80,15 @@ fn fixture_sample() -> Telemetry {
         fault: Some(false),
         fflags: Some(0),
         oem: Some(0),
+        odiag: Some(258),
         starts: Some(6699),
         hours: Some(3900),
+        sflags: Some(0x0A),
+        diag: Some(false),
+        inval: vec![18],
+        unsup: vec![27],
+        scfg: Some(1),
+        smem: Some(0),
         ..Telemetry::default()
     }
 }
@@ -178,7 +185,7 @@ async fn an_otgw_capture_piped_in_becomes_one_decoded_sample() {
     })
     .await;
     let counters = monitor.stats().snapshot();
-    assert_eq!((counters.frames_decoded, counters.samples), (14, 1));
+    assert_eq!((counters.frames_decoded, counters.samples), (15, 1));
     assert_eq!(counters.gateway_errors, 1);
     let status = status(&agent).await;
     assert_eq!(status["source"]["kind"], "otgw_file", "{status}");

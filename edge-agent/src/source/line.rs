@@ -87,6 +87,8 @@ impl From<JsonLine> for Telemetry {
             hours: line.hours,
             gas: line.gas,
             heat: line.heat,
+            // The later OpenTherm fields come from an OTGW, not from JSON lines.
+            ..Telemetry::default()
         }
     }
 }

@@ -42,7 +42,7 @@ pub use channel::{channel, ChannelSource};
 pub use line::LineSource;
 pub use monitor::{SourceMonitor, SourceState, SourceView};
 pub use otgw::OtgwSource;
-pub use reading::Reading;
+pub use reading::{Answer, Reading};
 pub use sampler::{Sampler, STALE_AFTER_INTERVALS};
 pub use stats::{FrameSkips, Link, SourceStats, StatsSnapshot};
 pub use task::{

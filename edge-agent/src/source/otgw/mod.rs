@@ -21,19 +21,21 @@ use tokio::io::AsyncBufRead;
 use tracing::{debug, info, trace, warn};
 
 pub use decode::Skip;
-use frame::{parse_line, Line};
+use frame::{parse_line, Line, Message, Origin};
 
 use super::lines::{LineInput, LineReader, RawLine, TcpLines, TcpOptions};
 use super::stats::{Counter, SourceStats};
-use super::{Reading, Source, SourceError};
+use super::{Answer, Reading, Source, SourceError};
 
 /// Readings from an OTGW's report lines.
 #[derive(Debug)]
 pub struct OtgwSource<L> {
     lines: L,
     stats: SourceStats,
-    /// Readings of the last frame not yet handed out (status gives four).
+    /// Readings of the last frame not yet handed out (status gives six).
     pending: VecDeque<Reading>,
+    /// The data ids whose last answer from the boiler was a refusal; fixed size, one per id.
+    refused: [bool; 256],
 }
 
 impl<R: AsyncBufRead + Unpin + Send> OtgwSource<LineReader<R>> {
@@ -59,7 +61,23 @@ impl<L: LineInput> OtgwSource<L> {
             lines,
             stats,
             pending: VecDeque::new(),
+            refused: [false; 256],
         }
+    }
+
+    /// Passes on how the boiler answered an id: every refusal, and a valid answer only after a
+    /// refusal (to take the id off the sample's list), so that readings are not doubled.
+    fn answered(&mut self, message: Message, answer: Answer) {
+        if message.origin != Origin::Boiler {
+            return;
+        }
+        let data_id = message.frame.data_id();
+        let was_refused = &mut self.refused[usize::from(data_id)];
+        let refused = answer != Answer::Valid;
+        if refused || *was_refused {
+            self.pending.push_back(Reading::Answer(data_id, answer));
+        }
+        *was_refused = refused;
     }
 
     fn take(&mut self, line: RawLine) {
@@ -75,9 +93,15 @@ impl<L: LineInput> OtgwSource<L> {
             Line::Message(message) => match decode::decode(message) {
                 Ok(readings) => {
                     self.stats.bump(Counter::FrameDecoded);
+                    self.answered(message, Answer::Valid);
                     self.pending.extend(readings);
                 }
                 Err(skip) => {
+                    match skip {
+                        Skip::DataInvalid => self.answered(message, Answer::Invalid),
+                        Skip::Unsupported => self.answered(message, Answer::Unsupported),
+                        _ => {}
+                    }
                     self.stats.bump(Counter::Skipped(skip));
                     // T frames alone are half the traffic: log skips only when asked.
                     trace!(%message, ?skip, "OpenTherm frame skipped");
@@ -167,16 +191,27 @@ mod tests {
                 dhw_on: Some(false),
                 fault: Some(false),
                 fflags: Some(0),
-                // Id 5's fault code wins over id 115's diagnostic code.
+                // Id 5's fault code and id 115's diagnostic code, each in its own field.
                 oem: Some(0),
+                odiag: Some(258),
                 starts: Some(6699),
                 hours: Some(3900),
                 gas: None,
                 heat: None,
+                sflags: Some(0x0A),
+                diag: Some(false),
+                // The pressure sensor's Data-Invalid, after a valid answer, tells it failed; the
+                // outside temperature is not supported at all.
+                inval: vec![18],
+                unsup: vec![27],
+                // Id 3: hot water present, member id 0.
+                scfg: Some(1),
+                smem: Some(0),
+                ..Telemetry::default()
             }
         );
         let s = stats.snapshot();
-        assert_eq!(s.frames_decoded, 14);
+        assert_eq!(s.frames_decoded, 15);
         assert_eq!(
             s.frames_skipped,
             FrameSkips {
@@ -186,7 +221,7 @@ mod tests {
                 data_invalid: 1,
                 unsupported: 1,
                 not_read_ack: 0,
-                unused_id: 1,
+                unused_id: 0,
                 out_of_range: 1,
             }
         );
@@ -194,7 +229,7 @@ mod tests {
         assert_eq!(s.lines_ignored, 2);
         assert_eq!(
             s.lines,
-            s.frames_decoded + 25 + s.gateway_errors + s.lines_ignored
+            s.frames_decoded + 24 + s.gateway_errors + s.lines_ignored
         );
     }
 
