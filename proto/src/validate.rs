@@ -467,6 +467,60 @@ mod tests {
     }
 
     #[test]
+    fn checks_the_revision_1_1_telemetry_fields() {
+        let ok = Telemetry {
+            asset: "B-1".into(),
+            inval: vec![18, 28],
+            unsup: vec![27],
+            min_modu: Some(20),
+            dhw_flow: Some(7.5),
+            room: Some(19.5),
+            ..Telemetry::default()
+        };
+        assert!(ok.validate().is_ok());
+        let field = |t: Telemetry| t.validate().unwrap_err().field;
+        for (bad, name) in [
+            (
+                Telemetry {
+                    inval: vec![28, 18],
+                    ..ok.clone()
+                },
+                "inval",
+            ),
+            (
+                Telemetry {
+                    unsup: vec![27, 27],
+                    ..ok.clone()
+                },
+                "unsup",
+            ),
+            (
+                Telemetry {
+                    min_modu: Some(101),
+                    ..ok.clone()
+                },
+                "min_modu",
+            ),
+            (
+                Telemetry {
+                    dhw_flow: Some(-1.0),
+                    ..ok.clone()
+                },
+                "dhw_flow",
+            ),
+            (
+                Telemetry {
+                    room: Some(f32::NAN),
+                    ..ok.clone()
+                },
+                "room",
+            ),
+        ] {
+            assert_eq!(field(bad), name);
+        }
+    }
+
+    #[test]
     fn rejects_nan_and_infinite_readings() {
         let mut c = collection();
         c.pos.lon = f64::NAN;
