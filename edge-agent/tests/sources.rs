@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! A boiler hub's sensor source wired into the agent: a JSON line file, an OTGW capture read as a
-//! file, and an OTGW over TCP whose sampling interval the gateway changes while it runs. Samples
+//! A boiler hub's sensor source wired into the agent: a JSON line file, an OTGW capture piped
+//! through a FIFO, and an OTGW over TCP whose sampling interval the gateway changes while it runs. Samples
 //! become telemetry records at the test gateway, carrying the configured asset id, and the
 //! source's state and counters show in `GET /v1/status`.
 
@@ -80,8 +80,15 @@ fn fixture_sample() -> Telemetry {
         fault: Some(false),
         fflags: Some(0),
         oem: Some(0),
+        odiag: Some(258),
         starts: Some(6699),
         hours: Some(3900),
+        sflags: Some(0x0A),
+        diag: Some(false),
+        inval: vec![18],
+        unsup: vec![27],
+        scfg: Some(1),
+        smem: Some(0),
         ..Telemetry::default()
     }
 }
@@ -141,11 +148,26 @@ async fn a_json_line_file_becomes_telemetry_at_the_gateway() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_otgw_capture_becomes_one_decoded_sample() {
+async fn an_otgw_capture_piped_in_becomes_one_decoded_sample() {
     let dir = tempfile::tempdir().unwrap();
     let port = broker();
     let gateway = TestGateway::start(port).await;
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/otgw_fixture.txt");
+    // Through a FIFO, as from `socat` or another program: read as it comes, not at the pace of
+    // the capture's times (a saved file is replayed at that pace; see `source::replay`).
+    let path = dir.path().join("otgw.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let writer_path = path.clone();
+    let writer = std::thread::spawn(move || {
+        let mut fifo = std::fs::OpenOptions::new()
+            .write(true)
+            .open(writer_path)
+            .unwrap();
+        fifo.write_all(FIXTURE.as_bytes()).unwrap();
+    });
     let agent = Agent::start(config(
         dir.path(),
         "hub-otgw",
@@ -163,7 +185,7 @@ async fn an_otgw_capture_becomes_one_decoded_sample() {
     })
     .await;
     let counters = monitor.stats().snapshot();
-    assert_eq!((counters.frames_decoded, counters.samples), (14, 1));
+    assert_eq!((counters.frames_decoded, counters.samples), (15, 1));
     assert_eq!(counters.gateway_errors, 1);
     let status = status(&agent).await;
     assert_eq!(status["source"]["kind"], "otgw_file", "{status}");
@@ -172,6 +194,7 @@ async fn an_otgw_capture_becomes_one_decoded_sample() {
         "{status}"
     );
     agent.shutdown().await;
+    writer.join().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -457,6 +457,7 @@ impl Boiler {
                 .spec
                 .heat_meter
                 .then(|| (self.heat_kwh * 10.0).round() / 10.0),
+            ..Telemetry::default()
         })
     }
 

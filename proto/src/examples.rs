@@ -315,6 +315,7 @@ pub fn envelope_telemetry_full() -> Envelope {
             hours: Some(9_412),
             gas: Some(4_521.337),
             heat: Some(41_250.5),
+            ..Telemetry::default()
         }),
     )
 }

@@ -313,7 +313,8 @@ pub struct Telemetry {
     /// water pressure, gas/flame fault, air pressure fault, water over-temperature).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fflags: Option<u8>,
-    /// The manufacturer's fault code (id 5 low byte, or id 115).
+    /// The manufacturer's fault code (id 5, low byte; a JSON line's `oem`). Hubs before
+    /// revision 1.1 sent id 115's diagnostic code here when id 5 gave none; now that is `odiag`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oem: Option<u16>,
     /// Burner starts counter (id 116).
@@ -328,6 +329,76 @@ pub struct Telemetry {
     /// Heat meter reading in kWh (a counter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heat: Option<f64>,
+    // Later optional fields (contract revision 1.1): older gateways ignore them, older hubs never
+    // send them. Each is absent when the boiler does not report it.
+    /// The boiler's whole status byte (id 0, low byte): bits 0–3 as `fault`, `ch`, `dhw_on`,
+    /// `flame`; bit 4 cooling, bit 5 second heating circuit, bit 6 diagnostic indication, bit 7
+    /// reserved (electricity production in OpenTherm 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sflags: Option<u8>,
+    /// Diagnostic (service) indication (id 0, bit 6): the boiler asks for a service visit
+    /// without being in fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diag: Option<bool>,
+    /// The manufacturer's diagnostic code (id 115), apart from `oem`, the fault code of id 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub odiag: Option<u16>,
+    /// Data ids the boiler answered Data-Invalid for, ascending: it knows them but its sensor or
+    /// value is invalid now (a failed sensor), as opposed to `unsup`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inval: Vec<u8>,
+    /// Data ids the boiler answered Unknown-DataId for, ascending: it does not support them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsup: Vec<u8>,
+    /// Slave configuration flags (id 3, high byte: bit 0 hot water present, 1 control type,
+    /// 2 cooling, 3 hot water storage, 4 master low-off and pump control, 5 CH2 present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scfg: Option<u8>,
+    /// The boiler's OpenTherm member id, its manufacturer (id 3, low byte).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smem: Option<u8>,
+    /// Maximum boiler capacity, kW (id 15, high byte).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_kw: Option<u8>,
+    /// Minimum modulation level, % of maximum capacity (id 15, low byte).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_modu: Option<u8>,
+    /// Hot-water flow rate, l/min (id 19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhw_flow: Option<f32>,
+    /// Room temperature, °C (id 24, written by the thermostat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<f32>,
+    /// Hot-water setpoint, °C (id 56).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhw_setp: Option<f32>,
+    /// Maximum central-heating water setpoint, °C (id 57).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_setp: Option<f32>,
+    /// Unsuccessful burner starts counter (id 113).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_starts: Option<u32>,
+    /// Flame signal too low counter (id 114).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flame_low: Option<u32>,
+    /// Central-heating pump starts counter (id 117).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pump_starts: Option<u32>,
+    /// Hot-water pump or valve starts counter (id 118).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhw_pump_starts: Option<u32>,
+    /// Burner starts for hot water (id 119); heating starts are `starts` less these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhw_starts: Option<u32>,
+    /// Central-heating pump operation hours (id 121).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pump_hours: Option<u32>,
+    /// Hot-water pump or valve operation hours (id 122).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhw_pump_hours: Option<u32>,
+    /// Burner operation hours for hot water (id 123); heating hours are `hours` less these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhw_hours: Option<u32>,
 }
 
 /// Where a job stands, as the operative reports it.

@@ -213,8 +213,27 @@ impl Validate for Telemetry {
             // OpenTherm's f8.8 spans −128 to 128 °C; exhaust (s16) may go higher.
             check_optional_range(field, value, -128.0, 400.0)?;
         }
+        for (field, value) in [
+            ("room", self.room),
+            ("dhw_setp", self.dhw_setp),
+            ("max_setp", self.max_setp),
+        ] {
+            check_optional_range(field, value, -128.0, 400.0)?;
+        }
         check_optional_range("bar", self.bar, 0.0, 10.0)?;
         check_optional_range("modu", self.modu, 0.0, 100.0)?;
+        check_optional_range("min_modu", self.min_modu.map(f64::from), 0.0, 100.0)?;
+        // f8.8 l/min; a domestic tap draws at most a few tens.
+        check_optional_range("dhw_flow", self.dhw_flow, 0.0, 100.0)?;
+        for (field, ids) in [("inval", &self.inval), ("unsup", &self.unsup)] {
+            // Ascending and distinct: at most the 256 data ids, so the list cannot grow.
+            if !ids.windows(2).all(|pair| pair[0] < pair[1]) {
+                return Err(Invalid::new(
+                    field,
+                    "must be distinct data ids in ascending order",
+                ));
+            }
+        }
         check_optional_range("gas", self.gas, 0.0, f64::MAX)?;
         check_optional_range("heat", self.heat, 0.0, f64::MAX)
     }
@@ -445,6 +464,60 @@ mod tests {
         };
         let err = envelope.validate().unwrap_err();
         assert_eq!(err.field, "recs[0].body.col.pos.lat");
+    }
+
+    #[test]
+    fn checks_the_revision_1_1_telemetry_fields() {
+        let ok = Telemetry {
+            asset: "B-1".into(),
+            inval: vec![18, 28],
+            unsup: vec![27],
+            min_modu: Some(20),
+            dhw_flow: Some(7.5),
+            room: Some(19.5),
+            ..Telemetry::default()
+        };
+        assert!(ok.validate().is_ok());
+        let field = |t: Telemetry| t.validate().unwrap_err().field;
+        for (bad, name) in [
+            (
+                Telemetry {
+                    inval: vec![28, 18],
+                    ..ok.clone()
+                },
+                "inval",
+            ),
+            (
+                Telemetry {
+                    unsup: vec![27, 27],
+                    ..ok.clone()
+                },
+                "unsup",
+            ),
+            (
+                Telemetry {
+                    min_modu: Some(101),
+                    ..ok.clone()
+                },
+                "min_modu",
+            ),
+            (
+                Telemetry {
+                    dhw_flow: Some(-1.0),
+                    ..ok.clone()
+                },
+                "dhw_flow",
+            ),
+            (
+                Telemetry {
+                    room: Some(f32::NAN),
+                    ..ok.clone()
+                },
+                "room",
+            ),
+        ] {
+            assert_eq!(field(bad), name);
+        }
     }
 
     #[test]

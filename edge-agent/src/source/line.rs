@@ -62,6 +62,29 @@ struct JsonLine {
     hours: Option<u32>,
     gas: Option<f64>,
     heat: Option<f64>,
+    sflags: Option<u8>,
+    diag: Option<bool>,
+    odiag: Option<u16>,
+    scfg: Option<u8>,
+    smem: Option<u8>,
+    max_kw: Option<u8>,
+    min_modu: Option<u8>,
+    dhw_flow: Option<f32>,
+    room: Option<f32>,
+    dhw_setp: Option<f32>,
+    max_setp: Option<f32>,
+    fail_starts: Option<u32>,
+    flame_low: Option<u32>,
+    pump_starts: Option<u32>,
+    dhw_pump_starts: Option<u32>,
+    dhw_starts: Option<u32>,
+    pump_hours: Option<u32>,
+    dhw_pump_hours: Option<u32>,
+    dhw_hours: Option<u32>,
+    #[serde(default)]
+    inval: Vec<u8>,
+    #[serde(default)]
+    unsup: Vec<u8>,
 }
 
 impl From<JsonLine> for Telemetry {
@@ -87,6 +110,27 @@ impl From<JsonLine> for Telemetry {
             hours: line.hours,
             gas: line.gas,
             heat: line.heat,
+            sflags: line.sflags,
+            diag: line.diag,
+            odiag: line.odiag,
+            scfg: line.scfg,
+            smem: line.smem,
+            max_kw: line.max_kw,
+            min_modu: line.min_modu,
+            dhw_flow: line.dhw_flow,
+            room: line.room,
+            dhw_setp: line.dhw_setp,
+            max_setp: line.max_setp,
+            fail_starts: line.fail_starts,
+            flame_low: line.flame_low,
+            pump_starts: line.pump_starts,
+            dhw_pump_starts: line.dhw_pump_starts,
+            dhw_starts: line.dhw_starts,
+            pump_hours: line.pump_hours,
+            dhw_pump_hours: line.dhw_pump_hours,
+            dhw_hours: line.dhw_hours,
+            inval: line.inval,
+            unsup: line.unsup,
         }
     }
 }
@@ -201,6 +245,9 @@ mod tests {
             asset: "B-7".into(),
             bar: Some(1.25),
             out: Some(-3.0),
+            odiag: Some(258),
+            dhw_starts: Some(12),
+            inval: vec![28],
             ..Telemetry::default()
         };
         let mut input = serde_json::to_vec(&sample).unwrap();
@@ -208,7 +255,13 @@ mod tests {
         let (readings, _) = read_all(&input).await;
         assert_eq!(
             readings,
-            vec![Reading::Outside(-3.0), Reading::Pressure(1.25)]
+            vec![
+                Reading::Outside(-3.0),
+                Reading::Pressure(1.25),
+                Reading::OemDiagnostic(258),
+                Reading::DhwStarts(12),
+                Reading::Answer(28, crate::source::Answer::Invalid),
+            ]
         );
     }
 

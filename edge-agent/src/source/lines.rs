@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use tracing::{info, warn};
 
-use super::stats::{Counter, SourceStats};
+use super::stats::{Counter, Link, SourceStats};
 
 /// The longest line kept, in bytes. OTGW lines are about 10 bytes and a full JSON sample about
 /// 400; a longer line is noise (or no newline at all) and is reported as [`RawLine::too_long`]
@@ -176,6 +176,7 @@ impl TcpLines {
     fn lost(&mut self, why: &str) {
         self.conn = None;
         self.stats.bump(Counter::Disconnect);
+        self.stats.set_link(Link::Down);
         warn!(addr = %self.addr, why, "sensor connection lost; reconnecting");
         self.schedule_retry();
     }
@@ -197,6 +198,7 @@ impl TcpLines {
             Ok(Ok(stream)) => {
                 info!(addr = %self.addr, "sensor connected");
                 self.stats.bump(Counter::Connect);
+                self.stats.set_link(Link::Up);
                 let mut reader = LineReader::new(BufReader::new(stream));
                 reader.keep_unterminated = false;
                 self.conn = Some(reader);
@@ -205,11 +207,13 @@ impl TcpLines {
             }
             Ok(Err(error)) => {
                 self.stats.bump(Counter::ConnectFailure);
+                self.stats.set_link(Link::Down);
                 warn!(addr = %self.addr, %error, "cannot connect to the sensor");
                 self.schedule_retry();
             }
             Err(_) => {
                 self.stats.bump(Counter::ConnectFailure);
+                self.stats.set_link(Link::Down);
                 warn!(addr = %self.addr, "connecting to the sensor timed out");
                 self.schedule_retry();
             }

@@ -10,7 +10,8 @@
 //!
 //! - [`Source`]: yields [`Reading`]s, one field's value each, because OpenTherm delivers one data
 //!   id per frame. [`LineSource`] (`line`), [`OtgwSource`] (`otgw`) and [`ChannelSource`]
-//!   (`channel`) implement it; `lines` holds the line reading they share.
+//!   (`channel`) implement it; `lines` holds the line reading they share, `serial` the tty that
+//!   is reopened when it fails, `replay` the pacing of a saved capture.
 //! - [`Sampler`] (`sampler`): the latest value of each field, and the staleness rule. No I/O.
 //! - [`run`], [`spawn`], [`spawn_with`] (`task`): the task that reads a source, samples on the
 //!   interval, and hands samples to the sink until shutdown.
@@ -27,7 +28,9 @@ pub mod lines;
 mod monitor;
 pub mod otgw;
 mod reading;
+pub mod replay;
 mod sampler;
+pub mod serial;
 mod stats;
 mod task;
 
@@ -39,9 +42,9 @@ pub use channel::{channel, ChannelSource};
 pub use line::LineSource;
 pub use monitor::{SourceMonitor, SourceState, SourceView};
 pub use otgw::OtgwSource;
-pub use reading::Reading;
+pub use reading::{Answer, Reading};
 pub use sampler::{Sampler, STALE_AFTER_INTERVALS};
-pub use stats::{FrameSkips, SourceStats, StatsSnapshot};
+pub use stats::{FrameSkips, Link, SourceStats, StatsSnapshot};
 pub use task::{
     run, sample_interval, spawn, spawn_with, RunningSource, SourceConfig, DEFAULT_INTERVAL,
     MIN_INTERVAL,

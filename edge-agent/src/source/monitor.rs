@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use serde::Serialize;
 use tokio::task::AbortHandle;
 
-use super::{RunningSource, SourceConfig, SourceStats, StatsSnapshot};
+use super::{Link, RunningSource, SourceConfig, SourceStats, StatsSnapshot};
 
 /// A clonable view of the running source; every clone sees the same task.
 #[derive(Debug, Clone)]
@@ -27,6 +27,10 @@ pub struct SourceMonitor {
 pub enum SourceState {
     /// Reading and sampling.
     Running,
+    /// Running, but its serial port or TCP connection is lost: it is waiting to reopen it.
+    Reconnecting,
+    /// Running, but the OTGW is in `PS=1` summary mode and prints no frames (send it `PS=0`).
+    SummaryMode,
     /// Its input ended (the end of a file, stdin closed) or the agent stopped it.
     Ended,
     /// It stopped on an error; see [`SourceView::error`].
@@ -40,7 +44,7 @@ pub struct SourceView {
     pub kind: &'static str,
     /// The boiler's asset id that samples carry.
     pub asset: String,
-    /// Running, ended or failed.
+    /// Running (or reconnecting, or stuck in summary mode), ended or failed.
     pub state: SourceState,
     /// Why it failed, if it did.
     pub error: Option<String>,
@@ -88,6 +92,8 @@ impl SourceMonitor {
     /// The source now.
     pub fn view(&self) -> SourceView {
         let (state, error) = match self.end.get() {
+            None if self.stats.link() == Link::Down => (SourceState::Reconnecting, None),
+            None if self.stats.summary_mode() => (SourceState::SummaryMode, None),
             None => (SourceState::Running, None),
             Some(None) => (SourceState::Ended, None),
             Some(Some(error)) => (SourceState::Failed, Some(error.clone())),

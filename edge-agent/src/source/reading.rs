@@ -5,8 +5,8 @@ use proto::{Telemetry, Validate};
 
 /// One value of one [`Telemetry`] field. Temperatures in °C, pressure in bar.
 ///
-/// The variants mirror `Telemetry`'s fields one to one, except that the manufacturer's code has
-/// two sources ([`Reading::OemFault`] and [`Reading::OemDiagnostic`]) that share `oem`.
+/// The variants mirror `Telemetry`'s fields one to one, except the answers to data ids
+/// ([`Reading::Answer`]), one per id, which make the `inval` and `unsup` lists.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Reading {
     /// Central-heating flow temperature (`flow`, OpenTherm id 25).
@@ -35,11 +35,9 @@ pub enum Reading {
     Fault(bool),
     /// Application-specific fault flags (`fflags`, id 5 high byte).
     FaultFlags(u8),
-    /// The manufacturer's fault code (`oem`, id 5 low byte, or a JSON line's `oem`). When fresh it
-    /// wins over [`Reading::OemDiagnostic`], because it is the code the boiler reports as its fault.
+    /// The manufacturer's fault code (`oem`, id 5 low byte, or a JSON line's `oem`).
     OemFault(u16),
-    /// The manufacturer's diagnostic code (`oem`, id 115), reported when no fresh
-    /// [`Reading::OemFault`] is.
+    /// The manufacturer's diagnostic code (`odiag`, id 115), kept apart from the fault code.
     OemDiagnostic(u16),
     /// Burner starts counter (`starts`, id 116).
     BurnerStarts(u32),
@@ -49,18 +47,76 @@ pub enum Reading {
     Gas(f64),
     /// Heat meter reading in kWh (`heat`).
     Heat(f64),
+    /// The boiler's whole status byte (`sflags`, id 0 low byte, bits 4–7 included).
+    StatusFlags(u8),
+    /// Diagnostic (service) indication (`diag`, id 0 bit 6).
+    Diagnostic(bool),
+    /// Slave configuration flags (`scfg`, id 3 high byte).
+    SlaveConfig(u8),
+    /// Slave member id (`smem`, id 3 low byte).
+    SlaveMember(u8),
+    /// Maximum boiler capacity in kW (`max_kw`, id 15 high byte).
+    MaxCapacity(u8),
+    /// Minimum modulation level in % (`min_modu`, id 15 low byte).
+    MinModulation(u8),
+    /// Hot-water flow rate in l/min (`dhw_flow`, id 19).
+    DhwFlow(f32),
+    /// Room temperature (`room`, id 24, from the thermostat).
+    Room(f32),
+    /// Hot-water setpoint (`dhw_setp`, id 56).
+    DhwSetpoint(f32),
+    /// Maximum central-heating setpoint (`max_setp`, id 57).
+    MaxSetpoint(f32),
+    /// Unsuccessful burner starts (`fail_starts`, id 113).
+    FailedStarts(u32),
+    /// Flame signal too low (`flame_low`, id 114).
+    FlameLow(u32),
+    /// Central-heating pump starts (`pump_starts`, id 117).
+    PumpStarts(u32),
+    /// Hot-water pump or valve starts (`dhw_pump_starts`, id 118).
+    DhwPumpStarts(u32),
+    /// Burner starts for hot water (`dhw_starts`, id 119).
+    DhwStarts(u32),
+    /// Central-heating pump hours (`pump_hours`, id 121).
+    PumpHours(u32),
+    /// Hot-water pump or valve hours (`dhw_pump_hours`, id 122).
+    DhwPumpHours(u32),
+    /// Burner hours for hot water (`dhw_hours`, id 123).
+    DhwHours(u32),
+    /// How the boiler last answered a data id (`inval`, `unsup`): one slot per id, so that a
+    /// sensor that recovers drops out of `inval` at its next valid answer.
+    Answer(u8, Answer),
 }
 
+/// How the boiler answered a data id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// With a value (after an earlier refusal).
+    Valid,
+    /// Data-Invalid: the id is known but its value is invalid now (a failed sensor).
+    Invalid,
+    /// Unknown-DataId: the id is not supported.
+    Unsupported,
+}
+
+/// The slots of the fields; [`Reading::Answer`]s take one each after them, per data id.
+const FIELD_SLOTS: usize = 37;
+
 /// How many distinct [`Reading::slot`]s there are.
-pub(crate) const SLOTS: usize = 19;
+pub(crate) const SLOTS: usize = FIELD_SLOTS + 256;
+
+/// Adds `id` to an ascending list of distinct ids (at most 256 long).
+fn insert_id(ids: &mut Vec<u8>, id: u8) {
+    if let Err(at) = ids.binary_search(&id) {
+        ids.insert(at, id);
+    }
+}
 
 /// The asset id used only to run proto's checks on a lone value; never sent.
 const CHECK_ASSET: &str = "check";
 
 impl Reading {
-    /// Which field this reading fills, as an index below [`SLOTS`]. The order is the order in
-    /// which the sampler applies readings: [`Reading::OemDiagnostic`] comes before
-    /// [`Reading::OemFault`] so that a fresh fault code overwrites the diagnostic code.
+    /// Which field this reading fills, as an index below [`SLOTS`]; answers take one per id.
     pub(crate) fn slot(&self) -> usize {
         match self {
             Reading::Flow(_) => 0,
@@ -82,6 +138,25 @@ impl Reading {
             Reading::BurnerHours(_) => 16,
             Reading::Gas(_) => 17,
             Reading::Heat(_) => 18,
+            Reading::StatusFlags(_) => 19,
+            Reading::Diagnostic(_) => 20,
+            Reading::SlaveConfig(_) => 21,
+            Reading::SlaveMember(_) => 22,
+            Reading::MaxCapacity(_) => 23,
+            Reading::MinModulation(_) => 24,
+            Reading::DhwFlow(_) => 25,
+            Reading::Room(_) => 26,
+            Reading::DhwSetpoint(_) => 27,
+            Reading::MaxSetpoint(_) => 28,
+            Reading::FailedStarts(_) => 29,
+            Reading::FlameLow(_) => 30,
+            Reading::PumpStarts(_) => 31,
+            Reading::DhwPumpStarts(_) => 32,
+            Reading::DhwStarts(_) => 33,
+            Reading::PumpHours(_) => 34,
+            Reading::DhwPumpHours(_) => 35,
+            Reading::DhwHours(_) => 36,
+            Reading::Answer(id, _) => FIELD_SLOTS + usize::from(*id),
         }
     }
 
@@ -101,11 +176,33 @@ impl Reading {
             Reading::DhwActive(v) => sample.dhw_on = Some(v),
             Reading::Fault(v) => sample.fault = Some(v),
             Reading::FaultFlags(v) => sample.fflags = Some(v),
-            Reading::OemFault(v) | Reading::OemDiagnostic(v) => sample.oem = Some(v),
+            Reading::OemFault(v) => sample.oem = Some(v),
+            Reading::OemDiagnostic(v) => sample.odiag = Some(v),
             Reading::BurnerStarts(v) => sample.starts = Some(v),
             Reading::BurnerHours(v) => sample.hours = Some(v),
             Reading::Gas(v) => sample.gas = Some(v),
             Reading::Heat(v) => sample.heat = Some(v),
+            Reading::StatusFlags(v) => sample.sflags = Some(v),
+            Reading::Diagnostic(v) => sample.diag = Some(v),
+            Reading::SlaveConfig(v) => sample.scfg = Some(v),
+            Reading::SlaveMember(v) => sample.smem = Some(v),
+            Reading::MaxCapacity(v) => sample.max_kw = Some(v),
+            Reading::MinModulation(v) => sample.min_modu = Some(v),
+            Reading::DhwFlow(v) => sample.dhw_flow = Some(v),
+            Reading::Room(v) => sample.room = Some(v),
+            Reading::DhwSetpoint(v) => sample.dhw_setp = Some(v),
+            Reading::MaxSetpoint(v) => sample.max_setp = Some(v),
+            Reading::FailedStarts(v) => sample.fail_starts = Some(v),
+            Reading::FlameLow(v) => sample.flame_low = Some(v),
+            Reading::PumpStarts(v) => sample.pump_starts = Some(v),
+            Reading::DhwPumpStarts(v) => sample.dhw_pump_starts = Some(v),
+            Reading::DhwStarts(v) => sample.dhw_starts = Some(v),
+            Reading::PumpHours(v) => sample.pump_hours = Some(v),
+            Reading::DhwPumpHours(v) => sample.dhw_pump_hours = Some(v),
+            Reading::DhwHours(v) => sample.dhw_hours = Some(v),
+            Reading::Answer(_, Answer::Valid) => {}
+            Reading::Answer(id, Answer::Invalid) => insert_id(&mut sample.inval, id),
+            Reading::Answer(id, Answer::Unsupported) => insert_id(&mut sample.unsup, id),
         }
     }
 
@@ -145,6 +242,27 @@ impl Reading {
             hours,
             gas,
             heat,
+            sflags,
+            diag,
+            odiag,
+            ref inval,
+            ref unsup,
+            scfg,
+            smem,
+            max_kw,
+            min_modu,
+            dhw_flow,
+            room,
+            dhw_setp,
+            max_setp,
+            fail_starts,
+            flame_low,
+            pump_starts,
+            dhw_pump_starts,
+            dhw_starts,
+            pump_hours,
+            dhw_pump_hours,
+            dhw_hours,
         } = *sample;
         // The destructuring above is exhaustive on purpose: a field added to `Telemetry` fails to
         // compile here until it has a reading.
@@ -167,9 +285,34 @@ impl Reading {
             hours.map(Reading::BurnerHours),
             gas.map(Reading::Gas),
             heat.map(Reading::Heat),
+            sflags.map(Reading::StatusFlags),
+            diag.map(Reading::Diagnostic),
+            odiag.map(Reading::OemDiagnostic),
+            scfg.map(Reading::SlaveConfig),
+            smem.map(Reading::SlaveMember),
+            max_kw.map(Reading::MaxCapacity),
+            min_modu.map(Reading::MinModulation),
+            dhw_flow.map(Reading::DhwFlow),
+            room.map(Reading::Room),
+            dhw_setp.map(Reading::DhwSetpoint),
+            max_setp.map(Reading::MaxSetpoint),
+            fail_starts.map(Reading::FailedStarts),
+            flame_low.map(Reading::FlameLow),
+            pump_starts.map(Reading::PumpStarts),
+            dhw_pump_starts.map(Reading::DhwPumpStarts),
+            dhw_starts.map(Reading::DhwStarts),
+            pump_hours.map(Reading::PumpHours),
+            dhw_pump_hours.map(Reading::DhwPumpHours),
+            dhw_hours.map(Reading::DhwHours),
         ]
         .into_iter()
         .flatten()
+        .chain(inval.iter().map(|&id| Reading::Answer(id, Answer::Invalid)))
+        .chain(
+            unsup
+                .iter()
+                .map(|&id| Reading::Answer(id, Answer::Unsupported)),
+        )
         .collect()
     }
 }
@@ -200,9 +343,30 @@ mod tests {
             hours: Some(3900),
             gas: Some(1234.5),
             heat: Some(9876.0),
+            sflags: Some(0x4A),
+            diag: Some(true),
+            odiag: Some(258),
+            inval: vec![18, 28],
+            unsup: vec![27],
+            scfg: Some(0x01),
+            smem: Some(11),
+            max_kw: Some(24),
+            min_modu: Some(20),
+            dhw_flow: Some(7.5),
+            room: Some(19.5),
+            dhw_setp: Some(55.0),
+            max_setp: Some(75.0),
+            fail_starts: Some(3),
+            flame_low: Some(1),
+            pump_starts: Some(20_000),
+            dhw_pump_starts: Some(8_000),
+            dhw_starts: Some(5_000),
+            pump_hours: Some(7_000),
+            dhw_pump_hours: Some(900),
+            dhw_hours: Some(800),
         };
         let readings = Reading::from_telemetry(&sample);
-        assert_eq!(readings.len(), 18);
+        assert_eq!(readings.len(), 18 + 19 + 3);
         let mut rebuilt = Telemetry {
             asset: "B-1".into(),
             ..Telemetry::default()
@@ -236,7 +400,27 @@ mod tests {
             Reading::BurnerHours(0),
             Reading::Gas(0.0),
             Reading::Heat(0.0),
-        ];
+            Reading::StatusFlags(0),
+            Reading::Diagnostic(false),
+            Reading::SlaveConfig(0),
+            Reading::SlaveMember(0),
+            Reading::MaxCapacity(0),
+            Reading::MinModulation(0),
+            Reading::DhwFlow(0.0),
+            Reading::Room(0.0),
+            Reading::DhwSetpoint(0.0),
+            Reading::MaxSetpoint(0.0),
+            Reading::FailedStarts(0),
+            Reading::FlameLow(0),
+            Reading::PumpStarts(0),
+            Reading::DhwPumpStarts(0),
+            Reading::DhwStarts(0),
+            Reading::PumpHours(0),
+            Reading::DhwPumpHours(0),
+            Reading::DhwHours(0),
+        ]
+        .into_iter()
+        .chain((0..=255).map(|id| Reading::Answer(id, Answer::Invalid)));
         let mut seen = [false; SLOTS];
         for reading in all {
             let slot = reading.slot();
@@ -253,5 +437,10 @@ mod tests {
         assert_eq!(Reading::Modulation(-1.0).check().unwrap_err().field, "modu");
         assert_eq!(Reading::Flow(f32::NAN).check().unwrap_err().field, "flow");
         assert_eq!(Reading::Gas(-1.0).check().unwrap_err().field, "gas");
+        assert_eq!(
+            Reading::MinModulation(101).check().unwrap_err().field,
+            "min_modu"
+        );
+        assert!(Reading::Answer(9, Answer::Unsupported).check().is_ok());
     }
 }

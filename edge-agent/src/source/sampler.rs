@@ -12,7 +12,8 @@
 //!   OTGW link dropped) instead of a frozen value. A value exactly that old is still included.
 //! - A sample with no fresh value at all is not made: silence shows as missing samples, which the
 //!   gateway alerts on, and the hub's health records show the hub itself is alive.
-//! - `oem` takes the boiler's fault code (id 5) when fresh, else its diagnostic code (id 115).
+//! - `inval` and `unsup` list the data ids whose latest fresh answer was Data-Invalid or
+//!   Unknown-DataId; a valid answer after a refusal takes the id off.
 
 use std::time::Duration;
 
@@ -71,7 +72,6 @@ impl Sampler {
             ..Telemetry::default()
         };
         let mut any = false;
-        // Slot order puts id 115's code before id 5's, so a fresh fault code overwrites it.
         for slot in &mut self.latest {
             if let Some((reading, at)) = slot {
                 if now.saturating_duration_since(*at) <= max_age {
@@ -148,18 +148,33 @@ mod tests {
     }
 
     #[test]
-    fn fault_code_wins_over_diagnostic_code() {
+    fn fault_and_diagnostic_codes_are_apart() {
         let t0 = Instant::now();
         let mut sampler = Sampler::new("B-1").unwrap();
         sampler.record(Reading::OemDiagnostic(258), t0);
-        assert_eq!(sampler.sample(t0, MINUTE).unwrap().oem, Some(258));
         sampler.record(Reading::OemFault(133), t0);
-        // Recorded later than the fault code, the diagnostic code still yields.
-        sampler.record(Reading::OemDiagnostic(259), t0 + Duration::from_secs(1));
-        assert_eq!(sampler.sample(t0 + MINUTE, MINUTE).unwrap().oem, Some(133));
-        // Once the fault code is stale, the diagnostic code shows.
-        let later = t0 + 3 * MINUTE + Duration::from_millis(500);
-        assert_eq!(sampler.sample(later, MINUTE).unwrap().oem, Some(259));
+        let sample = sampler.sample(t0, MINUTE).unwrap();
+        assert_eq!((sample.oem, sample.odiag), (Some(133), Some(258)));
+    }
+
+    #[test]
+    fn answers_list_invalid_and_unsupported_ids_until_valid_or_stale() {
+        use crate::source::Answer;
+        let t0 = Instant::now();
+        let mut sampler = Sampler::new("B-1").unwrap();
+        sampler.record(Reading::Answer(28, Answer::Invalid), t0);
+        sampler.record(Reading::Answer(18, Answer::Invalid), t0);
+        sampler.record(Reading::Answer(27, Answer::Unsupported), t0);
+        let sample = sampler.sample(t0, MINUTE).unwrap();
+        assert_eq!((sample.inval, sample.unsup), (vec![18, 28], vec![27]));
+        // The return sensor recovers: off the list at once.
+        sampler.record(Reading::Answer(28, Answer::Valid), t0 + MINUTE);
+        sampler.record(Reading::Return(45.0), t0 + MINUTE);
+        let sample = sampler.sample(t0 + MINUTE, MINUTE).unwrap();
+        assert_eq!((sample.inval, sample.ret), (vec![18], Some(45.0)));
+        // Refusals not repeated for longer than the staleness go too.
+        let sample = sampler.sample(t0 + 4 * MINUTE, MINUTE).unwrap();
+        assert!(sample.inval.is_empty() && sample.unsup.is_empty());
     }
 
     #[test]

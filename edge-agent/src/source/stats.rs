@@ -1,7 +1,7 @@
 //! Counters of what a source read, skipped and produced, shared between the source's task and
 //! whoever reports on it (the agent's health records and metrics).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -33,6 +33,25 @@ struct Counters {
     connects: AtomicU64,
     connect_failures: AtomicU64,
     disconnects: AtomicU64,
+    summary_lines: AtomicU64,
+    /// A [`Link`] as its number; 0 until a connection-based source sets it.
+    link: AtomicU8,
+    /// The OTGW prints `PS=1` summary lines instead of frames.
+    summary_mode: AtomicBool,
+}
+
+/// Whether a source's connection (a serial port, a TCP connection) is up. Sources without one
+/// (a file, stdin, a channel) stay [`Link::Unknown`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Link {
+    /// No connection to speak of, or none tried yet.
+    #[default]
+    Unknown,
+    /// Connected or open, and being read.
+    Up,
+    /// Lost or not yet (re)opened: the source is waiting to try again.
+    Down,
 }
 
 /// One counter, for [`SourceStats::bump`].
@@ -50,6 +69,7 @@ pub(crate) enum Counter {
     Connect,
     ConnectFailure,
     Disconnect,
+    SummaryLine,
 }
 
 /// The counters at one moment. All count from the source's start.
@@ -81,6 +101,12 @@ pub struct StatsSnapshot {
     pub connect_failures: u64,
     /// TCP connections lost: closed, failed or idle too long.
     pub disconnects: u64,
+    /// OTGW `PS=1` summary lines: the gateway is in summary mode and prints no frames.
+    pub summary_lines: u64,
+    /// Whether the connection (serial port or TCP) is up.
+    pub link: Link,
+    /// The OTGW was last seen in `PS=1` summary mode (cleared by the next frame).
+    pub summary_mode: bool,
 }
 
 /// OTGW frames skipped, one counter per [`Skip`] reason.
@@ -128,6 +154,7 @@ impl SourceStats {
             Counter::Connect => &c.connects,
             Counter::ConnectFailure => &c.connect_failures,
             Counter::Disconnect => &c.disconnects,
+            Counter::SummaryLine => &c.summary_lines,
         };
         // Counters are independent; no ordering between them is promised or needed.
         cell.fetch_add(1, Ordering::Relaxed);
@@ -159,7 +186,39 @@ impl SourceStats {
             connects: get(&c.connects),
             connect_failures: get(&c.connect_failures),
             disconnects: get(&c.disconnects),
+            summary_lines: get(&c.summary_lines),
+            link: self.link(),
+            summary_mode: self.summary_mode(),
         }
+    }
+
+    /// Records whether the connection is up.
+    pub(crate) fn set_link(&self, link: Link) {
+        let code = match link {
+            Link::Unknown => 0,
+            Link::Up => 1,
+            Link::Down => 2,
+        };
+        self.0.link.store(code, Ordering::Relaxed);
+    }
+
+    /// Whether the connection is up.
+    pub fn link(&self) -> Link {
+        match self.0.link.load(Ordering::Relaxed) {
+            1 => Link::Up,
+            2 => Link::Down,
+            _ => Link::Unknown,
+        }
+    }
+
+    /// Records whether the OTGW is in `PS=1` summary mode; returns whether it was before.
+    pub(crate) fn set_summary_mode(&self, on: bool) -> bool {
+        self.0.summary_mode.swap(on, Ordering::Relaxed)
+    }
+
+    /// Whether the OTGW was last seen in `PS=1` summary mode.
+    pub fn summary_mode(&self) -> bool {
+        self.0.summary_mode.load(Ordering::Relaxed)
     }
 }
 

@@ -26,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::lines::{LineReader, TcpOptions};
+use super::replay::Paced;
+use super::serial::{Backoff, ReopenLines};
 use super::stats::{Counter, SourceStats};
 use super::{LineSource, OtgwSource, Reading, Sampler, Source, SourceError};
 
@@ -60,7 +62,10 @@ pub enum SourceConfig {
         /// `host:port`.
         addr: String,
     },
-    /// An OTGW on a serial port (a tty set to 9600 8N1 raw beforehand), or a saved capture.
+    /// An OTGW on a serial port (a tty set to 9600 8N1 raw beforehand), reopened with backoff
+    /// whenever it fails (a USB adapter unplugged); or a saved capture (a regular file), replayed
+    /// at the pace its times give (see `replay`) and then ended; or a FIFO, read until its writer
+    /// closes it.
     OtgwFile {
         /// The tty or file.
         path: PathBuf,
@@ -131,10 +136,7 @@ pub fn spawn(
         }
         SourceConfig::OtgwFile { path } => {
             let stats = stats.clone();
-            let open = async move {
-                let file = open(&path).await?;
-                Ok(OtgwSource::from_reader(BufReader::new(file), stats))
-            };
+            let open = async move { otgw_file(path, stats).await };
             launch(open, wiring)
         }
     };
@@ -183,6 +185,79 @@ impl Wiring {
 
 fn ready<S>(source: S) -> impl Future<Output = Result<S, SourceError>> {
     std::future::ready(Ok(source))
+}
+
+/// What an `otgw_file` path is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    /// A character device: a serial OTGW, reopened whenever it fails or ends.
+    Tty,
+    /// A regular file: a saved capture, replayed at its own pace and then ended.
+    Capture,
+    /// Anything else (a FIFO): read as it comes, ended with its writer.
+    Stream,
+}
+
+fn file_kind(metadata: &std::fs::Metadata) -> FileKind {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = metadata.file_type();
+    if kind.is_char_device() {
+        FileKind::Tty
+    } else if kind.is_file() {
+        FileKind::Capture
+    } else {
+        FileKind::Stream
+    }
+}
+
+/// An [`OtgwSource`] for `path`, read as its [`FileKind`] says.
+async fn otgw_file(path: PathBuf, stats: SourceStats) -> Result<OtgwFile, SourceError> {
+    let metadata = tokio::fs::metadata(&path)
+        .await
+        .map_err(|source| SourceError::Open {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(match file_kind(&metadata) {
+        FileKind::Tty => {
+            let lines = ReopenLines::tty(path, Backoff::default(), stats.clone());
+            OtgwFile::Tty(OtgwSource::new(lines, stats))
+        }
+        FileKind::Capture => {
+            let reader = LineReader::new(BufReader::new(open(&path).await?));
+            OtgwFile::Capture(OtgwSource::new(Paced::new(reader), stats))
+        }
+        FileKind::Stream => {
+            let file = open(&path).await?;
+            OtgwFile::Stream(OtgwSource::from_reader(BufReader::new(file), stats))
+        }
+    })
+}
+
+/// The three ways an `otgw_file` path is read, as one source.
+#[derive(Debug)]
+enum OtgwFile {
+    Tty(OtgwSource<ReopenLines<File>>),
+    Capture(OtgwSource<Paced<LineReader<BufReader<File>>>>),
+    Stream(OtgwSource<LineReader<BufReader<File>>>),
+}
+
+impl Source for OtgwFile {
+    async fn next_reading(&mut self) -> Result<Option<Reading>, SourceError> {
+        match self {
+            OtgwFile::Tty(source) => source.next_reading().await,
+            OtgwFile::Capture(source) => source.next_reading().await,
+            OtgwFile::Stream(source) => source.next_reading().await,
+        }
+    }
+
+    fn stats(&self) -> &SourceStats {
+        match self {
+            OtgwFile::Tty(source) => source.stats(),
+            OtgwFile::Capture(source) => source.stats(),
+            OtgwFile::Stream(source) => source.stats(),
+        }
+    }
 }
 
 async fn open(path: &Path) -> Result<File, SourceError> {

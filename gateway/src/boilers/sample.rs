@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 /// boilers and interfaces differ, and a reading that failed its plausibility check
 /// ([`super::reading`]) is removed before the sample reaches rollups.
 ///
-/// The fields after `gas_m3`/`heat_kwh` are not on the wire yet (proto will gain them); they are
-/// `None` for samples converted from today's [`Telemetry`]. Absent readings are left out when a
+/// The fields after `gas_m3`/`heat_kwh` come from proto's revision 1.1 fields (`diag`, `room`,
+/// `dhw_starts`, `dhw_hours`, `fail_starts`, `flame_low`); hubs before it leave them `None`. Absent readings are left out when a
 /// sample is stored: most hubs report a dozen of its fields, and a sample is stored per minute.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -71,23 +71,22 @@ pub struct Sample {
     /// Heat meter reading, kWh (a counter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heat_kwh: Option<f64>,
-    /// The boiler's diagnostic (service) indication (id 0, bit 6). Not on the wire yet.
+    /// The boiler's diagnostic (service) indication (id 0, bit 6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnostic: Option<bool>,
-    /// Room temperature, °C (id 24, from the thermostat's frames). Not on the wire yet.
+    /// Room temperature, °C (id 24, from the thermostat's frames).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_c: Option<f32>,
-    /// Burner starts for hot water (id 119); heating starts are id 116 less these. Not on the
-    /// wire yet.
+    /// Burner starts for hot water (id 119); heating starts are id 116 less these.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhw_burner_starts: Option<u32>,
-    /// Burner hours for hot water, h (id 123). Not on the wire yet.
+    /// Burner hours for hot water, h (id 123).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhw_burner_hours_h: Option<u32>,
-    /// Unsuccessful burner starts counter (id 113). Not on the wire yet.
+    /// Unsuccessful burner starts counter (id 113).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_starts: Option<u32>,
-    /// Times the flame signal was too low (id 114). Not on the wire yet.
+    /// Times the flame signal was too low (id 114).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flame_low: Option<u32>,
 }
@@ -116,7 +115,12 @@ impl Sample {
             burner_hours_h: telemetry.hours,
             gas_m3: telemetry.gas,
             heat_kwh: telemetry.heat,
-            ..Self::default()
+            diagnostic: telemetry.diag,
+            room_c: telemetry.room,
+            dhw_burner_starts: telemetry.dhw_starts,
+            dhw_burner_hours_h: telemetry.dhw_hours,
+            failed_starts: telemetry.fail_starts,
+            flame_low: telemetry.flame_low,
         }
     }
 
@@ -231,6 +235,28 @@ mod tests {
         assert_eq!(sample.burner_starts, Some(120));
         assert_eq!(sample.gas_m3, Some(1234.5));
         assert_eq!(sample.dhw_burner_starts, None);
+    }
+
+    #[test]
+    fn revision_1_1_fields_fill_their_room() {
+        let telemetry = Telemetry {
+            asset: "B-1".to_owned(),
+            diag: Some(true),
+            room: Some(19.5),
+            dhw_starts: Some(5_000),
+            dhw_hours: Some(800),
+            fail_starts: Some(3),
+            flame_low: Some(1),
+            ..Telemetry::default()
+        };
+        let sample = Sample::from_telemetry(&telemetry, 1_000);
+        assert_eq!(sample.diagnostic, Some(true));
+        assert_eq!(sample.room_c, Some(19.5));
+        assert_eq!(
+            (sample.dhw_burner_starts, sample.dhw_burner_hours_h),
+            (Some(5_000), Some(800))
+        );
+        assert_eq!((sample.failed_starts, sample.flame_low), (Some(3), Some(1)));
     }
 
     #[test]

@@ -120,30 +120,96 @@ pub fn telemetry() -> impl Strategy<Value = Telemetry> {
         meter(),
         meter(),
     );
-    (id(), temperatures, levels, flags, counters).prop_map(
-        |(asset, (flow, ret, dhw, out, exh, setp), (bar, modu), flags, counters)| {
-            let [flame, ch, dhw_on, fault] = flags;
-            let (fflags, oem, starts, hours, gas, heat) = counters;
+    (
+        id(),
+        temperatures,
+        levels,
+        flags,
+        counters,
+        telemetry_later(),
+    )
+        .prop_map(
+            |(asset, (flow, ret, dhw, out, exh, setp), (bar, modu), flags, counters, later)| {
+                let [flame, ch, dhw_on, fault] = flags;
+                let (fflags, oem, starts, hours, gas, heat) = counters;
+                Telemetry {
+                    asset,
+                    flow,
+                    ret,
+                    dhw,
+                    out,
+                    exh,
+                    setp,
+                    bar,
+                    modu,
+                    flame,
+                    ch,
+                    dhw_on,
+                    fault,
+                    fflags,
+                    oem,
+                    starts,
+                    hours,
+                    gas,
+                    heat,
+                    ..later
+                }
+            },
+        )
+}
+
+/// Distinct data ids in ascending order, as `inval` and `unsup` carry them.
+fn data_ids() -> impl Strategy<Value = Vec<u8>> {
+    collection::btree_set(any::<u8>(), 0..8).prop_map(|ids| ids.into_iter().collect())
+}
+
+/// The fields added in revision 1.1, on an otherwise empty sample.
+fn telemetry_later() -> impl Strategy<Value = Telemetry> {
+    let status = (
+        option::of(any::<u8>()),
+        option::of(any::<bool>()),
+        option::of(any::<u16>()),
+        data_ids(),
+        data_ids(),
+    );
+    let config = (
+        option::of(any::<u8>()),
+        option::of(any::<u8>()),
+        option::of(any::<u8>()),
+        option::of(0u8..=100),
+        option::of(0.0f32..=100.0),
+    );
+    let temperatures = (celsius(), celsius(), celsius());
+    let counters = array::uniform8(option::of(any::<u32>()));
+    (status, config, temperatures, counters).prop_map(
+        |(status, config, (room, dhw_setp, max_setp), counters)| {
+            let (sflags, diag, odiag, inval, unsup) = status;
+            let (scfg, smem, max_kw, min_modu, dhw_flow) = config;
+            let [fail_starts, flame_low, pump_starts, dhw_pump_starts, dhw_starts, pump_hours, dhw_pump_hours, dhw_hours] =
+                counters;
             Telemetry {
-                asset,
-                flow,
-                ret,
-                dhw,
-                out,
-                exh,
-                setp,
-                bar,
-                modu,
-                flame,
-                ch,
-                dhw_on,
-                fault,
-                fflags,
-                oem,
-                starts,
-                hours,
-                gas,
-                heat,
+                sflags,
+                diag,
+                odiag,
+                inval,
+                unsup,
+                scfg,
+                smem,
+                max_kw,
+                min_modu,
+                dhw_flow,
+                room,
+                dhw_setp,
+                max_setp,
+                fail_starts,
+                flame_low,
+                pump_starts,
+                dhw_pump_starts,
+                dhw_starts,
+                pump_hours,
+                dhw_pump_hours,
+                dhw_hours,
+                ..Telemetry::default()
             }
         },
     )

@@ -8,7 +8,12 @@
 //! - Read-Acks, for every data id below;
 //! - Write-Acks for id 1 (control setpoint): OpenTherm defines id 1 as write-only, the thermostat
 //!   (or the gateway, overriding it) writes the setpoint and the boiler's Write-Ack confirms the
-//!   value it now works to, so it is the only place the setpoint appears.
+//!   value it now works to, so it is the only place the setpoint appears; likewise ids 56 and 57
+//!   (hot-water and maximum heating setpoints), which a thermostat may write.
+//!
+//! One exception to the boiler's answers: the room temperature (id 24) is the thermostat's own
+//! measurement, which it writes to the boiler (`T`, Write-Data); that frame is taken whatever the
+//! boiler answers, since many boilers answer Unknown-DataId to it.
 //!
 //! `A` lines are skipped although the gateway sends them "on the boiler's behalf": they are what
 //! the thermostat was told, not what the boiler measured. When the boiler answers Unknown-DataId
@@ -37,12 +42,20 @@ pub mod id {
     pub const STATUS: u8 = 0;
     /// Control setpoint, °C (f8.8). Written by the master; the boiler's Write-Ack confirms it.
     pub const CONTROL_SETPOINT: u8 = 1;
+    /// Slave configuration flags (high byte) and member id (low byte).
+    pub const SLAVE_CONFIG: u8 = 3;
     /// Application-specific fault flags (high byte) and OEM fault code (low byte).
     pub const FAULT_FLAGS: u8 = 5;
+    /// Maximum boiler capacity, kW (high byte), and minimum modulation, % (low byte).
+    pub const CAPACITY: u8 = 15;
     /// Relative modulation level, % (f8.8).
     pub const REL_MODULATION: u8 = 17;
     /// Central-heating water pressure, bar (f8.8).
     pub const CH_PRESSURE: u8 = 18;
+    /// Hot-water flow rate, l/min (f8.8).
+    pub const DHW_FLOW: u8 = 19;
+    /// Room temperature, °C (f8.8). Written by the thermostat.
+    pub const ROOM_TEMP: u8 = 24;
     /// Boiler flow water temperature, °C (f8.8).
     pub const FLOW_TEMP: u8 = 25;
     /// Domestic hot water temperature, °C (f8.8).
@@ -53,12 +66,32 @@ pub mod id {
     pub const RETURN_TEMP: u8 = 28;
     /// Exhaust temperature, °C (s16).
     pub const EXHAUST_TEMP: u8 = 33;
+    /// Hot-water setpoint, °C (f8.8).
+    pub const DHW_SETPOINT: u8 = 56;
+    /// Maximum central-heating water setpoint, °C (f8.8).
+    pub const MAX_CH_SETPOINT: u8 = 57;
+    /// Unsuccessful burner starts (u16).
+    pub const FAILED_STARTS: u8 = 113;
+    /// Flame signal too low (u16).
+    pub const FLAME_LOW: u8 = 114;
     /// OEM diagnostic code (u16).
     pub const OEM_DIAGNOSTIC: u8 = 115;
     /// Burner starts (u16).
     pub const BURNER_STARTS: u8 = 116;
+    /// Central-heating pump starts (u16).
+    pub const CH_PUMP_STARTS: u8 = 117;
+    /// Hot-water pump or valve starts (u16).
+    pub const DHW_PUMP_STARTS: u8 = 118;
+    /// Burner starts for hot water (u16).
+    pub const DHW_BURNER_STARTS: u8 = 119;
     /// Burner operation hours (u16).
     pub const BURNER_HOURS: u8 = 120;
+    /// Central-heating pump operation hours (u16).
+    pub const CH_PUMP_HOURS: u8 = 121;
+    /// Hot-water pump or valve operation hours (u16).
+    pub const DHW_PUMP_HOURS: u8 = 122;
+    /// Burner operation hours for hot water (u16).
+    pub const DHW_BURNER_HOURS: u8 = 123;
 }
 
 /// Why a frame did not become readings. Each has its own counter in
@@ -104,7 +137,7 @@ pub fn s16(value: u16) -> i16 {
 
 /// Decodes a frame from an OTGW line into readings, or says why it is skipped.
 ///
-/// Status (id 0) gives four readings and fault flags (id 5) two; every other id gives one.
+/// Status (id 0) gives six readings, ids 3, 5 and 15 two each; every other id gives one.
 pub fn decode(message: Message) -> Result<Vec<Reading>, Skip> {
     let Message { origin, frame } = message;
     if !frame.parity_ok() {
@@ -114,13 +147,20 @@ pub fn decode(message: Message) -> Result<Vec<Reading>, Skip> {
     if msg_type.is_request() != origin.sends_requests() || msg_type == MsgType::Reserved {
         return Err(Skip::MessageType);
     }
+    let data_id = frame.data_id();
+    if origin == Origin::Thermostat && msg_type == MsgType::WriteData && data_id == id::ROOM_TEMP {
+        return Ok(vec![Reading::Room(temperature(frame.value())?)]);
+    }
     if origin != Origin::Boiler {
         return Err(Skip::NotBoiler);
     }
-    let data_id = frame.data_id();
     match msg_type {
         MsgType::ReadAck => {}
-        MsgType::WriteAck if data_id == id::CONTROL_SETPOINT => {}
+        MsgType::WriteAck
+            if matches!(
+                data_id,
+                id::CONTROL_SETPOINT | id::DHW_SETPOINT | id::MAX_CH_SETPOINT
+            ) => {}
         MsgType::WriteAck => return Err(Skip::NotReadAck),
         MsgType::DataInvalid => return Err(Skip::DataInvalid),
         // Request types were refused above; Unknown-DataId is all that is left.
@@ -135,8 +175,30 @@ pub fn decode(message: Message) -> Result<Vec<Reading>, Skip> {
                 Reading::ChActive(flags & 0b0010 != 0),
                 Reading::DhwActive(flags & 0b0100 != 0),
                 Reading::Flame(flags & 0b1000 != 0),
+                // Bits 4–7 (cooling, CH2, diagnostic, reserved) travel whole in the byte.
+                Reading::StatusFlags(flags),
+                Reading::Diagnostic(flags & 0b0100_0000 != 0),
             ]
         }
+        id::SLAVE_CONFIG => vec![
+            Reading::SlaveConfig(frame.hb()),
+            Reading::SlaveMember(frame.lb()),
+        ],
+        id::CAPACITY => vec![
+            Reading::MaxCapacity(frame.hb()),
+            Reading::MinModulation(frame.lb()),
+        ],
+        id::DHW_FLOW => vec![Reading::DhwFlow(ranged(f88(value), 0.0, 16.0)?)],
+        id::DHW_SETPOINT => vec![Reading::DhwSetpoint(ranged(f88(value), 0.0, 127.0)?)],
+        id::MAX_CH_SETPOINT => vec![Reading::MaxSetpoint(ranged(f88(value), 0.0, 127.0)?)],
+        id::FAILED_STARTS => vec![Reading::FailedStarts(u32::from(value))],
+        id::FLAME_LOW => vec![Reading::FlameLow(u32::from(value))],
+        id::CH_PUMP_STARTS => vec![Reading::PumpStarts(u32::from(value))],
+        id::DHW_PUMP_STARTS => vec![Reading::DhwPumpStarts(u32::from(value))],
+        id::DHW_BURNER_STARTS => vec![Reading::DhwStarts(u32::from(value))],
+        id::CH_PUMP_HOURS => vec![Reading::PumpHours(u32::from(value))],
+        id::DHW_PUMP_HOURS => vec![Reading::DhwPumpHours(u32::from(value))],
+        id::DHW_BURNER_HOURS => vec![Reading::DhwHours(u32::from(value))],
         id::CONTROL_SETPOINT => vec![Reading::Setpoint(ranged(f88(value), 0.0, 100.0)?)],
         id::FAULT_FLAGS => vec![
             Reading::FaultFlags(frame.hb()),
@@ -228,6 +290,8 @@ mod tests {
                 Reading::ChActive(true),
                 Reading::DhwActive(false),
                 Reading::Flame(true),
+                Reading::StatusFlags(0x0A),
+                Reading::Diagnostic(false),
             ]
         );
         assert_eq!(
@@ -237,9 +301,12 @@ mod tests {
                 Reading::ChActive(false),
                 Reading::DhwActive(true),
                 Reading::Flame(false),
+                Reading::StatusFlags(0x05),
+                Reading::Diagnostic(false),
             ]
         );
-        // Bits above 3 (cooling, CH2, diagnostic) do not leak into the four flags.
+        // Bits above 3 (cooling, CH2, diagnostic) do not leak into the four flags; they travel
+        // in the whole byte, and bit 6 as the diagnostic indication.
         assert_eq!(
             read_ack(id::STATUS, 0x00F0).unwrap(),
             vec![
@@ -247,7 +314,15 @@ mod tests {
                 Reading::ChActive(false),
                 Reading::DhwActive(false),
                 Reading::Flame(false),
+                Reading::StatusFlags(0xF0),
+                Reading::Diagnostic(true),
             ]
+        );
+        // Captured: CH on, flame on, diagnostic indication (LB 0x4A).
+        let readings = line("B4000034A").unwrap();
+        assert_eq!(
+            readings[4..],
+            [Reading::StatusFlags(0x4A), Reading::Diagnostic(true)]
         );
     }
 
@@ -408,9 +483,73 @@ mod tests {
             decode(boiler(MsgType::WriteAck, 25, 0x3A80)),
             Err(Skip::NotReadAck)
         );
-        // Id 3 (slave configuration) and id 56 (DHW setpoint) are not telemetry here.
-        assert_eq!(read_ack(3, 0x0100), Err(Skip::UnusedId));
-        assert_eq!(read_ack(56, 0x3C00), Err(Skip::UnusedId));
+        // Ids nobody reads (the date, say) are counted as unused.
+        assert_eq!(read_ack(21, 0x0101), Err(Skip::UnusedId));
+    }
+
+    #[test]
+    fn configuration_capacity_and_setpoints() {
+        // Captured: hot water present, member id 11 (0x0B).
+        assert_eq!(
+            line("BC003010B").unwrap(),
+            vec![Reading::SlaveConfig(0x01), Reading::SlaveMember(11)]
+        );
+        assert_eq!(
+            read_ack(id::CAPACITY, 0x1814).unwrap(),
+            vec![Reading::MaxCapacity(24), Reading::MinModulation(20)]
+        );
+        // A minimum modulation over 100 % is a garbled frame.
+        assert_eq!(read_ack(id::CAPACITY, 0x18C8), Err(Skip::OutOfRange));
+        assert_eq!(
+            read_ack(id::DHW_FLOW, 0x0780).unwrap(),
+            vec![Reading::DhwFlow(7.5)]
+        );
+        assert_eq!(read_ack(id::DHW_FLOW, 0x1400), Err(Skip::OutOfRange));
+        assert_eq!(
+            read_ack(id::DHW_SETPOINT, 0x3700).unwrap(),
+            vec![Reading::DhwSetpoint(55.0)]
+        );
+        assert_eq!(
+            decode(boiler(MsgType::WriteAck, id::MAX_CH_SETPOINT, 0x4B00)).unwrap(),
+            vec![Reading::MaxSetpoint(75.0)]
+        );
+    }
+
+    #[test]
+    fn room_temperature_from_the_thermostats_write() {
+        // The thermostat writes 19.5 °C; the boiler does not support it (B7018....).
+        let t = Message {
+            origin: Origin::Thermostat,
+            frame: Frame::new(MsgType::WriteData, id::ROOM_TEMP, 0x1380),
+        };
+        assert_eq!(decode(t).unwrap(), vec![Reading::Room(19.5)]);
+        assert_eq!(
+            decode(boiler(MsgType::UnknownDataId, id::ROOM_TEMP, 0x1380)),
+            Err(Skip::Unsupported)
+        );
+        // The thermostat reading it back, or the gateway's request, is not a measurement.
+        let read = Message {
+            origin: Origin::Thermostat,
+            frame: Frame::new(MsgType::ReadData, id::ROOM_TEMP, 0),
+        };
+        assert_eq!(decode(read), Err(Skip::NotBoiler));
+    }
+
+    #[test]
+    fn fault_counters_and_the_hot_water_split() {
+        let cases = [
+            (113, Reading::FailedStarts(3)),
+            (114, Reading::FlameLow(3)),
+            (117, Reading::PumpStarts(3)),
+            (118, Reading::DhwPumpStarts(3)),
+            (119, Reading::DhwStarts(3)),
+            (121, Reading::PumpHours(3)),
+            (122, Reading::DhwPumpHours(3)),
+            (123, Reading::DhwHours(3)),
+        ];
+        for (data_id, reading) in cases {
+            assert_eq!(read_ack(data_id, 3).unwrap(), vec![reading], "id {data_id}");
+        }
     }
 
     #[test]

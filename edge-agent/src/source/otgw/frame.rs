@@ -206,6 +206,10 @@ pub enum Line {
     /// `Error NN`: the gateway saw a malformed frame on the OpenTherm wire (bad timing, stop bit,
     /// parity…). Worth counting: many of them mean a wiring or interference problem.
     GatewayError(u8),
+    /// A `PS=1` summary line: the gateway was told to print one line of comma-separated values
+    /// (`00000011/00001010,60.00,...`) per cycle instead of the frames. It starts with the status
+    /// as two groups of 8 binary digits; no frames follow until `PS=0` is sent to the OTGW.
+    Summary,
     /// Anything else: command responses, the banner, blank lines, noise.
     Other,
 }
@@ -221,6 +225,9 @@ pub fn parse_line(line: &str) -> Line {
     }
     if let Some(code) = rest.strip_prefix("Error ") {
         return code.trim().parse().map_or(Line::Other, Line::GatewayError);
+    }
+    if is_summary(rest) {
+        return Line::Summary;
     }
     let token = rest.split(char::is_whitespace).next().unwrap_or_default();
     parse_message(token).map_or(Line::Other, Line::Message)
@@ -240,6 +247,22 @@ fn parse_message(token: &str) -> Option<Message> {
         origin,
         frame: Frame::from_bits(bits),
     })
+}
+
+/// The fewest comma-separated fields a `PS=1` line has. The firmware prints about 25 (34 in
+/// later versions); a short line of this shape is more likely noise.
+const SUMMARY_MIN_FIELDS: usize = 10;
+
+/// Whether a line looks like a `PS=1` summary: `bbbbbbbb/bbbbbbbb,` then enough fields.
+fn is_summary(line: &str) -> bool {
+    let Some((status, _)) = line.split_once(',') else {
+        return false;
+    };
+    let binary = |part: &str| part.len() == 8 && part.bytes().all(|b| b == b'0' || b == b'1');
+    let status_ok = status
+        .split_once('/')
+        .is_some_and(|(master, slave)| binary(master) && binary(slave));
+    status_ok && line.split(',').count() >= SUMMARY_MIN_FIELDS
 }
 
 /// Whether a token looks like `15:50:36.715894`.
@@ -369,6 +392,21 @@ mod tests {
         assert_eq!(parse_line("Error 01"), Line::GatewayError(1));
         assert_eq!(parse_line("Error 04\r"), Line::GatewayError(4));
         assert_eq!(parse_line("Error xx"), Line::Other);
+    }
+
+    #[test]
+    fn recognises_summary_lines() {
+        // PS=1 output of firmware 4.x (captured-style: status, setpoints, temperatures, counters).
+        let ps1 = "00000011/01001010,60.00,00000011/00000011,0.00,100.00,30.00,20.00,50.00,1.60,0.00,19.50,58.50,48.00,-2.50,45.00,0.00,0.00,0.00,65,0/0,0/0,70/30,0.00,0.00,6699,0,0,0,3900,0,0,0";
+        assert_eq!(parse_line(ps1), Line::Summary);
+        assert_eq!(
+            parse_line(&format!("15:50:36.715894  {ps1}")),
+            Line::Summary
+        );
+        assert_eq!(
+            parse_line("00000011/0100101x,60.00,1,2,3,4,5,6,7,8"),
+            Line::Other
+        );
     }
 
     #[test]

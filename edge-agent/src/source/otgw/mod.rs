@@ -8,7 +8,9 @@
 //! A serial OTGW is read as a file (`/dev/ttyUSB0`): set the port to 9600 8N1 raw beforehand
 //! (`stty -F /dev/ttyUSB0 9600 raw -echo`), since no serial-port crate is used. Lines that are not
 //! frames (command responses, the banner, `Error NN`) are counted and skipped; nothing an OTGW
-//! prints stops the source.
+//! prints stops the source. An OTGW left in `PS=1` summary mode prints no frames at all: its
+//! summary lines are counted apart, the source's state says `summary_mode`, and one warning is
+//! logged each time it enters that mode, so that it is never silent.
 
 pub mod decode;
 pub mod frame;
@@ -16,22 +18,24 @@ pub mod frame;
 use std::collections::VecDeque;
 
 use tokio::io::AsyncBufRead;
-use tracing::{debug, trace};
+use tracing::{debug, info, trace, warn};
 
 pub use decode::Skip;
-use frame::{parse_line, Line};
+use frame::{parse_line, Line, Message, Origin};
 
 use super::lines::{LineInput, LineReader, RawLine, TcpLines, TcpOptions};
 use super::stats::{Counter, SourceStats};
-use super::{Reading, Source, SourceError};
+use super::{Answer, Reading, Source, SourceError};
 
 /// Readings from an OTGW's report lines.
 #[derive(Debug)]
 pub struct OtgwSource<L> {
     lines: L,
     stats: SourceStats,
-    /// Readings of the last frame not yet handed out (status gives four).
+    /// Readings of the last frame not yet handed out (status gives six).
     pending: VecDeque<Reading>,
+    /// The data ids whose last answer from the boiler was a refusal; fixed size, one per id.
+    refused: [bool; 256],
 }
 
 impl<R: AsyncBufRead + Unpin + Send> OtgwSource<LineReader<R>> {
@@ -57,7 +61,23 @@ impl<L: LineInput> OtgwSource<L> {
             lines,
             stats,
             pending: VecDeque::new(),
+            refused: [false; 256],
         }
+    }
+
+    /// Passes on how the boiler answered an id: every refusal, and a valid answer only after a
+    /// refusal (to take the id off the sample's list), so that readings are not doubled.
+    fn answered(&mut self, message: Message, answer: Answer) {
+        if message.origin != Origin::Boiler {
+            return;
+        }
+        let data_id = message.frame.data_id();
+        let was_refused = &mut self.refused[usize::from(data_id)];
+        let refused = answer != Answer::Valid;
+        if refused || *was_refused {
+            self.pending.push_back(Reading::Answer(data_id, answer));
+        }
+        *was_refused = refused;
     }
 
     fn take(&mut self, line: RawLine) {
@@ -66,13 +86,22 @@ impl<L: LineInput> OtgwSource<L> {
             Ok(text) if !line.too_long => parse_line(text),
             _ => Line::Other,
         };
+        if matches!(parsed, Line::Message(_)) && self.stats.set_summary_mode(false) {
+            info!("the OTGW prints frames again");
+        }
         match parsed {
             Line::Message(message) => match decode::decode(message) {
                 Ok(readings) => {
                     self.stats.bump(Counter::FrameDecoded);
+                    self.answered(message, Answer::Valid);
                     self.pending.extend(readings);
                 }
                 Err(skip) => {
+                    match skip {
+                        Skip::DataInvalid => self.answered(message, Answer::Invalid),
+                        Skip::Unsupported => self.answered(message, Answer::Unsupported),
+                        _ => {}
+                    }
                     self.stats.bump(Counter::Skipped(skip));
                     // T frames alone are half the traffic: log skips only when asked.
                     trace!(%message, ?skip, "OpenTherm frame skipped");
@@ -81,6 +110,16 @@ impl<L: LineInput> OtgwSource<L> {
             Line::GatewayError(code) => {
                 self.stats.bump(Counter::GatewayError);
                 debug!(code, "OTGW reports a malformed OpenTherm frame");
+            }
+            Line::Summary => {
+                self.stats.bump(Counter::SummaryLine);
+                // Once per spell in summary mode, not per line: it lasts until someone sends PS=0.
+                if !self.stats.set_summary_mode(true) {
+                    warn!(
+                        "the OTGW is in PS=1 summary mode and prints no frames: nothing can be \
+                         read until it is sent PS=0"
+                    );
+                }
             }
             Line::Other => self.stats.bump(Counter::LineIgnored),
         }
@@ -152,16 +191,27 @@ mod tests {
                 dhw_on: Some(false),
                 fault: Some(false),
                 fflags: Some(0),
-                // Id 5's fault code wins over id 115's diagnostic code.
+                // Id 5's fault code and id 115's diagnostic code, each in its own field.
                 oem: Some(0),
+                odiag: Some(258),
                 starts: Some(6699),
                 hours: Some(3900),
                 gas: None,
                 heat: None,
+                sflags: Some(0x0A),
+                diag: Some(false),
+                // The pressure sensor's Data-Invalid, after a valid answer, tells it failed; the
+                // outside temperature is not supported at all.
+                inval: vec![18],
+                unsup: vec![27],
+                // Id 3: hot water present, member id 0.
+                scfg: Some(1),
+                smem: Some(0),
+                ..Telemetry::default()
             }
         );
         let s = stats.snapshot();
-        assert_eq!(s.frames_decoded, 14);
+        assert_eq!(s.frames_decoded, 15);
         assert_eq!(
             s.frames_skipped,
             FrameSkips {
@@ -171,7 +221,7 @@ mod tests {
                 data_invalid: 1,
                 unsupported: 1,
                 not_read_ack: 0,
-                unused_id: 1,
+                unused_id: 0,
                 out_of_range: 1,
             }
         );
@@ -179,7 +229,7 @@ mod tests {
         assert_eq!(s.lines_ignored, 2);
         assert_eq!(
             s.lines,
-            s.frames_decoded + 25 + s.gateway_errors + s.lines_ignored
+            s.frames_decoded + 24 + s.gateway_errors + s.lines_ignored
         );
     }
 
@@ -195,6 +245,29 @@ mod tests {
         assert_eq!(source.next_reading().await.unwrap(), None);
         let s = stats.snapshot();
         assert_eq!((s.lines, s.lines_ignored, s.gateway_errors), (5, 3, 1));
+    }
+
+    #[tokio::test]
+    async fn summary_mode_is_reported_not_silent() {
+        let ps1 = "00000011/00001010,60.00,00000011/00000011,0.00,100.00,30.00,20.00,50.00,1.60,0.00,19.50,58.50";
+        let input = format!("{ps1}\r\n{ps1}\r\n");
+        let stats = SourceStats::default();
+        let mut source = OtgwSource::from_reader(input.as_bytes(), stats.clone());
+        assert_eq!(source.next_reading().await.unwrap(), None);
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.summary_lines, s.summary_mode, s.lines_ignored),
+            (2, true, 0)
+        );
+        // PS=0 sent: frames again, and the state clears.
+        let input = format!("{ps1}\r\nPS: 0\r\nB40190A00\r\n");
+        let stats = SourceStats::default();
+        let mut source = OtgwSource::from_reader(input.as_bytes(), stats.clone());
+        assert_eq!(
+            source.next_reading().await.unwrap(),
+            Some(Reading::Flow(10.0))
+        );
+        assert!(!stats.snapshot().summary_mode);
     }
 
     /// The TCP source reads from a server, survives the server dropping it, and reconnects.
