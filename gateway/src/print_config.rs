@@ -33,8 +33,8 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ("http.listen", "Listen address."),
     (
         "http.staff_tokens",
-        "Bearer tokens for the staff API, each with its role: \"viewer\", \"supervisor\" or \
-         \"admin\". None by default: the staff API is closed.",
+        "Bearer tokens for the staff API, each with its role: \"viewer\", \"asset_manager\", \
+         \"supervisor\" or \"admin\". None by default: the staff API is closed.",
     ),
     ("devices", "The device registry."),
     (

@@ -120,9 +120,10 @@ async fn check_decisions(gateway: &GatewayProcess, round_of_reports: u64) {
         assert_eq!(outcome, "not_presented");
         let id = post_report(gateway, uprn).await;
         let request = request_status(gateway, &id).await;
+        // FixMyStreet's extended status (the default): a rejection is never shown as fixed.
         assert_eq!(
             request["status"],
-            "closed",
+            "no_further_action",
             "{} report for {uprn}: the crew's evidence says not presented: {request}",
             gateway.broker.name()
         );
@@ -132,7 +133,8 @@ async fn check_decisions(gateway: &GatewayProcess, round_of_reports: u64) {
     let unvisited = FIRST_UPRN + CABS as u64 * PROPERTIES_PER_CAB + round_of_reports;
     let id = post_report(gateway, unvisited).await;
     let request = request_status(gateway, &id).await;
-    assert_eq!(request["status"], "open", "{request}");
+    // Accepted, and a crew sent back for it.
+    assert_eq!(request["status"], "action_scheduled", "{request}");
 }
 
 async fn run(broker: Broker) {
