@@ -224,6 +224,41 @@ pub fn day_efficiency<L: TelemetryLog>(
     Ok((day, efficiency))
 }
 
+/// A local day, its rollup and its efficiency (none where the day had too little data).
+pub type DayEfficiency = (NaiveDate, Rollup, Option<Efficiency>);
+
+/// Each local day's rollup and efficiency from `first` to `last` inclusive, from one read of the
+/// log's hours: a year's daily series is one range scan, not 365.
+pub fn daily_efficiency<L: TelemetryLog>(
+    log: &L,
+    first: NaiveDate,
+    last: NaiveDate,
+    tz: Tz,
+    meters: Meters,
+    config: &EfficiencyConfig,
+) -> Result<Vec<DayEfficiency>, L::Error> {
+    let Some(after_last) = last.succ_opt() else {
+        return Ok(Vec::new());
+    };
+    let (from, _) = day_bounds(first, tz);
+    let (to, _) = day_bounds(after_last, tz);
+    // In time order, so each day's hours are the next run of them.
+    let hours = log.hours_in(from, to)?;
+    let mut rest = hours.as_slice();
+    let mut series = Vec::new();
+    for date in first.iter_days().take_while(|d| *d <= last) {
+        let (start, end) = day_bounds(date, tz);
+        let skipped = rest.iter().take_while(|h| h.start_ms < start).count();
+        rest = &rest[skipped..];
+        let within = rest.iter().take_while(|h| h.start_ms < end).count();
+        let day = merge_period(start, end, &rest[..within]);
+        rest = &rest[within..];
+        let efficiency = efficiency(&day, meters, config);
+        series.push((date, day, efficiency));
+    }
+    Ok(series)
+}
+
 /// A local month's rollup and efficiency; `None` for a month that does not exist.
 pub fn month_efficiency<L: TelemetryLog>(
     log: &L,
@@ -388,6 +423,21 @@ mod tests {
         let (start, end) = year_bounds(2026, tz).unwrap();
         assert_eq!(end - start, 365 * 24 * HOUR_MS);
         // A day with no data has no efficiency, not 0 %.
+        let series = daily_efficiency(
+            &log,
+            date.pred_opt().unwrap(),
+            date.succ_opt().unwrap(),
+            tz,
+            Meters::default(),
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(series.len(), 3);
+        for (day, rollup, e) in &series {
+            let one =
+                day_efficiency(&log, *day, tz, Meters::default(), &Default::default()).unwrap();
+            assert_eq!((rollup, e), (&one.0, &one.1), "{day}");
+        }
         let (_, none) = day_efficiency(
             &log,
             date.succ_opt().unwrap(),

@@ -22,7 +22,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{authorize, rfc3339, ApiError, AppState};
-use crate::boilers::efficiency::{day_efficiency, month_bounds, month_efficiency, year_bounds};
+use crate::boilers::efficiency::{
+    daily_efficiency, day_efficiency, month_bounds, month_efficiency, year_bounds,
+};
 use crate::boilers::rollup::{day_bounds, hourly_series, merge_period};
 use crate::boilers::{
     rank, waste_over, Ack, AckError, Alert, AlertKind, Asset, BoilerDeskError, ImportReport,
@@ -583,8 +585,9 @@ async fn efficiency(
         let last = local_date(&state, to - 1);
         let mut points = Vec::new();
         if step == "day" {
-            for day in first.iter_days().take_while(|d| *d <= last) {
-                let (rollup, eff) = day_efficiency(&log, day, tz, asset.meters, &config)?;
+            for (day, rollup, eff) in
+                daily_efficiency(&log, first, last, tz, asset.meters, &config)?
+            {
                 points.push(efficiency_view(
                     &rollup,
                     eff.as_ref(),
