@@ -13,6 +13,7 @@
 
 mod common;
 
+use fieldsync_tests::process::memory;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -171,31 +172,6 @@ async fn wait(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
-}
-
-struct Memory {
-    rss_kib: u64,
-    hwm_kib: u64,
-}
-
-/// `VmRSS` and `VmHWM` of process `pid`, in KiB.
-fn memory(pid: u32) -> anyhow::Result<Memory> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> anyhow::Result<u64> {
-        let line = status
-            .lines()
-            .find(|line| line.starts_with(name))
-            .ok_or_else(|| anyhow::anyhow!("no {name} in /proc/{pid}/status"))?;
-        let kib = line
-            .split_whitespace()
-            .nth(1)
-            .ok_or_else(|| anyhow::anyhow!("malformed {line:?}"))?;
-        Ok(kib.parse()?)
-    };
-    Ok(Memory {
-        rss_kib: field("VmRSS:")?,
-        hwm_kib: field("VmHWM:")?,
-    })
 }
 
 fn mib(kib: u64) -> f64 {

@@ -23,20 +23,22 @@ use std::time::{Duration, Instant};
 
 use edge_agent::agent::Agent;
 use edge_agent::config::AgentConfig;
-use edge_agent::outbox::{Outbox, OutboxConfig};
 use fieldsync_tests::http;
+use fieldsync_tests::process::{memory, Memory};
 use gateway::storage::{SledStore, Store};
-use proto::{DeviceId, RecordBody, TimestampMs};
+use proto::DeviceId;
 
 /// The gateway binary cargo built beside this benchmark; `GATEWAY_BIN` runs another (a copy, or
 /// one built from another commit, to compare).
 fn gateway_bin() -> String {
     std::env::var("GATEWAY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_gateway").to_owned())
 }
-/// Room in each agent's outbox for its whole backlog.
-const BUDGET_BYTES: u64 = 64 * 1024 * 1024;
-/// Concurrent writers filling a backlog (they share flushes).
-const WRITERS: u64 = 32;
+
+/// The agents' backlogs are filled as the edge agent's own benchmarks fill theirs.
+#[allow(dead_code)] // its `block_on` is for the agent's benchmarks
+#[path = "../../edge-agent/benches/common/mod.rs"]
+mod backlog;
+
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 const GIVE_UP: Duration = Duration::from_secs(600);
 
@@ -65,7 +67,7 @@ async fn run() -> anyhow::Result<()> {
 
     let filling = Instant::now();
     for device in &devices {
-        fill(&dir.path().join(device), records).await?;
+        backlog::fill(&dir.path().join(device), records).await?;
     }
     println!(
         "burst: {agents} agents × {records} telemetry records written to their outboxes in {:.1} s",
@@ -95,7 +97,7 @@ async fn run() -> anyhow::Result<()> {
         };
         config.mqtt.port = mqtt_port;
         config.api.listen = ([127, 0, 0, 1], 0).into();
-        config.outbox.budget_bytes = BUDGET_BYTES;
+        config.outbox.budget_bytes = backlog::BUDGET_BYTES;
         config.intervals.health_s = 3600;
         config.validate()?;
         fleet.push(Agent::start(config).await?);
@@ -192,43 +194,6 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `records` telemetry records (a day of one-minute samples from `proto`'s example boiler,
-/// cycled) into a fresh outbox in `dir`, as a hub has after days without a link.
-async fn fill(dir: &Path, records: u64) -> anyhow::Result<()> {
-    let outbox = Outbox::open(
-        dir,
-        OutboxConfig {
-            budget_bytes: BUDGET_BYTES,
-            ..OutboxConfig::default()
-        },
-    )?;
-    let day: Vec<RecordBody> = proto::examples::telemetry_batch(1440)
-        .recs
-        .into_iter()
-        .map(|record| record.body)
-        .collect();
-    let mut writers = tokio::task::JoinSet::new();
-    for writer in 0..WRITERS {
-        let outbox = outbox.clone();
-        let day = day.clone();
-        writers.spawn(async move {
-            let mut i = writer;
-            while i < records {
-                let minute = usize::try_from(i % 1440).unwrap_or(0);
-                let ts = 1_764_000_000_000 + TimestampMs::try_from(i).unwrap_or(0) * 60_000;
-                outbox.accept(ts, day[minute].clone()).await?;
-                i += WRITERS;
-            }
-            anyhow::Ok(())
-        });
-    }
-    while let Some(written) = writers.join_next().await {
-        written??;
-    }
-    anyhow::ensure!(outbox.stats()?.depth == records, "the backlog is short");
-    Ok(())
-}
-
 /// Starts the gateway binary on a store in `store_dir`, the devices provisioned, with the
 /// settings of `GATEWAY_CONFIG` appended, if set.
 fn spawn_gateway(
@@ -319,31 +284,6 @@ fn metric(text: &str, name: &str) -> Option<u64> {
             .trim()
             .parse()
             .ok()
-    })
-}
-
-struct Memory {
-    rss_kib: u64,
-    hwm_kib: u64,
-}
-
-/// `VmRSS` and `VmHWM` of process `pid`, in KiB.
-fn memory(pid: u32) -> anyhow::Result<Memory> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> anyhow::Result<u64> {
-        let line = status
-            .lines()
-            .find(|line| line.starts_with(name))
-            .ok_or_else(|| anyhow::anyhow!("no {name} in /proc/{pid}/status"))?;
-        let kib = line
-            .split_whitespace()
-            .nth(1)
-            .ok_or_else(|| anyhow::anyhow!("malformed {line:?}"))?;
-        Ok(kib.parse()?)
-    };
-    Ok(Memory {
-        rss_kib: field("VmRSS:")?,
-        hwm_kib: field("VmHWM:")?,
     })
 }
 

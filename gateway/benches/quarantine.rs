@@ -30,22 +30,8 @@ fn env_or(name: &str, default: usize) -> usize {
 
 /// Resident and peak resident memory of `pid`, in MiB.
 fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| {
-                rest.trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-            })
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let memory = fieldsync_tests::process::memory(pid).unwrap();
+    (memory.rss_mib(), memory.hwm_mib())
 }
 
 /// Bytes allocated on disk under `dir`, in MiB.

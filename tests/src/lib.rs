@@ -7,6 +7,7 @@
 pub mod ack_faults;
 pub mod disk;
 pub mod faketime;
+pub mod process;
 pub mod system;
 pub mod test_gateway;
 
