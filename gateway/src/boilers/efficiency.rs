@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 use proto::TimestampMs;
 use serde::{Deserialize, Serialize};
 
-use super::rollup::{day_bounds, merge_period, Rollup, TelemetryLog};
+use super::rollup::{daily_series, day_bounds, merge_period, Rollup, TelemetryLog};
 
 /// The UK's standard correction of a metered volume to standard temperature and pressure, as
 /// bills apply it (The Gas (Calculation of Thermal Energy) Regulations 1996).
@@ -228,7 +228,7 @@ pub fn day_efficiency<L: TelemetryLog>(
 pub type DayEfficiency = (NaiveDate, Rollup, Option<Efficiency>);
 
 /// Each local day's rollup and efficiency from `first` to `last` inclusive, from one read of the
-/// log's hours: a year's daily series is one range scan, not 365.
+/// log's hours ([`daily_series`]).
 pub fn daily_efficiency<L: TelemetryLog>(
     log: &L,
     first: NaiveDate,
@@ -237,26 +237,13 @@ pub fn daily_efficiency<L: TelemetryLog>(
     meters: Meters,
     config: &EfficiencyConfig,
 ) -> Result<Vec<DayEfficiency>, L::Error> {
-    let Some(after_last) = last.succ_opt() else {
-        return Ok(Vec::new());
-    };
-    let (from, _) = day_bounds(first, tz);
-    let (to, _) = day_bounds(after_last, tz);
-    // In time order, so each day's hours are the next run of them.
-    let hours = log.hours_in(from, to)?;
-    let mut rest = hours.as_slice();
-    let mut series = Vec::new();
-    for date in first.iter_days().take_while(|d| *d <= last) {
-        let (start, end) = day_bounds(date, tz);
-        let skipped = rest.iter().take_while(|h| h.start_ms < start).count();
-        rest = &rest[skipped..];
-        let within = rest.iter().take_while(|h| h.start_ms < end).count();
-        let day = merge_period(start, end, &rest[..within]);
-        rest = &rest[within..];
-        let efficiency = efficiency(&day, meters, config);
-        series.push((date, day, efficiency));
-    }
-    Ok(series)
+    Ok(daily_series(log, first, last, tz)?
+        .into_iter()
+        .map(|(date, day)| {
+            let efficiency = efficiency(&day, meters, config);
+            (date, day, efficiency)
+        })
+        .collect())
 }
 
 /// A local month's rollup and efficiency; `None` for a month that does not exist.

@@ -54,8 +54,9 @@ pub use import::{ImportError, ImportReport, RowError};
 pub use reading::{check, Checked, Implausible, PlausibleRanges, Range, Reading};
 pub use register::{Asset, AssetRegister, SourceCheck};
 pub use rollup::{
-    counter_step, day_rollup, hourly_series, merge_period, CounterLimit, CounterLimits,
-    CounterStep, Folded, MemoryLog, Roller, Rollup, RollupConfig, Stat, TelemetryLog, HOUR_MS,
+    counter_step, daily_series, day_rollup, hourly_series, merge_period, CounterLimit,
+    CounterLimits, CounterStep, Folded, MemoryLog, Roller, Rollup, RollupConfig, Stat,
+    TelemetryLog, HOUR_MS,
 };
 pub use sample::{FaultFlags, GapSpan, Sample};
 pub use waste::{rank, waste_over, BoilerFacts, Ranked, Waste, WasteConfig};

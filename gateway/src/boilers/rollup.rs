@@ -920,6 +920,32 @@ pub fn day_rollup<L: TelemetryLog>(log: &L, date: NaiveDate, tz: Tz) -> Result<R
     Ok(merge_period(start, end, &log.hours_in(start, end)?))
 }
 
+/// Each local day from `first` to `last` inclusive, merged from its hours, from one read of the
+/// log (a year is one range scan, not 365); days without data have coverage 0.
+pub fn daily_series<L: TelemetryLog>(
+    log: &L,
+    first: NaiveDate,
+    last: NaiveDate,
+    tz: Tz,
+) -> Result<Vec<(NaiveDate, Rollup)>, L::Error> {
+    let Some(after_last) = last.succ_opt() else {
+        return Ok(Vec::new());
+    };
+    let hours = log.hours_in(day_bounds(first, tz).0, day_bounds(after_last, tz).0)?;
+    // In time order, so each day's hours are the next run of them.
+    let mut rest = hours.as_slice();
+    let mut series = Vec::new();
+    for date in first.iter_days().take_while(|d| *d <= last) {
+        let (start, end) = day_bounds(date, tz);
+        let skipped = rest.iter().take_while(|h| h.start_ms < start).count();
+        rest = &rest[skipped..];
+        let within = rest.iter().take_while(|h| h.start_ms < end).count();
+        series.push((date, merge_period(start, end, &rest[..within])));
+        rest = &rest[within..];
+    }
+    Ok(series)
+}
+
 /// Every hour in `[from_ms, to_ms)`, those without data as empty rollups (coverage 0), so a
 /// chart shows the gap. One entry per hour: the caller bounds the range (a year is 8,760).
 pub fn hourly_series<L: TelemetryLog>(

@@ -25,7 +25,7 @@ use super::{authorize, rfc3339, ApiError, AppState};
 use crate::boilers::efficiency::{
     daily_efficiency, day_efficiency, month_bounds, month_efficiency, year_bounds,
 };
-use crate::boilers::rollup::{day_bounds, hourly_series, merge_period};
+use crate::boilers::rollup::{daily_series, hourly_series};
 use crate::boilers::{
     rank, waste_over, Ack, AckError, Alert, AlertKind, Asset, BoilerDeskError, ImportReport,
     Severity, HOUR_MS,
@@ -454,6 +454,17 @@ fn telemetry_step(from: i64, to: i64) -> &'static str {
     }
 }
 
+/// A series' answer: which asset, the range, the step and its points.
+fn series_view(asset: &str, from: i64, to: i64, step: &str, points: Vec<Value>) -> Json<Value> {
+    Json(json!({
+        "asset": asset,
+        "from": rfc3339(from),
+        "to": rfc3339(to),
+        "step": step,
+        "points": points,
+    }))
+}
+
 fn too_many(points: i64, step: &str) -> ApiError {
     bad(
         "from",
@@ -508,35 +519,21 @@ async fn telemetry(
                 .iter()
                 .map(rollup_view)
                 .collect(),
-            _ => {
-                let tz = state.council_tz;
-                let first = local_date(&state, from);
-                let last = local_date(&state, to - 1);
-                // Whole local days: the last one's hours after `to` too.
-                let hours = store.hours_in(
-                    &asset.asset,
-                    day_bounds(first, tz).0,
-                    day_bounds(last, tz).1,
-                )?;
-                first
-                    .iter_days()
-                    .take_while(|d| *d <= last)
-                    .map(|d| {
-                        let (start, end) = day_bounds(d, tz);
-                        let mut view = rollup_view(&merge_period(start, end, &hours));
-                        view["day"] = json!(d.to_string());
-                        view
-                    })
-                    .collect()
-            }
+            _ => daily_series(
+                &log,
+                local_date(&state, from),
+                local_date(&state, to - 1),
+                state.council_tz,
+            )?
+            .iter()
+            .map(|(day, rollup)| {
+                let mut view = rollup_view(rollup);
+                view["day"] = json!(day.to_string());
+                view
+            })
+            .collect(),
         };
-        Ok(Json(json!({
-            "asset": asset.asset,
-            "from": rfc3339(from),
-            "to": rfc3339(to),
-            "step": step,
-            "points": points,
-        })))
+        Ok(series_view(&asset.asset, from, to, &step, points))
     })
     .await
 }
@@ -609,13 +606,7 @@ async fn efficiency(
                 month = next;
             }
         }
-        Ok(Json(json!({
-            "asset": asset.asset,
-            "from": rfc3339(from),
-            "to": rfc3339(to),
-            "step": step,
-            "points": points,
-        })))
+        Ok(series_view(&asset.asset, from, to, &step, points))
     })
     .await
 }
