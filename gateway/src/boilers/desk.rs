@@ -19,6 +19,7 @@ use super::{
     Ack, AckError, Alert, AlertEvent, AlertKind, AssetRegister, BoilerAlerts, Boilers,
     BoilersConfig, GapSpan, ImportError, ImportReport,
 };
+use crate::storage::write_back::{GroupWrites, Tails};
 use crate::storage::{AssetLog, BoilerStore, Store, StoreError, StoredRecord};
 
 /// What the desk can fail with.
@@ -48,6 +49,8 @@ pub struct BoilerDeskSettings {
 
 struct DeskState {
     boilers: Boilers,
+    /// Each boiler's newest samples, so in-order samples fold without asking the store.
+    tails: Tails,
     /// The hour (start, UTC ms) of the last purge: the purge runs once an hour.
     purged_hour: Option<TimestampMs>,
 }
@@ -78,6 +81,7 @@ impl BoilerDesk {
         Ok(Self {
             state: Mutex::new(DeskState {
                 boilers,
+                tails: Tails::default(),
                 purged_hour: None,
             }),
             store,
@@ -168,6 +172,9 @@ impl BoilerDesk {
         records: &dyn Store,
     ) -> Result<Vec<AlertEvent>, StoreError> {
         let mut state = self.lock();
+        let DeskState { boilers, tails, .. } = &mut *state;
+        // The group's samples and hours are written once, together, at its end.
+        let mut writes = GroupWrites::new(self.store.as_ref(), tails);
         let mut events = Vec::new();
         let mut touched = BTreeSet::new();
         for (hub, stored) in batches {
@@ -175,8 +182,8 @@ impl BoilerDesk {
             for stored in *stored {
                 match &stored.record.body {
                     RecordBody::Telemetry(telemetry) => {
-                        let mut log = AssetLog::new(self.store.as_ref(), &telemetry.asset);
-                        let observed = state.boilers.observe_sample(
+                        let mut log = writes.log(&telemetry.asset);
+                        let observed = boilers.observe_sample(
                             &mut log,
                             hub,
                             telemetry,
@@ -203,19 +210,16 @@ impl BoilerDesk {
                             gap.reason,
                         );
                         let Some(span) = span else { continue };
-                        let assets = read_by(&state.boilers, hub);
-                        for asset in assets {
-                            let mut log = AssetLog::new(self.store.as_ref(), &asset);
-                            state
-                                .boilers
-                                .observe_gap(&mut log, &span, stored.received)?;
+                        for asset in read_by(boilers, hub) {
+                            boilers.observe_gap(&mut writes.log(&asset), &span, stored.received)?;
                         }
                     }
                     _ => {}
                 }
             }
         }
-        self.persist(&state.boilers, &touched, &events)?;
+        writes.commit()?;
+        self.persist(boilers, &touched, &events)?;
         Ok(events)
     }
 
@@ -251,6 +255,8 @@ impl BoilerDesk {
         if state.purged_hour != Some(hour) {
             let cut = now_ms.saturating_sub(self.settings.raw_retention_ms);
             let purged = self.store.purge_raw_before(cut)?;
+            // A boiler's newest samples may have gone with the old ones.
+            state.tails.clear();
             if purged > 0 {
                 tracing::info!(purged, "purged raw boiler samples past their retention");
             }

@@ -42,6 +42,14 @@ pub trait BoilerStore: Send + Sync + 'static {
     fn hour(&self, asset: &str, start_ms: TimestampMs) -> Result<Option<Rollup>, StoreError>;
     /// Stores an hour's rollup, replacing the one there.
     fn put_hour(&self, asset: &str, rollup: &Rollup) -> Result<(), StoreError>;
+    /// Stores new samples (none with its asset and timestamp is there: the caller checked) and
+    /// hours' rollups (replacing those there), all or none: a crash leaves no sample stored
+    /// without the hours it counts in. The write-back of [`super::write_back::GroupWrites`].
+    fn write_telemetry(
+        &self,
+        samples: &[(&str, &Sample)],
+        hours: &[(&str, &Rollup)],
+    ) -> Result<(), StoreError>;
     /// `asset`'s hours with rollups that start in `[from_ms, to_ms)`, in time order.
     fn hours_in(
         &self,

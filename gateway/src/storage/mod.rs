@@ -7,6 +7,7 @@
 //! - [`reports`]: residents' missed-bin reports and the property register ([`ReportStore`]);
 //! - [`boilers`]: boiler telemetry, rollups, the asset register and alert state
 //!   ([`BoilerStore`]), and [`AssetLog`], one boiler's telemetry as the domain reads it;
+//! - [`write_back`]: one ingested group's boiler telemetry written once, at its end;
 //! - [`quarantine`]: what refused messages are kept as;
 //! - [`embedded`]: the backend on sled, one directory for a whole site.
 //!
@@ -18,6 +19,7 @@ mod error;
 pub mod ingest;
 pub mod quarantine;
 pub mod reports;
+pub mod write_back;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -17,6 +17,9 @@ use std::path::Path;
 
 use proto::TimestampMs;
 
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
 use super::{decode_stored, open_db};
 use crate::boilers::{Alert, Asset, BoilerAlerts, GapSpan, Rollup, Sample};
 use crate::storage::{BoilerStore, StoreError};
@@ -230,6 +233,33 @@ impl BoilerStore for SledBoilerStore {
             proto::encode_value(rollup)?,
         )?;
         Ok(())
+    }
+
+    fn write_telemetry(
+        &self,
+        samples: &[(&str, &Sample)],
+        hours: &[(&str, &Rollup)],
+    ) -> Result<(), StoreError> {
+        let mut sample_writes = sled::Batch::default();
+        for (asset, sample) in samples {
+            sample_writes.insert(timed_key(asset, sample.at_ms), proto::encode_value(sample)?);
+        }
+        let mut hour_writes = sled::Batch::default();
+        for (asset, hour) in hours {
+            hour_writes.insert(timed_key(asset, hour.start_ms), proto::encode_value(hour)?);
+        }
+        // One transaction over both trees: sled applies each batch atomically, and the
+        // transaction makes the pair so.
+        (&self.samples, &self.hours)
+            .transaction(|(samples, hours)| {
+                samples.apply_batch(&sample_writes)?;
+                hours.apply_batch(&hour_writes)?;
+                Ok::<(), ConflictableTransactionError<std::convert::Infallible>>(())
+            })
+            .map_err(|error| match error {
+                TransactionError::Storage(error) => StoreError::from(error),
+                TransactionError::Abort(never) => match never {},
+            })
     }
 
     fn hours_in(
