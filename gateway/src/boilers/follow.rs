@@ -110,6 +110,15 @@ impl Store for FeedBoilers {
         self.inner.record(device, seq)
     }
 
+    fn records(
+        &self,
+        device: &DeviceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        self.inner.records(device, from, limit)
+    }
+
     fn record_count(&self, device: &DeviceId) -> Result<u64, StoreError> {
         self.inner.record_count(device)
     }

@@ -177,6 +177,14 @@ pub trait Store: Send + Sync + 'static {
     /// One stored record.
     fn record(&self, device: &DeviceId, seq: u64) -> Result<Option<StoredRecord>, StoreError>;
 
+    /// `device`'s stored records from sequence `from` on, in sequence order, at most `limit`.
+    fn records(
+        &self,
+        device: &DeviceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StoreError>;
+
     /// How many records are stored for `device`.
     fn record_count(&self, device: &DeviceId) -> Result<u64, StoreError>;
 

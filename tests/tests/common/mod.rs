@@ -77,14 +77,8 @@ pub fn reconcile(store_dir: &Path, devices: &[(String, Accepted)], context: &str
             accepted.unanswered.len()
         );
         let mut stored_uprns = BTreeSet::new();
-        let top = accepted.created.keys().max().copied().unwrap_or(0)
-            + accepted.unanswered.len() as u64
-            + accepted.others
-            + 1;
-        for seq in 1..=top {
-            let Some(stored) = store.record(&id, seq).expect("a record") else {
-                continue;
-            };
+        for stored in store.records(&id, 0, usize::MAX).expect("the records") {
+            let seq = stored.record.seq;
             if let RecordBody::Collection(collection) = stored.record.body {
                 let uprn = collection.uprn.expect("a UPRN");
                 assert!(
@@ -120,13 +114,8 @@ pub fn placed_confirmations(
 ) -> BTreeMap<u64, (gateway::record_time::PlacedTime, proto::TimestampMs)> {
     let store = SledStore::open(store_dir, 16 * 1024 * 1024).expect("the gateway's store");
     let id = DeviceId::new(device).expect("a device id");
-    let count = store.record_count(&id).expect("the record count");
     let mut placed = BTreeMap::new();
-    // Sequences are dense from 1; a few more than the count covers records acked by a gap.
-    for seq in 1..=count + 16 {
-        let Some(stored) = store.record(&id, seq).expect("a record") else {
-            continue;
-        };
+    for stored in store.records(&id, 0, usize::MAX).expect("the records") {
         if let RecordBody::Collection(collection) = &stored.record.body {
             let uprn = collection.uprn.expect("a UPRN");
             let at = stored.placed.expect("every new record is placed");

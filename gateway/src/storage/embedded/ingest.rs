@@ -7,9 +7,9 @@ use std::path::Path;
 
 use proto::{DeviceId, Record, RecordBody, Refusal, State, TimestampMs};
 
-use super::keys::{self, DEVICE, PROGRESS};
+use super::keys::{self, DEVICE, PROGRESS, RUN};
 use super::quarantine::Quarantine;
-use super::{decode_stored, migrate, open_db};
+use super::{decode_stored, migrate, open_db, MAX_VALUE_BYTES};
 use crate::progress::SeqRanges;
 use crate::record_time::{self, RecordClock, TimeBasis};
 use crate::storage::ingest::{
@@ -86,6 +86,23 @@ impl SledStore {
         self.write_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The run of `device`'s records holding `seq`, as `(first, last)`, if one does.
+    fn run_holding(&self, device: &DeviceId, seq: u64) -> Result<Option<(u64, u64)>, StoreError> {
+        run_holding(&self.main, device, seq)
+    }
+
+    /// The records of `device`'s run `first..=last` (none if it is not stored).
+    fn run(
+        &self,
+        device: &DeviceId,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        Ok(self
+            .get_value(&self.main, &keys::run_key(RUN, device, first, last))?
+            .unwrap_or_default())
     }
 
     /// A boot's anchor as stored.
@@ -320,22 +337,15 @@ impl SledStore {
             record: record.clone(),
             placed: Some(placed),
         };
-        let encoded = proto::encode_value(&value)?;
         if matches!(
             record.body,
             RecordBody::Collection(_) | RecordBody::RoundEvent(_)
         ) {
             writes.insert(
                 keys::evidence_key(batch.received, device, seq),
-                encoded.clone(),
+                proto::encode_value(&value)?,
             );
         }
-        if matches!(record.body, RecordBody::Telemetry(_) | RecordBody::Gap(_)) {
-            // In the same atomic batch as the record: the boilers are fed from here if the
-            // process dies before it is fed and marked (`Store::fed`).
-            writes.insert(keys::feed_key(device, seq), &[][..]);
-        }
-        writes.insert(keys::record_key(device, seq), encoded);
         tally.stored.push(value);
         Ok(())
     }
@@ -356,6 +366,12 @@ impl SledStore {
         }
         for record in &batch.records {
             self.take(group, writes, &mut tally, batch, record)?;
+        }
+        for run in tally
+            .stored
+            .chunk_by(|a, b| a.record.seq.checked_add(1) == Some(b.record.seq))
+        {
+            put_run(writes, device, run)?;
         }
         let acked_through = group
             .progress
@@ -496,39 +512,83 @@ impl Store for SledStore {
     }
 
     fn record(&self, device: &DeviceId, seq: u64) -> Result<Option<StoredRecord>, StoreError> {
-        self.get_value(&self.main, &keys::record_key(device, seq))
+        let Some((first, last)) = self.run_holding(device, seq)? else {
+            return Ok(None);
+        };
+        let run = self.run(device, first, last)?;
+        let at = usize::try_from(seq - first).unwrap_or(usize::MAX);
+        Ok(run.into_iter().nth(at).filter(|s| s.record.seq == seq))
+    }
+
+    fn records(
+        &self,
+        device: &DeviceId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        let first = self
+            .run_holding(device, from)?
+            .map_or(from, |(first, _)| first);
+        let prefix = keys::run_prefix(RUN, device);
+        let mut found = Vec::new();
+        for item in self.main.range(keys::run_key(RUN, device, first, 0)..) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) || found.len() >= limit {
+                break;
+            }
+            let run: Vec<StoredRecord> = decode_stored(&key, &value)?;
+            found.extend(run.into_iter().filter(|s| s.record.seq >= from));
+        }
+        found.truncate(limit);
+        Ok(found)
     }
 
     fn record_count(&self, device: &DeviceId) -> Result<u64, StoreError> {
         let mut count = 0;
-        for item in self.main.scan_prefix(keys::record_prefix(device)) {
-            item?;
-            count += 1;
+        for item in self.main.scan_prefix(keys::run_prefix(RUN, device)) {
+            let (key, _) = item?;
+            let (_, first, last) = parse_run(RUN, &key)?;
+            count += last - first + 1;
         }
         Ok(count)
     }
 
     fn unfed(&self, limit: usize) -> Result<Vec<(DeviceId, StoredRecord)>, StoreError> {
         let mut found = Vec::new();
-        for item in self.main.scan_prefix([keys::TO_FEED]).take(limit) {
-            let (key, _) = item?;
-            let (device, seq) = keys::parse_feed_key(&key).ok_or_else(|| StoreError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                reason: "not a to-feed key".into(),
-            })?;
-            match self.record(&device, seq)? {
-                Some(record) => found.push((device, record)),
-                // Nothing to feed: forget the mark.
-                None => self.main.remove(key).map(drop)?,
+        for item in self.main.scan_prefix([keys::TO_FEED]) {
+            if found.len() >= limit {
+                break;
             }
+            let (key, _) = item?;
+            let (device, first, last) = parse_run(keys::TO_FEED, &key)?;
+            let run = self.run(&device, first, last)?;
+            if run.is_empty() {
+                // Nothing to feed: forget the mark.
+                self.main.remove(key)?;
+            }
+            found.extend(
+                run.into_iter()
+                    .filter(|s| feeds_boilers(&s.record.body))
+                    .map(|s| (device.clone(), s)),
+            );
         }
         Ok(found)
     }
 
     fn fed(&self, records: &[(DeviceId, u64)]) -> Result<(), StoreError> {
         let mut writes = sled::Batch::default();
+        // Records come a run at a time: one lookup per run, not per record.
+        let mut last_run: Option<(&DeviceId, u64, u64)> = None;
         for (device, seq) in records {
-            writes.remove(keys::feed_key(device, *seq));
+            if let Some((d, first, last)) = last_run {
+                if d == device && (first..=last).contains(seq) {
+                    continue;
+                }
+            }
+            if let Some((first, last)) = self.run_holding(device, *seq)? {
+                writes.remove(keys::run_key(keys::TO_FEED, device, first, last));
+                last_run = Some((device, first, last));
+            }
         }
         self.main.apply_batch(writes)?;
         Ok(())
@@ -551,4 +611,60 @@ impl Store for SledStore {
         }
         Ok(found)
     }
+}
+
+/// Whether a record goes to the boiler desk (and its run is marked until it has).
+pub(super) fn feeds_boilers(body: &RecordBody) -> bool {
+    matches!(body, RecordBody::Telemetry(_) | RecordBody::Gap(_))
+}
+
+/// The run of `device`'s records in `main` holding `seq`, as `(first, last)`, if one does: the
+/// last run starting at or below `seq` ([`keys`] says why).
+pub(super) fn run_holding(
+    main: &sled::Tree,
+    device: &DeviceId,
+    seq: u64,
+) -> Result<Option<(u64, u64)>, StoreError> {
+    let found = main
+        .range(keys::run_prefix(RUN, device)..=keys::run_key(RUN, device, seq, u64::MAX))
+        .next_back()
+        .transpose()?;
+    let Some((key, _)) = found else {
+        return Ok(None);
+    };
+    let (_, first, last) = parse_run(RUN, &key)?;
+    Ok((first..=last).contains(&seq).then_some((first, last)))
+}
+
+/// The device and sequences of a run key under `prefix`.
+pub(super) fn parse_run(prefix: u8, key: &[u8]) -> Result<(DeviceId, u64, u64), StoreError> {
+    keys::parse_run_key(prefix, key).ok_or_else(|| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: "not a run key".into(),
+    })
+}
+
+/// Writes `run` (consecutive sequences of one device, in order) as one value, marked for the
+/// boilers when it holds telemetry or gaps. A run comes from one batch, itself within
+/// [`proto::MAX_MESSAGE_BYTES`], so it fits a stored value; were it ever not to, it is split.
+pub(super) fn put_run(
+    writes: &mut sled::Batch,
+    device: &DeviceId,
+    run: &[StoredRecord],
+) -> Result<(), StoreError> {
+    let (Some(head), Some(tail)) = (run.first(), run.last()) else {
+        return Ok(());
+    };
+    let value = proto::encode_value(&run)?;
+    if value.len() > MAX_VALUE_BYTES && run.len() > 1 {
+        let (a, b) = run.split_at(run.len() / 2);
+        put_run(writes, device, a)?;
+        return put_run(writes, device, b);
+    }
+    let (first, last) = (head.record.seq, tail.record.seq);
+    if run.iter().any(|s| feeds_boilers(&s.record.body)) {
+        writes.insert(keys::run_key(keys::TO_FEED, device, first, last), &[][..]);
+    }
+    writes.insert(keys::run_key(RUN, device, first, last), value);
+    Ok(())
 }

@@ -6,28 +6,35 @@
 //!
 //! | key | value |
 //! | --- | --- |
-//! | `R` len device seq(8) | [`crate::storage::StoredRecord`] |
+//! | `S` len device first(8) last(8) | a run of [`crate::storage::StoredRecord`]s, sequences `first..=last` |
 //! | `E` received(8) len device seq(8) | a copy of a crew record, in arrival order |
 //! | `A` len device boot(8) | the boot's clock anchor (gateway ms at the device's mono 0) |
-//! | `F` len device seq(8) | nothing: a telemetry or gap record stored but not yet fed to the boilers |
+//! | `F` len device first(8) last(8) | nothing: a run holding telemetry or gaps not yet fed to the boilers |
 //! | `p` device | [`crate::progress::SeqRanges`] |
 //! | `d` device | [`crate::storage::DeviceInfo`] |
+//!
+//! Records are stored in runs: the consecutive sequences of one batch that were new, one value
+//! for the run (a batch of 100 is one write, not 100). Runs never overlap, since a sequence is
+//! stored once, so the run holding a sequence is the last one starting at or below it.
 //!
 //! `p` and `d` end with the device id and hold nothing after it, so they need no length. The
 //! `quarantine` tree is keyed by id(8); `refused` by len device seq(8); `meta` by text names.
 //! Format 1 (before these rules) keyed records `r{device}/{seq}` and evidence
 //! `e{received}{device}/{seq}`, and read the device back by searching for the last `/`, which a
-//! sequence's bytes could contain: [`super::migrate`] rewrites such stores.
+//! sequence's bytes could contain. Format 2 kept one record per key, `R` len device seq(8).
+//! [`super::migrate`] rewrites older stores.
 
 use proto::{DeviceId, TimestampMs};
 
-/// A stored record.
+/// A run of stored records.
+pub const RUN: u8 = b'S';
+/// Format 2's stored record, one per key.
 pub const RECORD: u8 = b'R';
 /// A copy of a crew record (collection or round event), ordered by arrival.
 pub const EVIDENCE: u8 = b'E';
 /// A boot's clock anchor.
 pub const ANCHOR: u8 = b'A';
-/// A telemetry or gap record not yet fed to the boilers.
+/// A run holding telemetry or gap records not yet fed to the boilers.
 pub const TO_FEED: u8 = b'F';
 /// A device's sequence progress.
 pub const PROGRESS: u8 = b'p';
@@ -72,22 +79,42 @@ fn time_bytes(at: TimestampMs) -> [u8; 8] {
     u64::try_from(at).unwrap_or(0).to_be_bytes()
 }
 
-/// `R{len}{device}`: the prefix of one device's records, and no other device's (the length
-/// byte makes `hub-1` differ from `hub-10`).
-pub fn record_prefix(device: &DeviceId) -> Vec<u8> {
-    let mut key = vec![RECORD];
+/// `{prefix}{len}{device}`: the prefix of one device's runs (or to-feed marks), and no other
+/// device's (the length byte makes `hub-1` differ from `hub-10`).
+pub fn run_prefix(prefix: u8, device: &DeviceId) -> Vec<u8> {
+    let mut key = vec![prefix];
     push_device(&mut key, device);
     key
 }
 
-/// A record's key.
+/// The key of `device`'s run of sequences `first..=last` under `prefix` ([`RUN`] or
+/// [`TO_FEED`]). Every run of a device that starts at or below `first` sorts at or below
+/// `run_key(prefix, device, first, u64::MAX)`.
+pub fn run_key(prefix: u8, device: &DeviceId, first: u64, last: u64) -> Vec<u8> {
+    let mut key = run_prefix(prefix, device);
+    key.extend_from_slice(&first.to_be_bytes());
+    key.extend_from_slice(&last.to_be_bytes());
+    key
+}
+
+/// The device and sequences `(first, last)` of a run key under `prefix`.
+pub fn parse_run_key(prefix: u8, key: &[u8]) -> Option<(DeviceId, u64, u64)> {
+    let rest = key.strip_prefix(&[prefix])?;
+    let (device, rest) = read_device(rest)?;
+    if rest.len() != 16 {
+        return None;
+    }
+    Some((device, read_u64(&rest[..8])?, read_u64(&rest[8..])?))
+}
+
+/// Format 2's record key.
 pub fn record_key(device: &DeviceId, seq: u64) -> Vec<u8> {
-    let mut key = record_prefix(device);
+    let mut key = run_prefix(RECORD, device);
     key.extend_from_slice(&seq.to_be_bytes());
     key
 }
 
-/// The device and sequence of a record key.
+/// The device and sequence of a format 2 record key.
 pub fn parse_record_key(key: &[u8]) -> Option<(DeviceId, u64)> {
     let rest = key.strip_prefix(&[RECORD])?;
     let (device, rest) = read_device(rest)?;
@@ -117,18 +144,13 @@ pub fn parse_evidence_key(key: &[u8]) -> Option<(DeviceId, u64)> {
     Some((device, read_u64(rest)?))
 }
 
-/// The key marking a record as not yet fed to the boilers.
-pub fn feed_key(device: &DeviceId, seq: u64) -> Vec<u8> {
-    let mut key = vec![TO_FEED];
-    push_device(&mut key, device);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-/// The device and sequence of a to-feed key.
-pub fn parse_feed_key(key: &[u8]) -> Option<(DeviceId, u64)> {
+/// Format 2's to-feed key, one per record: `F` len device seq(8).
+pub fn parse_old_feed_key(key: &[u8]) -> Option<(DeviceId, u64)> {
     let rest = key.strip_prefix(&[TO_FEED])?;
     let (device, rest) = read_device(rest)?;
+    if rest.len() != 8 {
+        return None;
+    }
     Some((device, read_u64(rest)?))
 }
 
@@ -189,10 +211,12 @@ mod tests {
                     parse_record_key(&record_key(&device, seq)),
                     Some((device.clone(), seq))
                 );
-                assert_eq!(
-                    parse_feed_key(&feed_key(&device, seq)),
-                    Some((device.clone(), seq))
-                );
+                for prefix in [RUN, TO_FEED] {
+                    assert_eq!(
+                        parse_run_key(prefix, &run_key(prefix, &device, seq, !seq)),
+                        Some((device.clone(), seq, !seq))
+                    );
+                }
                 let received = i64::from(byte) << 40 | 0x2f2f;
                 assert_eq!(
                     parse_evidence_key(&evidence_key(received, &device, seq)),
@@ -204,9 +228,23 @@ mod tests {
 
     #[test]
     fn one_devices_prefix_holds_no_other_devices_records() {
-        let short = record_prefix(&dev("hub-1"));
-        assert!(!record_key(&dev("hub-10"), 1).starts_with(&short));
-        assert!(record_key(&dev("hub-1"), u64::MAX).starts_with(&short));
+        let short = run_prefix(RUN, &dev("hub-1"));
+        assert!(!run_key(RUN, &dev("hub-10"), 1, 1).starts_with(&short));
+        assert!(run_key(RUN, &dev("hub-1"), u64::MAX, u64::MAX).starts_with(&short));
+    }
+
+    #[test]
+    fn the_run_holding_a_sequence_is_the_last_starting_at_or_below_it() {
+        let device = dev("hub-1");
+        let runs = [(1, 100), (101, 101), (102, 300), (0x2f00, 0x2fff)];
+        for seq in [1, 50, 100, 101, 102, 299, 0x2f2f] {
+            let bound = run_key(RUN, &device, seq, u64::MAX);
+            let holder = runs
+                .iter()
+                .rfind(|&&(first, last)| run_key(RUN, &device, first, last) <= bound)
+                .unwrap();
+            assert!(holder.0 <= seq && seq <= holder.1, "{seq} in {holder:?}");
+        }
     }
 
     #[test]

@@ -3,18 +3,27 @@
 //! without one is format 1 (or new and empty).
 //!
 //! Format 1 → 2: record and evidence keys get a length-prefixed device id (see [`super::keys`]),
-//! and quarantined payloads are cut to a prefix and a hash. Each step moves keys in chunks, each
+//! and quarantined payloads are cut to a prefix and a hash.
+//!
+//! Format 2 → 3: records, one per key, are gathered into runs of consecutive sequences, one value
+//! per run, and the per-record marks of records not yet fed to the boilers become marks of their
+//! runs (see [`super::keys`]).
+//!
+//! Each step moves keys in chunks, each
 //! chunk one atomic sled batch under new prefixes that the old ones cannot be confused with, so
 //! a migration cut short by a crash resumes where it stopped at the next open.
 
+use proto::DeviceId;
+
 use super::decode_stored;
+use super::ingest::{put_run, run_holding};
 use super::keys::{self, OLD_EVIDENCE, OLD_RECORD};
 use super::quarantine::{OldQuarantineEntry, Quarantine};
 use crate::storage::quarantine::{QuarantineEntry, Refused};
-use crate::storage::StoreError;
+use crate::storage::{StoreError, StoredRecord};
 
 /// The format this build writes.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 const FORMAT_KEY: &[u8] = b"format";
 /// Keys moved per atomic batch: bounded memory, whatever the store's size.
 const CHUNK: usize = 1000;
@@ -26,6 +35,8 @@ pub struct Migrated {
     pub from: u32,
     /// Records re-keyed.
     pub records: u64,
+    /// Records gathered into runs (format 2 → 3).
+    pub runs: u64,
     /// Evidence entries re-keyed.
     pub evidence: u64,
     /// Quarantine entries cut to a prefix and a hash.
@@ -62,24 +73,29 @@ pub(super) fn migrate(
     if found == FORMAT {
         return Ok(done);
     }
-    done.records = rekey(main, OLD_RECORD, |key| {
-        keys::parse_old_record_key(key).map(|(device, seq)| keys::record_key(&device, seq))
-    })?;
-    done.evidence = rekey(main, OLD_EVIDENCE, |key| {
-        keys::parse_old_evidence_key(key)
-            .map(|(received, device, seq)| keys::evidence_key(received, &device, seq))
-    })?;
-    done.quarantined = cut_payloads(quarantine)?;
-    // Old quarantines were unbounded: bring this one within its caps now.
-    quarantine.recount()?;
-    quarantine.evict(proto::TimestampMs::MIN, 0)?;
+    if found < 2 {
+        done.records = rekey(main, OLD_RECORD, |key| {
+            keys::parse_old_record_key(key).map(|(device, seq)| keys::record_key(&device, seq))
+        })?;
+        done.evidence = rekey(main, OLD_EVIDENCE, |key| {
+            keys::parse_old_evidence_key(key)
+                .map(|(received, device, seq)| keys::evidence_key(received, &device, seq))
+        })?;
+        done.quarantined = cut_payloads(quarantine)?;
+        // Old quarantines were unbounded: bring this one within its caps now.
+        quarantine.recount()?;
+        quarantine.evict(proto::TimestampMs::MIN, 0)?;
+    }
+    done.runs = gather_runs(main)?;
+    mark_runs_to_feed(main)?;
     meta.insert(FORMAT_KEY, &FORMAT.to_be_bytes())?;
     db.flush()?;
-    if done.records + done.evidence + done.quarantined > 0 {
+    if done.records + done.runs + done.evidence + done.quarantined > 0 {
         tracing::info!(
             from = found,
             to = FORMAT,
             records = done.records,
+            runs = done.runs,
             evidence = done.evidence,
             quarantined = done.quarantined,
             "migrated the store"
@@ -113,6 +129,65 @@ fn rekey(
         }
         tree.apply_batch(batch)?;
         moved += in_chunk;
+    }
+}
+
+/// Gathers format 2's records (one per key, `R`) into runs of consecutive sequences, a chunk at a
+/// time, each chunk one atomic batch; returns how many records moved.
+fn gather_runs(main: &sled::Tree) -> Result<u64, StoreError> {
+    let mut moved = 0;
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut records: Vec<(DeviceId, StoredRecord)> = Vec::new();
+        for item in main.scan_prefix([keys::RECORD]).take(CHUNK) {
+            let (key, value) = item?;
+            let (device, _) = keys::parse_record_key(&key).ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: "a format 2 record key that does not parse; the store cannot be migrated"
+                    .into(),
+            })?;
+            records.push((device, decode_stored(&key, &value)?));
+            batch.remove(key);
+        }
+        if records.is_empty() {
+            return Ok(moved);
+        }
+        moved += records.len() as u64;
+        for run in records.chunk_by(|(da, a), (db, b)| {
+            da == db && a.record.seq.checked_add(1) == Some(b.record.seq)
+        }) {
+            let device = run[0].0.clone();
+            let run: Vec<StoredRecord> = run.iter().map(|(_, s)| s.clone()).collect();
+            put_run(&mut batch, &device, &run)?;
+        }
+        main.apply_batch(batch)?;
+    }
+}
+
+/// Replaces format 2's per-record marks of records not yet fed to the boilers with marks of the
+/// runs that hold them (run marks are written by [`put_run`] too, so a mark may already be there).
+fn mark_runs_to_feed(main: &sled::Tree) -> Result<(), StoreError> {
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut seen = 0;
+        for item in main.scan_prefix([keys::TO_FEED]) {
+            let (key, _) = item?;
+            let Some((device, seq)) = keys::parse_old_feed_key(&key) else {
+                continue; // a run's mark
+            };
+            if let Some((first, last)) = run_holding(main, &device, seq)? {
+                batch.insert(keys::run_key(keys::TO_FEED, &device, first, last), &[][..]);
+            }
+            batch.remove(key);
+            seen += 1;
+            if seen == CHUNK {
+                break;
+            }
+        }
+        if seen == 0 {
+            return Ok(());
+        }
+        main.apply_batch(batch)?;
     }
 }
 

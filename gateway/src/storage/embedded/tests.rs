@@ -287,9 +287,115 @@ fn a_format_one_store_is_migrated_at_open() {
         "payloads are gone"
     );
     drop(store);
-    // Opening again finds format 2 and changes nothing.
+    // Opening again finds the current format and changes nothing.
     let store = open(dir.path());
     assert_eq!(store.evidence_since(0).unwrap().len(), 5);
+}
+
+#[test]
+fn a_format_two_store_has_its_records_gathered_into_runs_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = dev("hub-0042");
+    // Two stretches of telemetry with a hole, and sequences crossing byte boundaries; 1..=3 and
+    // 300 not yet fed to the boilers.
+    let seqs: Vec<u64> = (1..=300).chain(0x2f00..0x2f10).collect();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert("format", &2_u32.to_be_bytes())
+            .unwrap();
+        let main = db.open_tree("ingest").unwrap();
+        for &seq in &seqs {
+            let value = proto::encode_value(&StoredRecord {
+                received: TUESDAY,
+                sent: TUESDAY,
+                record: record(seq, TUESDAY + seq as i64, telemetry()),
+                placed: None,
+            })
+            .unwrap();
+            main.insert(keys::record_key(&device, seq), value).unwrap();
+        }
+        for seq in [1_u64, 2, 3, 300] {
+            let mut key = keys::run_prefix(keys::TO_FEED, &device);
+            key.extend_from_slice(&seq.to_be_bytes());
+            main.insert(key, &[][..]).unwrap();
+        }
+        db.flush().unwrap();
+    }
+
+    let store = open(dir.path());
+    assert_eq!(store.record_count(&device).unwrap(), seqs.len() as u64);
+    let all: Vec<u64> = store
+        .records(&device, 0, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|s| s.record.seq)
+        .collect();
+    assert_eq!(all, seqs);
+    for &seq in &seqs {
+        assert_eq!(store.record(&device, seq).unwrap().unwrap().record.seq, seq);
+    }
+    assert!(store.record(&device, 301).unwrap().is_none());
+    // The unfed marks now name the runs holding 1..=3 and 300: the first run, every record.
+    let unfed = store.unfed(10_000).unwrap();
+    assert!(unfed.len() >= 4 && unfed.iter().all(|(d, _)| *d == device));
+    assert!(unfed.iter().any(|(_, s)| s.record.seq == 300));
+    store
+        .fed(
+            &unfed
+                .iter()
+                .map(|(d, s)| (d.clone(), s.record.seq))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    assert!(store.unfed(10).unwrap().is_empty());
+}
+
+#[test]
+fn records_are_stored_a_run_at_a_time_and_read_back_one_by_one_or_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let device = dev("hub-7");
+    store.provision(std::slice::from_ref(&device)).unwrap();
+    // Out of order and with a resend: stored as runs 1..=3, 5..=6, then 4 alone.
+    ingest_one(
+        &store,
+        batch(&device, TUESDAY, telemetry_records([1, 2, 3, 5, 6])),
+    );
+    let again = ingest_one(&store, batch(&device, TUESDAY, telemetry_records([6, 4])));
+    assert_eq!(again.duplicates, 1);
+    assert_eq!(again.acked_through, 6);
+    assert_eq!(store.record_count(&device).unwrap(), 6);
+    for seq in 1..=6 {
+        assert_eq!(store.record(&device, seq).unwrap().unwrap().record.seq, seq);
+    }
+    assert!(store.record(&device, 7).unwrap().is_none());
+    assert!(store.record(&dev("hub-70"), 1).unwrap().is_none());
+    let seqs = |from, limit| -> Vec<u64> {
+        store
+            .records(&device, from, limit)
+            .unwrap()
+            .iter()
+            .map(|s| s.record.seq)
+            .collect()
+    };
+    // In key order, runs by their first sequence: 1..=3, 4, 5..=6.
+    assert_eq!(seqs(0, 100), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(seqs(2, 3), vec![2, 3, 4]);
+    assert_eq!(seqs(6, 100), vec![6]);
+    // Each run is marked for the boilers until it is fed.
+    assert_eq!(store.unfed(100).unwrap().len(), 6);
+    store
+        .fed(&[(device.clone(), 2), (device.clone(), 4)])
+        .unwrap();
+    let left: Vec<u64> = store
+        .unfed(100)
+        .unwrap()
+        .iter()
+        .map(|(_, s)| s.record.seq)
+        .collect();
+    assert_eq!(left, vec![5, 6]);
 }
 
 #[test]
