@@ -29,7 +29,8 @@ pub enum SourceState {
     Running,
     /// Running, but its serial port or TCP connection is lost: it is waiting to reopen it.
     Reconnecting,
-    /// Running, but the OTGW is in `PS=1` summary mode and prints no frames (send it `PS=0`).
+    /// Running, but the OTGW is in `PS=1` summary mode: it prints no frames, only a summary line
+    /// when asked, which is read but holds fewer values (send it `PS=0`).
     SummaryMode,
     /// Its input ended (the end of a file, stdin closed) or the agent stopped it.
     Ended,

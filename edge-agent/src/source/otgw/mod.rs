@@ -4,16 +4,19 @@
 //!
 //! - [`frame`]: the line format and the 32-bit OpenTherm frame (parity, message types).
 //! - [`decode`]: which frames count, the data ids, f8.8 and the range checks.
+//! - [`summary`]: the `PS=1` summary line and the readings it holds.
 //!
 //! A serial OTGW is read as a file (`/dev/ttyUSB0`): set the port to 9600 8N1 raw beforehand
 //! (`stty -F /dev/ttyUSB0 9600 raw -echo`), since no serial-port crate is used. Lines that are not
 //! frames (command responses, the banner, `Error NN`) are counted and skipped; nothing an OTGW
-//! prints stops the source. An OTGW left in `PS=1` summary mode prints no frames at all: its
-//! summary lines are counted apart, the source's state says `summary_mode`, and one warning is
-//! logged each time it enters that mode, so that it is never silent.
+//! prints stops the source. An OTGW left in `PS=1` summary mode prints no frames at all, only a
+//! summary line each time it is asked for one: those lines are read for what they hold (fewer
+//! fields than frames give), counted apart, the source's state says `summary_mode`, and one
+//! warning is logged each time it enters that mode, so that it is never silent.
 
 pub mod decode;
 pub mod frame;
+pub mod summary;
 
 use std::collections::VecDeque;
 
@@ -82,10 +85,11 @@ impl<L: LineInput> OtgwSource<L> {
 
     fn take(&mut self, line: RawLine) {
         self.stats.bump(Counter::Line);
-        let parsed = match std::str::from_utf8(&line.bytes) {
-            Ok(text) if !line.too_long => parse_line(text),
-            _ => Line::Other,
+        let text = match std::str::from_utf8(&line.bytes) {
+            Ok(text) if !line.too_long => text,
+            _ => "",
         };
+        let parsed = parse_line(text);
         if matches!(parsed, Line::Message(_)) && self.stats.set_summary_mode(false) {
             info!("the OTGW prints frames again");
         }
@@ -116,9 +120,17 @@ impl<L: LineInput> OtgwSource<L> {
                 // Once per spell in summary mode, not per line: it lasts until someone sends PS=0.
                 if !self.stats.set_summary_mode(true) {
                     warn!(
-                        "the OTGW is in PS=1 summary mode and prints no frames: nothing can be \
-                         read until it is sent PS=0"
+                        "the OTGW is in PS=1 summary mode and prints no frames: reading its \
+                         summary lines, which come only when asked for and hold fewer values; \
+                         send it PS=0 for every frame"
                     );
+                }
+                match summary::parse(text) {
+                    Ok(readings) => self.pending.extend(readings),
+                    Err(error) => {
+                        self.stats.bump(Counter::SummaryUnread);
+                        debug!(%error, "OTGW summary line not read");
+                    }
                 }
             }
             Line::Other => self.stats.bump(Counter::LineIgnored),
@@ -249,6 +261,7 @@ mod tests {
 
     #[tokio::test]
     async fn summary_mode_is_reported_not_silent() {
+        // A line of a length no firmware prints: counted, reported, not read.
         let ps1 = "00000011/00001010,60.00,00000011/00000011,0.00,100.00,30.00,20.00,50.00,1.60,0.00,19.50,58.50";
         let input = format!("{ps1}\r\n{ps1}\r\n");
         let stats = SourceStats::default();
@@ -256,8 +269,13 @@ mod tests {
         assert_eq!(source.next_reading().await.unwrap(), None);
         let s = stats.snapshot();
         assert_eq!(
-            (s.summary_lines, s.summary_mode, s.lines_ignored),
-            (2, true, 0)
+            (
+                s.summary_lines,
+                s.summary_unread,
+                s.summary_mode,
+                s.lines_ignored
+            ),
+            (2, 2, true, 0)
         );
         // PS=0 sent: frames again, and the state clears.
         let input = format!("{ps1}\r\nPS: 0\r\nB40190A00\r\n");
@@ -268,6 +286,35 @@ mod tests {
             Some(Reading::Flow(10.0))
         );
         assert!(!stats.snapshot().summary_mode);
+    }
+
+    /// In summary mode the summary lines become a sample, as frames would.
+    #[tokio::test]
+    async fn summary_lines_are_sampled() {
+        let input = "PS: 1\r\n00000011/00001010,55.00,00000011/00000011,0.00,0.00,100.00,24/20,20.50,40.00,1.50,0.00,0.00,19.50,57.00,48.00,-2.50,44.00,0.00,60,65/40,80/20,55.00,75.00,00000000/00000000,0,0,6699,20001,8000,5000,3900,7000,900,800\r\n";
+        let stats = SourceStats::default();
+        let mut source = OtgwSource::from_reader(input.as_bytes(), stats.clone());
+        let mut sampler = Sampler::new("B-1").unwrap();
+        let now = Instant::now();
+        while let Some(reading) = source.next_reading().await.unwrap() {
+            sampler.record(reading, now);
+        }
+        let sample = sampler.sample(now, Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            (
+                sample.flow,
+                sample.ret,
+                sample.bar,
+                sample.flame,
+                sample.starts
+            ),
+            (Some(57.0), Some(44.0), Some(1.5), Some(true), Some(6699))
+        );
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.summary_lines, s.summary_unread, s.summary_mode),
+            (1, 0, true)
+        );
     }
 
     /// The TCP source reads from a server, survives the server dropping it, and reconnects.
