@@ -139,6 +139,8 @@ async fn a_json_line_file_becomes_telemetry_at_the_gateway() {
     assert_eq!(source["kind"], "line", "{source}");
     assert_eq!(source["asset"], "B-1042", "{source}");
     assert!(source["error"].is_null(), "{source}");
+    // What the next health record will say of it.
+    assert_eq!(source["health"]["st"], "ended", "{source}");
     let counters = &source["counters"];
     assert_eq!(counters["lines"], 4, "{source}");
     assert_eq!(counters["lines_rejected"], 1, "{source}");
