@@ -26,6 +26,7 @@ use tracing::{debug, info, trace, warn};
 pub use decode::Skip;
 use frame::{parse_line, Line, Message, Origin};
 
+use super::command::Poller;
 use super::lines::{LineInput, LineReader, RawLine, TcpLines, TcpOptions};
 use super::stats::{Counter, SourceStats};
 use super::{Answer, Reading, Source, SourceError};
@@ -39,6 +40,8 @@ pub struct OtgwSource<L> {
     pending: VecDeque<Reading>,
     /// The data ids whose last answer from the boiler was a refusal; fixed size, one per id.
     refused: [bool; 256],
+    /// Which ids to have the OTGW ask the boiler for (`PM=`), and when.
+    poller: Option<Poller>,
 }
 
 impl<R: AsyncBufRead + Unpin + Send> OtgwSource<LineReader<R>> {
@@ -65,6 +68,29 @@ impl<L: LineInput> OtgwSource<L> {
             stats,
             pending: VecDeque::new(),
             refused: [false; 256],
+            poller: None,
+        }
+    }
+
+    /// Has the OTGW poll ids the thermostat does not, by `PM=` commands over the input (which must
+    /// be able to write: a TCP connection or a serial port). The answers come back as frames.
+    pub fn with_poller(mut self, poller: Option<Poller>) -> Self {
+        self.poller = poller;
+        self
+    }
+
+    /// Sends the next `PM=` if one is due. Called at each line, about once a second from a live
+    /// OTGW: no timer of its own is needed, and a silent OTGW is not asked for anything.
+    fn poll(&mut self) {
+        let Some(poller) = self.poller.as_mut() else {
+            return;
+        };
+        if let Some(id) = poller.due(tokio::time::Instant::now()) {
+            if self.lines.send(&format!("PM={id}")) {
+                self.stats.bump(Counter::PollSent);
+            } else {
+                debug!(id, "no connection to ask the OTGW for a data id");
+            }
         }
     }
 
@@ -145,7 +171,10 @@ impl<L: LineInput> Source for OtgwSource<L> {
                 return Ok(Some(reading));
             }
             match self.lines.next_line().await.map_err(SourceError::Read)? {
-                Some(line) => self.take(line),
+                Some(line) => {
+                    self.take(line);
+                    self.poll();
+                }
                 None => return Ok(None),
             }
         }
@@ -361,6 +390,52 @@ mod tests {
         assert_eq!(s.frames_skipped.not_boiler, 1);
         drop(source);
         server.await.unwrap();
+    }
+
+    /// Over TCP, the source greets each connection with `PS=0` and asks for the polled ids with
+    /// `PM=`, one at a time; the boiler's answers decode as frames.
+    #[tokio::test]
+    async fn tcp_source_sends_ps0_and_polls() {
+        use tokio::io::AsyncBufReadExt;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            let (read, mut write) = conn.into_split();
+            let mut commands = tokio::io::BufReader::new(read).split(b'\r');
+            let mut received = Vec::new();
+            // Answer each command as an OTGW would, then with the boiler's frame for a PM.
+            while let Some(command) = commands.next_segment().await.unwrap() {
+                let command = String::from_utf8(command).unwrap();
+                let reply = match command.as_str() {
+                    "PS=0" => "PS: 0\r\nB40190A00\r\n".to_owned(),
+                    // Burner starts (id 116): 6699.
+                    "PM=116" => "PM: 116\r\nR00740000\r\nB40741A2B\r\n".to_owned(),
+                    other => format!("PM: {}\r\n", &other[3..]),
+                };
+                received.push(command);
+                write.write_all(reply.as_bytes()).await.unwrap();
+                if received.len() == 2 {
+                    break;
+                }
+            }
+            received
+        });
+        let stats = SourceStats::default();
+        let lines = TcpLines::new(addr.to_string(), TcpOptions::default(), stats.clone())
+            .with_greeting(vec!["PS=0".into()]);
+        let poller = Poller::new(vec![116, 117], Duration::from_secs(60));
+        let mut source = OtgwSource::new(lines, stats.clone()).with_poller(Some(poller));
+        let deadline = Duration::from_secs(10);
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let reading = timeout(deadline, source.next_reading()).await.unwrap();
+            got.push(reading.unwrap().unwrap());
+        }
+        assert_eq!(got, [Reading::Flow(10.0), Reading::BurnerStarts(6699)]);
+        assert_eq!(server.await.unwrap(), ["PS=0", "PM=116"]);
+        assert_eq!(stats.snapshot().polls_sent, 1);
     }
 
     /// With nothing listening, the source keeps trying (and counting) rather than failing.
