@@ -203,6 +203,7 @@ impl Agent {
             config.data_dir.clone(),
             tunables.health.subscribe(),
             uplink.status(),
+            source.clone(),
             started,
             stop_intake.clone(),
         ));

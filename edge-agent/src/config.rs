@@ -11,7 +11,7 @@ use proto::{DeviceId, MAX_BATCH_RECORDS, MAX_MESSAGE_BYTES};
 use serde::{Deserialize, Serialize};
 
 use crate::outbox::{OutboxConfig, MAX_RECORD_BYTES};
-use crate::source::SourceConfig;
+use crate::source::{OtgwCommands, SourceConfig, MIN_POLL_EVERY_S, POLL_SPACING};
 
 /// Bytes a batch's envelope adds around its records (version, device id, timestamp, array
 /// header), rounded up generously so that a batch of `batch_max_bytes` always encodes within
@@ -397,6 +397,7 @@ impl AgentConfig {
     /// parses back to the defaults (with the device id still to fill in).
     pub fn commented_default() -> String {
         let d = Self::default();
+        let commands = OtgwCommands::default();
         let mut out = String::new();
         // `write!` to a String cannot fail.
         let _ = write!(
@@ -486,7 +487,21 @@ keep_finished_days = {keep_finished}
 # [source]
 # kind = "otgw_tcp"
 # addr = "otgw.local:25238"
+
+# What the agent sends an OTGW it can write to (otgw_tcp, and otgw_file on a serial port).
+# [source.commands]
+# Send PS=0 on every connection, so that an OTGW left in PS=1 summary mode prints frames again.
+# summary_off = {summary_off}
+# Data ids to have the OTGW ask the boiler for (PM=id, one every {spacing} s), for those the
+# thermostat does not poll; the boiler's answers are read as frames. Default: none.
+# poll = [116, 117, 118, 119, 120, 121, 122, 123, 113, 114, 15, 3]
+# Seconds between two rounds of the poll list (at least {min_every}).
+# poll_every_s = {poll_every}
 "#,
+            summary_off = commands.summary_off,
+            spacing = POLL_SPACING.as_secs(),
+            min_every = MIN_POLL_EVERY_S,
+            poll_every = commands.poll_every_s,
             data_dir = d.data_dir.display(),
             shutdown = d.shutdown_deadline_s,
             host = d.mqtt.host,
@@ -519,15 +534,24 @@ keep_finished_days = {keep_finished}
 fn check_source(source: &SourceConfig) -> Result<(), String> {
     match source {
         SourceConfig::Stdin => Ok(()),
-        SourceConfig::Line { path } | SourceConfig::OtgwFile { path } => {
+        SourceConfig::OtgwFile { path, commands } => {
+            if path.as_os_str().is_empty() {
+                Err("source.path must not be empty".into())
+            } else {
+                commands.check()
+            }
+        }
+        SourceConfig::Line { path } => {
             if path.as_os_str().is_empty() {
                 Err("source.path must not be empty".into())
             } else {
                 Ok(())
             }
         }
-        SourceConfig::OtgwTcp { addr } => match addr.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        SourceConfig::OtgwTcp { addr, commands } => match addr.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                commands.check()
+            }
             _ => Err(format!(
                 "source.addr must be host:port (such as otgw.local:25238), not {addr:?}"
             )),
@@ -545,8 +569,14 @@ pub fn parse_source_flag(spec: &str) -> Result<SourceConfig, ConfigError> {
     let source = match (kind, rest) {
         ("stdin", None) => SourceConfig::Stdin,
         ("line", Some(path)) => SourceConfig::Line { path: path.into() },
-        ("otgw_file", Some(path)) => SourceConfig::OtgwFile { path: path.into() },
-        ("otgw_tcp", Some(addr)) => SourceConfig::OtgwTcp { addr: addr.into() },
+        ("otgw_file", Some(path)) => SourceConfig::OtgwFile {
+            path: path.into(),
+            commands: OtgwCommands::default(),
+        },
+        ("otgw_tcp", Some(addr)) => SourceConfig::OtgwTcp {
+            addr: addr.into(),
+            commands: OtgwCommands::default(),
+        },
         _ => {
             return Err(ConfigError::Invalid(format!(
                 "--source must be stdin, line:PATH, otgw_file:PATH or otgw_tcp:HOST:PORT, not \
@@ -583,17 +613,30 @@ mod tests {
         let parsed = AgentConfig::from_toml(&uncommented).unwrap();
         assert!(parsed.mqtt.tls.is_some());
         // And so do the sensor source's.
-        let uncommented = ["asset =", "[source]", "kind =", "addr ="]
-            .iter()
-            .fold(AgentConfig::commented_default(), |text, key| {
-                text.replace(&format!("\n# {key}"), &format!("\n{key}"))
-            });
+        let uncommented = [
+            "asset =",
+            "[source]",
+            "kind =",
+            "addr =",
+            "[source.commands]",
+            "summary_off =",
+            "poll =",
+            "poll_every_s =",
+        ]
+        .iter()
+        .fold(AgentConfig::commented_default(), |text, key| {
+            text.replace(&format!("\n# {key}"), &format!("\n{key}"))
+        });
         let parsed = AgentConfig::from_toml(&uncommented).unwrap();
         assert_eq!(parsed.asset.as_deref(), Some("B-1042"));
         assert_eq!(
             parsed.source,
             Some(SourceConfig::OtgwTcp {
-                addr: "otgw.local:25238".into()
+                addr: "otgw.local:25238".into(),
+                commands: OtgwCommands {
+                    poll: vec![116, 117, 118, 119, 120, 121, 122, 123, 113, 114, 15, 3],
+                    ..OtgwCommands::default()
+                },
             })
         );
         let parsed = AgentConfig {
@@ -610,7 +653,10 @@ mod tests {
             source: Some(source),
             ..valid()
         };
-        let otgw = |addr: &str| SourceConfig::OtgwTcp { addr: addr.into() };
+        let otgw = |addr: &str| SourceConfig::OtgwTcp {
+            addr: addr.into(),
+            commands: OtgwCommands::default(),
+        };
         hub(Some("B-1042"), otgw("otgw.local:25238"))
             .validate()
             .unwrap();
@@ -619,6 +665,15 @@ mod tests {
         assert!(message(hub(None, SourceConfig::Stdin)).contains("asset is required"));
         assert!(message(hub(Some(""), SourceConfig::Stdin)).contains("asset: must not be empty"));
         assert!(message(hub(Some("B-1"), otgw("otgw.local"))).contains("source.addr"));
+        let polls_too_often = SourceConfig::OtgwTcp {
+            addr: "otgw.local:25238".into(),
+            commands: OtgwCommands {
+                poll: vec![116],
+                poll_every_s: 1,
+                ..OtgwCommands::default()
+            },
+        };
+        assert!(message(hub(Some("B-1"), polls_too_often)).contains("poll_every_s"));
         assert!(message(hub(Some("B-1"), otgw(":25238"))).contains("source.addr"));
         let no_path = SourceConfig::Line { path: "".into() };
         assert!(message(hub(Some("B-1"), no_path)).contains("source.path"));
@@ -637,13 +692,15 @@ mod tests {
         assert_eq!(
             parse_source_flag("otgw_tcp:192.168.1.40:25238").unwrap(),
             SourceConfig::OtgwTcp {
-                addr: "192.168.1.40:25238".into()
+                addr: "192.168.1.40:25238".into(),
+                commands: OtgwCommands::default(),
             }
         );
         assert_eq!(
             parse_source_flag("otgw_file:/dev/ttyUSB0").unwrap(),
             SourceConfig::OtgwFile {
-                path: "/dev/ttyUSB0".into()
+                path: "/dev/ttyUSB0".into(),
+                commands: OtgwCommands::default(),
             }
         );
         assert_eq!(

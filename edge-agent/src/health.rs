@@ -1,28 +1,32 @@
 //! The device's own health record, every `intervals.health_s` (which the gateway can change):
 //! outbox depth and bytes, free disk, uptime and version, so that the gateway sees a device that
-//! is alive but falling behind (or filling its disk), not just one that is silent.
+//! is alive but falling behind (or filling its disk), not just one that is silent; and on a boiler
+//! hub the sensor source's state (`src`), so that a hub whose OTGW is unplugged, silent or in
+//! summary mode shows as such rather than as a boiler that stopped.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use proto::{Health, RecordBody};
+use proto::{Health, RecordBody, SourceHealth};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::now_ms;
 use crate::outbox::{OutboxError, OutboxStats};
+use crate::source::SourceMonitor;
 use crate::uplink::{Intake, LinkStatus};
 
 /// The agent's version, as health records report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Sends a health record every interval until stopped; free disk is measured on the file system
-/// that holds `data_dir`.
+/// that holds `data_dir`; `source`, a boiler hub's sensor source, is reported if there is one.
 pub async fn run(
     intake: Intake,
     data_dir: PathBuf,
     mut interval: watch::Receiver<Duration>,
     link: watch::Receiver<LinkStatus>,
+    source: Option<SourceMonitor>,
     started: Instant,
     stop: CancellationToken,
 ) {
@@ -48,7 +52,8 @@ pub async fn run(
         };
         let free = free_disk(&data_dir).await;
         let stalls = link.borrow().stalls;
-        let health = health(&stats, stalls, started.elapsed(), free);
+        let src = source.as_ref().map(SourceMonitor::report);
+        let health = health(&stats, stalls, started.elapsed(), free, src);
         match intake.accept(now_ms(), RecordBody::Health(health)).await {
             // The outbox logs its outages once, not once per record.
             Ok(_) | Err(OutboxError::StorageDown(_)) => {}
@@ -76,8 +81,14 @@ pub async fn free_disk(dir: &Path) -> Option<u64> {
 }
 
 /// The health record for the outbox's `stats` and the link's `stalls` after `up` running, with
-/// `free` bytes of disk (`None`: unknown, reported as 0).
-pub fn health(stats: &OutboxStats, stalls: u64, up: Duration, free: Option<u64>) -> Health {
+/// `free` bytes of disk (`None`: unknown, reported as 0) and the sensor source's state `src`.
+pub fn health(
+    stats: &OutboxStats,
+    stalls: u64,
+    up: Duration,
+    free: Option<u64>,
+    src: Option<SourceHealth>,
+) -> Health {
     Health {
         // No battery or modem readings yet: the sources that could supply them are per device.
         batt: None,
@@ -92,6 +103,7 @@ pub fn health(stats: &OutboxStats, stalls: u64, up: Duration, free: Option<u64>)
         dead: Some(stats.dead_letters),
         faults: Some(stats.storage_faults),
         stalls: Some(stalls),
+        src,
     }
 }
 
@@ -119,11 +131,23 @@ mod tests {
             dead_letters: 0,
             dead_letters_evicted: 0,
         };
-        let record = health(&stats, 2, Duration::from_secs(3600), Some(5 << 30));
+        let src = SourceHealth {
+            st: proto::SourceStatus::Summary,
+            why: Some("the OTGW is in PS=1 summary mode".into()),
+        };
+        let record = health(
+            &stats,
+            2,
+            Duration::from_secs(3600),
+            Some(5 << 30),
+            Some(src.clone()),
+        );
         assert_eq!((record.depth, record.bytes, record.up), (12, 3400, 3600));
         assert_eq!(record.free, 5 << 30);
+        assert_eq!(record.src, Some(src));
         record.validate().unwrap();
-        assert_eq!(health(&stats, 0, Duration::ZERO, None).free, 0, "unknown");
+        let bare = health(&stats, 0, Duration::ZERO, None, None);
+        assert_eq!((bare.free, bare.src), (0, None), "unknown");
     }
 
     #[tokio::test]

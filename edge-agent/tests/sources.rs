@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use edge_agent::agent::Agent;
 use edge_agent::config::AgentConfig;
-use edge_agent::source::{SourceConfig, SourceState};
+use edge_agent::source::{OtgwCommands, SourceConfig, SourceState};
 use fieldsync_tests::test_gateway::TestGateway;
 use fieldsync_tests::{free_port, http, wait_for};
 use proto::{Config, Down, DownBody, RecordBody, Telemetry, MAX_MESSAGE_BYTES, SCHEMA_VERSION};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -139,6 +139,8 @@ async fn a_json_line_file_becomes_telemetry_at_the_gateway() {
     assert_eq!(source["kind"], "line", "{source}");
     assert_eq!(source["asset"], "B-1042", "{source}");
     assert!(source["error"].is_null(), "{source}");
+    // What the next health record will say of it.
+    assert_eq!(source["health"]["st"], "ended", "{source}");
     let counters = &source["counters"];
     assert_eq!(counters["lines"], 4, "{source}");
     assert_eq!(counters["lines_rejected"], 1, "{source}");
@@ -172,7 +174,10 @@ async fn an_otgw_capture_piped_in_becomes_one_decoded_sample() {
         dir.path(),
         "hub-otgw",
         port,
-        SourceConfig::OtgwFile { path },
+        SourceConfig::OtgwFile {
+            path,
+            commands: OtgwCommands::default(),
+        },
     ))
     .await
     .unwrap();
@@ -205,8 +210,22 @@ async fn an_otgw_over_tcp_samples_at_the_interval_the_gateway_pushes() {
     // An OTGW's TCP port: the capture, line by line, over and over, until the agent hangs up.
     let otgw = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
     let addr = otgw.local_addr().unwrap().to_string();
+    // What the agent sends back: PS=0 on connecting, then PM= for the polled id.
+    let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(async move {
-        let (mut stream, _) = otgw.accept().await.unwrap();
+        let (stream, _) = otgw.accept().await.unwrap();
+        let (mut commands, mut stream) = stream.into_split();
+        tokio::spawn(async move {
+            let mut sent = Vec::new();
+            let mut buf = [0; 64];
+            while !String::from_utf8_lossy(&sent).contains("PM=116\r") {
+                match commands.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sent.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = sent_tx.send(sent);
+        });
         loop {
             for line in FIXTURE.lines() {
                 let framed = format!("{line}\r\n");
@@ -217,7 +236,16 @@ async fn an_otgw_over_tcp_samples_at_the_interval_the_gateway_pushes() {
             }
         }
     });
-    let mut config = config(dir.path(), "hub-tcp", port, SourceConfig::OtgwTcp { addr });
+    let commands = OtgwCommands {
+        poll: vec![116],
+        ..OtgwCommands::default()
+    };
+    let mut config = config(
+        dir.path(),
+        "hub-tcp",
+        port,
+        SourceConfig::OtgwTcp { addr, commands },
+    );
     // An hour between samples: nothing would arrive during the test unless the push takes effect.
     config.intervals.sample_s = 3600;
     let agent = Agent::start(config).await.unwrap();
@@ -227,6 +255,11 @@ async fn an_otgw_over_tcp_samples_at_the_interval_the_gateway_pushes() {
     })
     .await;
     assert_eq!(gateway.stored_count("hub-tcp"), 0);
+    let sent = tokio::time::timeout(DEADLINE, sent_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(String::from_utf8(sent).unwrap(), "PS=0\rPM=116\r");
 
     let push = Down {
         v: SCHEMA_VERSION,

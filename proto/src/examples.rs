@@ -14,8 +14,8 @@ use crate::codec::{decode, encode, DecodeError, EncodeError, Message};
 use crate::{
     Ack, BinStream, Collection, Config, DeviceId, Down, DownBody, Envelope, Gap, GapReason, Health,
     Job, JobCancel, JobKind, JobStatus, JobUpdate, Outcome, Position, Priority, Record, RecordBody,
-    Refusal, RepairJob, ReturnCollectionJob, RoundEvent, RoundPhase, State, Telemetry, TimestampMs,
-    MAX_MESSAGE_BYTES, SCHEMA_VERSION,
+    Refusal, RepairJob, ReturnCollectionJob, RoundEvent, RoundPhase, SourceHealth, SourceStatus,
+    State, Telemetry, TimestampMs, MAX_MESSAGE_BYTES, SCHEMA_VERSION,
 };
 
 /// A top-level message of any type: what [`all`] lists.
@@ -121,6 +121,7 @@ pub fn all() -> Vec<(&'static str, Example)> {
         ("envelope_telemetry_full", envelope_telemetry_full().into()),
         ("envelope_gap", envelope_gap().into()),
         ("envelope_telemetry_batch", telemetry_batch(3).into()),
+        ("envelope_health_hub", envelope_health_hub().into()),
         ("ack", ack().into()),
         ("ack_with_refusal", ack_with_refusal().into()),
         ("down_job_return", down_job_return().into()),
@@ -138,6 +139,8 @@ pub const CAB_DEVICE: &str = "cab-rcv07";
 pub const OPERATIVE_DEVICE: &str = "op-ph0193";
 /// The boiler hub.
 pub const HUB_DEVICE: &str = "hub-b004512";
+/// A second boiler hub, just installed, whose OpenTherm Gateway was left in summary mode.
+pub const SECOND_HUB_DEVICE: &str = "hub-b004513";
 
 const VEHICLE: &str = "RCV-07";
 const ROUND: &str = "HIL-MON-R2";
@@ -161,7 +164,7 @@ const NEXT_DAY_CLOSE: TimestampMs = 1_764_090_000_000;
 
 // Every device's sequence starts at 1, as a fresh device's does, so that a third party replaying
 // the envelopes in the order of [`all`] against a fresh gateway gets real acks: through 5 for the
-// cab, 1 for the operative and 66 for the hub.
+// cab, 1 for the operative, 66 for the hub and 1 for the second hub.
 
 /// The hub samples once a minute.
 const SAMPLE_INTERVAL_MS: TimestampMs = 60_000;
@@ -188,6 +191,7 @@ fn boot_of(dev: &str) -> (u64, TimestampMs) {
     match dev {
         CAB_DEVICE => (17, ROUND_START - 25 * 60_000),
         OPERATIVE_DEVICE => (5, AT_FLAT - 3 * 3_600_000),
+        SECOND_HUB_DEVICE => (1, NOON - 3_600_000),
         _ => (42, ROUND_START - 90_000),
     }
 }
@@ -395,7 +399,41 @@ pub fn envelope_health() -> Envelope {
             dead: Some(1),
             faults: Some(0),
             stalls: Some(3),
+            // A cab tablet has no sensor source.
+            src: None,
         }),
+    )
+}
+
+/// The health of a hub whose OpenTherm Gateway was left in `PS=1` summary mode: the outbox's
+/// usual counts, and its sensor source's state and why.
+pub fn health_with_source() -> Health {
+    Health {
+        batt: None,
+        rssi: Some(-71),
+        depth: 3,
+        bytes: 1_164,
+        free: 6_442_450_944,
+        up: 3_600 + 5 * 60,
+        ver: "0.1.0".into(),
+        dead: Some(0),
+        faults: Some(0),
+        stalls: Some(0),
+        src: Some(SourceHealth {
+            st: SourceStatus::Summary,
+            why: Some("the OTGW is in PS=1 summary mode: send it PS=0".into()),
+        }),
+    }
+}
+
+/// The second hub's first record, its health an hour after it started: see
+/// [`health_with_source`].
+pub fn envelope_health_hub() -> Envelope {
+    single(
+        SECOND_HUB_DEVICE,
+        1,
+        NOON + 5 * 60_000,
+        RecordBody::Health(health_with_source()),
     )
 }
 
@@ -619,7 +657,7 @@ mod tests {
 
     #[test]
     fn device_ids_are_valid() {
-        for id in [CAB_DEVICE, OPERATIVE_DEVICE, HUB_DEVICE] {
+        for id in [CAB_DEVICE, OPERATIVE_DEVICE, HUB_DEVICE, SECOND_HUB_DEVICE] {
             assert!(DeviceId::new(id).is_ok(), "{id}");
         }
     }

@@ -33,7 +33,8 @@ pub use downlink::{
 };
 pub use record::{
     BinStream, Collection, Envelope, Gap, GapReason, Health, JobStatus, JobUpdate, Outcome,
-    Position, Record, RecordBody, RecordKind, RoundEvent, RoundPhase, Telemetry,
+    Position, Record, RecordBody, RecordKind, RoundEvent, RoundPhase, SourceHealth, SourceStatus,
+    Telemetry,
 };
 pub use topic::{DeviceId, InvalidDeviceId, Topic, TopicKind};
 pub use validate::{Invalid, Validate};

@@ -500,6 +500,39 @@ pub struct Health {
     /// Connections the agent dropped since it started because the gateway's acks stopped coming.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stalls: Option<u64>,
+    /// The state of the device's sensor source (a boiler hub's OpenTherm Gateway), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<SourceHealth>,
+}
+
+/// What a device's sensor source is doing, as of the health record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceHealth {
+    /// Its state.
+    pub st: SourceStatus,
+    /// Why it is not `ok`, in a few words (the error, the summary mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// The states of a sensor source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceStatus {
+    /// Reading, and readings came since the last health record.
+    Ok,
+    /// Running, but no reading since the last health record: the sensor says nothing (an OTGW
+    /// with no thermostat or boiler traffic, a feed that stopped).
+    Silent,
+    /// An OpenTherm Gateway in `PS=1` summary mode: it prints no frames, only a summary line when
+    /// asked, with fewer values.
+    Summary,
+    /// Its serial port or TCP connection is lost; the agent is reopening it.
+    Reconnecting,
+    /// Its input ended (a replayed file, a closed pipe); it reads nothing more.
+    Ended,
+    /// It stopped on an error (`why` says which).
+    Failed,
 }
 
 /// Why telemetry was dropped.

@@ -7,7 +7,7 @@ use crate::downlink::{
 };
 use crate::record::{
     Collection, Envelope, Gap, Health, JobUpdate, Outcome, Position, Record, RecordBody,
-    RoundEvent, Telemetry,
+    RoundEvent, SourceHealth, Telemetry,
 };
 use crate::{Ack, DeviceId, State, TimestampMs};
 
@@ -259,7 +259,17 @@ impl Validate for RoundEvent {
 impl Validate for Health {
     fn validate(&self) -> Result<(), Invalid> {
         check_optional_range("batt", self.batt, 0.0, 100.0)?;
-        check_id("ver", &self.ver)
+        check_id("ver", &self.ver)?;
+        match &self.src {
+            Some(src) => src.validate().map_err(|e| e.under("src")),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Validate for SourceHealth {
+    fn validate(&self) -> Result<(), Invalid> {
+        check_optional_text("why", &self.why, MAX_TEXT_LEN)
     }
 }
 
@@ -531,6 +541,17 @@ mod tests {
             ..Telemetry::default()
         };
         assert_eq!(t.validate().unwrap_err().field, "flow");
+    }
+
+    #[test]
+    fn a_source_reason_is_checked_as_text() {
+        let mut health = crate::examples::health_with_source();
+        health.validate().unwrap();
+        health.src = Some(SourceHealth {
+            st: crate::SourceStatus::Failed,
+            why: Some("x".repeat(MAX_TEXT_LEN + 1)),
+        });
+        assert_eq!(health.validate().unwrap_err().field, "src.why");
     }
 
     #[test]

@@ -276,6 +276,16 @@ fn refuses_values_out_of_range() {
             "recs/0/body/hlt/batt",
             Value::Integer(101),
         ),
+        with(
+            examples::envelope_health_hub(),
+            "recs/0/body/hlt/src/st",
+            text("stuck"),
+        ),
+        with(
+            examples::envelope_health_hub(),
+            "recs/0/body/hlt/src/why",
+            text(&"x".repeat(1001)),
+        ),
         with(examples::envelope_gap(), "recs/0/seq", Value::Integer(0)),
         with(examples::envelope_gap(), "dev", text("hub/b004512")),
         with(examples::envelope_gap(), "v", Value::Integer(2)),
@@ -353,6 +363,11 @@ fn accepts_unknown_fields_anywhere() {
         with(
             examples::envelope_telemetry_sparse(),
             "recs/0/body/tel/added_in_1_1",
+            future(),
+        ),
+        with(
+            examples::envelope_health_hub(),
+            "recs/0/body/hlt/src/added_in_1_1",
             future(),
         ),
         with(examples::ack(), "added_in_1_1", future()),

@@ -11,10 +11,12 @@ use std::io;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use tracing::{info, warn};
 
+use super::command::CommandLink;
 use super::stats::{Counter, Link, SourceStats};
 
 /// The longest line kept, in bytes. OTGW lines are about 10 bytes and a full JSON sample about
@@ -36,6 +38,12 @@ pub trait LineInput: Send {
     /// The next line, or `Ok(None)` once the input has ended for good. Cancel-safe: dropping the
     /// future loses nothing, and the next call continues the same line.
     fn next_line(&mut self) -> impl Future<Output = io::Result<Option<RawLine>>> + Send;
+
+    /// Queues a command line for the device at the other end; false when this input cannot write
+    /// to it (a file, a FIFO, stdin) or is not connected now. Never waits.
+    fn send(&mut self, _command: &str) -> bool {
+        false
+    }
 }
 
 /// Lines from any `AsyncBufRead`.
@@ -144,7 +152,9 @@ pub struct TcpLines {
     addr: String,
     options: TcpOptions,
     stats: SourceStats,
-    conn: Option<LineReader<BufReader<TcpStream>>>,
+    conn: Option<LineReader<BufReader<OwnedReadHalf>>>,
+    /// The connection's writing side, for commands to the device.
+    commands: CommandLink,
     /// No connection attempt before this.
     retry_at: Option<Instant>,
     /// The next wait after a failure.
@@ -166,6 +176,7 @@ impl TcpLines {
             options,
             stats,
             conn: None,
+            commands: CommandLink::default(),
             retry_at: None,
             backoff,
             last_line: Instant::now(),
@@ -173,8 +184,15 @@ impl TcpLines {
         }
     }
 
+    /// Sends `greeting` (commands such as `PS=0`) on every connection.
+    pub fn with_greeting(mut self, greeting: Vec<String>) -> Self {
+        self.commands = CommandLink::new(greeting);
+        self
+    }
+
     fn lost(&mut self, why: &str) {
         self.conn = None;
+        self.commands.detach();
         self.stats.bump(Counter::Disconnect);
         self.stats.set_link(Link::Down);
         warn!(addr = %self.addr, why, "sensor connection lost; reconnecting");
@@ -199,9 +217,11 @@ impl TcpLines {
                 info!(addr = %self.addr, "sensor connected");
                 self.stats.bump(Counter::Connect);
                 self.stats.set_link(Link::Up);
-                let mut reader = LineReader::new(BufReader::new(stream));
+                let (read, write) = stream.into_split();
+                let mut reader = LineReader::new(BufReader::new(read));
                 reader.keep_unterminated = false;
                 self.conn = Some(reader);
+                self.commands.attach(write);
                 self.retry_at = None;
                 self.last_line = Instant::now();
             }
@@ -240,6 +260,10 @@ impl LineInput for TcpLines {
                 Err(_) => self.lost("no line within the idle timeout"),
             }
         }
+    }
+
+    fn send(&mut self, command: &str) -> bool {
+        self.commands.send(command)
     }
 }
 

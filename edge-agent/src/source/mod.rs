@@ -11,7 +11,8 @@
 //! - [`Source`]: yields [`Reading`]s, one field's value each, because OpenTherm delivers one data
 //!   id per frame. [`LineSource`] (`line`), [`OtgwSource`] (`otgw`) and [`ChannelSource`]
 //!   (`channel`) implement it; `lines` holds the line reading they share, `serial` the tty that
-//!   is reopened when it fails, `replay` the pacing of a saved capture.
+//!   is reopened when it fails, `replay` the pacing of a saved capture, `command` what the agent
+//!   writes back to an OTGW (`PS=0`, and `PM=` polling).
 //! - [`Sampler`] (`sampler`): the latest value of each field, and the staleness rule. No I/O.
 //! - [`run`], [`spawn`], [`spawn_with`] (`task`): the task that reads a source, samples on the
 //!   interval, and hands samples to the sink until shutdown.
@@ -23,6 +24,7 @@
 //! with a [`ChannelSource`].
 
 mod channel;
+pub mod command;
 mod line;
 pub mod lines;
 mod monitor;
@@ -39,6 +41,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use channel::{channel, ChannelSource};
+pub use command::{OtgwCommands, Poller, MIN_POLL_EVERY_S, POLL_SPACING};
 pub use line::LineSource;
 pub use monitor::{SourceMonitor, SourceState, SourceView};
 pub use otgw::OtgwSource;

@@ -34,6 +34,8 @@ struct Counters {
     connect_failures: AtomicU64,
     disconnects: AtomicU64,
     summary_lines: AtomicU64,
+    summary_unread: AtomicU64,
+    polls_sent: AtomicU64,
     /// A [`Link`] as its number; 0 until a connection-based source sets it.
     link: AtomicU8,
     /// The OTGW prints `PS=1` summary lines instead of frames.
@@ -70,6 +72,8 @@ pub(crate) enum Counter {
     ConnectFailure,
     Disconnect,
     SummaryLine,
+    SummaryUnread,
+    PollSent,
 }
 
 /// The counters at one moment. All count from the source's start.
@@ -101,8 +105,13 @@ pub struct StatsSnapshot {
     pub connect_failures: u64,
     /// TCP connections lost: closed, failed or idle too long.
     pub disconnects: u64,
-    /// OTGW `PS=1` summary lines: the gateway is in summary mode and prints no frames.
+    /// OTGW `PS=1` summary lines: the gateway is in summary mode and prints no frames. Each is
+    /// read for the values it holds.
     pub summary_lines: u64,
+    /// Summary lines that could not be read (a field count no firmware prints, a garbled status).
+    pub summary_unread: u64,
+    /// `PM=` commands sent, asking the OTGW to poll an id the thermostat does not.
+    pub polls_sent: u64,
     /// Whether the connection (serial port or TCP) is up.
     pub link: Link,
     /// The OTGW was last seen in `PS=1` summary mode (cleared by the next frame).
@@ -155,6 +164,8 @@ impl SourceStats {
             Counter::ConnectFailure => &c.connect_failures,
             Counter::Disconnect => &c.disconnects,
             Counter::SummaryLine => &c.summary_lines,
+            Counter::SummaryUnread => &c.summary_unread,
+            Counter::PollSent => &c.polls_sent,
         };
         // Counters are independent; no ordering between them is promised or needed.
         cell.fetch_add(1, Ordering::Relaxed);
@@ -187,6 +198,8 @@ impl SourceStats {
             connect_failures: get(&c.connect_failures),
             disconnects: get(&c.disconnects),
             summary_lines: get(&c.summary_lines),
+            summary_unread: get(&c.summary_unread),
+            polls_sent: get(&c.polls_sent),
             link: self.link(),
             summary_mode: self.summary_mode(),
         }

@@ -25,7 +25,8 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::lines::{LineReader, TcpOptions};
+use super::command::OtgwCommands;
+use super::lines::{LineReader, TcpLines, TcpOptions};
 use super::replay::Paced;
 use super::serial::{Backoff, ReopenLines};
 use super::stats::{Counter, SourceStats};
@@ -46,6 +47,11 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// kind = "otgw_tcp"          # or "stdin", "line", "otgw_file"
 /// addr = "otgw.local:25238"  # otgw_tcp: host:port
 /// # path = "/dev/ttyUSB0"    # line, otgw_file: a file, FIFO or tty
+///
+/// [source.commands]          # otgw_tcp and a serial otgw_file: what the agent sends the OTGW
+/// summary_off = true         # PS=0 on every connection
+/// poll = [116, 117, 118, 119, 120, 121, 122, 123, 113, 114, 15, 3]  # PM=id, one at a time
+/// poll_every_s = 300
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -61,6 +67,9 @@ pub enum SourceConfig {
     OtgwTcp {
         /// `host:port`.
         addr: String,
+        /// What to send the OTGW over the connection.
+        #[serde(default)]
+        commands: OtgwCommands,
     },
     /// An OTGW on a serial port (a tty set to 9600 8N1 raw beforehand), reopened with backoff
     /// whenever it fails (a USB adapter unplugged); or a saved capture (a regular file), replayed
@@ -69,6 +78,10 @@ pub enum SourceConfig {
     OtgwFile {
         /// The tty or file.
         path: PathBuf,
+        /// What to send the OTGW over a serial port (a capture or a FIFO cannot be written to,
+        /// and these are ignored for them).
+        #[serde(default)]
+        commands: OtgwCommands,
     },
 }
 
@@ -130,13 +143,15 @@ pub fn spawn(
             };
             launch(open, wiring)
         }
-        SourceConfig::OtgwTcp { addr } => {
-            let source = OtgwSource::tcp(addr, TcpOptions::default(), stats.clone());
+        SourceConfig::OtgwTcp { addr, commands } => {
+            let lines = TcpLines::new(addr, TcpOptions::default(), stats.clone())
+                .with_greeting(commands.greeting());
+            let source = OtgwSource::new(lines, stats.clone()).with_poller(commands.poller());
             launch(ready(source), wiring)
         }
-        SourceConfig::OtgwFile { path } => {
+        SourceConfig::OtgwFile { path, commands } => {
             let stats = stats.clone();
-            let open = async move { otgw_file(path, stats).await };
+            let open = async move { otgw_file(path, commands, stats).await };
             launch(open, wiring)
         }
     };
@@ -210,18 +225,27 @@ fn file_kind(metadata: &std::fs::Metadata) -> FileKind {
     }
 }
 
-/// An [`OtgwSource`] for `path`, read as its [`FileKind`] says.
-async fn otgw_file(path: PathBuf, stats: SourceStats) -> Result<OtgwFile, SourceError> {
+/// An [`OtgwSource`] for `path`, read as its [`FileKind`] says; `commands` go to a tty only.
+async fn otgw_file(
+    path: PathBuf,
+    commands: OtgwCommands,
+    stats: SourceStats,
+) -> Result<OtgwFile, SourceError> {
     let metadata = tokio::fs::metadata(&path)
         .await
         .map_err(|source| SourceError::Open {
             path: path.clone(),
             source,
         })?;
-    Ok(match file_kind(&metadata) {
+    let kind = file_kind(&metadata);
+    if kind != FileKind::Tty && !commands.poll.is_empty() {
+        info!("source.commands.poll is ignored: a capture or FIFO cannot be written to");
+    }
+    Ok(match kind {
         FileKind::Tty => {
-            let lines = ReopenLines::tty(path, Backoff::default(), stats.clone());
-            OtgwFile::Tty(OtgwSource::new(lines, stats))
+            let lines = ReopenLines::tty(path, Backoff::default(), stats.clone())
+                .with_greeting(commands.greeting());
+            OtgwFile::Tty(OtgwSource::new(lines, stats).with_poller(commands.poller()))
         }
         FileKind::Capture => {
             let reader = LineReader::new(BufReader::new(open(&path).await?));
@@ -601,8 +625,13 @@ mod tests {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(b"OpenTherm Gateway 4.2.5\r\nT80190000\r\nBC0193A80\r\nB4012019A\r\n")
             .unwrap();
+        // Polling asked of a capture is ignored: it cannot be written to.
         let config = SourceConfig::OtgwFile {
             path: file.path().to_owned(),
+            commands: OtgwCommands {
+                poll: vec![116],
+                ..OtgwCommands::default()
+            },
         };
         let (_interval_tx, interval) = watch::channel(MINUTE);
         let (sink, mut samples) = mpsc::channel(4);
@@ -681,15 +710,36 @@ mod tests {
         assert_eq!(
             read("[source]\nkind = \"otgw_tcp\"\naddr = \"otgw.local:25238\"").unwrap(),
             SourceConfig::OtgwTcp {
-                addr: "otgw.local:25238".into()
+                addr: "otgw.local:25238".into(),
+                commands: OtgwCommands::default(),
             }
         );
         assert_eq!(
             read("[source]\nkind = \"otgw_file\"\npath = \"/dev/ttyUSB0\"").unwrap(),
             SourceConfig::OtgwFile {
-                path: "/dev/ttyUSB0".into()
+                path: "/dev/ttyUSB0".into(),
+                commands: OtgwCommands::default(),
             }
         );
+        assert_eq!(
+            read(
+                "[source]\nkind = \"otgw_tcp\"\naddr = \"otgw.local:25238\"\n\
+                 [source.commands]\nsummary_off = false\npoll = [116, 3]\npoll_every_s = 600"
+            )
+            .unwrap(),
+            SourceConfig::OtgwTcp {
+                addr: "otgw.local:25238".into(),
+                commands: OtgwCommands {
+                    summary_off: false,
+                    poll: vec![116, 3],
+                    poll_every_s: 600,
+                },
+            }
+        );
+        assert!(read(
+            "[source]\nkind = \"otgw_tcp\"\naddr = \"x:1\"\n[source.commands]\npol = [116]"
+        )
+        .is_err());
         assert_eq!(
             read("[source]\nkind = \"line\"\npath = \"/run/boiler.fifo\"").unwrap(),
             SourceConfig::Line {

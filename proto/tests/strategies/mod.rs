@@ -13,8 +13,8 @@ use proto::examples::Example;
 use proto::{
     Ack, BinStream, Collection, Config, DeviceId, Down, DownBody, Envelope, Gap, GapReason, Health,
     Job, JobCancel, JobKind, JobStatus, JobUpdate, Outcome, Position, Priority, Record, RecordBody,
-    Refusal, RepairJob, ReturnCollectionJob, RoundEvent, RoundPhase, State, Telemetry, TimestampMs,
-    MAX_BATCH_RECORDS, SCHEMA_VERSION,
+    Refusal, RepairJob, ReturnCollectionJob, RoundEvent, RoundPhase, SourceHealth, SourceStatus,
+    State, Telemetry, TimestampMs, MAX_BATCH_RECORDS, SCHEMA_VERSION,
 };
 
 /// A valid device id: 1 to 64 of `[A-Za-z0-9_-]`.
@@ -251,9 +251,10 @@ pub fn health() -> impl Strategy<Value = Health> {
         array::uniform4(any::<u64>()),
         id(),
         array::uniform3(option::of(any::<u64>())),
+        option::of(source_health()),
     )
         .prop_map(
-            |(batt, rssi, [depth, bytes, free, up], ver, [dead, faults, stalls])| Health {
+            |(batt, rssi, [depth, bytes, free, up], ver, [dead, faults, stalls], src)| Health {
                 batt,
                 rssi,
                 depth,
@@ -264,8 +265,21 @@ pub fn health() -> impl Strategy<Value = Health> {
                 dead,
                 faults,
                 stalls,
+                src,
             },
         )
+}
+
+fn source_health() -> impl Strategy<Value = SourceHealth> {
+    let status = sample::select(vec![
+        SourceStatus::Ok,
+        SourceStatus::Silent,
+        SourceStatus::Summary,
+        SourceStatus::Reconnecting,
+        SourceStatus::Ended,
+        SourceStatus::Failed,
+    ]);
+    (status, option::of(text())).prop_map(|(st, why)| SourceHealth { st, why })
 }
 
 /// A gap whose range does not overflow and whose count fits it.

@@ -206,9 +206,10 @@ pub enum Line {
     /// `Error NN`: the gateway saw a malformed frame on the OpenTherm wire (bad timing, stop bit,
     /// parity…). Worth counting: many of them mean a wiring or interference problem.
     GatewayError(u8),
-    /// A `PS=1` summary line: the gateway was told to print one line of comma-separated values
-    /// (`00000011/00001010,60.00,...`) per cycle instead of the frames. It starts with the status
-    /// as two groups of 8 binary digits; no frames follow until `PS=0` is sent to the OTGW.
+    /// A `PS=1` summary line: the gateway was told to print, when asked, one line of
+    /// comma-separated values (`00000011/00001010,60.00,...`) instead of the frames. It starts
+    /// with the status as two groups of 8 binary digits; no frames follow until `PS=0` is sent to
+    /// the OTGW. [`summary`](super::summary) reads it.
     Summary,
     /// Anything else: command responses, the banner, blank lines, noise.
     Other,
@@ -216,13 +217,7 @@ pub enum Line {
 
 /// Classifies one line of OTGW output (with or without its line ending).
 pub fn parse_line(line: &str) -> Line {
-    let mut rest = line.trim();
-    // OpenTherm Monitor's logs start with the time the frame was received.
-    if let Some((first, after)) = rest.split_once(char::is_whitespace) {
-        if is_time(first) {
-            rest = after.trim_start();
-        }
-    }
+    let rest = strip_time(line.trim());
     if let Some(code) = rest.strip_prefix("Error ") {
         return code.trim().parse().map_or(Line::Other, Line::GatewayError);
     }
@@ -231,6 +226,14 @@ pub fn parse_line(line: &str) -> Line {
     }
     let token = rest.split(char::is_whitespace).next().unwrap_or_default();
     parse_message(token).map_or(Line::Other, Line::Message)
+}
+
+/// The line without the time OpenTherm Monitor's logs start with (`15:50:36.715894  B40190A00`).
+pub(crate) fn strip_time(line: &str) -> &str {
+    match line.split_once(char::is_whitespace) {
+        Some((first, after)) if is_time(first) => after.trim_start(),
+        _ => line,
+    }
 }
 
 /// Parses `B40190A00`: exactly an origin letter and 8 hex digits.
@@ -249,8 +252,8 @@ fn parse_message(token: &str) -> Option<Message> {
     })
 }
 
-/// The fewest comma-separated fields a `PS=1` line has. The firmware prints about 25 (34 in
-/// later versions); a short line of this shape is more likely noise.
+/// The fewest comma-separated fields a `PS=1` line has. The firmware prints 25 (34 from version
+/// 5); a short line of this shape is more likely noise.
 const SUMMARY_MIN_FIELDS: usize = 10;
 
 /// Whether a line looks like a `PS=1` summary: `bbbbbbbb/bbbbbbbb,` then enough fields.

@@ -4,16 +4,19 @@
 //!
 //! - [`frame`]: the line format and the 32-bit OpenTherm frame (parity, message types).
 //! - [`decode`]: which frames count, the data ids, f8.8 and the range checks.
+//! - [`summary`]: the `PS=1` summary line and the readings it holds.
 //!
 //! A serial OTGW is read as a file (`/dev/ttyUSB0`): set the port to 9600 8N1 raw beforehand
 //! (`stty -F /dev/ttyUSB0 9600 raw -echo`), since no serial-port crate is used. Lines that are not
 //! frames (command responses, the banner, `Error NN`) are counted and skipped; nothing an OTGW
-//! prints stops the source. An OTGW left in `PS=1` summary mode prints no frames at all: its
-//! summary lines are counted apart, the source's state says `summary_mode`, and one warning is
-//! logged each time it enters that mode, so that it is never silent.
+//! prints stops the source. An OTGW left in `PS=1` summary mode prints no frames at all, only a
+//! summary line each time it is asked for one: those lines are read for what they hold (fewer
+//! fields than frames give), counted apart, the source's state says `summary_mode`, and one
+//! warning is logged each time it enters that mode, so that it is never silent.
 
 pub mod decode;
 pub mod frame;
+pub mod summary;
 
 use std::collections::VecDeque;
 
@@ -23,6 +26,7 @@ use tracing::{debug, info, trace, warn};
 pub use decode::Skip;
 use frame::{parse_line, Line, Message, Origin};
 
+use super::command::Poller;
 use super::lines::{LineInput, LineReader, RawLine, TcpLines, TcpOptions};
 use super::stats::{Counter, SourceStats};
 use super::{Answer, Reading, Source, SourceError};
@@ -36,6 +40,8 @@ pub struct OtgwSource<L> {
     pending: VecDeque<Reading>,
     /// The data ids whose last answer from the boiler was a refusal; fixed size, one per id.
     refused: [bool; 256],
+    /// Which ids to have the OTGW ask the boiler for (`PM=`), and when.
+    poller: Option<Poller>,
 }
 
 impl<R: AsyncBufRead + Unpin + Send> OtgwSource<LineReader<R>> {
@@ -62,6 +68,29 @@ impl<L: LineInput> OtgwSource<L> {
             stats,
             pending: VecDeque::new(),
             refused: [false; 256],
+            poller: None,
+        }
+    }
+
+    /// Has the OTGW poll ids the thermostat does not, by `PM=` commands over the input (which must
+    /// be able to write: a TCP connection or a serial port). The answers come back as frames.
+    pub fn with_poller(mut self, poller: Option<Poller>) -> Self {
+        self.poller = poller;
+        self
+    }
+
+    /// Sends the next `PM=` if one is due. Called at each line, about once a second from a live
+    /// OTGW: no timer of its own is needed, and a silent OTGW is not asked for anything.
+    fn poll(&mut self) {
+        let Some(poller) = self.poller.as_mut() else {
+            return;
+        };
+        if let Some(id) = poller.due(tokio::time::Instant::now()) {
+            if self.lines.send(&format!("PM={id}")) {
+                self.stats.bump(Counter::PollSent);
+            } else {
+                debug!(id, "no connection to ask the OTGW for a data id");
+            }
         }
     }
 
@@ -82,10 +111,11 @@ impl<L: LineInput> OtgwSource<L> {
 
     fn take(&mut self, line: RawLine) {
         self.stats.bump(Counter::Line);
-        let parsed = match std::str::from_utf8(&line.bytes) {
-            Ok(text) if !line.too_long => parse_line(text),
-            _ => Line::Other,
+        let text = match std::str::from_utf8(&line.bytes) {
+            Ok(text) if !line.too_long => text,
+            _ => "",
         };
+        let parsed = parse_line(text);
         if matches!(parsed, Line::Message(_)) && self.stats.set_summary_mode(false) {
             info!("the OTGW prints frames again");
         }
@@ -116,9 +146,17 @@ impl<L: LineInput> OtgwSource<L> {
                 // Once per spell in summary mode, not per line: it lasts until someone sends PS=0.
                 if !self.stats.set_summary_mode(true) {
                     warn!(
-                        "the OTGW is in PS=1 summary mode and prints no frames: nothing can be \
-                         read until it is sent PS=0"
+                        "the OTGW is in PS=1 summary mode and prints no frames: reading its \
+                         summary lines, which come only when asked for and hold fewer values; \
+                         send it PS=0 for every frame"
                     );
+                }
+                match summary::parse(text) {
+                    Ok(readings) => self.pending.extend(readings),
+                    Err(error) => {
+                        self.stats.bump(Counter::SummaryUnread);
+                        debug!(%error, "OTGW summary line not read");
+                    }
                 }
             }
             Line::Other => self.stats.bump(Counter::LineIgnored),
@@ -133,7 +171,10 @@ impl<L: LineInput> Source for OtgwSource<L> {
                 return Ok(Some(reading));
             }
             match self.lines.next_line().await.map_err(SourceError::Read)? {
-                Some(line) => self.take(line),
+                Some(line) => {
+                    self.take(line);
+                    self.poll();
+                }
                 None => return Ok(None),
             }
         }
@@ -249,6 +290,7 @@ mod tests {
 
     #[tokio::test]
     async fn summary_mode_is_reported_not_silent() {
+        // A line of a length no firmware prints: counted, reported, not read.
         let ps1 = "00000011/00001010,60.00,00000011/00000011,0.00,100.00,30.00,20.00,50.00,1.60,0.00,19.50,58.50";
         let input = format!("{ps1}\r\n{ps1}\r\n");
         let stats = SourceStats::default();
@@ -256,8 +298,13 @@ mod tests {
         assert_eq!(source.next_reading().await.unwrap(), None);
         let s = stats.snapshot();
         assert_eq!(
-            (s.summary_lines, s.summary_mode, s.lines_ignored),
-            (2, true, 0)
+            (
+                s.summary_lines,
+                s.summary_unread,
+                s.summary_mode,
+                s.lines_ignored
+            ),
+            (2, 2, true, 0)
         );
         // PS=0 sent: frames again, and the state clears.
         let input = format!("{ps1}\r\nPS: 0\r\nB40190A00\r\n");
@@ -268,6 +315,35 @@ mod tests {
             Some(Reading::Flow(10.0))
         );
         assert!(!stats.snapshot().summary_mode);
+    }
+
+    /// In summary mode the summary lines become a sample, as frames would.
+    #[tokio::test]
+    async fn summary_lines_are_sampled() {
+        let input = "PS: 1\r\n00000011/00001010,55.00,00000011/00000011,0.00,0.00,100.00,24/20,20.50,40.00,1.50,0.00,0.00,19.50,57.00,48.00,-2.50,44.00,0.00,60,65/40,80/20,55.00,75.00,00000000/00000000,0,0,6699,20001,8000,5000,3900,7000,900,800\r\n";
+        let stats = SourceStats::default();
+        let mut source = OtgwSource::from_reader(input.as_bytes(), stats.clone());
+        let mut sampler = Sampler::new("B-1").unwrap();
+        let now = Instant::now();
+        while let Some(reading) = source.next_reading().await.unwrap() {
+            sampler.record(reading, now);
+        }
+        let sample = sampler.sample(now, Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            (
+                sample.flow,
+                sample.ret,
+                sample.bar,
+                sample.flame,
+                sample.starts
+            ),
+            (Some(57.0), Some(44.0), Some(1.5), Some(true), Some(6699))
+        );
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.summary_lines, s.summary_unread, s.summary_mode),
+            (1, 0, true)
+        );
     }
 
     /// The TCP source reads from a server, survives the server dropping it, and reconnects.
@@ -314,6 +390,52 @@ mod tests {
         assert_eq!(s.frames_skipped.not_boiler, 1);
         drop(source);
         server.await.unwrap();
+    }
+
+    /// Over TCP, the source greets each connection with `PS=0` and asks for the polled ids with
+    /// `PM=`, one at a time; the boiler's answers decode as frames.
+    #[tokio::test]
+    async fn tcp_source_sends_ps0_and_polls() {
+        use tokio::io::AsyncBufReadExt;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            let (read, mut write) = conn.into_split();
+            let mut commands = tokio::io::BufReader::new(read).split(b'\r');
+            let mut received = Vec::new();
+            // Answer each command as an OTGW would, then with the boiler's frame for a PM.
+            while let Some(command) = commands.next_segment().await.unwrap() {
+                let command = String::from_utf8(command).unwrap();
+                let reply = match command.as_str() {
+                    "PS=0" => "PS: 0\r\nB40190A00\r\n".to_owned(),
+                    // Burner starts (id 116): 6699.
+                    "PM=116" => "PM: 116\r\nR00740000\r\nB40741A2B\r\n".to_owned(),
+                    other => format!("PM: {}\r\n", &other[3..]),
+                };
+                received.push(command);
+                write.write_all(reply.as_bytes()).await.unwrap();
+                if received.len() == 2 {
+                    break;
+                }
+            }
+            received
+        });
+        let stats = SourceStats::default();
+        let lines = TcpLines::new(addr.to_string(), TcpOptions::default(), stats.clone())
+            .with_greeting(vec!["PS=0".into()]);
+        let poller = Poller::new(vec![116, 117], Duration::from_secs(60));
+        let mut source = OtgwSource::new(lines, stats.clone()).with_poller(Some(poller));
+        let deadline = Duration::from_secs(10);
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let reading = timeout(deadline, source.next_reading()).await.unwrap();
+            got.push(reading.unwrap().unwrap());
+        }
+        assert_eq!(got, [Reading::Flow(10.0), Reading::BurnerStarts(6699)]);
+        assert_eq!(server.await.unwrap(), ["PS=0", "PM=116"]);
+        assert_eq!(stats.snapshot().polls_sent, 1);
     }
 
     /// With nothing listening, the source keeps trying (and counting) rather than failing.
