@@ -462,7 +462,8 @@ fn add_use(total: &mut Option<f64>, used: Option<f64>) {
 
 /// The start of the UTC hour holding `at_ms`.
 pub fn hour_of(at_ms: TimestampMs) -> TimestampMs {
-    at_ms.div_euclid(HOUR_MS) * HOUR_MS
+    // Saturating, so the extremes of a range (`i64::MIN`) floor without overflow.
+    at_ms.saturating_sub(at_ms.rem_euclid(HOUR_MS))
 }
 
 /// What two consecutive samples say about use between them, in [`Rollup::uses`] order.

@@ -2,17 +2,24 @@
 //!
 //! | tree | key | value |
 //! | --- | --- | --- |
-//! | `boiler_samples` | len asset at(8) | a raw [`Sample`] |
+//! | `boiler_sample_hours` | len asset hour(8) | the hour's raw [`Sample`]s, in time order |
 //! | `boiler_gaps` | len asset from(8) to(8) | a reported [`GapSpan`] |
 //! | `boiler_hours` | len asset start(8) | an hour's [`Rollup`] |
 //! | `assets` | asset | an [`Asset`] on the register |
 //! | `boiler_alerts` | asset | a boiler's [`BoilerAlerts`] |
 //! | `boiler_alert_log` | len asset opened(8) kind | a closed [`Alert`] |
 //!
+//! Raw samples are kept an hour to a value (a hub's minute samples: 60 to a value), so that a
+//! group of samples is a few writes rather than one per sample, and a day is 24 reads. Each
+//! sample's asset id is left out of the stored hour (it is the key's) and put back when read.
+//! Format 2 stores kept one sample per key in `boiler_samples`; they are gathered into hours
+//! when opened.
+//!
 //! The asset id has a one-byte length before it, so one boiler's prefix holds no other's
 //! (`B-1` and `B-10`), and times are big-endian with the sign bit flipped, so byte order is time
 //! order: a time range of one boiler is one contiguous range scan.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use proto::TimestampMs;
@@ -21,6 +28,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::{decode_stored, open_db};
+use crate::boilers::rollup::hour_of;
 use crate::boilers::{Alert, Asset, BoilerAlerts, GapSpan, Rollup, Sample};
 use crate::storage::{BoilerStore, StoreError};
 
@@ -28,6 +36,7 @@ use crate::storage::{BoilerStore, StoreError};
 #[derive(Debug, Clone)]
 pub struct SledBoilerStore {
     db: sled::Db,
+    /// Raw samples, an hour to a value.
     samples: sled::Tree,
     gaps: sled::Tree,
     hours: sled::Tree,
@@ -57,6 +66,55 @@ fn timed_key(asset: &str, at: TimestampMs) -> Vec<u8> {
     let mut key = asset_prefix(asset);
     key.extend_from_slice(&time_bytes(at));
     key
+}
+
+/// The tree of raw samples, an hour to a value.
+const SAMPLE_HOURS: &str = "boiler_sample_hours";
+/// Format 2's tree of raw samples, one per key.
+const OLD_SAMPLES: &str = "boiler_samples";
+
+/// The asset id at the start of a key (after its length byte).
+fn asset_of(key: &[u8]) -> Result<String, StoreError> {
+    let len = key.first().map_or(0, |&len| usize::from(len));
+    key.get(1..1 + len)
+        .and_then(|id| std::str::from_utf8(id).ok())
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: "not a boiler's key".into(),
+        })
+}
+
+/// An hour's samples as stored (without their asset id, the key's), or none.
+fn read_hour(asset: &str, key: &[u8], value: Option<&[u8]>) -> Result<Vec<Sample>, StoreError> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let mut samples: Vec<Sample> = decode_stored(key, value)?;
+    for sample in &mut samples {
+        sample.asset = asset.to_owned();
+    }
+    Ok(samples)
+}
+
+/// An hour's samples (in time order) as stored: each without its asset id.
+fn encode_hour(samples: &[Sample]) -> Result<Vec<u8>, StoreError> {
+    let bare: Vec<Sample> = samples
+        .iter()
+        .map(|s| Sample {
+            asset: String::new(),
+            ..s.clone()
+        })
+        .collect();
+    Ok(proto::encode_value(&bare)?)
+}
+
+/// A transaction's failure, whose closure never aborts.
+fn transaction_error(error: TransactionError<std::convert::Infallible>) -> StoreError {
+    match error {
+        TransactionError::Storage(error) => StoreError::from(error),
+        TransactionError::Abort(never) => match never {},
+    }
 }
 
 /// The first key after every key that starts with `prefix`.
@@ -108,15 +166,120 @@ fn purge_before(
 impl SledBoilerStore {
     /// Opens the boiler trees in `db`.
     pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
-        Ok(Self {
+        let store = Self {
             db: db.clone(),
-            samples: db.open_tree("boiler_samples")?,
+            samples: db.open_tree(SAMPLE_HOURS)?,
             gaps: db.open_tree("boiler_gaps")?,
             hours: db.open_tree("boiler_hours")?,
             assets: db.open_tree("assets")?,
             alerts: db.open_tree("boiler_alerts")?,
             alert_log: db.open_tree("boiler_alert_log")?,
-        })
+        };
+        store.gather_old_samples()?;
+        Ok(store)
+    }
+
+    /// Moves format 2's samples (one per key, in `boiler_samples`) into hours, a chunk at a time,
+    /// each chunk one transaction over both trees, so a move cut short resumes at the next open.
+    fn gather_old_samples(&self) -> Result<(), StoreError> {
+        if !self
+            .db
+            .tree_names()
+            .iter()
+            .any(|name| name.as_ref() == OLD_SAMPLES.as_bytes())
+        {
+            return Ok(());
+        }
+        let old = self.db.open_tree(OLD_SAMPLES)?;
+        let mut moved = 0_u64;
+        loop {
+            let mut chunk: Vec<(sled::IVec, String, Sample)> = Vec::new();
+            for item in old.iter().take(1000) {
+                let (key, value) = item?;
+                let sample: Sample = decode_stored(&key, &value)?;
+                let asset = asset_of(&key)?;
+                chunk.push((key, asset, sample));
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            moved += chunk.len() as u64;
+            let samples: Vec<(&str, &Sample)> =
+                chunk.iter().map(|(_, a, s)| (a.as_str(), s)).collect();
+            let hours = self.merged_hours(&samples, |key| Ok(self.samples.get(key)?))?;
+            let mut gone = sled::Batch::default();
+            for (key, _, _) in &chunk {
+                gone.remove(key.clone());
+            }
+            let mut put = sled::Batch::default();
+            for (key, value) in hours {
+                put.insert(key, value);
+            }
+            (&old, &self.samples)
+                .transaction(|(old, samples)| {
+                    old.apply_batch(&gone)?;
+                    samples.apply_batch(&put)?;
+                    Ok::<(), ConflictableTransactionError<std::convert::Infallible>>(())
+                })
+                .map_err(transaction_error)?;
+        }
+        self.db.drop_tree(OLD_SAMPLES)?;
+        self.db.flush()?;
+        if moved > 0 {
+            tracing::info!(samples = moved, "gathered boiler samples into hours");
+        }
+        Ok(())
+    }
+
+    /// The hours `samples` fall in, each as stored with `samples` merged in (a sample already
+    /// there keeps its stored form): the keys and encoded values to write. `stored` reads an
+    /// hour as it is now.
+    fn merged_hours(
+        &self,
+        samples: &[(&str, &Sample)],
+        stored: impl Fn(&[u8]) -> Result<Option<sled::IVec>, StoreError>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut hours: BTreeMap<Vec<u8>, (String, Vec<Sample>)> = BTreeMap::new();
+        for (asset, sample) in samples {
+            let key = timed_key(asset, hour_of(sample.at_ms));
+            let (_, hour) = match hours.entry(key) {
+                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    let held = read_hour(asset, entry.key(), stored(entry.key())?.as_deref())?;
+                    entry.insert(((*asset).to_owned(), held))
+                }
+            };
+            if let Err(at) = hour.binary_search_by_key(&sample.at_ms, |s| s.at_ms) {
+                hour.insert(at, (*sample).clone());
+            }
+        }
+        hours
+            .into_iter()
+            .map(|(key, (_, samples))| Ok((key, encode_hour(&samples)?)))
+            .collect()
+    }
+
+    /// `asset`'s samples in the hours whose keys lie in `range`, in time order.
+    fn hours_of_samples(
+        &self,
+        asset: &str,
+        range: impl std::ops::RangeBounds<Vec<u8>>,
+        reverse: bool,
+        mut each: impl FnMut(Vec<Sample>) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut iter = self.samples.range(range);
+        loop {
+            let item = if reverse {
+                iter.next_back()
+            } else {
+                iter.next()
+            };
+            let Some(item) = item else { return Ok(()) };
+            let (key, value) = item?;
+            if !each(read_hour(asset, &key, Some(&value))?) {
+                return Ok(());
+            }
+        }
     }
 
     /// The boiler store alone in `dir` (tools and tests; the gateway opens every store at once
@@ -145,13 +308,16 @@ impl SledBoilerStore {
 
 impl BoilerStore for SledBoilerStore {
     fn insert_sample(&self, asset: &str, sample: &Sample) -> Result<bool, StoreError> {
-        let value = proto::encode_value(sample)?;
-        let swapped = self.samples.compare_and_swap(
-            timed_key(asset, sample.at_ms),
-            None::<&[u8]>,
-            Some(value),
-        )?;
-        Ok(swapped.is_ok())
+        let key = timed_key(asset, hour_of(sample.at_ms));
+        let held = self.samples.get(&key)?;
+        let mut hour = read_hour(asset, &key, held.as_deref())?;
+        let Err(at) = hour.binary_search_by_key(&sample.at_ms, |s| s.at_ms) else {
+            return Ok(false);
+        };
+        hour.insert(at, sample.clone());
+        // Only this boiler's desk writes its samples, under the desk's lock: no race.
+        self.samples.insert(key, encode_hour(&hour)?)?;
+        Ok(true)
     }
 
     fn samples_in(
@@ -160,32 +326,39 @@ impl BoilerStore for SledBoilerStore {
         from_ms: TimestampMs,
         to_ms: TimestampMs,
     ) -> Result<Vec<Sample>, StoreError> {
-        Self::range(&self.samples, asset, from_ms, to_ms)
+        let mut found = Vec::new();
+        if to_ms <= from_ms {
+            return Ok(found);
+        }
+        let range = timed_key(asset, hour_of(from_ms))..timed_key(asset, to_ms);
+        self.hours_of_samples(asset, range, false, |hour| {
+            found.extend(
+                hour.into_iter()
+                    .filter(|s| s.at_ms >= from_ms && s.at_ms < to_ms),
+            );
+            true
+        })?;
+        Ok(found)
     }
 
     fn sample_before(&self, asset: &str, at_ms: TimestampMs) -> Result<Option<Sample>, StoreError> {
-        let found = self
-            .samples
-            .range(asset_prefix(asset)..timed_key(asset, at_ms))
-            .next_back()
-            .transpose()?;
-        found
-            .map(|(key, value)| decode_stored(&key, &value))
-            .transpose()
+        let mut found = None;
+        let range = asset_prefix(asset)..=timed_key(asset, hour_of(at_ms));
+        self.hours_of_samples(asset, range, true, |hour| {
+            found = hour.into_iter().rev().find(|s| s.at_ms < at_ms);
+            found.is_none()
+        })?;
+        Ok(found)
     }
 
     fn sample_after(&self, asset: &str, at_ms: TimestampMs) -> Result<Option<Sample>, StoreError> {
-        let Some(from) = at_ms.checked_add(1) else {
-            return Ok(None);
-        };
-        let found = self
-            .samples
-            .range(timed_key(asset, from)..after_prefix(&asset_prefix(asset)))
-            .next()
-            .transpose()?;
-        found
-            .map(|(key, value)| decode_stored(&key, &value))
-            .transpose()
+        let mut found = None;
+        let range = timed_key(asset, hour_of(at_ms))..after_prefix(&asset_prefix(asset));
+        self.hours_of_samples(asset, range, false, |hour| {
+            found = hour.into_iter().find(|s| s.at_ms > at_ms);
+            found.is_none()
+        })?;
+        Ok(found)
     }
 
     fn insert_gap(&self, asset: &str, gap: &GapSpan) -> Result<bool, StoreError> {
@@ -241,8 +414,8 @@ impl BoilerStore for SledBoilerStore {
         hours: &[(&str, &Rollup)],
     ) -> Result<(), StoreError> {
         let mut sample_writes = sled::Batch::default();
-        for (asset, sample) in samples {
-            sample_writes.insert(timed_key(asset, sample.at_ms), proto::encode_value(sample)?);
+        for (key, value) in self.merged_hours(samples, |key| Ok(self.samples.get(key)?))? {
+            sample_writes.insert(key, value);
         }
         let mut hour_writes = sled::Batch::default();
         for (asset, hour) in hours {
@@ -256,10 +429,7 @@ impl BoilerStore for SledBoilerStore {
                 hours.apply_batch(&hour_writes)?;
                 Ok::<(), ConflictableTransactionError<std::convert::Infallible>>(())
             })
-            .map_err(|error| match error {
-                TransactionError::Storage(error) => StoreError::from(error),
-                TransactionError::Abort(never) => match never {},
-            })
+            .map_err(transaction_error)
     }
 
     fn hours_in(
@@ -272,7 +442,14 @@ impl BoilerStore for SledBoilerStore {
     }
 
     fn purge_raw_before(&self, before_ms: TimestampMs) -> Result<u64, StoreError> {
-        let purged = purge_before(&self.samples, before_ms, |_, _| Ok(true))?;
+        // Whole hours only: an hour goes once it has ended by the cut.
+        let purged = std::cell::Cell::new(0);
+        purge_before(&self.samples, hour_of(before_ms), |key, value| {
+            let hour = read_hour("", key, Some(value))?;
+            purged.set(purged.get() + hour.len() as u64);
+            Ok(true)
+        })?;
+        let purged = purged.get();
         // A gap is dropped only once it has ended before the cut.
         purge_before(&self.gaps, before_ms, |key, value| {
             Ok(decode_stored::<GapSpan>(key, value)?.to_ms < before_ms)
@@ -584,6 +761,48 @@ mod tests {
             assert_eq!(gaps[0].to_ms, T0 + 4 * DAY);
         }
         assert_eq!(store.purge_raw_before(cut).unwrap(), 0);
+    }
+
+    #[test]
+    fn format_two_samples_one_per_key_are_gathered_into_hours_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let times: Vec<TimestampMs> = (0..2_500).map(|n| T0 - 7 * MIN + n * MIN).collect();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let old = db.open_tree(OLD_SAMPLES).unwrap();
+            for asset in ["B-1", "B-10"] {
+                for &t in &times {
+                    old.insert(
+                        timed_key(asset, t),
+                        proto::encode_value(&at(asset, t)).unwrap(),
+                    )
+                    .unwrap();
+                }
+            }
+            db.flush().unwrap();
+        }
+        let store = SledBoilerStore::open_dir(dir.path(), 8 << 20).unwrap();
+        assert!(!store
+            .db
+            .tree_names()
+            .iter()
+            .any(|name| name.as_ref() == OLD_SAMPLES.as_bytes()));
+        for asset in ["B-1", "B-10"] {
+            let all = store.samples_in(asset, i64::MIN, i64::MAX).unwrap();
+            assert_eq!(all.iter().map(|s| s.at_ms).collect::<Vec<_>>(), times);
+            assert!(all.iter().all(|s| s.asset == asset));
+            let middle = times[1_000];
+            assert_eq!(
+                store.sample_before(asset, middle).unwrap().unwrap().at_ms,
+                middle - MIN
+            );
+            assert_eq!(
+                store.sample_after(asset, middle).unwrap().unwrap().at_ms,
+                middle + MIN
+            );
+        }
+        // 2,500 minutes of two boilers: about 42 hours each, not 5,000 keys.
+        assert!(store.samples.len() <= 2 * 43, "{}", store.samples.len());
     }
 
     #[test]
