@@ -211,8 +211,18 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
         other => panic!("expected a return collection, got {other:?}"),
     }
 
-    // A second report of the same bin returns the first.
-    assert_eq!(post_report(&base, 100_021_445_103).await, accepted);
+    // A second resident reports the same bin: a report of their own, following the first.
+    let second = post_report(&base, 100_021_445_103).await;
+    assert_ne!(second, accepted);
+    let request = get_request(&base, &second).await;
+    assert_eq!(request["status"], "action_scheduled", "{request}");
+    assert!(
+        request["status_notes"]
+            .as_str()
+            .unwrap()
+            .contains("already been reported"),
+        "{request}"
+    );
 
     // The crew goes back and empties it: the report closes.
     cab.send(vec![collection(
@@ -311,7 +321,25 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
             .contains("was not put out for collection"),
         "{updates:?}"
     );
-    assert_eq!(updates.len(), 4, "{updates:?}");
+    // The second resident hears the same: their report's own updates, ending fixed.
+    let followed: Vec<(&str, &str)> = of(&second)
+        .iter()
+        .map(|u| {
+            (
+                u["update_id"].as_str().unwrap(),
+                u["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        followed,
+        vec![
+            (format!("{second}-0").as_str(), "action_scheduled"),
+            (format!("{second}-1").as_str(), "fixed"),
+        ],
+        "{updates:?}"
+    );
+    assert_eq!(updates.len(), 6, "{updates:?}");
 
     // The same in FixMyStreet's XML; nothing without the key.
     let xml = http::get(
@@ -328,7 +356,15 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     );
     assert_eq!(
         xml.body.matches("<request_update>").count(),
-        4,
+        6,
+        "{}",
+        xml.body
+    );
+    assert!(
+        xml.body.contains(&format!(
+            "<update_id>{second}-1</update_id><service_request_id>{second}</service_request_id>\
+             <status>fixed</status>"
+        )),
         "{}",
         xml.body
     );

@@ -48,7 +48,8 @@ pub use schedule::{Frequency, Schedule};
 /// Persistence and dispatch stay with the caller: it stores the register and reports, replays
 /// stored collection and round records through the `observe_*` methods at start-up (observing a
 /// record twice changes nothing), publishes return jobs, and enforces one report per
-/// [`ReportKey`] with an atomic insert-if-absent in its store. That check belongs with the store
+/// [`ReportKey`] (a case, to which later reports of it are linked) with an atomic insert in its
+/// store. That check belongs with the store
 /// because several gateway replicas may share one.
 #[derive(Debug)]
 pub struct MissedBins {
@@ -158,8 +159,8 @@ impl MissedBins {
     }
 
     /// Files a resident's report at `now` under the id `id`: decided and ready to store. When
-    /// [`Report::key`] is `Some` and the store already holds a report under that key, the caller
-    /// returns the stored one instead (a duplicate). An open report awaits
+    /// [`Report::key`] is `Some` and the store already holds a report under that key, the store
+    /// links this one to it instead ([`Report::link_to`]). An open report awaits
     /// [`Report::dispatch`] once its return job ([`Self::return_job`]) is published.
     pub fn file_report(
         &self,

@@ -57,6 +57,23 @@ fn note(report: &Report, transition: &Transition, calendar: &CouncilCalendar) ->
             "Our crew collected your {bin} at {}. This report is now closed.",
             when(*at, calendar)
         ),
+        Reason::Linked { case, .. } => {
+            let day = report
+                .collection_day
+                .map_or_else(|| "your collection day".to_owned(), day_name);
+            let linked = format!(
+                "Your {bin} not collected on {day} had already been reported, so we have added \
+                 your report to that one: you will hear of every step."
+            );
+            match &case.reason {
+                // The case's own words, unless it is the earlier report's acceptance, which
+                // would repeat what this sentence says.
+                Reason::Accepted { .. } => {
+                    format!("{linked} We will send a crew back for it.")
+                }
+                _ => format!("{linked} {}", note(report, case, calendar)),
+            }
+        }
     }
 }
 

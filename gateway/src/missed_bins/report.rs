@@ -8,6 +8,11 @@
 //!            └─ Open ──dispatch──> InProgress ──collected──> Closed
 //!                 └───────────────collected─────────────────┘
 //! ```
+//!
+//! A second report of a bin already reported (the same [`ReportKey`]) is still a report of its
+//! own, with its own id and its resident's contact details, but it is *linked* to the first, the
+//! case ([`Report::link_to`]): it starts in the case's status and then follows every step of the
+//! case ([`Report::follow`]), so one return job serves both and both residents hear of each step.
 
 use std::fmt;
 
@@ -124,6 +129,14 @@ pub enum Reason {
         /// When (UTC ms).
         at: TimestampMs,
     },
+    /// The report was added to a report of the same bin already made (the case), which was
+    /// then as `case` says.
+    Linked {
+        /// The case's id.
+        to: String,
+        /// The case's latest transition when this report was added to it.
+        case: Box<Transition>,
+    },
 }
 
 /// One change of a report's status.
@@ -190,7 +203,20 @@ pub struct Report {
     /// The resident's words, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The case this report was added to, when its bin had already been reported: it then has no
+    /// return job of its own and follows the case's transitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_to: Option<String>,
+    /// The reports added to this one (other residents reporting the same bin), oldest first, at
+    /// most [`MAX_LINKED`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked: Vec<String>,
 }
+
+/// The most reports one case takes in. Every change of a case is written to each of them, so
+/// the number is bounded whatever residents send; a report beyond it is answered with the case
+/// itself, as before linking existed.
+pub const MAX_LINKED: usize = 100;
 
 impl Report {
     /// A report filed at `now` with the rules' decision: refused, rejected, or open.
@@ -235,6 +261,45 @@ impl Report {
             job_id: None,
             contact: None,
             description: None,
+            linked_to: None,
+            linked: Vec::new(),
+        }
+    }
+
+    /// Makes this newly filed report one of `case`'s, a report of the same bin made earlier:
+    /// it takes the case's status now, with a transition saying so, and `case` lists it. False,
+    /// changing nothing, when `case` already has [`MAX_LINKED`] reports or is itself linked.
+    pub fn link_to(&mut self, case: &mut Report) -> bool {
+        let Some(latest) = case.history.last() else {
+            return false;
+        };
+        if case.linked.len() >= MAX_LINKED || case.linked_to.is_some() {
+            return false;
+        }
+        let transition = Transition {
+            at: self.created_at,
+            status: case.status,
+            reason: Reason::Linked {
+                to: case.id.clone(),
+                case: Box::new(latest.clone()),
+            },
+            evidence: latest.evidence.clone(),
+        };
+        self.status = transition.status;
+        self.history = vec![transition];
+        self.collection_day = case.collection_day;
+        self.job_id = None;
+        self.linked_to = Some(case.id.clone());
+        case.linked.push(self.id.clone());
+        true
+    }
+
+    /// Takes the case's latest `transition` (this report being one of its linked ones): the
+    /// same status, reason and evidence, so the resident hears what the case's resident hears.
+    /// Taking the same transition twice changes nothing.
+    pub fn follow(&mut self, transition: &Transition) {
+        if self.history.last() != Some(transition) {
+            self.push(transition.clone());
         }
     }
 

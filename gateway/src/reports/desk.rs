@@ -119,7 +119,12 @@ impl ReportDesk {
         let mut missed = missed;
         *missed.register_mut() = store.load_register()?;
         let mut open_by_uprn: HashMap<u64, Vec<String>> = HashMap::new();
-        for report in store.all()?.into_iter().filter(Report::is_open) {
+        // Cases only: a linked report follows its case and is never settled on its own.
+        let open_cases = store
+            .all()?
+            .into_iter()
+            .filter(|report| report.is_open() && report.linked_to.is_none());
+        for report in open_cases {
             open_by_uprn.entry(report.uprn).or_default().push(report.id);
         }
         let (events, _) = broadcast::channel(1024);
@@ -149,7 +154,8 @@ impl ReportDesk {
     }
 
     /// Files a resident's report at `now`: refused, rejected with the crew's evidence, or
-    /// accepted and dispatched. A second report of the same missed bin returns the first.
+    /// accepted and dispatched. A second report of the same missed bin is a report of its own,
+    /// linked to the first (the case): it is in the case's status and follows it from then on.
     pub fn file(&self, new: NewReport, now: TimestampMs) -> Result<Report, DeskError> {
         let mut state = self.lock();
         let request = ReportRequest {
@@ -160,9 +166,18 @@ impl ReportDesk {
         let mut report = state.missed.file_report(id, &request, now)?;
         report.description = new.description;
         report.contact = new.contact;
-        if let Inserted::Duplicate(existing) = self.store.insert_new(&report)? {
-            Metrics::add(&self.metrics.report_duplicates, 1);
-            return Ok(*existing);
+        match self.store.insert_new(&report)? {
+            Inserted::New => {}
+            Inserted::Linked { report, .. } => {
+                Metrics::add(&self.metrics.report_duplicates, 1);
+                self.announce(&report);
+                return Ok(*report);
+            }
+            Inserted::Full(case) => {
+                Metrics::add(&self.metrics.report_duplicates, 1);
+                tracing::warn!(case = %case.id, "a case has as many linked reports as it takes");
+                return Ok(*case);
+            }
         }
         self.metrics.count_report_decision(report.status);
         if report.is_open() {
@@ -218,8 +233,28 @@ impl ReportDesk {
             return Ok(());
         }
         if report.dispatch(job_id, now).is_ok() {
-            self.store.save(report)?;
+            self.save_case(report)?;
             Metrics::add(&self.metrics.jobs_dispatched, 1);
+        }
+        Ok(())
+    }
+
+    /// Stores `case` after its latest transition, with every report linked to it taking the same
+    /// transition, all in one write; announces the linked ones (the caller announces the case).
+    fn save_case(&self, case: &Report) -> Result<(), DeskError> {
+        let Some(latest) = case.history.last() else {
+            return Ok(());
+        };
+        let mut changed = vec![case.clone()];
+        for id in &case.linked {
+            if let Some(mut linked) = self.store.get(id)? {
+                linked.follow(latest);
+                changed.push(linked);
+            }
+        }
+        self.store.save_all(&changed)?;
+        for linked in &changed[1..] {
+            self.announce(linked);
         }
         Ok(())
     }
@@ -336,8 +371,11 @@ impl ReportDesk {
             let Some(mut report) = self.store.get(&id)? else {
                 continue;
             };
+            if report.linked_to.is_some() {
+                continue;
+            }
             if report.should_close(confirmation) && report.close(confirmation, now).is_ok() {
-                self.store.save(&report)?;
+                self.save_case(&report)?;
                 if let Some(ids) = state.open_by_uprn.get_mut(&report.uprn) {
                     ids.retain(|open| *open != report.id);
                 }

@@ -398,6 +398,8 @@ mod tests {
             job_id: None,
             contact: None,
             description: None,
+            linked_to: None,
+            linked: Vec::new(),
         }
     }
 

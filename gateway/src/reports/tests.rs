@@ -271,13 +271,86 @@ fn a_configured_dispatch_rule_sends_jobs_to_the_configured_device_only() {
 }
 
 #[test]
-fn a_duplicate_report_returns_the_first() {
+fn a_second_report_of_a_bin_is_its_own_report_following_the_first() {
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    desk.observe(&cab(), &[round_started(1, tue(7, 0))], tue(7, 0))
+        .unwrap();
+    let contact = |name: &str| crate::missed_bins::Contact {
+        name: Some(name.into()),
+        email: Some(format!("{}@example.org", name.to_lowercase())),
+        phone: None,
+    };
+    let first = desk
+        .file(
+            NewReport {
+                contact: Some(contact("Ada")),
+                ..report_of(FIRST)
+            },
+            tue(18, 0),
+        )
+        .unwrap();
+    assert_eq!(first.status, ReportStatus::InProgress);
+    let second = desk
+        .file(
+            NewReport {
+                contact: Some(contact("Bo")),
+                ..report_of(FIRST)
+            },
+            tue(19, 0),
+        )
+        .unwrap();
+
+    // Its own id and its own resident, in the case's status, with no job of its own.
+    assert_ne!(second.id, first.id);
+    assert_eq!(second.linked_to.as_deref(), Some(first.id.as_str()));
+    assert_eq!(second.status, ReportStatus::InProgress);
+    assert_eq!(second.job_id, None);
+    assert_eq!(second.contact.as_ref().unwrap().name.as_deref(), Some("Bo"));
+    let case = desk.report(&first.id).unwrap().unwrap();
+    assert_eq!(case.linked, vec![second.id.clone()]);
+    assert_eq!(case.contact.as_ref().unwrap().name.as_deref(), Some("Ada"));
+    let note = desk.status_notes(&second).join(" ");
+    assert!(note.contains("already been reported"), "{note}");
+    assert!(note.contains("A crew was sent"), "{note}");
+    // One case, one return job.
+    assert_eq!(fixture.sent().len(), 1);
+
+    // The crew empties it: both close, with the same transition, after a restart too.
+    let desk = fixture.desk();
+    let job = first.job_id.clone().unwrap();
+    let wed = tue(24 + 9, 0);
+    desk.observe(
+        &cab(),
+        &[collection(3, wed, FIRST, Outcome::Collected, Some(&job))],
+        wed,
+    )
+    .unwrap();
+    let case = desk.report(&first.id).unwrap().unwrap();
+    let linked = desk.report(&second.id).unwrap().unwrap();
+    assert_eq!(case.status, ReportStatus::Closed);
+    assert_eq!(linked.status, ReportStatus::Closed);
+    assert_eq!(linked.history.last(), case.history.last());
+    assert_eq!(linked.history.len(), 2);
+    // A third report of the emptied bin is told so.
+    let third = desk.file(report_of(FIRST), tue(24 + 10, 0)).unwrap();
+    assert_eq!(third.status, ReportStatus::Closed);
+    assert!(desk.status_notes(&third)[0].contains("Our crew collected"));
+}
+
+#[test]
+fn a_case_takes_a_bounded_number_of_linked_reports() {
     let fixture = Fixture::new();
     let desk = fixture.desk();
     with_register(&desk);
     let first = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
-    let again = desk.file(report_of(FIRST), tue(19, 0)).unwrap();
-    assert_eq!(again.id, first.id);
+    for i in 0..crate::missed_bins::report::MAX_LINKED {
+        let linked = desk.file(report_of(FIRST), tue(18, 1) + i as i64).unwrap();
+        assert_eq!(linked.linked_to.as_deref(), Some(first.id.as_str()));
+    }
+    let beyond = desk.file(report_of(FIRST), tue(19, 0)).unwrap();
+    assert_eq!(beyond.id, first.id);
 }
 
 #[test]
