@@ -10,12 +10,14 @@
 //! - [`matching`]: a confirmation to a property, by UPRN or nearest position.
 //! - [`evidence`]: what crews recorded, by property and local day; idempotent.
 //! - [`rules`]: refused, rejected with evidence, or accepted.
-//! - [`report`]: a report's statuses and transitions; [`notes`]: them in plain English.
+//! - [`report`]: a report's statuses and transitions; [`notes`]: them in plain English;
+//!   [`comment`]: what residents send on about their reports.
 //! - [`round_progress`]: a round's day for supervisors.
 //!
 //! [`MissedBins`] holds the register, the evidence and the calendar together for the gateway.
 
 pub mod calendar;
+pub mod comment;
 pub mod evidence;
 pub mod import;
 pub mod matching;
@@ -32,6 +34,7 @@ use chrono::NaiveDate;
 use proto::{Collection, Job, JobKind, Position, ReturnCollectionJob, RoundEvent, TimestampMs};
 
 pub use calendar::CouncilCalendar;
+pub use comment::{Comment, CommentAdded, NewComment};
 pub use evidence::{Confirmation, EvidenceIndex, EvidenceRef};
 pub use import::{ImportError, ImportReport, RowError};
 pub use matching::{

@@ -20,6 +20,7 @@ use chrono::NaiveDate;
 use proto::{BinStream, Outcome, TimestampMs};
 use serde::{Deserialize, Serialize};
 
+use super::comment::Comment;
 use super::evidence::{Confirmation, EvidenceRef};
 use super::rules::{Decision, Refusal, ReportRequest};
 
@@ -211,6 +212,10 @@ pub struct Report {
     /// most [`MAX_LINKED`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub linked: Vec<String>,
+    /// What residents sent on about it through their front end, oldest first, at most
+    /// [`super::comment::MAX_COMMENTS`]; for staff only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<Comment>,
 }
 
 /// The most reports one case takes in. Every change of a case is written to each of them, so
@@ -263,6 +268,7 @@ impl Report {
             description: None,
             linked_to: None,
             linked: Vec::new(),
+            comments: Vec::new(),
         }
     }
 

@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::dates::format_w3c;
 use super::error::Open311Error;
-use super::model::{CreatedRequest, RequestUpdate, Service, ServiceRequest, SERVICE_GROUP};
+use super::model::{
+    CreatedRequest, PostedUpdate, RequestUpdate, Service, ServiceRequest, SERVICE_GROUP,
+};
 use chrono_tz::Tz;
 
 /// The format a client asked for with the resource's extension.
@@ -168,6 +170,14 @@ pub fn created(format: Format, created: &CreatedRequest) -> String {
         ("account_id", created.account_id.clone().into()),
     ];
     list(format, "service_requests", "request", &[item])
+}
+
+/// The answer to `POST servicerequestupdates`: the comment's id, as FixMyStreet reads it
+/// (`<service_request_updates><request_update><update_id>…`; the first `request_update`'s
+/// `update_id`, which must not be empty).
+pub fn posted_update(format: Format, posted: &PostedUpdate) -> String {
+    let item = vec![("update_id", posted.update_id.as_str().into())];
+    list(format, "service_request_updates", "request_update", &[item])
 }
 
 /// Requests, with date-times in the council's offset and `status` in FixMyStreet's extended

@@ -18,8 +18,8 @@ use super::dispatch::JobSender;
 use crate::config::DispatchRule;
 use crate::metrics::Metrics;
 use crate::missed_bins::{
-    Confirmation, Contact, EvidenceRef, ImportReport, MissedBins, Report, ReportError,
-    ReportRequest, ReportStatus, RoundProgress,
+    CommentAdded, Confirmation, Contact, EvidenceRef, ImportReport, MissedBins, NewComment, Report,
+    ReportError, ReportRequest, ReportStatus, RoundProgress,
 };
 use crate::storage::reports::{import_properties, ImportOrStoreError, Inserted, ReportStore};
 use crate::storage::{StoreError, StoredRecord};
@@ -417,6 +417,26 @@ impl ReportDesk {
             state.missed.register_mut(),
             csv,
         )?)
+    }
+
+    /// Keeps a resident's comment on report `id`, received at `now`: `None` when there is no
+    /// such report. Stored only when new; the report's status does not change.
+    pub fn comment(
+        &self,
+        id: &str,
+        comment: NewComment,
+        now: TimestampMs,
+    ) -> Result<Option<CommentAdded>, DeskError> {
+        // Under the lock, so that two sends of one comment at once keep it once.
+        let _state = self.lock();
+        let Some(mut report) = self.store.get(id)? else {
+            return Ok(None);
+        };
+        let added = report.add_comment(comment, now);
+        if let CommentAdded::New(_) = &added {
+            self.store.save(&report)?;
+        }
+        Ok(Some(added))
     }
 
     /// The report `id`.

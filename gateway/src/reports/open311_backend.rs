@@ -10,10 +10,14 @@ use proto::TimestampMs;
 
 use super::desk::{DeskError, NewReport, ReportDesk};
 use crate::clock::SharedClock;
-use crate::missed_bins::{self, LatLon, NotPlaced, Report, ReportError, ReportPlace, ReportStatus};
+use crate::missed_bins::{
+    self, CommentAdded, LatLon, NewComment, NotPlaced, Report, ReportError, ReportPlace,
+    ReportStatus,
+};
 use crate::open311::{
-    BackendError, CreatedRequest, Location, NewServiceRequest, Open311Backend, Open311Status,
-    RequestFilter, RequestUpdate, ServiceRequest, UpdateSearch, UpdateStatus,
+    BackendError, Contact, CreatedRequest, Location, NewRequestUpdate, NewServiceRequest,
+    Open311Backend, Open311Status, PostedUpdate, RequestFilter, RequestUpdate, ServiceRequest,
+    UpdateSearch, UpdateStatus,
 };
 
 /// Who residents are told deals with their report.
@@ -102,22 +106,11 @@ impl Open311Backend for DeskOpen311 {
 
     fn create(&self, request: NewServiceRequest) -> Result<CreatedRequest, BackendError> {
         let uprn = self.property_for(&request.location, request.stream)?;
-        let contact = &request.contact;
-        let name = [&contact.first_name, &contact.last_name]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(" ");
         let new = NewReport {
             uprn,
             stream: request.stream,
             description: request.description,
-            contact: Some(missed_bins::Contact {
-                name: (!name.is_empty()).then_some(name),
-                email: contact.email.clone(),
-                phone: contact.phone.clone(),
-            }),
+            contact: Some(contact(&request.contact)),
         };
         let report = self
             .desk
@@ -170,6 +163,37 @@ impl Open311Backend for DeskOpen311 {
         }
     }
 
+    fn add_update(&self, update: NewRequestUpdate) -> Result<PostedUpdate, BackendError> {
+        let contact = contact(&update.contact);
+        let comment = NewComment {
+            client_id: update.client_update_id,
+            made_at: update.updated.map(|at| at.timestamp_millis()),
+            text: update.description,
+            front_end_status: update.status,
+            contact: (contact != missed_bins::Contact::default()).then_some(contact),
+            account_id: update.contact.account_id,
+            media_url: update.media_url,
+        };
+        let added = self
+            .desk
+            .comment(&update.request_id, comment, self.clock.now_ms())
+            .map_err(unavailable)?;
+        match added {
+            Some(CommentAdded::New(id) | CommentAdded::Again(id)) => {
+                Ok(PostedUpdate { update_id: id })
+            }
+            Some(CommentAdded::Full) => Err(BackendError::Invalid {
+                field: "service_request_id".into(),
+                message: format!(
+                    "report {} has {} comments, as many as it keeps; please contact the council",
+                    update.request_id,
+                    missed_bins::comment::MAX_COMMENTS
+                ),
+            }),
+            None => Err(BackendError::UnknownRequest(update.request_id)),
+        }
+    }
+
     fn updates(&self, search: &UpdateSearch) -> Result<Vec<RequestUpdate>, BackendError> {
         // Every report, however long ago it was filed: a bin can be collected days after the
         // report. The store reads every report to answer `reports_since` whatever the bound, so
@@ -195,6 +219,21 @@ impl Open311Backend for DeskOpen311 {
         });
         updates.truncate(search.limit);
         Ok(updates)
+    }
+}
+
+/// The resident's contact details as the report keeps them.
+fn contact(given: &Contact) -> missed_bins::Contact {
+    let name = [&given.first_name, &given.last_name]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    missed_bins::Contact {
+        name: (!name.is_empty()).then_some(name),
+        email: given.email.clone(),
+        phone: given.phone.clone(),
     }
 }
 
@@ -400,6 +439,7 @@ mod tests {
             description: None,
             linked_to: None,
             linked: Vec::new(),
+            comments: Vec::new(),
         }
     }
 

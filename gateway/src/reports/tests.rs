@@ -431,3 +431,34 @@ fn a_late_confirmation_closes_the_report_when_it_arrives() {
         crate::missed_bins::Reason::Collected { at: emptied }
     );
 }
+
+#[test]
+fn a_residents_comment_is_kept_once_on_the_report_without_moving_it() {
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    let report = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
+    let comment = crate::missed_bins::NewComment {
+        client_id: Some("248".into()),
+        text: Some("Still full".into()),
+        ..Default::default()
+    };
+    let added = desk
+        .comment(&report.id, comment.clone(), tue(19, 0))
+        .unwrap();
+    let id = format!("{}-c0", report.id);
+    assert_eq!(
+        added,
+        Some(crate::missed_bins::CommentAdded::New(id.clone()))
+    );
+    assert_eq!(
+        desk.comment(&report.id, comment.clone(), tue(19, 30))
+            .unwrap(),
+        Some(crate::missed_bins::CommentAdded::Again(id))
+    );
+    assert_eq!(desk.comment("MB-999", comment, tue(19, 0)).unwrap(), None);
+    let stored = desk.report(&report.id).unwrap().unwrap();
+    assert_eq!(stored.comments.len(), 1);
+    assert_eq!(stored.comments[0].received_at, tue(19, 0));
+    assert_eq!(stored.history, report.history);
+}

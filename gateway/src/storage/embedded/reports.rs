@@ -217,6 +217,7 @@ mod tests {
         ));
         assert_eq!(report.linked_to, None);
         assert!(report.linked.is_empty());
+        assert!(report.comments.is_empty());
         assert_eq!(
             report.contact.unwrap().email.as_deref(),
             Some("ada@example.org")
