@@ -318,7 +318,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        report.dispatch(job.id.clone(), ms(24, 9, 31)).unwrap();
+        report
+            .dispatch(job.id.clone(), None, ms(24, 9, 31))
+            .unwrap();
 
         // The crew returns and confirms the job.
         let observed = mb.observe_collection(

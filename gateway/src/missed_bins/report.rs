@@ -6,7 +6,9 @@
 //!            ┌─ Refused   (outside the window; final)
 //! filed ─────┼─ Rejected  (the crew recorded why; final)
 //!            └─ Open ──dispatch──> InProgress ──collected──> Closed
-//!                 └───────────────collected─────────────────┘
+//!                 │                   │                        ▲
+//!                 │                   └─not done on the job──> Rejected ──job collected──┘
+//!                 └───────────────collected────────────────────┘
 //! ```
 //!
 //! A second report of a bin already reported (the same [`ReportKey`]) is still a report of its
@@ -124,6 +126,17 @@ pub enum Reason {
     ReturnJobDispatched {
         /// The job's id.
         job: String,
+        /// When the crew is to have done it by (UTC ms); absent in reports from before it was
+        /// kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<TimestampMs>,
+    },
+    /// The crew went back on the return job but could not empty the bin, and recorded why.
+    ReturnNotCompleted {
+        /// What the crew found.
+        outcome: Outcome,
+        /// When the crew recorded it (UTC ms).
+        at: TimestampMs,
     },
     /// A crew confirmed the bin emptied.
     Collected {
@@ -327,29 +340,90 @@ impl Report {
         matches!(self.status, ReportStatus::Open | ReportStatus::InProgress)
     }
 
-    /// Records that return job `job` was sent to a crew at `at`. Allowed when open, and again
-    /// when in progress (the job was reassigned to another crew).
-    pub fn dispatch(&mut self, job: String, at: TimestampMs) -> Result<(), TransitionError> {
+    /// Records that return job `job`, due by `due`, was sent to a crew at `at`. Allowed when
+    /// open, and again when in progress (the job was reassigned to another crew).
+    pub fn dispatch(
+        &mut self,
+        job: String,
+        due: Option<TimestampMs>,
+        at: TimestampMs,
+    ) -> Result<(), TransitionError> {
         self.check(ReportStatus::InProgress)?;
         self.job_id = Some(job.clone());
         self.push(Transition {
             at,
             status: ReportStatus::InProgress,
-            reason: Reason::ReturnJobDispatched { job },
+            reason: Reason::ReturnJobDispatched { job, due },
             evidence: None,
         });
         Ok(())
+    }
+
+    /// Whether `confirmation` is the crew's record of this report's return job not done: the
+    /// report is in progress and the crew recorded, on its job, anything but `collected`
+    /// (access blocked, the bin not out, …).
+    pub fn return_failed_by(&self, confirmation: &Confirmation) -> bool {
+        self.status == ReportStatus::InProgress
+            && confirmation.outcome != Outcome::Collected
+            && self.job_id.is_some()
+            && confirmation.job == self.job_id
+    }
+
+    /// Closes the report as rejected at `now` with the crew's record of its return job not done
+    /// ([`Self::return_failed_by`]): nothing more will happen before the next collection day,
+    /// and the resident is told why. Without this the report would stay in progress for ever.
+    /// A later record of the same job emptied still closes it ([`Self::should_close`]).
+    pub fn return_not_completed(
+        &mut self,
+        confirmation: &Confirmation,
+        now: TimestampMs,
+    ) -> Result<(), TransitionError> {
+        if !self.return_failed_by(confirmation) {
+            return Err(TransitionError::NotEvidence {
+                id: self.id.clone(),
+                evidence: confirmation.evidence.clone(),
+            });
+        }
+        self.push(Transition {
+            at: now.max(confirmation.at),
+            status: ReportStatus::Rejected,
+            reason: Reason::ReturnNotCompleted {
+                outcome: confirmation.outcome,
+                at: confirmation.at,
+            },
+            evidence: Some(confirmation.evidence.clone()),
+        });
+        Ok(())
+    }
+
+    /// Whether the report was rejected on its return visit (rather than when it was filed):
+    /// the crew may still go back on the same job and empty the bin.
+    fn rejected_on_return(&self) -> bool {
+        self.status == ReportStatus::Rejected
+            && self
+                .history
+                .last()
+                .is_some_and(|t| matches!(t.reason, Reason::ReturnNotCompleted { .. }))
     }
 
     /// Whether this confirmation closes the report: the report is open or in progress, the crew
     /// recorded `collected`, and the confirmation answers the report's return job, or is for the
     /// report's property and bin and recorded after the report was filed (a crew passing by on
     /// its next round, or picking the bin up without the job).
+    ///
+    /// A report rejected on its return visit ([`Self::return_not_completed`]) is closed by a
+    /// later record of the same job emptied: the crew went back again.
     pub fn should_close(&self, confirmation: &Confirmation) -> bool {
-        if !self.is_open() || confirmation.outcome != Outcome::Collected {
+        if confirmation.outcome != Outcome::Collected {
             return false;
         }
         let answers_job = self.job_id.is_some() && confirmation.job == self.job_id;
+        if self.rejected_on_return() {
+            return answers_job;
+        }
+        if !self.is_open() {
+            return false;
+        }
         let same_bin_since = confirmation.uprn() == Some(self.uprn)
             && confirmation.stream == self.stream
             && confirmation.at > self.created_at;
@@ -385,7 +459,8 @@ impl Report {
 
     fn check(&self, to: ReportStatus) -> Result<(), TransitionError> {
         let legal = match to {
-            ReportStatus::InProgress | ReportStatus::Closed => self.is_open(),
+            ReportStatus::InProgress => self.is_open(),
+            ReportStatus::Closed => self.is_open() || self.rejected_on_return(),
             // Refusals, rejections and openings only happen when a report is filed.
             ReportStatus::Open | ReportStatus::Refused | ReportStatus::Rejected => false,
         };
@@ -463,7 +538,7 @@ mod tests {
         let mut report = accepted(ms(2026, 11, 24, 18, 0));
         assert_eq!(report.status, ReportStatus::Open);
         report
-            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 18, 1))
+            .dispatch("J-1".to_owned(), None, ms(2026, 11, 24, 18, 1))
             .unwrap();
         assert_eq!(report.status, ReportStatus::InProgress);
         // An earlier confirmation for another job does not close it.
@@ -495,7 +570,7 @@ mod tests {
             })
         ));
         assert!(report
-            .dispatch("J-2".to_owned(), ms(2026, 11, 26, 8, 0))
+            .dispatch("J-2".to_owned(), None, ms(2026, 11, 26, 8, 0))
             .is_err());
     }
 
@@ -548,7 +623,7 @@ mod tests {
             Some(EvidenceRef::new("cab-rcv07#2"))
         );
         assert!(rejected
-            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 9, 1))
+            .dispatch("J-1".to_owned(), None, ms(2026, 11, 24, 9, 1))
             .is_err());
         let later = confirmation(3, Outcome::Collected, ms(2026, 12, 1, 9, 0), None);
         assert!(!rejected.should_close(&later));
@@ -565,7 +640,7 @@ mod tests {
         );
         assert_eq!(refused.collection_day, None);
         let err = refused
-            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 9, 1))
+            .dispatch("J-1".to_owned(), None, ms(2026, 11, 24, 9, 1))
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -608,15 +683,60 @@ mod tests {
     fn redispatch_keeps_the_report_in_progress_with_the_new_job() {
         let mut report = accepted(ms(2026, 11, 24, 18, 0));
         report
-            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 18, 1))
+            .dispatch("J-1".to_owned(), None, ms(2026, 11, 24, 18, 1))
             .unwrap();
         report
-            .dispatch("J-2".to_owned(), ms(2026, 11, 25, 8, 0))
+            .dispatch("J-2".to_owned(), None, ms(2026, 11, 25, 8, 0))
             .unwrap();
         assert_eq!(report.job_id.as_deref(), Some("J-2"));
         assert_eq!(report.history.len(), 3);
         let old_job = confirmation(7, Outcome::Collected, ms(2026, 11, 24, 17, 30), Some("J-1"));
         assert!(!report.should_close(&old_job));
+    }
+
+    #[test]
+    fn a_return_visit_not_completed_rejects_the_report_until_the_job_is_done() {
+        let mut report = accepted(ms(2026, 11, 24, 18, 0));
+        let blocked_on = |job: Option<&str>| {
+            confirmation(8, Outcome::BlockedAccess, ms(2026, 11, 25, 10, 5), job)
+        };
+        // Only on its own job, once dispatched.
+        assert!(!report.return_failed_by(&blocked_on(Some("J-1"))));
+        report
+            .dispatch(
+                "J-1".to_owned(),
+                Some(ms(2026, 11, 25, 17, 0)),
+                ms(2026, 11, 24, 18, 1),
+            )
+            .unwrap();
+        assert!(!report.return_failed_by(&blocked_on(None)));
+        assert!(!report.return_failed_by(&blocked_on(Some("J-0"))));
+        let blocked = blocked_on(Some("J-1"));
+        report
+            .return_not_completed(&blocked, ms(2026, 11, 25, 10, 6))
+            .unwrap();
+        assert_eq!(report.status, ReportStatus::Rejected);
+        let last = report.history.last().unwrap();
+        assert_eq!(
+            last.reason,
+            Reason::ReturnNotCompleted {
+                outcome: Outcome::BlockedAccess,
+                at: ms(2026, 11, 25, 10, 5)
+            }
+        );
+        assert_eq!(last.evidence, Some(EvidenceRef::new("cab-rcv07#8")));
+        // Once only.
+        assert!(report
+            .return_not_completed(&blocked, ms(2026, 11, 25, 10, 7))
+            .is_err());
+        // The same bin emptied on the next round is no evidence of the job...
+        let next_round = confirmation(9, Outcome::Collected, ms(2026, 12, 1, 9, 0), None);
+        assert!(!report.should_close(&next_round));
+        // ...but the crew going back on the job is.
+        let done = confirmation(10, Outcome::Collected, ms(2026, 11, 25, 14, 0), Some("J-1"));
+        assert!(report.should_close(&done));
+        report.close(&done, done.at).unwrap();
+        assert_eq!(report.status, ReportStatus::Closed);
     }
 
     #[test]
@@ -627,7 +747,7 @@ mod tests {
             ..Contact::default()
         });
         report
-            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 18, 1))
+            .dispatch("J-1".to_owned(), None, ms(2026, 11, 24, 18, 1))
             .unwrap();
         let json = serde_json::to_string(&report).unwrap();
         assert_eq!(serde_json::from_str::<Report>(&json).unwrap(), report);

@@ -81,7 +81,7 @@
 //! | open (accepted, return to be arranged) | `open` | open |
 //! | in_progress (return job sent to a crew) | `action_scheduled` | action scheduled |
 //! | closed (a crew emptied the bin) | `fixed` | fixed |
-//! | rejected (the crew recorded it not out, contaminated, blocked…) | `no_further_action` | no further action (closed) |
+//! | rejected (the crew recorded it not out, contaminated, blocked…, when it was reported or on the return visit) | `no_further_action` | no further action (closed) |
 //! | refused (too early, too late, not a bin collected there) | `no_further_action` | no further action (closed) |
 //!
 //! `closed` is never sent in the feed: a FixMyStreet body without extended statuses reads it as

@@ -228,11 +228,12 @@ impl ReportDesk {
         };
         let job_id = format!("RJ-{}", report.id);
         let job = state.missed.return_job(report, job_id.clone(), now)?;
+        let due = job.due;
         if let Err(e) = self.dispatcher.send_job(&device, job, now) {
             tracing::warn!(report = %report.id, %device, error = %e, "could not dispatch");
             return Ok(());
         }
-        if report.dispatch(job_id, now).is_ok() {
+        if report.dispatch(job_id, Some(due), now).is_ok() {
             self.save_case(report)?;
             Metrics::add(&self.metrics.jobs_dispatched, 1);
         }
@@ -380,6 +381,16 @@ impl ReportDesk {
                     ids.retain(|open| *open != report.id);
                 }
                 Metrics::add(&self.metrics.reports_closed, 1);
+                self.announce(&report);
+            } else if report.return_failed_by(confirmation)
+                && report.return_not_completed(confirmation, now).is_ok()
+            {
+                // Not open any more, but still found by its job: a crew going back on the same
+                // job and emptying the bin closes it.
+                self.save_case(&report)?;
+                if let Some(ids) = state.open_by_uprn.get_mut(&report.uprn) {
+                    ids.retain(|open| *open != report.id);
+                }
                 self.announce(&report);
             }
         }

@@ -11,7 +11,7 @@ use proto::TimestampMs;
 use super::desk::{DeskError, NewReport, ReportDesk};
 use crate::clock::SharedClock;
 use crate::missed_bins::{
-    self, CommentAdded, LatLon, NewComment, NotPlaced, Report, ReportError, ReportPlace,
+    self, CommentAdded, LatLon, NewComment, NotPlaced, Reason, Report, ReportError, ReportPlace,
     ReportStatus,
 };
 use crate::open311::{
@@ -368,6 +368,10 @@ fn expected_by(missed: &missed_bins::MissedBins, report: &Report) -> Option<Time
         .iter()
         .rev()
         .find(|t| t.status == ReportStatus::InProgress)?;
+    if let Reason::ReturnJobDispatched { due: Some(due), .. } = dispatched.reason {
+        return Some(due);
+    }
+    // A report from before the due time was kept: as the job was made.
     let job_id = report.job_id.clone().unwrap_or_default();
     missed
         .return_job(report, job_id, dispatched.at)
@@ -407,7 +411,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::missed_bins::{EvidenceRef, Reason, Refusal, Transition};
+    use crate::missed_bins::{EvidenceRef, Refusal, Transition};
     use proto::{BinStream, Outcome};
 
     fn ms(text: &str) -> TimestampMs {
@@ -460,6 +464,7 @@ mod tests {
                     ReportStatus::InProgress,
                     Reason::ReturnJobDispatched {
                         job: "RJ-MB-7".into(),
+                        due: None,
                     },
                 ),
                 Transition {

@@ -462,3 +462,135 @@ fn a_residents_comment_is_kept_once_on_the_report_without_moving_it() {
     assert_eq!(stored.comments[0].received_at, tue(19, 0));
     assert_eq!(stored.history, report.history);
 }
+
+/// Every change of every case the desk makes, each seen as an update in FixMyStreet's feed with
+/// words for the resident: filings (refused, rejected, accepted), dispatch, a second reporter
+/// linked, a return visit the crew could not complete, and the crew going back and emptying it.
+#[test]
+fn every_change_of_a_case_is_an_update_with_words() {
+    use crate::open311::{Open311Backend, UpdateSearch};
+
+    let fixture = Fixture::new();
+    let desk = Arc::new(fixture.desk());
+    with_register(&desk);
+    const THIRD: u64 = 100_021_445_103;
+    // 09:00: too early for no. 6; the crew finds no. 4 not put out.
+    let refused = desk.file(report_of(THIRD), tue(9, 0)).unwrap();
+    assert_eq!(refused.status, ReportStatus::Refused);
+    desk.observe(
+        &cab(),
+        &[collection(
+            1,
+            tue(9, 10),
+            SECOND,
+            Outcome::NotPresented,
+            None,
+        )],
+        tue(9, 10),
+    )
+    .unwrap();
+    // 18:00: no. 4's resident is told of the crew's record; no. 2's report is accepted and its
+    // return job goes to the cab; a neighbour reports no. 2's bin too.
+    let rejected = desk.file(report_of(SECOND), tue(18, 0)).unwrap();
+    assert_eq!(rejected.status, ReportStatus::Rejected);
+    let case = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
+    assert_eq!(case.status, ReportStatus::InProgress);
+    let linked = desk.file(report_of(FIRST), tue(18, 30)).unwrap();
+    assert_eq!(linked.linked_to.as_deref(), Some(case.id.as_str()));
+    let wed = |h: i64, m: i64| tue(24 + h, m);
+    let job = desk.report(&case.id).unwrap().unwrap().job_id.unwrap();
+    // 10:05 the crew finds the way blocked: both residents hear why, not "action scheduled".
+    desk.observe(
+        &cab(),
+        &[collection(
+            3,
+            wed(10, 5),
+            FIRST,
+            Outcome::BlockedAccess,
+            Some(&job),
+        )],
+        wed(10, 5),
+    )
+    .unwrap();
+    for id in [&case.id, &linked.id] {
+        let report = desk.report(id).unwrap().unwrap();
+        assert_eq!(report.status, ReportStatus::Rejected, "{report:?}");
+        let last = desk.status_notes(&report).pop().unwrap();
+        assert!(last.contains("access was blocked"), "{last}");
+        assert!(last.contains("next collection day"), "{last}");
+    }
+    // 14:00 the crew goes back on the same job and empties it.
+    desk.observe(
+        &cab(),
+        &[collection(
+            4,
+            wed(14, 0),
+            FIRST,
+            Outcome::Collected,
+            Some(&job),
+        )],
+        wed(14, 0),
+    )
+    .unwrap();
+    assert_eq!(
+        desk.report(&linked.id).unwrap().unwrap().status,
+        ReportStatus::Closed
+    );
+
+    let clock = Arc::new(crate::clock::FixedClock::default());
+    let open311 = DeskOpen311::new(desk.clone(), vec![], clock);
+    let updates = open311
+        .updates(&UpdateSearch {
+            from: chrono::DateTime::from_timestamp_millis(tue(0, 0)).unwrap(),
+            to: chrono::DateTime::from_timestamp_millis(wed(23, 0)).unwrap(),
+            limit: 1000,
+        })
+        .unwrap();
+    let of = |id: &str| -> Vec<(&str, &str)> {
+        updates
+            .iter()
+            .filter(|u| u.request_id == id)
+            .map(|u| {
+                (
+                    u.status.as_str(),
+                    u.external_status_code.as_deref().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(of(&refused.id), vec![("no_further_action", "refused")]);
+    assert_eq!(of(&rejected.id), vec![("no_further_action", "rejected")]);
+    let steps = vec![
+        ("open", "open"),
+        ("action_scheduled", "in_progress"),
+        ("no_further_action", "rejected"),
+        ("fixed", "closed"),
+    ];
+    assert_eq!(of(&case.id), steps);
+    // The neighbour's starts where the case was when it was linked.
+    assert_eq!(of(&linked.id), steps[1..]);
+    // One update per transition of every report, none without words.
+    let transitions: usize = desk
+        .reports_since(i64::MIN)
+        .unwrap()
+        .iter()
+        .map(|r| r.history.len())
+        .sum();
+    assert_eq!(updates.len(), transitions);
+    assert!(
+        updates.iter().all(|u| u.description.len() > 40),
+        "{updates:?}"
+    );
+    // The dispatch says by when.
+    let dispatched = updates
+        .iter()
+        .find(|u| u.request_id == case.id && u.status.as_str() == "action_scheduled")
+        .unwrap();
+    assert!(
+        dispatched
+            .description
+            .contains("emptied by 5pm on Wednesday 25 November"),
+        "{}",
+        dispatched.description
+    );
+}
