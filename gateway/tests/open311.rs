@@ -404,6 +404,82 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     .await;
     assert_eq!(forbidden.status, 403, "{}", forbidden.body);
 
+    // A council's "check my bin day" page, with no token: the street's bins, what the crew
+    // recorded today, and nothing of the residents who reported.
+    let days = http::get(
+        &format!(
+            "http://{}/api/v1/bin-days?postcode=ub10%208be",
+            gateway.http_addr
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(days.status, 200, "{}", days.body);
+    for private in ["example.org", "Ada", "Bin not emptied"] {
+        assert!(!days.body.contains(private), "{}", days.body);
+    }
+    let days = days.json();
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::London)
+        .date_naive();
+    assert_eq!(days["date"], today.to_string(), "{days}");
+    let properties = days["properties"].as_array().unwrap();
+    assert_eq!(properties.len(), 3, "{days}");
+    let refuse_of = |uprn: u64| {
+        let property = properties
+            .iter()
+            .find(|p| p["uprn"] == uprn)
+            .unwrap_or_else(|| panic!("{uprn} in {days}"));
+        assert_eq!(property["postcode"], "UB10 8BE");
+        property["bins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["stream"] == "refuse")
+            .unwrap()
+            .clone()
+    };
+    let left = refuse_of(100_021_445_101);
+    assert_eq!(left["collection_today"], true, "{left}");
+    assert_eq!(left["today"]["collected"], false, "{left}");
+    assert_eq!(left["today"]["outcome"], "not_presented", "{left}");
+    let tomorrow = today.succ_opt().unwrap().to_string();
+    assert_eq!(left["next_collection_day"], tomorrow.as_str(), "{left}");
+    let emptied = refuse_of(100_021_445_102);
+    assert_eq!(emptied["today"]["collected"], true, "{emptied}");
+    assert!(emptied["today"]["at"].as_str().unwrap().ends_with('Z'));
+    let one = http::get(
+        &format!(
+            "http://{}/api/v1/bin-days?uprn=100021445103",
+            gateway.http_addr
+        ),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(one["properties"].as_array().unwrap().len(), 1, "{one}");
+    let neither = http::get(
+        &format!("http://{}/api/v1/bin-days", gateway.http_addr),
+        None,
+    )
+    .await;
+    assert_eq!(neither.status, 400, "{}", neither.body);
+    // Any council page may read it from the browser.
+    let mut raw = TcpStream::connect(gateway.http_addr).await.unwrap();
+    raw.write_all(
+        b"GET /api/v1/bin-days?uprn=100021445103 HTTP/1.1\r\nHost: gateway\r\n\
+          Connection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = String::new();
+    raw.read_to_string(&mut head).await.unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("access-control-allow-origin: *"),
+        "{head}"
+    );
+
     let metrics = gateway.metrics.render();
     assert!(
         metrics.contains("fieldsync_report_decisions_total{decision=\"rejected\"} 1"),

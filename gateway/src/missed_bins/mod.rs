@@ -12,10 +12,12 @@
 //! - [`rules`]: refused, rejected with evidence, or accepted.
 //! - [`report`]: a report's statuses and transitions; [`notes`]: them in plain English;
 //!   [`comment`]: what residents send on about their reports.
-//! - [`round_progress`]: a round's day for supervisors.
+//! - [`round_progress`]: a round's day for supervisors; [`bin_days`]: a property's bin days
+//!   for residents.
 //!
 //! [`MissedBins`] holds the register, the evidence and the calendar together for the gateway.
 
+pub mod bin_days;
 pub mod calendar;
 pub mod comment;
 pub mod evidence;

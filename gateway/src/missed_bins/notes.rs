@@ -131,7 +131,7 @@ fn refusal_note(refusal: &Refusal, bin: &str, calendar: &CouncilCalendar) -> Str
 }
 
 /// What residents call each bin.
-fn bin_name(stream: BinStream) -> &'static str {
+pub fn bin_name(stream: BinStream) -> &'static str {
     match stream {
         BinStream::Refuse => "general waste bin",
         BinStream::Recycling => "recycling bin",

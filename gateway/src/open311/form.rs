@@ -27,6 +27,7 @@ use super::model::{
     is_valid_request_id, Contact, LatLong, Location, NewRequestUpdate, NewServiceRequest,
     Open311Status, RequestFilter, RequestSearch, UpdateSearch, DEFAULT_UPDATE_WINDOW_HOURS,
     MAX_DESCRIPTION_CHARS, MAX_REQUEST_IDS, MAX_RESULTS, MAX_UPDATE_WINDOW_DAYS, MAX_WINDOW_DAYS,
+    MISSED_COLLECTION_CODE,
 };
 
 /// Form or query fields in the order they came.
@@ -80,6 +81,10 @@ impl<'a> Fields<'a> {
             .collect()
     }
 }
+
+/// How the missed-collection service's bin attribute
+/// ([`super::model::MISSED_COLLECTION_ATTRIBUTE`]) arrives in a form.
+const STREAM_ATTRIBUTE_FIELD: &str = "attribute[service_id]";
 
 /// The call that creates a request, as named in api_key errors.
 pub const CREATE_REQUEST: &str = "create_request";
@@ -223,6 +228,29 @@ pub fn new_request(pairs: &[(String, String)]) -> Result<NewServiceRequest, Vec<
     let fields = Fields { pairs };
     let mut errors = Vec::new();
     let stream = match fields.single("service_code") {
+        // The one missed-collection service: the bin is in its attribute.
+        Ok(Some(MISSED_COLLECTION_CODE)) => match fields.single(STREAM_ATTRIBUTE_FIELD) {
+            Ok(Some(code)) => {
+                let stream = BinStream::parse(code);
+                if stream.is_none() {
+                    errors.push(FieldError::invalid(
+                        STREAM_ATTRIBUTE_FIELD,
+                        "must be one of the bin streams' codes (services.json lists them)",
+                    ));
+                }
+                stream
+            }
+            Ok(None) => {
+                errors.push(FieldError::Missing {
+                    field: STREAM_ATTRIBUTE_FIELD,
+                });
+                None
+            }
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
         Ok(Some(code)) => {
             let stream = BinStream::parse(code);
             if stream.is_none() {

@@ -19,7 +19,7 @@ use super::form::{self, Pairs};
 use super::format::{self, Format};
 use super::model::{
     is_valid_request_id, BackendError, Open311Backend, RequestFilter, Service, Settings,
-    UpdateSearch,
+    UpdateSearch, MISSED_COLLECTION_CODE,
 };
 
 /// The largest urlencoded POST body accepted. A maximal report (8,000 four-byte characters,
@@ -142,6 +142,9 @@ async fn service_definition(
     };
     let outcome = query.map_err(query_rejection).and_then(|Query(pairs)| {
         check_jurisdiction(&state, &pairs)?;
+        if code == MISSED_COLLECTION_CODE {
+            return Ok(format::missed_collection_definition(format));
+        }
         Service::by_code(code)
             .map(|service| format::service_definition(format, service))
             .ok_or_else(|| {

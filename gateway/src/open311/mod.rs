@@ -6,8 +6,8 @@
 //!
 //! | method and path | answer |
 //! |---|---|
-//! | `GET services.json` | one service per bin stream (`refuse`, `recycling`, …), group "Missed bin" |
-//! | `GET services/{code}.json` | the service definition: no attributes (`metadata` is false) |
+//! | `GET services.json` | one service per bin stream (`refuse`, `recycling`, …), group "Missed bin", and `missed_collection` |
+//! | `GET services/{code}.json` | the service definition: no attributes for a stream; `missed_collection` has the bin as `service_id` |
 //! | `POST requests.json` | `[{service_request_id, service_notice, account_id}]`; needs `api_key` |
 //! | `GET requests.json` | reports by `service_request_id`, or by `service_code`, `status`, `start_date`, `end_date` |
 //! | `GET requests/{id}.json` | one report, as a one-element array |

@@ -447,6 +447,23 @@ pub struct Service {
 /// The group every service belongs to.
 pub const SERVICE_GROUP: &str = "Missed bin";
 
+/// The one service for a missed collection of any bin, beside the per-stream ones, as
+/// FixMyStreet's waste pages (WasteWorks) expect: the bin is in the attribute
+/// [`MISSED_COLLECTION_ATTRIBUTE`], one of the streams' codes.
+pub const MISSED_COLLECTION_CODE: &str = "missed_collection";
+
+/// The attribute of [`MISSED_COLLECTION_CODE`] that names the bin, sent as
+/// `attribute[service_id]` (the name FixMyStreet's Echo waste integration gives the bin's service
+/// on its missed-collection category).
+pub const MISSED_COLLECTION_ATTRIBUTE: &str = "service_id";
+
+/// The missed-collection service's name, description and keywords.
+pub const MISSED_COLLECTION: (&str, &str, &str) = (
+    "Report missed collection",
+    "A bin was not emptied on your collection day; say which in service_id.",
+    "missed bin, missed collection",
+);
+
 impl Service {
     /// The `service_code`.
     pub fn code(&self) -> &'static str {

@@ -438,7 +438,13 @@ async fn services_list_one_service_per_stream_in_json_and_xml() {
     assert_eq!(reply.status, 200);
     let services = reply.json();
     let services = services.as_array().unwrap();
-    assert_eq!(services.len(), BinStream::ALL.len());
+    // One per stream, and the one missed-collection service WasteWorks uses, last.
+    assert_eq!(services.len(), BinStream::ALL.len() + 1);
+    assert_eq!(
+        services[BinStream::ALL.len()]["service_code"],
+        "missed_collection"
+    );
+    assert_eq!(services[BinStream::ALL.len()]["metadata"], true);
     assert_eq!(
         services[0],
         json!({
@@ -461,7 +467,7 @@ async fn services_list_one_service_per_stream_in_json_and_xml() {
     ));
     assert!(xml.contains("<metadata>false</metadata><type>realtime</type>"));
     assert!(xml.contains("<group>Missed bin</group></service>"));
-    assert_eq!(xml.matches("<service>").count(), BinStream::ALL.len());
+    assert_eq!(xml.matches("<service>").count(), BinStream::ALL.len() + 1);
     assert!(xml.ends_with("</services>\n"));
     server.stop().await;
 }
@@ -1650,5 +1656,50 @@ async fn comment_errors_are_open311_errors_in_the_format_asked() {
         .await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert!(reply.xml().contains("<update_id>C0</update_id>"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_missed_collection_service_takes_the_bin_as_an_attribute_in_json_and_xml() {
+    let server = Server::start().await;
+    let reply = server.get("services/missed_collection.json").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let definition = reply.json();
+    let attribute = &definition["attributes"][0];
+    assert_eq!(attribute["code"], "service_id");
+    assert_eq!(attribute["datatype"], "singlevaluelist");
+    assert_eq!(attribute["required"], true);
+    assert_eq!(
+        attribute["values"][1],
+        json!({"key": "recycling", "name": "Missed recycling collection"})
+    );
+    let reply = server.get("services/missed_collection.xml").await;
+    assert!(reply.xml().contains(
+        "<attributes><attribute><variable>true</variable><code>service_id</code>\
+         <datatype>singlevaluelist</datatype><required>true</required>"
+    ));
+    assert!(reply
+        .xml()
+        .contains("<values><value><key>refuse</key><name>Missed refuse collection</name></value>"));
+
+    // What FixMyStreet's waste pages post for it: the bin in attribute[service_id].
+    let mut fields = fixmystreet_post("Recycling left");
+    fields.retain(|(name, _)| *name != "service_code");
+    fields.push(("service_code", "missed_collection".into()));
+    fields.push(("attribute[service_id]", "recycling".into()));
+    let reply = server.post_form("requests.xml", &borrowed(&fields)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(server.backend.created()[0].stream, BinStream::Recycling);
+    // Without the bin, or with one we do not know: a 400 saying so.
+    fields.pop();
+    let reply = server.post_form("requests.json", &borrowed(&fields)).await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert_eq!(
+        reply.json()[0]["description"],
+        "attribute[service_id] was not provided"
+    );
+    fields.push(("attribute[service_id]", "compost".into()));
+    let reply = server.post_form("requests.json", &borrowed(&fields)).await;
+    assert_eq!(reply.status, 400, "{reply:?}");
     server.stop().await;
 }

@@ -85,7 +85,9 @@ impl DeskOpen311 {
             requested: utc(report.created_at),
             updated: utc(report.history.last().map_or(report.created_at, |t| t.at)),
             expected: expected.map(utc),
-            zipcode: property.as_ref().and_then(|p| postcode(&p.address)),
+            zipcode: property
+                .as_ref()
+                .and_then(|p| missed_bins::bin_days::postcode_of(&p.address)),
             address: property.as_ref().map(|p| p.address.clone()),
             address_id: Some(report.uprn),
             lat: property.as_ref().map(|p| p.position.lat),
@@ -383,21 +385,6 @@ fn utc(ms: TimestampMs) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-/// The UK postcode at the end of an address ("…, Uxbridge UB10 8BE" → "UB10 8BE"), if any.
-fn postcode(address: &str) -> Option<String> {
-    let mut words = address.split_whitespace().rev();
-    let inward = words.next()?;
-    let outward = words.next()?;
-    let inward_ok = inward.len() == 3
-        && inward.starts_with(|c: char| c.is_ascii_digit())
-        && inward[1..].chars().all(|c| c.is_ascii_uppercase());
-    let outward_ok = (2..=4).contains(&outward.len())
-        && outward.starts_with(|c: char| c.is_ascii_uppercase())
-        && outward.chars().all(|c| c.is_ascii_alphanumeric())
-        && outward.chars().any(|c| c.is_ascii_digit());
-    (inward_ok && outward_ok).then(|| format!("{outward} {inward}"))
-}
-
 fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
@@ -601,16 +588,6 @@ mod tests {
             assert_eq!(updates[0].status, UpdateStatus::NoFurtherAction);
             assert_eq!(updates[0].external_status_code.as_deref(), Some(code));
         }
-    }
-
-    #[test]
-    fn finds_the_postcode_at_the_end_of_an_address() {
-        assert_eq!(
-            postcode("2 Swakeleys Road, Ickenham, Uxbridge UB10 8BE").as_deref(),
-            Some("UB10 8BE")
-        );
-        assert_eq!(postcode("1 High St, W1A 1AA").as_deref(), Some("W1A 1AA"));
-        assert_eq!(postcode("Flat 3, The Maltings"), None);
     }
 
     #[test]
