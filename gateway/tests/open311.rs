@@ -495,7 +495,7 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
 /// What FixMyStreet sends, against the real register: an unknown `attribute[uprn]` with a pin
 /// (the pin places it), `address_string` alone (matched against the addresses), a pin between
 /// two houses (the one with the bin wins), form-data with a photo, and a pin far from any
-/// property (a permanent 400 naming the distance), in JSON and XML.
+/// property (kept for staff to place, then placed), in JSON and XML.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
     let dir = tempfile::tempdir().unwrap();
@@ -629,22 +629,80 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
         .to_owned();
     assert_eq!(uprn_of(id).await, "100021445101");
 
-    // A pin in a field 200 m away: a 400 that says why, in both formats.
+    // A pin in a field 200 m away, in both formats: kept for staff to place (FixMyStreet would
+    // resend a refusal for ever), "investigating" meanwhile, the pin shown back.
+    let mut unplaced = Vec::new();
     for path in ["requests.json", "requests.xml"] {
         let body = format!(
             "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}&service_code=refuse\
+             &description=Bin+not+emptied&first_name=Di&email=di%40example.org\
              &lat=51.564200&long=-0.446200"
         );
         let reply = post(path, body).await;
-        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(reply.status, 200, "{}", reply.body);
         assert!(
-            reply
-                .body
-                .contains("No property we collect from is within 50 m of the pin"),
+            reply.body.contains("our staff will look at it"),
             "{}",
             reply.body
         );
+        let id = if path.ends_with(".json") {
+            reply.json()[0]["service_request_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        } else {
+            reply
+                .body
+                .split("<service_request_id>")
+                .nth(1)
+                .and_then(|rest| rest.split('<').next())
+                .unwrap()
+                .to_owned()
+        };
+        unplaced.push(id);
     }
+    let xml = http::get(&format!("{base}/requests/{}.xml", unplaced[1]), None).await;
+    assert!(
+        xml.body.contains("<status>investigating</status>"),
+        "{}",
+        xml.body
+    );
+    assert!(xml.body.contains("<lat>51.5642</lat>"), "{}", xml.body);
+    assert!(!xml.body.contains("<address_id>"), "{}", xml.body);
+    let request = get_request(&base, &unplaced[0]).await;
+    assert_eq!(request["status"], "investigating", "{request}");
+    assert!(request["address_id"].is_null(), "{request}");
+    assert!(
+        request["status_notes"]
+            .as_str()
+            .unwrap()
+            .contains("within 50 m of where you put the pin"),
+        "{request}"
+    );
+    // Staff find the address; the report is then decided there and the resident told.
+    let place = |id: String, body: &'static str| {
+        let url = format!("http://{}/api/v1/reports/{id}/place", gateway.http_addr);
+        async move {
+            http::request(
+                "POST",
+                &url,
+                Some(ADMIN),
+                Some("application/json"),
+                body.as_bytes().to_vec(),
+            )
+            .await
+        }
+    };
+    let placed = place(unplaced[0].clone(), r#"{"uprn": 100021445103}"#).await;
+    assert_eq!(placed.status, 200, "{}", placed.body);
+    assert_eq!(placed.json()["uprn"], 100_021_445_103u64);
+    let request = get_request(&base, &unplaced[0]).await;
+    assert_eq!(request["address_id"], "100021445103", "{request}");
+    assert_ne!(request["status"], "investigating", "{request}");
+    let again = place(unplaced[0].clone(), r#"{"uprn": 100021445103}"#).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let nowhere = place(unplaced[1].clone(), r#"{"uprn": 100021999999}"#).await;
+    assert_eq!(nowhere.status, 422, "{}", nowhere.body);
     gateway.stop().await;
 }
 

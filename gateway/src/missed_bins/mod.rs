@@ -184,10 +184,12 @@ impl MissedBins {
         job_id: String,
         now: TimestampMs,
     ) -> Result<Job, ReportError> {
+        // An unplaced report has no property, so no return job (UPRN 0 is no one's).
+        let uprn = report.uprn.unwrap_or_default();
         let property = self
             .register
-            .get(report.uprn)
-            .ok_or(ReportError::UnknownProperty { uprn: report.uprn })?;
+            .get(uprn)
+            .ok_or(ReportError::UnknownProperty { uprn })?;
         let next_working_day = self
             .calendar
             .add_working_days(self.calendar.local_date(now), 1);

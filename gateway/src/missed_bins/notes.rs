@@ -73,6 +73,11 @@ fn note(report: &Report, transition: &Transition, calendar: &CouncilCalendar) ->
             "Our crew collected your {bin} at {}. This report is now closed.",
             when(*at, calendar)
         ),
+        Reason::Unplaced { reach_m } => format!(
+            "We could not find a property we collect from within {reach_m} m of where you put \
+             the pin, so a member of our staff will look at your report, find the address and \
+             tell you what happens next. You do not need to report it again."
+        ),
         Reason::Linked { case, .. } => {
             let day = report
                 .collection_day

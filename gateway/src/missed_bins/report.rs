@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::comment::Comment;
 use super::evidence::{Confirmation, EvidenceRef};
+use super::register::LatLon;
 use super::rules::{Decision, Refusal, ReportRequest};
 
 /// Where a report stands.
@@ -143,6 +144,12 @@ pub enum Reason {
         /// When (UTC ms).
         at: TimestampMs,
     },
+    /// The location named no property we collect from (a pin in a park, say): kept open for
+    /// staff to find the property, rather than refused.
+    Unplaced {
+        /// How far from the pin we looked, in whole metres.
+        reach_m: u32,
+    },
     /// The report was added to a report of the same bin already made (the case), which was
     /// then as `case` says.
     Linked {
@@ -195,8 +202,12 @@ pub enum TransitionError {
 pub struct Report {
     /// The report's id, as the gateway issued it (the Open311 `service_request_id`).
     pub id: String,
-    /// The property.
-    pub uprn: u64,
+    /// The property; none for a report whose location named no property, which waits for staff
+    /// to place it ([`Report::unplaced`]).
+    pub uprn: Option<u64>,
+    /// Where the resident put the pin, kept for staff when it named no property.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<LatLon>,
     /// The bin.
     pub stream: BinStream,
     /// The collection day it is about; none when refused for a reason that has no day.
@@ -270,7 +281,8 @@ impl Report {
         };
         Self {
             id,
-            uprn: request.uprn,
+            uprn: Some(request.uprn),
+            pin: None,
             stream: request.stream,
             collection_day,
             created_at: now,
@@ -283,6 +295,64 @@ impl Report {
             linked: Vec::new(),
             comments: Vec::new(),
         }
+    }
+
+    /// A report whose location named no property: open, for staff to place
+    /// ([`Self::place`]), with the resident's pin kept. No return job is sent for it meanwhile.
+    pub fn unplaced(
+        id: String,
+        stream: BinStream,
+        pin: Option<LatLon>,
+        reach_m: f64,
+        now: TimestampMs,
+    ) -> Self {
+        let transition = Transition {
+            at: now,
+            status: ReportStatus::Open,
+            reason: Reason::Unplaced {
+                // A setting of tens of metres: whole metres say it.
+                reach_m: reach_m.clamp(0.0, f64::from(u32::MAX)).round() as u32,
+            },
+            evidence: None,
+        };
+        Self {
+            id,
+            uprn: None,
+            pin,
+            stream,
+            collection_day: None,
+            created_at: now,
+            status: transition.status,
+            history: vec![transition],
+            job_id: None,
+            contact: None,
+            description: None,
+            linked_to: None,
+            linked: Vec::new(),
+            comments: Vec::new(),
+        }
+    }
+
+    /// Places an unplaced report on property `uprn` at `now` with the rules' `decision` for it
+    /// there, as if it had been filed so: refused, rejected with the crew's evidence, or open for
+    /// a return job. False, changing nothing, when the report already has a property.
+    pub fn place(&mut self, uprn: u64, decision: Decision, now: TimestampMs) -> bool {
+        if self.uprn.is_some() {
+            return false;
+        }
+        let request = ReportRequest {
+            uprn,
+            stream: self.stream,
+        };
+        let filed = Report::file(self.id.clone(), &request, decision, now);
+        self.uprn = Some(uprn);
+        self.collection_day = filed.collection_day;
+        // The decision's own transition: its words (accepted, too late, the crew's record) are
+        // what the resident needs; that staff placed it shows in the history before it.
+        for transition in filed.history {
+            self.push(transition);
+        }
+        true
     }
 
     /// Makes this newly filed report one of `case`'s, a report of the same bin made earlier:
@@ -328,7 +398,7 @@ impl Report {
         match (self.status, self.collection_day) {
             (ReportStatus::Refused, _) | (_, None) => None,
             (_, Some(collection_day)) => Some(ReportKey {
-                uprn: self.uprn,
+                uprn: self.uprn?,
                 stream: self.stream,
                 collection_day,
             }),
@@ -424,7 +494,8 @@ impl Report {
         if !self.is_open() {
             return false;
         }
-        let same_bin_since = confirmation.uprn() == Some(self.uprn)
+        let same_bin_since = self.uprn.is_some()
+            && confirmation.uprn() == self.uprn
             && confirmation.stream == self.stream
             && confirmation.at > self.created_at;
         answers_job || same_bin_since

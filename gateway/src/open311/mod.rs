@@ -31,8 +31,9 @@
 //! - what FixMyStreet would retry for ever if refused is accepted where it can be: it retries
 //!   every failed send at every run whatever the error, so a description over the
 //!   specification's 4,000 characters is kept (shortened in the middle past 8,000), and
-//!   `multipart/form-data` (its uploads) is read like a form; `docs/OPEN311.md` lists what is
-//!   still refused and why;
+//!   `multipart/form-data` (its uploads) is read like a form, and a pin far from any property is
+//!   kept for staff to place (the backend's choice); `docs/OPEN311.md` lists what is still
+//!   refused and why;
 //! - `GET requests` keeps the specification's window: the last 90 days by default, at most 90
 //!   days, at most 1000 requests; a date without a time is a whole local day; by id, up to
 //!   10,000 ids (FixMyStreet asks for all its open reports at once);

@@ -18,8 +18,8 @@ use super::dispatch::JobSender;
 use crate::config::DispatchRule;
 use crate::metrics::Metrics;
 use crate::missed_bins::{
-    CommentAdded, Confirmation, Contact, EvidenceRef, ImportReport, MissedBins, NewComment, Report,
-    ReportError, ReportRequest, ReportStatus, RoundProgress,
+    CommentAdded, Confirmation, Contact, EvidenceRef, ImportReport, LatLon, MissedBins, NewComment,
+    Report, ReportError, ReportRequest, ReportStatus, RoundProgress,
 };
 use crate::storage::reports::{import_properties, ImportOrStoreError, Inserted, ReportStore};
 use crate::storage::{StoreError, StoredRecord};
@@ -51,6 +51,31 @@ pub struct NewReport {
     pub contact: Option<Contact>,
 }
 
+/// A resident's report whose location named no property we collect from (a pin far from any):
+/// kept for staff to place ([`ReportDesk::place`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUnplaced {
+    /// Which bin.
+    pub stream: BinStream,
+    /// Where the resident put the pin, if they did.
+    pub pin: Option<LatLon>,
+    /// The resident's words.
+    pub description: Option<String>,
+    /// How to reach them.
+    pub contact: Option<Contact>,
+}
+
+/// What [`ReportDesk::place`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placing {
+    /// Placed and decided: the report as it now is.
+    Placed(Report),
+    /// The report already had a property; nothing changed.
+    AlreadyPlaced(Report),
+    /// There is no such report.
+    NoSuchReport,
+}
+
 /// What the desk tells listeners (the server-sent events).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -61,8 +86,8 @@ pub enum DeskEvent {
         id: String,
         /// Its status now.
         status: ReportStatus,
-        /// The property.
-        uprn: u64,
+        /// The property; none while the report waits for staff to place it.
+        uprn: Option<u64>,
     },
     /// A crew recorded a collection on a round.
     Round {
@@ -125,7 +150,10 @@ impl ReportDesk {
             .into_iter()
             .filter(|report| report.is_open() && report.linked_to.is_none());
         for report in open_cases {
-            open_by_uprn.entry(report.uprn).or_default().push(report.id);
+            // An unplaced report waits for staff, not for a crew.
+            if let Some(uprn) = report.uprn {
+                open_by_uprn.entry(uprn).or_default().push(report.id);
+            }
         }
         let (events, _) = broadcast::channel(1024);
         Ok(Self {
@@ -180,16 +208,60 @@ impl ReportDesk {
             }
         }
         self.metrics.count_report_decision(report.status);
-        if report.is_open() {
+        if let (true, Some(uprn)) = (report.is_open(), report.uprn) {
             state
                 .open_by_uprn
-                .entry(report.uprn)
+                .entry(uprn)
                 .or_default()
                 .push(report.id.clone());
             self.try_dispatch(&mut state, &mut report, now)?;
         }
         self.announce(&report);
         Ok(report)
+    }
+
+    /// Files a report whose location named no property, at `now`: open, with no return job,
+    /// for staff to place.
+    pub fn file_unplaced(&self, new: NewUnplaced, now: TimestampMs) -> Result<Report, DeskError> {
+        let state = self.lock();
+        let reach_m = state.missed.matching().report_reach_m();
+        let mut report = Report::unplaced(self.store.next_id()?, new.stream, new.pin, reach_m, now);
+        report.description = new.description;
+        report.contact = new.contact;
+        self.store.insert_new(&report)?;
+        tracing::info!(report = %report.id, "a report named no property; kept for staff to place");
+        self.announce(&report);
+        Ok(report)
+    }
+
+    /// Places unplaced report `id` on property `uprn` at `now` (staff found the address): it is
+    /// decided there as if filed so, and an accepted one is dispatched. Placing does not link it
+    /// to a case already open for that bin.
+    pub fn place(&self, id: &str, uprn: u64, now: TimestampMs) -> Result<Placing, DeskError> {
+        let mut state = self.lock();
+        let Some(mut report) = self.store.get(id)? else {
+            return Ok(Placing::NoSuchReport);
+        };
+        if report.uprn.is_some() {
+            return Ok(Placing::AlreadyPlaced(report));
+        }
+        let request = ReportRequest {
+            uprn,
+            stream: report.stream,
+        };
+        let decision = state.missed.decide(&request, now)?;
+        report.place(uprn, decision, now);
+        self.store.save(&report)?;
+        if report.is_open() {
+            state
+                .open_by_uprn
+                .entry(uprn)
+                .or_default()
+                .push(report.id.clone());
+            self.try_dispatch(&mut state, &mut report, now)?;
+        }
+        self.announce(&report);
+        Ok(Placing::Placed(report))
     }
 
     /// Sends an open report's return job to a device on its round, if one is known; the report
@@ -200,10 +272,9 @@ impl ReportDesk {
         report: &mut Report,
         now: TimestampMs,
     ) -> Result<(), DeskError> {
-        let Some(round) = state
-            .missed
-            .register()
-            .get(report.uprn)
+        let Some(round) = report
+            .uprn
+            .and_then(|uprn| state.missed.register().get(uprn))
             .map(|p| p.round.clone())
         else {
             return Ok(());
@@ -377,7 +448,7 @@ impl ReportDesk {
             }
             if report.should_close(confirmation) && report.close(confirmation, now).is_ok() {
                 self.save_case(&report)?;
-                if let Some(ids) = state.open_by_uprn.get_mut(&report.uprn) {
+                if let Some(ids) = report.uprn.and_then(|u| state.open_by_uprn.get_mut(&u)) {
                     ids.retain(|open| *open != report.id);
                 }
                 Metrics::add(&self.metrics.reports_closed, 1);
@@ -388,7 +459,7 @@ impl ReportDesk {
                 // Not open any more, but still found by its job: a crew going back on the same
                 // job and emptying the bin closes it.
                 self.save_case(&report)?;
-                if let Some(ids) = state.open_by_uprn.get_mut(&report.uprn) {
+                if let Some(ids) = report.uprn.and_then(|u| state.open_by_uprn.get_mut(&u)) {
                     ids.retain(|open| *open != report.id);
                 }
                 self.announce(&report);

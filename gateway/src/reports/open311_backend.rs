@@ -8,11 +8,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use proto::TimestampMs;
 
-use super::desk::{DeskError, NewReport, ReportDesk};
+use super::desk::{DeskError, NewReport, NewUnplaced, ReportDesk};
 use crate::clock::SharedClock;
 use crate::missed_bins::{
     self, CommentAdded, LatLon, NewComment, NotPlaced, Reason, Report, ReportError, ReportPlace,
-    ReportStatus,
+    ReportStatus, Transition,
 };
 use crate::open311::{
     BackendError, Contact, CreatedRequest, Location, NewRequestUpdate, NewServiceRequest,
@@ -46,7 +46,7 @@ impl DeskOpen311 {
         &self,
         location: &Location,
         stream: proto::BinStream,
-    ) -> Result<u64, BackendError> {
+    ) -> Result<u64, Vec<NotPlaced>> {
         let place = ReportPlace {
             uprn: location.address_id,
             pin: location.position.map(|p| LatLon {
@@ -63,25 +63,30 @@ impl DeskOpen311 {
                 missed.matching(),
             )
             .map(|(uprn, _)| uprn)
-            .map_err(|why| BackendError::UnknownAddress(not_placed_text(&why)))
         })
     }
 
     fn view(&self, report: &Report) -> ServiceRequest {
         let notes = self.desk.status_notes(report).join(" ");
         let (property, expected) = self.desk.with_missed(|missed| {
-            let property = missed.register().get(report.uprn).cloned();
+            let property = report
+                .uprn
+                .and_then(|uprn| missed.register().get(uprn))
+                .cloned();
             (property, expected_by(missed, report))
         });
         ServiceRequest {
             id: report.id.clone(),
             status: open311_status(report.status),
-            extended_status: update_status(report.status),
+            extended_status: report
+                .history
+                .last()
+                .map_or(update_status(report.status), transition_status),
             status_notes: notes,
             stream: report.stream,
             description: report.description.clone(),
             agency_responsible: Some(AGENCY.to_owned()),
-            service_notice: Some(notice(report.status).to_owned()),
+            service_notice: Some(notice(report).to_owned()),
             requested: utc(report.created_at),
             updated: utc(report.history.last().map_or(report.created_at, |t| t.at)),
             expected: expected.map(utc),
@@ -89,9 +94,18 @@ impl DeskOpen311 {
                 .as_ref()
                 .and_then(|p| missed_bins::bin_days::postcode_of(&p.address)),
             address: property.as_ref().map(|p| p.address.clone()),
-            address_id: Some(report.uprn),
-            lat: property.as_ref().map(|p| p.position.lat),
-            long: property.as_ref().map(|p| p.position.lon),
+            address_id: report.uprn,
+            // The property's position, or where the resident put the pin while it has none.
+            lat: property
+                .as_ref()
+                .map(|p| p.position)
+                .or(report.pin)
+                .map(|at| at.lat),
+            long: property
+                .as_ref()
+                .map(|p| p.position)
+                .or(report.pin)
+                .map(|at| at.lon),
             media_url: None,
         }
     }
@@ -107,27 +121,52 @@ impl Open311Backend for DeskOpen311 {
     }
 
     fn create(&self, request: NewServiceRequest) -> Result<CreatedRequest, BackendError> {
-        let uprn = self.property_for(&request.location, request.stream)?;
-        let new = NewReport {
-            uprn,
-            stream: request.stream,
-            description: request.description,
-            contact: Some(contact(&request.contact)),
+        let now = self.clock.now_ms();
+        let placed = self.property_for(&request.location, request.stream);
+        let filed = match placed {
+            Ok(uprn) => self.desk.file(
+                NewReport {
+                    uprn,
+                    stream: request.stream,
+                    description: request.description,
+                    contact: Some(contact(&request.contact)),
+                },
+                now,
+            ),
+            // A pin that is nowhere near a property we collect from: kept for staff to place,
+            // since refusing it would have FixMyStreet send it again at every run, for ever.
+            Err(why)
+                if why
+                    .iter()
+                    .any(|w| matches!(w, NotPlaced::NoPropertyNearPin { .. })) =>
+            {
+                let pin = request.location.position.map(|p| LatLon {
+                    lat: p.lat,
+                    lon: p.long,
+                });
+                self.desk.file_unplaced(
+                    NewUnplaced {
+                        stream: request.stream,
+                        pin,
+                        description: request.description,
+                        contact: Some(contact(&request.contact)),
+                    },
+                    now,
+                )
+            }
+            Err(why) => return Err(BackendError::UnknownAddress(not_placed_text(&why))),
         };
-        let report = self
-            .desk
-            .file(new, self.clock.now_ms())
-            .map_err(|e| match e {
-                DeskError::Report(ReportError::UnknownProperty { uprn }) => {
-                    BackendError::UnknownAddress(format!(
-                        "address_id {uprn} is not a property we collect from"
-                    ))
-                }
-                other => BackendError::Unavailable(other.to_string()),
-            })?;
+        let report = filed.map_err(|e| match e {
+            DeskError::Report(ReportError::UnknownProperty { uprn }) => {
+                BackendError::UnknownAddress(format!(
+                    "address_id {uprn} is not a property we collect from"
+                ))
+            }
+            other => BackendError::Unavailable(other.to_string()),
+        })?;
         Ok(CreatedRequest {
             id: report.id.clone(),
-            service_notice: Some(notice(report.status).to_owned()),
+            service_notice: Some(notice(&report).to_owned()),
             account_id: request.contact.account_id,
         })
     }
@@ -279,7 +318,7 @@ fn report_updates(
             // History only grows, so a transition keeps its place, and this id, for good.
             update_id: format!("{}-{index}", report.id),
             request_id: report.id.clone(),
-            status: update_status(transition.status),
+            status: transition_status(transition),
             updated: *at,
             description: note,
             external_status_code: Some(transition.status.as_str().to_owned()),
@@ -346,9 +385,21 @@ fn update_status(status: ReportStatus) -> UpdateStatus {
     }
 }
 
+/// The FixMyStreet status a transition shows: its report status's ([`update_status`]), but
+/// `investigating` for a report waiting for staff to place it.
+fn transition_status(transition: &Transition) -> UpdateStatus {
+    match transition.reason {
+        Reason::Unplaced { .. } => UpdateStatus::Investigating,
+        _ => update_status(transition.status),
+    }
+}
+
 /// What happens next, in a sentence.
-fn notice(status: ReportStatus) -> &'static str {
-    match status {
+fn notice(report: &Report) -> &'static str {
+    if report.uprn.is_none() {
+        return "We could not match the location to an address; our staff will look at it.";
+    }
+    match report.status {
         ReportStatus::Open => "We have accepted your report and will send a crew back.",
         ReportStatus::InProgress => {
             "A crew has been sent back to empty your bin by the end of the next working day."
@@ -398,7 +449,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::missed_bins::{EvidenceRef, Refusal, Transition};
+    use crate::missed_bins::{EvidenceRef, Refusal};
     use proto::{BinStream, Outcome};
 
     fn ms(text: &str) -> TimestampMs {
@@ -419,7 +470,8 @@ mod tests {
     fn report(id: &str, history: Vec<Transition>) -> Report {
         Report {
             id: id.to_owned(),
-            uprn: 100_021_445_102,
+            uprn: Some(100_021_445_102),
+            pin: None,
             stream: BinStream::Refuse,
             collection_day: None,
             created_at: history[0].at,

@@ -594,3 +594,65 @@ fn every_change_of_a_case_is_an_update_with_words() {
         dispatched.description
     );
 }
+
+#[test]
+fn a_report_that_names_no_property_waits_for_staff_then_is_decided_where_placed() {
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    desk.observe(&cab(), &[round_started(1, tue(7, 0))], tue(7, 0))
+        .unwrap();
+    let far = crate::missed_bins::LatLon {
+        lat: 51.5642,
+        lon: -0.4462,
+    };
+    let report = desk
+        .file_unplaced(
+            NewUnplaced {
+                stream: BinStream::Refuse,
+                pin: Some(far),
+                description: Some("bin still full".into()),
+                contact: None,
+            },
+            tue(18, 0),
+        )
+        .unwrap();
+    assert_eq!(report.status, ReportStatus::Open);
+    assert_eq!(report.uprn, None);
+    assert_eq!(report.pin, Some(far));
+    // No crew is sent anywhere, even after a sweep.
+    desk.dispatch_all_waiting(tue(18, 5)).unwrap();
+    assert!(fixture.sent().is_empty());
+    assert!(desk.status_notes(&report)[0].contains("within 50 m"));
+
+    let Placing::Placed(placed) = desk.place(&report.id, FIRST, tue(18, 10)).unwrap() else {
+        panic!("not placed");
+    };
+    assert_eq!(placed.uprn, Some(FIRST));
+    assert_eq!(placed.status, ReportStatus::InProgress);
+    assert_eq!(placed.history.len(), 3);
+    assert_eq!(fixture.sent().len(), 1);
+    assert!(matches!(
+        desk.place(&report.id, SECOND, tue(18, 20)).unwrap(),
+        Placing::AlreadyPlaced(_)
+    ));
+    assert_eq!(
+        desk.place("MB-999", FIRST, tue(18, 20)).unwrap(),
+        Placing::NoSuchReport
+    );
+    assert!(desk.place(&report.id, 999, tue(18, 20)).is_ok());
+    // Survives a restart as an ordinary open case on its property.
+    let desk = fixture.desk();
+    let wed = tue(24 + 9, 0);
+    let job = placed.job_id.clone().unwrap();
+    desk.observe(
+        &cab(),
+        &[collection(2, wed, FIRST, Outcome::Collected, Some(&job))],
+        wed,
+    )
+    .unwrap();
+    assert_eq!(
+        desk.report(&report.id).unwrap().unwrap().status,
+        ReportStatus::Closed
+    );
+}
