@@ -355,7 +355,8 @@ impl Report {
         true
     }
 
-    /// Makes this newly filed report one of `case`'s, a report of the same bin made earlier:
+    /// Makes this newly filed (or newly placed) report one of `case`'s, a report of the same
+    /// bin made earlier:
     /// it takes the case's status now, with a transition saying so, and `case` lists it. False,
     /// changing nothing, when `case` already has [`MAX_LINKED`] reports or is itself linked.
     pub fn link_to(&mut self, case: &mut Report) -> bool {
@@ -374,8 +375,10 @@ impl Report {
             },
             evidence: latest.evidence.clone(),
         };
-        self.status = transition.status;
-        self.history = vec![transition];
+        // The transition the rules decided (the only one of a report just filed, the last of
+        // one staff have just placed) gives way to the case's.
+        self.history.pop();
+        self.push(transition);
         self.collection_day = case.collection_day;
         self.job_id = None;
         self.linked_to = Some(case.id.clone());

@@ -235,8 +235,8 @@ impl ReportDesk {
     }
 
     /// Places unplaced report `id` on property `uprn` at `now` (staff found the address): it is
-    /// decided there as if filed so, and an accepted one is dispatched. Placing does not link it
-    /// to a case already open for that bin.
+    /// decided there as if filed so, linked to the case if that bin is already reported, and an
+    /// accepted one is dispatched.
     pub fn place(&self, id: &str, uprn: u64, now: TimestampMs) -> Result<Placing, DeskError> {
         let mut state = self.lock();
         let Some(mut report) = self.store.get(id)? else {
@@ -251,7 +251,20 @@ impl ReportDesk {
         };
         let decision = state.missed.decide(&request, now)?;
         report.place(uprn, decision, now);
-        self.store.save(&report)?;
+        // Stored as a report just filed is: linked to the case if that bin is already reported,
+        // so one case keeps one return job.
+        let mut report = match self.store.insert_new(&report)? {
+            Inserted::New => report,
+            Inserted::Linked { report, .. } => {
+                Metrics::add(&self.metrics.report_duplicates, 1);
+                self.announce(&report);
+                return Ok(Placing::Placed(*report));
+            }
+            Inserted::Full(_) => {
+                self.store.save(&report)?;
+                report
+            }
+        };
         if report.is_open() {
             state
                 .open_by_uprn

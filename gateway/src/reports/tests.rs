@@ -641,6 +641,25 @@ fn a_report_that_names_no_property_waits_for_staff_then_is_decided_where_placed(
         Placing::NoSuchReport
     );
     assert!(desk.place(&report.id, 999, tue(18, 20)).is_ok());
+    // A neighbour's far pin about the same bin, placed there too: linked, no second job.
+    let neighbour = desk
+        .file_unplaced(
+            NewUnplaced {
+                stream: BinStream::Refuse,
+                pin: Some(far),
+                description: None,
+                contact: None,
+            },
+            tue(18, 30),
+        )
+        .unwrap();
+    let Placing::Placed(linked) = desk.place(&neighbour.id, FIRST, tue(18, 40)).unwrap() else {
+        panic!("not placed");
+    };
+    assert_eq!(linked.linked_to.as_deref(), Some(report.id.as_str()));
+    assert_eq!(linked.status, ReportStatus::InProgress);
+    assert_eq!(linked.history.len(), 2, "{:?}", linked.history);
+    assert_eq!(fixture.sent().len(), 1);
     // Survives a restart as an ordinary open case on its property.
     let desk = fixture.desk();
     let wed = tue(24 + 9, 0);

@@ -44,7 +44,8 @@ pub trait ReportStore: Send + Sync + 'static {
     /// A fresh report id, never issued before on this store (`MB-` and a number).
     fn next_id(&self) -> Result<String, StoreError>;
 
-    /// Stores a newly filed report. When one of the same missed bin (its [`Report::key`]) is
+    /// Stores a newly filed report (or one just placed on a property, replacing it). When one of
+    /// the same missed bin (its [`Report::key`]) is
     /// already stored, the new one is linked to it ([`Report::link_to`]) and both are stored.
     /// Atomic: of two reports of one missed bin filed at once, one is the case and the other is
     /// linked to it.
