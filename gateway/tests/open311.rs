@@ -494,7 +494,8 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
 
 /// What FixMyStreet sends, against the real register: an unknown `attribute[uprn]` with a pin
 /// (the pin places it), `address_string` alone (matched against the addresses), a pin between
-/// two houses (the one with the bin wins), form-data with a photo, and a pin far from any
+/// two houses (the one with the bin wins), form-data with a photo, WasteWorks' single
+/// missed-collection service with the bin in `attribute[service_id]`, and a pin far from any
 /// property (kept for staff to place, then placed), in JSON and XML.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
@@ -628,6 +629,26 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
         .unwrap()
         .to_owned();
     assert_eq!(uprn_of(id).await, "100021445101");
+
+    // WasteWorks' single missed-collection service, the bin in attribute[service_id].
+    let body = format!(
+        "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}&service_code=missed_collection\
+         &attribute%5Bservice_id%5D=recycling&attribute%5Buprn%5D=100021445103\
+         &description={}&first_name=Ed&lat=51.562400&long=-0.445700",
+        framing("Box+left")
+    );
+    let reply = post("requests.xml", body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let id = reply
+        .body
+        .split("<service_request_id>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    let request = get_request(&base, &id).await;
+    assert_eq!(request["service_code"], "recycling", "{request}");
+    assert_eq!(request["address_id"], "100021445103", "{request}");
 
     // A pin in a field 200 m away, in both formats: kept for staff to place (FixMyStreet would
     // resend a refusal for ever), "investigating" meanwhile, the pin shown back.
