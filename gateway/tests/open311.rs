@@ -724,6 +724,20 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
     assert_eq!(again.status, 409, "{}", again.body);
     let nowhere = place(unplaced[1].clone(), r#"{"uprn": 100021999999}"#).await;
     assert_eq!(nowhere.status, 422, "{}", nowhere.body);
+    // The one still to place is what staff's list of unplaced reports shows.
+    let waiting = http::get(
+        &format!("http://{}/api/v1/reports?unplaced=true", gateway.http_addr),
+        Some(ADMIN),
+    )
+    .await
+    .json();
+    let waiting: Vec<&str> = waiting
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(waiting, vec![unplaced[1].as_str()]);
     gateway.stop().await;
 }
 

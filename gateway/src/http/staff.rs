@@ -135,6 +135,8 @@ struct ListQuery {
     since: Option<NaiveDate>,
     /// Only reports in this status (`open`, `in_progress`, `closed`, `rejected`, `refused`).
     status: Option<String>,
+    /// `true`: only reports whose location named no property, waiting to be placed.
+    unplaced: Option<bool>,
 }
 
 async fn list_reports(
@@ -156,6 +158,9 @@ async fn list_reports(
     let mut reports = blocking(move || desk.reports_since(since)).await?;
     if let Some(status) = &query.status {
         reports.retain(|report| report.status.as_str() == status);
+    }
+    if let Some(unplaced) = query.unplaced {
+        reports.retain(|report| report.uprn.is_none() == unplaced);
     }
     Ok(Json(
         reports

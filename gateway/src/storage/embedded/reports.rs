@@ -211,10 +211,15 @@ mod tests {
         let report = store.get("MB-7").unwrap().unwrap();
         assert_eq!(report.status, ReportStatus::Closed);
         assert_eq!(report.history.len(), 3);
-        assert!(matches!(
+        assert_eq!(report.uprn, Some(100_021_445_102));
+        assert_eq!(report.pin, None);
+        assert_eq!(
             report.history[1].reason,
-            Reason::ReturnJobDispatched { .. }
-        ));
+            Reason::ReturnJobDispatched {
+                job: "RJ-MB-7".into(),
+                due: None
+            }
+        );
         assert_eq!(report.linked_to, None);
         assert!(report.linked.is_empty());
         assert!(report.comments.is_empty());
