@@ -211,8 +211,18 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
         other => panic!("expected a return collection, got {other:?}"),
     }
 
-    // A second report of the same bin returns the first.
-    assert_eq!(post_report(&base, 100_021_445_103).await, accepted);
+    // A second resident reports the same bin: a report of their own, following the first.
+    let second = post_report(&base, 100_021_445_103).await;
+    assert_ne!(second, accepted);
+    let request = get_request(&base, &second).await;
+    assert_eq!(request["status"], "action_scheduled", "{request}");
+    assert!(
+        request["status_notes"]
+            .as_str()
+            .unwrap()
+            .contains("already been reported"),
+        "{request}"
+    );
 
     // The crew goes back and empties it: the report closes.
     cab.send(vec![collection(
@@ -311,7 +321,25 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
             .contains("was not put out for collection"),
         "{updates:?}"
     );
-    assert_eq!(updates.len(), 4, "{updates:?}");
+    // The second resident hears the same: their report's own updates, ending fixed.
+    let followed: Vec<(&str, &str)> = of(&second)
+        .iter()
+        .map(|u| {
+            (
+                u["update_id"].as_str().unwrap(),
+                u["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        followed,
+        vec![
+            (format!("{second}-0").as_str(), "action_scheduled"),
+            (format!("{second}-1").as_str(), "fixed"),
+        ],
+        "{updates:?}"
+    );
+    assert_eq!(updates.len(), 6, "{updates:?}");
 
     // The same in FixMyStreet's XML; nothing without the key.
     let xml = http::get(
@@ -328,7 +356,15 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     );
     assert_eq!(
         xml.body.matches("<request_update>").count(),
-        4,
+        6,
+        "{}",
+        xml.body
+    );
+    assert!(
+        xml.body.contains(&format!(
+            "<update_id>{second}-1</update_id><service_request_id>{second}</service_request_id>\
+             <status>fixed</status>"
+        )),
         "{}",
         xml.body
     );
@@ -368,6 +404,82 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     .await;
     assert_eq!(forbidden.status, 403, "{}", forbidden.body);
 
+    // A council's "check my bin day" page, with no token: the street's bins, what the crew
+    // recorded today, and nothing of the residents who reported.
+    let days = http::get(
+        &format!(
+            "http://{}/api/v1/bin-days?postcode=ub10%208be",
+            gateway.http_addr
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(days.status, 200, "{}", days.body);
+    for private in ["example.org", "Ada", "Bin not emptied"] {
+        assert!(!days.body.contains(private), "{}", days.body);
+    }
+    let days = days.json();
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::London)
+        .date_naive();
+    assert_eq!(days["date"], today.to_string(), "{days}");
+    let properties = days["properties"].as_array().unwrap();
+    assert_eq!(properties.len(), 3, "{days}");
+    let refuse_of = |uprn: u64| {
+        let property = properties
+            .iter()
+            .find(|p| p["uprn"] == uprn)
+            .unwrap_or_else(|| panic!("{uprn} in {days}"));
+        assert_eq!(property["postcode"], "UB10 8BE");
+        property["bins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["stream"] == "refuse")
+            .unwrap()
+            .clone()
+    };
+    let left = refuse_of(100_021_445_101);
+    assert_eq!(left["collection_today"], true, "{left}");
+    assert_eq!(left["today"]["collected"], false, "{left}");
+    assert_eq!(left["today"]["outcome"], "not_presented", "{left}");
+    let tomorrow = today.succ_opt().unwrap().to_string();
+    assert_eq!(left["next_collection_day"], tomorrow.as_str(), "{left}");
+    let emptied = refuse_of(100_021_445_102);
+    assert_eq!(emptied["today"]["collected"], true, "{emptied}");
+    assert!(emptied["today"]["at"].as_str().unwrap().ends_with('Z'));
+    let one = http::get(
+        &format!(
+            "http://{}/api/v1/bin-days?uprn=100021445103",
+            gateway.http_addr
+        ),
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(one["properties"].as_array().unwrap().len(), 1, "{one}");
+    let neither = http::get(
+        &format!("http://{}/api/v1/bin-days", gateway.http_addr),
+        None,
+    )
+    .await;
+    assert_eq!(neither.status, 400, "{}", neither.body);
+    // Any council page may read it from the browser.
+    let mut raw = TcpStream::connect(gateway.http_addr).await.unwrap();
+    raw.write_all(
+        b"GET /api/v1/bin-days?uprn=100021445103 HTTP/1.1\r\nHost: gateway\r\n\
+          Connection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = String::new();
+    raw.read_to_string(&mut head).await.unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("access-control-allow-origin: *"),
+        "{head}"
+    );
+
     let metrics = gateway.metrics.render();
     assert!(
         metrics.contains("fieldsync_report_decisions_total{decision=\"rejected\"} 1"),
@@ -382,8 +494,9 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
 
 /// What FixMyStreet sends, against the real register: an unknown `attribute[uprn]` with a pin
 /// (the pin places it), `address_string` alone (matched against the addresses), a pin between
-/// two houses (the one with the bin wins), form-data with a photo, and a pin far from any
-/// property (a permanent 400 naming the distance), in JSON and XML.
+/// two houses (the one with the bin wins), form-data with a photo, WasteWorks' single
+/// missed-collection service with the bin in `attribute[service_id]`, and a pin far from any
+/// property (kept for staff to place, then placed), in JSON and XML.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
     let dir = tempfile::tempdir().unwrap();
@@ -517,21 +630,409 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
         .to_owned();
     assert_eq!(uprn_of(id).await, "100021445101");
 
-    // A pin in a field 200 m away: a 400 that says why, in both formats.
+    // WasteWorks' single missed-collection service, the bin in attribute[service_id].
+    let body = format!(
+        "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}&service_code=missed_collection\
+         &attribute%5Bservice_id%5D=recycling&attribute%5Buprn%5D=100021445103\
+         &description={}&first_name=Ed&lat=51.562400&long=-0.445700",
+        framing("Box+left")
+    );
+    let reply = post("requests.xml", body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let id = reply
+        .body
+        .split("<service_request_id>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    let request = get_request(&base, &id).await;
+    assert_eq!(request["service_code"], "recycling", "{request}");
+    assert_eq!(request["address_id"], "100021445103", "{request}");
+
+    // A pin in a field 200 m away, in both formats: kept for staff to place (FixMyStreet would
+    // resend a refusal for ever), "investigating" meanwhile, the pin shown back.
+    let mut unplaced = Vec::new();
     for path in ["requests.json", "requests.xml"] {
         let body = format!(
             "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}&service_code=refuse\
+             &description=Bin+not+emptied&first_name=Di&email=di%40example.org\
              &lat=51.564200&long=-0.446200"
         );
         let reply = post(path, body).await;
-        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(reply.status, 200, "{}", reply.body);
         assert!(
-            reply
-                .body
-                .contains("No property we collect from is within 50 m of the pin"),
+            reply.body.contains("our staff will look at it"),
             "{}",
             reply.body
         );
+        let id = if path.ends_with(".json") {
+            reply.json()[0]["service_request_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        } else {
+            reply
+                .body
+                .split("<service_request_id>")
+                .nth(1)
+                .and_then(|rest| rest.split('<').next())
+                .unwrap()
+                .to_owned()
+        };
+        unplaced.push(id);
+    }
+    let xml = http::get(&format!("{base}/requests/{}.xml", unplaced[1]), None).await;
+    assert!(
+        xml.body.contains("<status>investigating</status>"),
+        "{}",
+        xml.body
+    );
+    assert!(xml.body.contains("<lat>51.5642</lat>"), "{}", xml.body);
+    assert!(!xml.body.contains("<address_id>"), "{}", xml.body);
+    let request = get_request(&base, &unplaced[0]).await;
+    assert_eq!(request["status"], "investigating", "{request}");
+    assert!(request["address_id"].is_null(), "{request}");
+    assert!(
+        request["status_notes"]
+            .as_str()
+            .unwrap()
+            .contains("within 50 m of where you put the pin"),
+        "{request}"
+    );
+    // Staff find the address; the report is then decided there and the resident told.
+    let place = |id: String, body: &'static str| {
+        let url = format!("http://{}/api/v1/reports/{id}/place", gateway.http_addr);
+        async move {
+            http::request(
+                "POST",
+                &url,
+                Some(ADMIN),
+                Some("application/json"),
+                body.as_bytes().to_vec(),
+            )
+            .await
+        }
+    };
+    let placed = place(unplaced[0].clone(), r#"{"uprn": 100021445103}"#).await;
+    assert_eq!(placed.status, 200, "{}", placed.body);
+    assert_eq!(placed.json()["uprn"], 100_021_445_103u64);
+    let request = get_request(&base, &unplaced[0]).await;
+    assert_eq!(request["address_id"], "100021445103", "{request}");
+    assert_ne!(request["status"], "investigating", "{request}");
+    let again = place(unplaced[0].clone(), r#"{"uprn": 100021445103}"#).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let nowhere = place(unplaced[1].clone(), r#"{"uprn": 100021999999}"#).await;
+    assert_eq!(nowhere.status, 422, "{}", nowhere.body);
+    // The one still to place is what staff's list of unplaced reports shows.
+    let waiting = http::get(
+        &format!("http://{}/api/v1/reports?unplaced=true", gateway.http_addr),
+        Some(ADMIN),
+    )
+    .await
+    .json();
+    let waiting: Vec<&str> = waiting
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(waiting, vec![unplaced[1].as_str()]);
+    gateway.stop().await;
+}
+
+/// The form FixMyStreet's `send_service_request` posts for a waste report, in its field names:
+/// its framed description, the pin to six places, `attribute[uprn]` and its own id.
+fn fixmystreet_report(uprn: u64, first_name: &str, email: &str) -> String {
+    format!(
+        "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}&service_code=refuse\
+         &description=title%3A+Bin+not+emptied%0A%0Adetail%3A+Left+on+the+kerb%0A%0Aurl%3A+\
+         https%3A%2F%2Fwww.fixmystreet.com%2Freport%2F4242%0A%0ASubmitted+via+FixMyStreet%0A\
+         &first_name={first_name}&last_name=Other&email={email}&phone=07700+900123\
+         &lat=51.562400&long=-0.445700&attribute%5Buprn%5D={uprn}\
+         &attribute%5Bfixmystreet_id%5D=4242"
+    )
+}
+
+/// The form FixMyStreet's `post_service_request_update` posts for a resident's comment: its
+/// comment id as `update_id`, the status upper-cased, a W3CDTF time, `last_name` `-`.
+fn fixmystreet_comment(request_id: &str, update_id: u32) -> String {
+    format!(
+        "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}\
+         &updated_datetime=2026-11-25T10%3A05%3A00%2B00%3A00&service_request_id={request_id}\
+         &status=OPEN&description=Still+not+emptied&last_name=-&first_name=Bo\
+         &email=bo%40example.org&update_id={update_id}&account_id=fms-77"
+    )
+}
+
+/// What FixMyStreet sends and reads for items 1, 2 and 5 of its Open311 conventions, in XML and
+/// JSON: two residents reporting one bin (two ids, one return job, both told every step, by id
+/// list and by the updates feed), a comment on each (kept once however often it is resent,
+/// shown to staff and never in public reads), and a return visit the crew could not complete
+/// (an update, not "action scheduled" for ever), then the crew going back and emptying it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixmystreet_second_reporters_comments_and_failed_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = GatewayConfig {
+        data_dir: dir.path().join("store"),
+        ..GatewayConfig::default()
+    };
+    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
+    config.http.listen = ([127, 0, 0, 1], 0).into();
+    config.http.staff_tokens.insert(ADMIN.into(), Role::Admin);
+    config.open311.api_keys = vec![API_KEY.into()];
+    config.open311.jurisdiction_id = Some("hillingdon.gov.uk".into());
+    let gateway = Gateway::start(config).await.unwrap();
+    assert!(gateway.wait_ready(DEADLINE).await);
+    let base = format!("http://{}/open311/v2", gateway.http_addr);
+    let staff = format!("http://{}/api/v1", gateway.http_addr);
+    let imported = http::request(
+        "POST",
+        &format!("{staff}/properties"),
+        Some(ADMIN),
+        Some("text/csv"),
+        REGISTER.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    let cab = FakeDevice::connect("cab-rcv07", gateway.mqtt.1).await;
+    cab.send(vec![
+        round(1, RoundPhase::Started),
+        round(2, RoundPhase::Completed),
+    ])
+    .await;
+    cab.wait_acked(2, DEADLINE).await;
+    wait_for("the round's progress", DEADLINE, || async {
+        let progress = http::get(&format!("{staff}/rounds/{ROUND}/progress"), Some(ADMIN))
+            .await
+            .json();
+        (progress["completed_at"].is_number()).then_some(())
+    })
+    .await;
+    let post = |path: &'static str, body: String| {
+        let base = base.clone();
+        async move {
+            http::request(
+                "POST",
+                &format!("{base}/{path}"),
+                None,
+                Some("application/x-www-form-urlencoded"),
+                body.into_bytes(),
+            )
+            .await
+        }
+    };
+    let xml_value = |body: &str, element: &str| -> String {
+        body.split(&format!("<{element}>"))
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .unwrap_or_else(|| panic!("no {element} in {body}"))
+            .to_owned()
+    };
+
+    // Item 2: two residents report no. 6's bin, in XML and in JSON: two ids, one return job.
+    let reply = post(
+        "requests.xml",
+        fixmystreet_report(100_021_445_103, "Ann", "ann%40example.org"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let first = xml_value(&reply.body, "service_request_id");
+    let reply = post(
+        "requests.json",
+        fixmystreet_report(100_021_445_103, "Bo", "bo%40example.org"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let second = reply.json()[0]["service_request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(first, second);
+    let job = wait_for("the return job on the cab", DEADLINE, || async {
+        cab.downs().into_iter().find_map(|down| match down.body {
+            DownBody::Job(job) => Some(job),
+            _ => None,
+        })
+    })
+    .await;
+    // FixMyStreet's status call: every open report's id in one list, the comma as %2C.
+    let listed = http::get(
+        &format!(
+            "{base}/requests.xml?jurisdiction_id=hillingdon.gov.uk&service_request_id=\
+             {first}%2C{second}"
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(
+        listed.body.matches("<request>").count(),
+        2,
+        "{}",
+        listed.body
+    );
+    assert_eq!(
+        listed
+            .body
+            .matches("<status>action_scheduled</status>")
+            .count(),
+        2,
+        "{}",
+        listed.body
+    );
+
+    // Item 1: a comment on each, in XML and JSON; FixMyStreet resends the first.
+    let reply = post(
+        "servicerequestupdates.xml",
+        fixmystreet_comment(&second, 248),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains(&format!(
+            "<service_request_updates><request_update><update_id>{second}-c0</update_id>\
+             </request_update></service_request_updates>"
+        )),
+        "{}",
+        reply.body
+    );
+    let again = post(
+        "servicerequestupdates.xml",
+        fixmystreet_comment(&second, 248),
+    )
+    .await;
+    assert_eq!(xml_value(&again.body, "update_id"), format!("{second}-c0"));
+    let reply = post(
+        "servicerequestupdates.json",
+        fixmystreet_comment(&first, 249),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()[0]["update_id"], format!("{first}-c0"));
+    let unknown = post(
+        "servicerequestupdates.xml",
+        fixmystreet_comment("MB-999999", 250),
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(
+        unknown.body.contains("<errors><error><code>404</code>"),
+        "{}",
+        unknown.body
+    );
+    // Staff see it with who sent it; public reads never show it.
+    let report = http::get(&format!("{staff}/reports/{second}"), Some(ADMIN))
+        .await
+        .json();
+    let comments = report["comments"].as_array().unwrap();
+    assert_eq!(comments.len(), 1, "{report}");
+    assert_eq!(comments[0]["text"], "Still not emptied");
+    assert_eq!(comments[0]["contact"]["email"], "bo@example.org");
+    assert_eq!(report["contact"]["email"], "bo@example.org", "{report}");
+    assert_eq!(report["linked_to"], first.as_str(), "{report}");
+    for path in [
+        format!("requests/{second}.json"),
+        format!("requests/{second}.xml"),
+        format!("requests.json?service_request_id={first},{second}"),
+    ] {
+        let public = http::get(&format!("{base}/{path}"), None).await;
+        assert_eq!(public.status, 200, "{}", public.body);
+        for private in ["example.org", "Still not emptied", "07700", "Ann", "Bo "] {
+            assert!(!public.body.contains(private), "{path}: {}", public.body);
+        }
+    }
+
+    // Item 5: the crew goes back and finds the way blocked: both residents are told.
+    let blocked = collection(
+        3,
+        100_021_445_103,
+        Outcome::BlockedAccess,
+        Some(job.id.clone()),
+    );
+    cab.send(vec![blocked]).await;
+    cab.wait_acked(3, DEADLINE).await;
+    wait_for(
+        "the failed return to reach both reports",
+        DEADLINE,
+        || async {
+            let listed = http::get(
+                &format!("{base}/requests.json?service_request_id={first}%2C{second}"),
+                None,
+            )
+            .await
+            .json();
+            let statuses: Vec<&str> = listed
+                .as_array()?
+                .iter()
+                .filter_map(|r| r["status"].as_str())
+                .collect();
+            (statuses == ["no_further_action", "no_further_action"]).then_some(())
+        },
+    )
+    .await;
+    let now = chrono::Utc::now();
+    // FixMyStreet's window, as its W3CDTF writes it and URI.pm encodes it.
+    let w3c = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%%2B00:00").to_string();
+    let window = format!(
+        "api_key={API_KEY}&jurisdiction_id=hillingdon.gov.uk&start_date={}&end_date={}",
+        w3c(now - chrono::Duration::hours(2)),
+        w3c(now + chrono::Duration::minutes(1))
+    );
+    let feed = http::get(&format!("{base}/servicerequestupdates.xml?{window}"), None).await;
+    assert_eq!(feed.status, 200, "{}", feed.body);
+    for (id, n) in [(&first, 2), (&second, 1)] {
+        let update = format!(
+            "<update_id>{id}-{n}</update_id><service_request_id>{id}</service_request_id>\
+             <status>no_further_action</status>"
+        );
+        assert!(feed.body.contains(&update), "{update} in {}", feed.body);
+    }
+    assert_eq!(
+        feed.body.matches("access was blocked").count(),
+        2,
+        "{}",
+        feed.body
+    );
+    assert!(!feed.body.contains("Still not emptied"), "{}", feed.body);
+
+    // The crew goes back again on the same job and empties it: both fixed, in the JSON feed.
+    cab.send(vec![collection(
+        4,
+        100_021_445_103,
+        Outcome::Collected,
+        Some(job.id.clone()),
+    )])
+    .await;
+    cab.wait_acked(4, DEADLINE).await;
+    let feed = wait_for("both reports fixed in the feed", DEADLINE, || async {
+        let feed = http::get(&format!("{base}/servicerequestupdates.json?{window}"), None)
+            .await
+            .json();
+        let fixed = feed
+            .as_array()?
+            .iter()
+            .filter(|u| u["status"] == "fixed")
+            .count();
+        (fixed == 2).then_some(feed)
+    })
+    .await;
+    let ids: Vec<&str> = feed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["update_id"].as_str().unwrap())
+        .collect();
+    for expected in [
+        format!("{first}-0"),
+        format!("{first}-1"),
+        format!("{first}-2"),
+        format!("{first}-3"),
+        format!("{second}-0"),
+        format!("{second}-1"),
+        format!("{second}-2"),
+    ] {
+        assert!(ids.contains(&expected.as_str()), "{expected} in {ids:?}");
     }
     gateway.stop().await;
 }

@@ -1,8 +1,9 @@
 //! The gateway's HTTP server: operations (`/healthz`, `/metrics`) and the staff API under
 //! `/api/v1`, which needs a bearer token with a role ([`staff`] for missed bins, [`assets`] for
-//! boilers).
+//! boilers), but for the public bin-day lookup ([`bin_days`]).
 
 pub mod assets;
+pub mod bin_days;
 pub mod staff;
 
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/devices", get(devices))
         .merge(staff::routes())
         .merge(assets::routes())
+        .merge(bin_days::routes())
         .with_state(state.clone())
         .nest(
             "/open311/v2",

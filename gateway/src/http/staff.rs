@@ -20,7 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{authorize, rfc3339, ApiError, AppState};
 use crate::config::Role;
 use crate::missed_bins::{Confirmation, ImportReport, Report, ReportError, RoundProgress};
-use crate::reports::{DeskError, ImportOrStoreError, NewReport};
+use crate::reports::{DeskError, ImportOrStoreError, NewReport, Placing};
 
 /// The largest register CSV accepted in one import.
 const MAX_REGISTER_BYTES: usize = 64 * 1024 * 1024;
@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/rounds/:round/progress", get(round_progress))
         .route("/api/v1/reports", get(list_reports).post(file_report))
         .route("/api/v1/reports/:id", get(report))
+        .route("/api/v1/reports/:id/place", post(place_report))
         .route("/api/v1/unmatched", get(unmatched))
         .route(
             "/api/v1/properties",
@@ -117,7 +118,7 @@ fn view(state: &AppState, report: Report) -> ReportView {
     let address = state.desk.with_missed(|missed| {
         missed
             .register()
-            .get(report.uprn)
+            .get(report.uprn?)
             .map(|p| p.address.clone())
     });
     ReportView {
@@ -134,6 +135,8 @@ struct ListQuery {
     since: Option<NaiveDate>,
     /// Only reports in this status (`open`, `in_progress`, `closed`, `rejected`, `refused`).
     status: Option<String>,
+    /// `true`: only reports whose location named no property, waiting to be placed.
+    unplaced: Option<bool>,
 }
 
 async fn list_reports(
@@ -155,6 +158,9 @@ async fn list_reports(
     let mut reports = blocking(move || desk.reports_since(since)).await?;
     if let Some(status) = &query.status {
         reports.retain(|report| report.status.as_str() == status);
+    }
+    if let Some(unplaced) = query.unplaced {
+        reports.retain(|report| report.uprn.is_none() == unplaced);
     }
     Ok(Json(
         reports
@@ -206,6 +212,35 @@ async fn file_report(
     let now = state.clock.now_ms();
     let report = blocking(move || desk.file(new, now)).await?;
     Ok((StatusCode::CREATED, Json(view(&state, report))))
+}
+
+/// Where staff found an unplaced report's property.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlaceReport {
+    uprn: u64,
+}
+
+/// Places a report whose location named no property (a resident's pin far from any) on the
+/// property staff found: decided there as if filed so. `409` if it already has one.
+async fn place_report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<PlaceReport>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ReportView>, ApiError> {
+    authorize(&state, &headers, Role::Supervisor)?;
+    let Json(body) = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let desk = state.desk.clone();
+    let now = state.clock.now_ms();
+    match blocking(move || desk.place(&id, body.uprn, now)).await? {
+        Placing::Placed(report) => Ok(Json(view(&state, report))),
+        Placing::AlreadyPlaced(_) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the report already has a property",
+        )),
+        Placing::NoSuchReport => Err(ApiError::new(StatusCode::NOT_FOUND, "no such report")),
+    }
 }
 
 async fn import_properties(

@@ -10,12 +10,16 @@
 //! - [`matching`]: a confirmation to a property, by UPRN or nearest position.
 //! - [`evidence`]: what crews recorded, by property and local day; idempotent.
 //! - [`rules`]: refused, rejected with evidence, or accepted.
-//! - [`report`]: a report's statuses and transitions; [`notes`]: them in plain English.
-//! - [`round_progress`]: a round's day for supervisors.
+//! - [`report`]: a report's statuses and transitions; [`notes`]: them in plain English;
+//!   [`comment`]: what residents send on about their reports.
+//! - [`round_progress`]: a round's day for supervisors; [`bin_days`]: a property's bin days
+//!   for residents.
 //!
 //! [`MissedBins`] holds the register, the evidence and the calendar together for the gateway.
 
+pub mod bin_days;
 pub mod calendar;
+pub mod comment;
 pub mod evidence;
 pub mod import;
 pub mod matching;
@@ -32,6 +36,7 @@ use chrono::NaiveDate;
 use proto::{Collection, Job, JobKind, Position, ReturnCollectionJob, RoundEvent, TimestampMs};
 
 pub use calendar::CouncilCalendar;
+pub use comment::{Comment, CommentAdded, NewComment};
 pub use evidence::{Confirmation, EvidenceIndex, EvidenceRef};
 pub use import::{ImportError, ImportReport, RowError};
 pub use matching::{
@@ -48,7 +53,8 @@ pub use schedule::{Frequency, Schedule};
 /// Persistence and dispatch stay with the caller: it stores the register and reports, replays
 /// stored collection and round records through the `observe_*` methods at start-up (observing a
 /// record twice changes nothing), publishes return jobs, and enforces one report per
-/// [`ReportKey`] with an atomic insert-if-absent in its store. That check belongs with the store
+/// [`ReportKey`] (a case, to which later reports of it are linked) with an atomic insert in its
+/// store. That check belongs with the store
 /// because several gateway replicas may share one.
 #[derive(Debug)]
 pub struct MissedBins {
@@ -158,8 +164,8 @@ impl MissedBins {
     }
 
     /// Files a resident's report at `now` under the id `id`: decided and ready to store. When
-    /// [`Report::key`] is `Some` and the store already holds a report under that key, the caller
-    /// returns the stored one instead (a duplicate). An open report awaits
+    /// [`Report::key`] is `Some` and the store already holds a report under that key, the store
+    /// links this one to it instead ([`Report::link_to`]). An open report awaits
     /// [`Report::dispatch`] once its return job ([`Self::return_job`]) is published.
     pub fn file_report(
         &self,
@@ -178,10 +184,12 @@ impl MissedBins {
         job_id: String,
         now: TimestampMs,
     ) -> Result<Job, ReportError> {
+        // An unplaced report has no property, so no return job (UPRN 0 is no one's).
+        let uprn = report.uprn.unwrap_or_default();
         let property = self
             .register
-            .get(report.uprn)
-            .ok_or(ReportError::UnknownProperty { uprn: report.uprn })?;
+            .get(uprn)
+            .ok_or(ReportError::UnknownProperty { uprn })?;
         let next_working_day = self
             .calendar
             .add_working_days(self.calendar.local_date(now), 1);
@@ -314,7 +322,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        report.dispatch(job.id.clone(), ms(24, 9, 31)).unwrap();
+        report
+            .dispatch(job.id.clone(), None, ms(24, 9, 31))
+            .unwrap();
 
         // The crew returns and confirms the job.
         let observed = mb.observe_collection(

@@ -49,14 +49,52 @@ fn note(report: &Report, transition: &Transition, calendar: &CouncilCalendar) ->
                 None => accepted,
             }
         }
-        Reason::ReturnJobDispatched { .. } => format!(
-            "A crew was sent to collect your {bin} at {}.",
-            when(transition.at, calendar)
+        Reason::ReturnJobDispatched { due, .. } => {
+            let sent = format!(
+                "A crew was sent to collect your {bin} at {}.",
+                when(transition.at, calendar)
+            );
+            match due {
+                Some(due) => format!(
+                    "{sent} It should be emptied by {}; we will tell you when it has been.",
+                    deadline(*due, calendar)
+                ),
+                None => sent,
+            }
+        }
+        Reason::ReturnNotCompleted { outcome, at } => format!(
+            "Our crew went back at {} but could not empty it: they recorded that {}. We will not \
+             go back again before your next collection day; please put your {bin} out then, or \
+             contact us if it cannot wait.",
+            when(*at, calendar),
+            outcome_phrase(*outcome, bin)
         ),
         Reason::Collected { at } => format!(
             "Our crew collected your {bin} at {}. This report is now closed.",
             when(*at, calendar)
         ),
+        Reason::Unplaced { reach_m } => format!(
+            "We could not find a property we collect from within {reach_m} m of where you put \
+             the pin, so a member of our staff will look at your report, find the address and \
+             tell you what happens next. You do not need to report it again."
+        ),
+        Reason::Linked { case, .. } => {
+            let day = report
+                .collection_day
+                .map_or_else(|| "your collection day".to_owned(), day_name);
+            let linked = format!(
+                "Your {bin} not collected on {day} had already been reported, so we have added \
+                 your report to that one: you will hear of every step."
+            );
+            match &case.reason {
+                // The case's own words, unless it is the earlier report's acceptance, which
+                // would repeat what this sentence says.
+                Reason::Accepted { .. } => {
+                    format!("{linked} We will send a crew back for it.")
+                }
+                _ => format!("{linked} {}", note(report, case, calendar)),
+            }
+        }
     }
 }
 
@@ -98,7 +136,7 @@ fn refusal_note(refusal: &Refusal, bin: &str, calendar: &CouncilCalendar) -> Str
 }
 
 /// What residents call each bin.
-fn bin_name(stream: BinStream) -> &'static str {
+pub fn bin_name(stream: BinStream) -> &'static str {
     match stream {
         BinStream::Refuse => "general waste bin",
         BinStream::Recycling => "recycling bin",
@@ -131,6 +169,16 @@ fn when(at: TimestampMs, calendar: &CouncilCalendar) -> String {
     format!(
         "{} on {}",
         local.format("%H:%M"),
+        day_name(local.date_naive())
+    )
+}
+
+/// "5pm on Wednesday 25 November", local time: how a due time reads.
+fn deadline(at: TimestampMs, calendar: &CouncilCalendar) -> String {
+    let local = calendar.local(at);
+    format!(
+        "{} on {}",
+        clock(local.time()),
         day_name(local.date_naive())
     )
 }
@@ -278,7 +326,7 @@ mod tests {
             ms(2026, 11, 24, 18, 0),
         );
         report
-            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 18, 1))
+            .dispatch("J-1".to_owned(), None, ms(2026, 11, 24, 18, 1))
             .unwrap();
         report
             .close(
@@ -301,6 +349,44 @@ mod tests {
         assert_eq!(
             notes[2],
             "Our crew collected your general waste bin at 11:05 on Wednesday 25 November. This report is now closed."
+        );
+    }
+
+    #[test]
+    fn a_dispatch_says_by_when_and_a_failed_return_what_next() {
+        let cal = CouncilCalendar::default();
+        let mut report = file(
+            Decision::Accepted {
+                collection_day: date(2026, 11, 24),
+                crew_recorded_collected: None,
+            },
+            ms(2026, 11, 24, 18, 0),
+        );
+        report
+            .dispatch(
+                "J-1".to_owned(),
+                Some(cal.round_end_on(date(2026, 11, 25))),
+                ms(2026, 11, 24, 18, 1),
+            )
+            .unwrap();
+        let mut blocked = evidence(Outcome::BlockedAccess, ms(2026, 11, 25, 10, 5), 2);
+        blocked.job = Some("J-1".into());
+        report
+            .return_not_completed(&blocked, ms(2026, 11, 25, 10, 5))
+            .unwrap();
+        let notes = report.status_notes(&cal);
+        assert_eq!(
+            notes[1],
+            "A crew was sent to collect your general waste bin at 18:01 on Tuesday 24 November. \
+             It should be emptied by 5pm on Wednesday 25 November; we will tell you when it has \
+             been."
+        );
+        assert_eq!(
+            notes[2],
+            "Our crew went back at 10:05 on Wednesday 25 November but could not empty it: they \
+             recorded that they could not get to your general waste bin: access was blocked. We \
+             will not go back again before your next collection day; please put your general \
+             waste bin out then, or contact us if it cannot wait."
         );
     }
 

@@ -6,8 +6,15 @@
 //!            ┌─ Refused   (outside the window; final)
 //! filed ─────┼─ Rejected  (the crew recorded why; final)
 //!            └─ Open ──dispatch──> InProgress ──collected──> Closed
-//!                 └───────────────collected─────────────────┘
+//!                 │                   │                        ▲
+//!                 │                   └─not done on the job──> Rejected ──job collected──┘
+//!                 └───────────────collected────────────────────┘
 //! ```
+//!
+//! A second report of a bin already reported (the same [`ReportKey`]) is still a report of its
+//! own, with its own id and its resident's contact details, but it is *linked* to the first, the
+//! case ([`Report::link_to`]): it starts in the case's status and then follows every step of the
+//! case ([`Report::follow`]), so one return job serves both and both residents hear of each step.
 
 use std::fmt;
 
@@ -15,7 +22,9 @@ use chrono::NaiveDate;
 use proto::{BinStream, Outcome, TimestampMs};
 use serde::{Deserialize, Serialize};
 
+use super::comment::Comment;
 use super::evidence::{Confirmation, EvidenceRef};
+use super::register::LatLon;
 use super::rules::{Decision, Refusal, ReportRequest};
 
 /// Where a report stands.
@@ -118,11 +127,36 @@ pub enum Reason {
     ReturnJobDispatched {
         /// The job's id.
         job: String,
+        /// When the crew is to have done it by (UTC ms); absent in reports from before it was
+        /// kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<TimestampMs>,
+    },
+    /// The crew went back on the return job but could not empty the bin, and recorded why.
+    ReturnNotCompleted {
+        /// What the crew found.
+        outcome: Outcome,
+        /// When the crew recorded it (UTC ms).
+        at: TimestampMs,
     },
     /// A crew confirmed the bin emptied.
     Collected {
         /// When (UTC ms).
         at: TimestampMs,
+    },
+    /// The location named no property we collect from (a pin in a park, say): kept open for
+    /// staff to find the property, rather than refused.
+    Unplaced {
+        /// How far from the pin we looked, in whole metres.
+        reach_m: u32,
+    },
+    /// The report was added to a report of the same bin already made (the case), which was
+    /// then as `case` says.
+    Linked {
+        /// The case's id.
+        to: String,
+        /// The case's latest transition when this report was added to it.
+        case: Box<Transition>,
     },
 }
 
@@ -168,8 +202,12 @@ pub enum TransitionError {
 pub struct Report {
     /// The report's id, as the gateway issued it (the Open311 `service_request_id`).
     pub id: String,
-    /// The property.
-    pub uprn: u64,
+    /// The property; none for a report whose location named no property, which waits for staff
+    /// to place it ([`Report::unplaced`]).
+    pub uprn: Option<u64>,
+    /// Where the resident put the pin, kept for staff when it named no property.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<LatLon>,
     /// The bin.
     pub stream: BinStream,
     /// The collection day it is about; none when refused for a reason that has no day.
@@ -190,7 +228,24 @@ pub struct Report {
     /// The resident's words, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The case this report was added to, when its bin had already been reported: it then has no
+    /// return job of its own and follows the case's transitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_to: Option<String>,
+    /// The reports added to this one (other residents reporting the same bin), oldest first, at
+    /// most [`MAX_LINKED`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked: Vec<String>,
+    /// What residents sent on about it through their front end, oldest first, at most
+    /// [`super::comment::MAX_COMMENTS`]; for staff only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<Comment>,
 }
+
+/// The most reports one case takes in. Every change of a case is written to each of them, so
+/// the number is bounded whatever residents send; a report beyond it is answered with the case
+/// itself, as before linking existed.
+pub const MAX_LINKED: usize = 100;
 
 impl Report {
     /// A report filed at `now` with the rules' decision: refused, rejected, or open.
@@ -226,7 +281,8 @@ impl Report {
         };
         Self {
             id,
-            uprn: request.uprn,
+            uprn: Some(request.uprn),
+            pin: None,
             stream: request.stream,
             collection_day,
             created_at: now,
@@ -235,6 +291,107 @@ impl Report {
             job_id: None,
             contact: None,
             description: None,
+            linked_to: None,
+            linked: Vec::new(),
+            comments: Vec::new(),
+        }
+    }
+
+    /// A report whose location named no property: open, for staff to place
+    /// ([`Self::place`]), with the resident's pin kept. No return job is sent for it meanwhile.
+    pub fn unplaced(
+        id: String,
+        stream: BinStream,
+        pin: Option<LatLon>,
+        reach_m: f64,
+        now: TimestampMs,
+    ) -> Self {
+        let transition = Transition {
+            at: now,
+            status: ReportStatus::Open,
+            reason: Reason::Unplaced {
+                // A setting of tens of metres: whole metres say it.
+                reach_m: reach_m.clamp(0.0, f64::from(u32::MAX)).round() as u32,
+            },
+            evidence: None,
+        };
+        Self {
+            id,
+            uprn: None,
+            pin,
+            stream,
+            collection_day: None,
+            created_at: now,
+            status: transition.status,
+            history: vec![transition],
+            job_id: None,
+            contact: None,
+            description: None,
+            linked_to: None,
+            linked: Vec::new(),
+            comments: Vec::new(),
+        }
+    }
+
+    /// Places an unplaced report on property `uprn` at `now` with the rules' `decision` for it
+    /// there, as if it had been filed so: refused, rejected with the crew's evidence, or open for
+    /// a return job. False, changing nothing, when the report already has a property.
+    pub fn place(&mut self, uprn: u64, decision: Decision, now: TimestampMs) -> bool {
+        if self.uprn.is_some() {
+            return false;
+        }
+        let request = ReportRequest {
+            uprn,
+            stream: self.stream,
+        };
+        let filed = Report::file(self.id.clone(), &request, decision, now);
+        self.uprn = Some(uprn);
+        self.collection_day = filed.collection_day;
+        // The decision's own transition: its words (accepted, too late, the crew's record) are
+        // what the resident needs; that staff placed it shows in the history before it.
+        for transition in filed.history {
+            self.push(transition);
+        }
+        true
+    }
+
+    /// Makes this newly filed (or newly placed) report one of `case`'s, a report of the same
+    /// bin made earlier:
+    /// it takes the case's status now, with a transition saying so, and `case` lists it. False,
+    /// changing nothing, when `case` already has [`MAX_LINKED`] reports or is itself linked.
+    pub fn link_to(&mut self, case: &mut Report) -> bool {
+        let Some(latest) = case.history.last() else {
+            return false;
+        };
+        if case.linked.len() >= MAX_LINKED || case.linked_to.is_some() {
+            return false;
+        }
+        let transition = Transition {
+            at: self.created_at,
+            status: case.status,
+            reason: Reason::Linked {
+                to: case.id.clone(),
+                case: Box::new(latest.clone()),
+            },
+            evidence: latest.evidence.clone(),
+        };
+        // The transition the rules decided (the only one of a report just filed, the last of
+        // one staff have just placed) gives way to the case's.
+        self.history.pop();
+        self.push(transition);
+        self.collection_day = case.collection_day;
+        self.job_id = None;
+        self.linked_to = Some(case.id.clone());
+        case.linked.push(self.id.clone());
+        true
+    }
+
+    /// Takes the case's latest `transition` (this report being one of its linked ones): the
+    /// same status, reason and evidence, so the resident hears what the case's resident hears.
+    /// Taking the same transition twice changes nothing.
+    pub fn follow(&mut self, transition: &Transition) {
+        if self.history.last() != Some(transition) {
+            self.push(transition.clone());
         }
     }
 
@@ -244,7 +401,7 @@ impl Report {
         match (self.status, self.collection_day) {
             (ReportStatus::Refused, _) | (_, None) => None,
             (_, Some(collection_day)) => Some(ReportKey {
-                uprn: self.uprn,
+                uprn: self.uprn?,
                 stream: self.stream,
                 collection_day,
             }),
@@ -256,30 +413,92 @@ impl Report {
         matches!(self.status, ReportStatus::Open | ReportStatus::InProgress)
     }
 
-    /// Records that return job `job` was sent to a crew at `at`. Allowed when open, and again
-    /// when in progress (the job was reassigned to another crew).
-    pub fn dispatch(&mut self, job: String, at: TimestampMs) -> Result<(), TransitionError> {
+    /// Records that return job `job`, due by `due`, was sent to a crew at `at`. Allowed when
+    /// open, and again when in progress (the job was reassigned to another crew).
+    pub fn dispatch(
+        &mut self,
+        job: String,
+        due: Option<TimestampMs>,
+        at: TimestampMs,
+    ) -> Result<(), TransitionError> {
         self.check(ReportStatus::InProgress)?;
         self.job_id = Some(job.clone());
         self.push(Transition {
             at,
             status: ReportStatus::InProgress,
-            reason: Reason::ReturnJobDispatched { job },
+            reason: Reason::ReturnJobDispatched { job, due },
             evidence: None,
         });
         Ok(())
+    }
+
+    /// Whether `confirmation` is the crew's record of this report's return job not done: the
+    /// report is in progress and the crew recorded, on its job, anything but `collected`
+    /// (access blocked, the bin not out, …).
+    pub fn return_failed_by(&self, confirmation: &Confirmation) -> bool {
+        self.status == ReportStatus::InProgress
+            && confirmation.outcome != Outcome::Collected
+            && self.job_id.is_some()
+            && confirmation.job == self.job_id
+    }
+
+    /// Closes the report as rejected at `now` with the crew's record of its return job not done
+    /// ([`Self::return_failed_by`]): nothing more will happen before the next collection day,
+    /// and the resident is told why. Without this the report would stay in progress for ever.
+    /// A later record of the same job emptied still closes it ([`Self::should_close`]).
+    pub fn return_not_completed(
+        &mut self,
+        confirmation: &Confirmation,
+        now: TimestampMs,
+    ) -> Result<(), TransitionError> {
+        if !self.return_failed_by(confirmation) {
+            return Err(TransitionError::NotEvidence {
+                id: self.id.clone(),
+                evidence: confirmation.evidence.clone(),
+            });
+        }
+        self.push(Transition {
+            at: now.max(confirmation.at),
+            status: ReportStatus::Rejected,
+            reason: Reason::ReturnNotCompleted {
+                outcome: confirmation.outcome,
+                at: confirmation.at,
+            },
+            evidence: Some(confirmation.evidence.clone()),
+        });
+        Ok(())
+    }
+
+    /// Whether the report was rejected on its return visit (rather than when it was filed):
+    /// the crew may still go back on the same job and empty the bin.
+    fn rejected_on_return(&self) -> bool {
+        self.status == ReportStatus::Rejected
+            && self
+                .history
+                .last()
+                .is_some_and(|t| matches!(t.reason, Reason::ReturnNotCompleted { .. }))
     }
 
     /// Whether this confirmation closes the report: the report is open or in progress, the crew
     /// recorded `collected`, and the confirmation answers the report's return job, or is for the
     /// report's property and bin and recorded after the report was filed (a crew passing by on
     /// its next round, or picking the bin up without the job).
+    ///
+    /// A report rejected on its return visit ([`Self::return_not_completed`]) is closed by a
+    /// later record of the same job emptied: the crew went back again.
     pub fn should_close(&self, confirmation: &Confirmation) -> bool {
-        if !self.is_open() || confirmation.outcome != Outcome::Collected {
+        if confirmation.outcome != Outcome::Collected {
             return false;
         }
         let answers_job = self.job_id.is_some() && confirmation.job == self.job_id;
-        let same_bin_since = confirmation.uprn() == Some(self.uprn)
+        if self.rejected_on_return() {
+            return answers_job;
+        }
+        if !self.is_open() {
+            return false;
+        }
+        let same_bin_since = self.uprn.is_some()
+            && confirmation.uprn() == self.uprn
             && confirmation.stream == self.stream
             && confirmation.at > self.created_at;
         answers_job || same_bin_since
@@ -314,7 +533,8 @@ impl Report {
 
     fn check(&self, to: ReportStatus) -> Result<(), TransitionError> {
         let legal = match to {
-            ReportStatus::InProgress | ReportStatus::Closed => self.is_open(),
+            ReportStatus::InProgress => self.is_open(),
+            ReportStatus::Closed => self.is_open() || self.rejected_on_return(),
             // Refusals, rejections and openings only happen when a report is filed.
             ReportStatus::Open | ReportStatus::Refused | ReportStatus::Rejected => false,
         };
@@ -392,7 +612,7 @@ mod tests {
         let mut report = accepted(ms(2026, 11, 24, 18, 0));
         assert_eq!(report.status, ReportStatus::Open);
         report
-            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 18, 1))
+            .dispatch("J-1".to_owned(), None, ms(2026, 11, 24, 18, 1))
             .unwrap();
         assert_eq!(report.status, ReportStatus::InProgress);
         // An earlier confirmation for another job does not close it.
@@ -424,7 +644,7 @@ mod tests {
             })
         ));
         assert!(report
-            .dispatch("J-2".to_owned(), ms(2026, 11, 26, 8, 0))
+            .dispatch("J-2".to_owned(), None, ms(2026, 11, 26, 8, 0))
             .is_err());
     }
 
@@ -477,7 +697,7 @@ mod tests {
             Some(EvidenceRef::new("cab-rcv07#2"))
         );
         assert!(rejected
-            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 9, 1))
+            .dispatch("J-1".to_owned(), None, ms(2026, 11, 24, 9, 1))
             .is_err());
         let later = confirmation(3, Outcome::Collected, ms(2026, 12, 1, 9, 0), None);
         assert!(!rejected.should_close(&later));
@@ -494,7 +714,7 @@ mod tests {
         );
         assert_eq!(refused.collection_day, None);
         let err = refused
-            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 9, 1))
+            .dispatch("J-1".to_owned(), None, ms(2026, 11, 24, 9, 1))
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -537,15 +757,60 @@ mod tests {
     fn redispatch_keeps_the_report_in_progress_with_the_new_job() {
         let mut report = accepted(ms(2026, 11, 24, 18, 0));
         report
-            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 18, 1))
+            .dispatch("J-1".to_owned(), None, ms(2026, 11, 24, 18, 1))
             .unwrap();
         report
-            .dispatch("J-2".to_owned(), ms(2026, 11, 25, 8, 0))
+            .dispatch("J-2".to_owned(), None, ms(2026, 11, 25, 8, 0))
             .unwrap();
         assert_eq!(report.job_id.as_deref(), Some("J-2"));
         assert_eq!(report.history.len(), 3);
         let old_job = confirmation(7, Outcome::Collected, ms(2026, 11, 24, 17, 30), Some("J-1"));
         assert!(!report.should_close(&old_job));
+    }
+
+    #[test]
+    fn a_return_visit_not_completed_rejects_the_report_until_the_job_is_done() {
+        let mut report = accepted(ms(2026, 11, 24, 18, 0));
+        let blocked_on = |job: Option<&str>| {
+            confirmation(8, Outcome::BlockedAccess, ms(2026, 11, 25, 10, 5), job)
+        };
+        // Only on its own job, once dispatched.
+        assert!(!report.return_failed_by(&blocked_on(Some("J-1"))));
+        report
+            .dispatch(
+                "J-1".to_owned(),
+                Some(ms(2026, 11, 25, 17, 0)),
+                ms(2026, 11, 24, 18, 1),
+            )
+            .unwrap();
+        assert!(!report.return_failed_by(&blocked_on(None)));
+        assert!(!report.return_failed_by(&blocked_on(Some("J-0"))));
+        let blocked = blocked_on(Some("J-1"));
+        report
+            .return_not_completed(&blocked, ms(2026, 11, 25, 10, 6))
+            .unwrap();
+        assert_eq!(report.status, ReportStatus::Rejected);
+        let last = report.history.last().unwrap();
+        assert_eq!(
+            last.reason,
+            Reason::ReturnNotCompleted {
+                outcome: Outcome::BlockedAccess,
+                at: ms(2026, 11, 25, 10, 5)
+            }
+        );
+        assert_eq!(last.evidence, Some(EvidenceRef::new("cab-rcv07#8")));
+        // Once only.
+        assert!(report
+            .return_not_completed(&blocked, ms(2026, 11, 25, 10, 7))
+            .is_err());
+        // The same bin emptied on the next round is no evidence of the job...
+        let next_round = confirmation(9, Outcome::Collected, ms(2026, 12, 1, 9, 0), None);
+        assert!(!report.should_close(&next_round));
+        // ...but the crew going back on the job is.
+        let done = confirmation(10, Outcome::Collected, ms(2026, 11, 25, 14, 0), Some("J-1"));
+        assert!(report.should_close(&done));
+        report.close(&done, done.at).unwrap();
+        assert_eq!(report.status, ReportStatus::Closed);
     }
 
     #[test]
@@ -556,7 +821,7 @@ mod tests {
             ..Contact::default()
         });
         report
-            .dispatch("J-1".to_owned(), ms(2026, 11, 24, 18, 1))
+            .dispatch("J-1".to_owned(), None, ms(2026, 11, 24, 18, 1))
             .unwrap();
         let json = serde_json::to_string(&report).unwrap();
         assert_eq!(serde_json::from_str::<Report>(&json).unwrap(), report);

@@ -69,6 +69,23 @@ pub fn parse_w3c(text: &str, tz: Tz, bound: Bound) -> Result<DateTime<Utc>, Date
         .map_err(|_| DateError)
 }
 
+/// Parses a date-time a client stamped something with (FixMyStreet's `updated_datetime` on a
+/// comment): a W3C date-time as [`parse_w3c`] reads it, or one without an offset, read as the
+/// council's local time. FixMyStreet writes its comment times with Perl's W3CDTF formatter,
+/// which leaves the offset out of a time that has no zone attached.
+pub fn parse_client_time(text: &str, tz: Tz) -> Result<DateTime<Utc>, DateError> {
+    if let Ok(instant) = parse_w3c(text, tz, Bound::Start) {
+        return Ok(instant);
+    }
+    let text = text.trim();
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+        .and_then(|naive| tz.from_local_datetime(&naive).earliest())
+        .map(|local| local.with_timezone(&Utc))
+        .ok_or(DateError)
+}
+
 /// `2026-07-01T07:42:00 01:00` → `2026-07-01T07:42:00+01:00`; anything else unchanged.
 fn restore_plus(text: &str) -> std::borrow::Cow<'_, str> {
     if let Some((head, offset)) = text.rsplit_once(' ') {
@@ -98,6 +115,29 @@ mod tests {
 
     use super::*;
     use chrono_tz::Europe::London;
+
+    #[test]
+    fn client_times_without_an_offset_are_local() {
+        let utc = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        // What FixMyStreet's W3CDTF formatter writes for a zoned and for a floating time.
+        assert_eq!(
+            parse_client_time("2026-07-01T10:05:00+01:00", London).unwrap(),
+            utc("2026-07-01T09:05:00Z")
+        );
+        assert_eq!(
+            parse_client_time("2026-07-01T10:05:00", London).unwrap(),
+            utc("2026-07-01T09:05:00Z")
+        );
+        assert_eq!(
+            parse_client_time("2026-11-25T10:05:00Z", London).unwrap(),
+            utc("2026-11-25T10:05:00Z")
+        );
+        assert!(parse_client_time("yesterday", London).is_err());
+    }
 
     fn utc(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)

@@ -174,6 +174,7 @@ impl From<BackendError> for Open311Error {
             BackendError::UnknownAddress(_) | BackendError::Invalid { .. } => {
                 Self::bad_request(e.to_string())
             }
+            BackendError::UnknownRequest(_) => Self::not_found(e.to_string()),
             BackendError::Unavailable(detail) => {
                 tracing::error!(error = %detail, "open311 backend unavailable");
                 Self {

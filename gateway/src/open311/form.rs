@@ -1,6 +1,7 @@
-//! Reading what clients send: the urlencoded body of `POST requests` and the queries of `GET
-//! requests` and `GET servicerequestupdates`, as (name, value) pairs, into validated
-//! [`NewServiceRequest`]s, [`RequestFilter`]s and [`UpdateSearch`]es. Plain functions over data,
+//! Reading what clients send: the urlencoded bodies of `POST requests` and `POST
+//! servicerequestupdates` and the queries of `GET requests` and `GET servicerequestupdates`, as
+//! (name, value) pairs, into validated [`NewServiceRequest`]s, [`NewRequestUpdate`]s,
+//! [`RequestFilter`]s and [`UpdateSearch`]es. Plain functions over data,
 //! so every rule is tested without HTTP.
 //!
 //! Following the specification's "Optional Arguments": an empty value is the same as no value
@@ -20,12 +21,13 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use proto::BinStream;
 
-use super::dates::{parse_w3c, Bound};
+use super::dates::{parse_client_time, parse_w3c, Bound};
 use super::error::FieldError;
 use super::model::{
-    is_valid_request_id, Contact, LatLong, Location, NewServiceRequest, Open311Status,
-    RequestFilter, RequestSearch, UpdateSearch, DEFAULT_UPDATE_WINDOW_HOURS, MAX_DESCRIPTION_CHARS,
-    MAX_REQUEST_IDS, MAX_RESULTS, MAX_UPDATE_WINDOW_DAYS, MAX_WINDOW_DAYS,
+    is_valid_request_id, Contact, LatLong, Location, NewRequestUpdate, NewServiceRequest,
+    Open311Status, RequestFilter, RequestSearch, UpdateSearch, DEFAULT_UPDATE_WINDOW_HOURS,
+    MAX_DESCRIPTION_CHARS, MAX_REQUEST_IDS, MAX_RESULTS, MAX_UPDATE_WINDOW_DAYS, MAX_WINDOW_DAYS,
+    MISSED_COLLECTION_CODE,
 };
 
 /// Form or query fields in the order they came.
@@ -80,11 +82,120 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// How the missed-collection service's bin attribute
+/// ([`super::model::MISSED_COLLECTION_ATTRIBUTE`]) arrives in a form.
+const STREAM_ATTRIBUTE_FIELD: &str = "attribute[service_id]";
+
 /// The call that creates a request, as named in api_key errors.
 pub const CREATE_REQUEST: &str = "create_request";
 
 /// The call that lists updates, as named in api_key errors.
 pub const GET_UPDATES: &str = "get_service_request_updates";
+
+/// The call that posts a comment, as named in api_key errors.
+pub const POST_UPDATE: &str = "post_service_request_update";
+
+/// The longest `status` word kept from a comment (FixMyStreet's longest is
+/// `NOT_COUNCILS_RESPONSIBILITY`).
+const MAX_STATUS_CHARS: usize = 40;
+
+/// Validates FixMyStreet's `POST servicerequestupdates` fields into a comment, reporting every
+/// problem at once. What it sends: `service_request_id`, `update_id` (its comment's id),
+/// `description`, `status` (upper case), `updated_datetime`, `first_name`, `last_name` (`-` when
+/// it has none), `email`, `phone`, `media_url`, `account_id`, with `api_key` and
+/// `jurisdiction_id` (checked before); others (`title`, `email_alerts_requested`,
+/// `public_anonymity_required`, `service_request_id_ext`…) are ignored.
+pub fn new_update(pairs: &[(String, String)], tz: Tz) -> Result<NewRequestUpdate, Vec<FieldError>> {
+    let fields = Fields { pairs };
+    let mut errors = Vec::new();
+    let mut take = |result: Result<Option<String>, FieldError>| match result {
+        Ok(value) => value,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let request_id = take(text(&fields, "service_request_id", MAX_ID_CHARS));
+    let client_update_id = take(text(&fields, "update_id", MAX_ID_CHARS));
+    let description = take(description(&fields));
+    let status = take(text(&fields, "status", MAX_STATUS_CHARS));
+    let updated = take(text(&fields, "updated_datetime", MAX_ID_CHARS));
+    // FixMyStreet sends `-` for a resident it knows by one name only.
+    let last_name = take(text(&fields, "last_name", MAX_NAME_CHARS)).filter(|name| name != "-");
+    let contact = Contact {
+        email: take(email(&fields)),
+        first_name: take(text(&fields, "first_name", MAX_NAME_CHARS)),
+        last_name,
+        phone: take(phone(&fields)),
+        account_id: take(text(&fields, "account_id", MAX_ID_CHARS)),
+        device_id: None,
+    };
+    let media_url = match media_urls(&fields) {
+        Ok(urls) if urls.len() > 1 => {
+            errors.push(FieldError::Repeated { field: "media_url" });
+            None
+        }
+        Ok(urls) => urls.into_iter().next(),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let status = status.and_then(|status| {
+        if status
+            .bytes()
+            .all(|b| b.is_ascii_alphabetic() || b == b'_' || b == b' ')
+        {
+            Some(status.to_ascii_uppercase())
+        } else {
+            errors.push(FieldError::invalid(
+                "status",
+                "must be a status word such as OPEN, CLOSED or FIXED",
+            ));
+            None
+        }
+    });
+    let updated = updated.and_then(|text| match parse_client_time(&text, tz) {
+        Ok(at) => Some(at),
+        Err(e) => {
+            errors.push(FieldError::invalid("updated_datetime", e.to_string()));
+            None
+        }
+    });
+    let request_id = match request_id {
+        Some(id) if is_valid_request_id(&id) => Some(id),
+        Some(_) => {
+            errors.push(FieldError::invalid(
+                "service_request_id",
+                "is not one of ours: ids are letters, digits, - and _",
+            ));
+            None
+        }
+        None => {
+            errors.push(FieldError::Missing {
+                field: "service_request_id",
+            });
+            None
+        }
+    };
+    if description.is_none() && media_url.is_none() {
+        errors.push(FieldError::Missing {
+            field: "description",
+        });
+    }
+    match request_id {
+        Some(request_id) if errors.is_empty() => Ok(NewRequestUpdate {
+            request_id,
+            client_update_id,
+            description,
+            status,
+            updated,
+            contact,
+            media_url,
+        }),
+        _ => Err(errors),
+    }
+}
 
 /// The `api_key` that `call` ([`CREATE_REQUEST`] or [`GET_UPDATES`]) needs: 403 when absent, as
 /// the specification says.
@@ -117,6 +228,29 @@ pub fn new_request(pairs: &[(String, String)]) -> Result<NewServiceRequest, Vec<
     let fields = Fields { pairs };
     let mut errors = Vec::new();
     let stream = match fields.single("service_code") {
+        // The one missed-collection service: the bin is in its attribute.
+        Ok(Some(MISSED_COLLECTION_CODE)) => match fields.single(STREAM_ATTRIBUTE_FIELD) {
+            Ok(Some(code)) => {
+                let stream = BinStream::parse(code);
+                if stream.is_none() {
+                    errors.push(FieldError::invalid(
+                        STREAM_ATTRIBUTE_FIELD,
+                        "must be one of the bin streams' codes (services.json lists them)",
+                    ));
+                }
+                stream
+            }
+            Ok(None) => {
+                errors.push(FieldError::Missing {
+                    field: STREAM_ATTRIBUTE_FIELD,
+                });
+                None
+            }
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
         Ok(Some(code)) => {
             let stream = BinStream::parse(code);
             if stream.is_none() {

@@ -13,7 +13,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::dates::format_w3c;
 use super::error::Open311Error;
-use super::model::{CreatedRequest, RequestUpdate, Service, ServiceRequest, SERVICE_GROUP};
+use super::model::{
+    CreatedRequest, PostedUpdate, RequestUpdate, Service, ServiceRequest, MISSED_COLLECTION,
+    MISSED_COLLECTION_ATTRIBUTE, MISSED_COLLECTION_CODE, SERVICE_GROUP,
+};
 use chrono_tz::Tz;
 
 /// The format a client asked for with the resource's extension.
@@ -117,18 +120,96 @@ pub fn respond(format: Format, status: StatusCode, body: String) -> Response {
 /// The service list; with `waste_only`, every service's keywords end in `waste_only`, which
 /// FixMyStreet's service import reads as "offer this on the waste pages only".
 pub fn services(format: Format, waste_only: bool) -> String {
-    let items: Vec<Item> = Service::all()
+    let mut items: Vec<Item> = Service::all()
         .map(|service| service_item(service, waste_only))
         .collect();
+    items.push(missed_collection_item(waste_only));
     list(format, "services", "service", &items)
 }
 
-fn service_item(service: Service, waste_only: bool) -> Item {
-    let keywords = if waste_only {
-        format!("{}, waste_only", service.keywords)
+fn keywords(base: &str, waste_only: bool) -> String {
+    if waste_only {
+        format!("{base}, waste_only")
     } else {
-        service.keywords.to_owned()
-    };
+        base.to_owned()
+    }
+}
+
+/// The single missed-collection service, whose definition has the bin as an attribute.
+fn missed_collection_item(waste_only: bool) -> Item {
+    let (name, description, words) = MISSED_COLLECTION;
+    vec![
+        ("service_code", MISSED_COLLECTION_CODE.into()),
+        ("service_name", name.into()),
+        ("description", description.into()),
+        ("metadata", Value::Bool(true)),
+        ("type", "realtime".into()),
+        ("keywords", Value::Text(keywords(words, waste_only))),
+        ("group", SERVICE_GROUP.into()),
+    ]
+}
+
+/// The missed-collection service's definition: one required attribute, the bin, a list of the
+/// streams' codes. Its `automated` (FixMyStreet's extension) is `hidden_field`: the waste pages
+/// fill it from the bin the resident picked.
+pub fn missed_collection_definition(format: Format) -> String {
+    let values: Vec<(&str, &str)> = Service::all()
+        .map(|service| (service.code(), service.name))
+        .collect();
+    let description = "The bin that was not emptied";
+    match format {
+        Format::Json => serde_json::json!({
+            "service_code": MISSED_COLLECTION_CODE,
+            "attributes": [{
+                "variable": true,
+                "code": MISSED_COLLECTION_ATTRIBUTE,
+                "datatype": "singlevaluelist",
+                "required": true,
+                "datatype_description": "One of the bin streams' codes",
+                "order": 1,
+                "description": description,
+                "automated": "hidden_field",
+                "values": values
+                    .iter()
+                    .map(|(key, name)| serde_json::json!({"key": key, "name": name}))
+                    .collect::<Vec<_>>(),
+            }],
+        })
+        .to_string(),
+        Format::Xml => {
+            let mut xml = Xml::new("service_definition");
+            xml.fields(&[("service_code", MISSED_COLLECTION_CODE.into())]);
+            xml.open("attributes");
+            xml.open("attribute");
+            xml.fields(&[
+                ("variable", Value::Bool(true)),
+                ("code", MISSED_COLLECTION_ATTRIBUTE.into()),
+                ("datatype", "singlevaluelist".into()),
+                ("required", Value::Bool(true)),
+                (
+                    "datatype_description",
+                    "One of the bin streams' codes".into(),
+                ),
+                ("order", Value::Integer(1)),
+                ("description", description.into()),
+                ("automated", "hidden_field".into()),
+            ]);
+            xml.open("values");
+            for (key, name) in values {
+                xml.open("value");
+                xml.fields(&[("key", key.into()), ("name", name.into())]);
+                xml.close("value");
+            }
+            xml.close("values");
+            xml.close("attribute");
+            xml.close("attributes");
+            xml.finish("service_definition")
+        }
+    }
+}
+
+fn service_item(service: Service, waste_only: bool) -> Item {
+    let keywords = keywords(service.keywords, waste_only);
     vec![
         ("service_code", service.code().into()),
         ("service_name", service.name.into()),
@@ -142,7 +223,7 @@ fn service_item(service: Service, waste_only: bool) -> Item {
     ]
 }
 
-/// A service definition: ours have no attributes (`metadata` is false for every service).
+/// A per-stream service's definition: no attributes (`metadata` is false for each).
 pub fn service_definition(format: Format, service: Service) -> String {
     match format {
         Format::Json => serde_json::json!({
@@ -168,6 +249,14 @@ pub fn created(format: Format, created: &CreatedRequest) -> String {
         ("account_id", created.account_id.clone().into()),
     ];
     list(format, "service_requests", "request", &[item])
+}
+
+/// The answer to `POST servicerequestupdates`: the comment's id, as FixMyStreet reads it
+/// (`<service_request_updates><request_update><update_id>…`; the first `request_update`'s
+/// `update_id`, which must not be empty).
+pub fn posted_update(format: Format, posted: &PostedUpdate) -> String {
+    let item = vec![("update_id", posted.update_id.as_str().into())];
+    list(format, "service_request_updates", "request_update", &[item])
 }
 
 /// Requests, with date-times in the council's offset and `status` in FixMyStreet's extended

@@ -19,7 +19,7 @@ use super::form::{self, Pairs};
 use super::format::{self, Format};
 use super::model::{
     is_valid_request_id, BackendError, Open311Backend, RequestFilter, Service, Settings,
-    UpdateSearch,
+    UpdateSearch, MISSED_COLLECTION_CODE,
 };
 
 /// The largest urlencoded POST body accepted. A maximal report (8,000 four-byte characters,
@@ -74,11 +74,12 @@ pub fn router(
         .route("/requests/:file", get(one_request))
         .route(
             "/servicerequestupdates.json",
-            get(|s, q| list_updates(s, q, Format::Json)),
+            get(|s, q| list_updates(s, q, Format::Json))
+                .post(|s, r| post_update(s, Format::Json, r)),
         )
         .route(
             "/servicerequestupdates.xml",
-            get(|s, q| list_updates(s, q, Format::Xml)),
+            get(|s, q| list_updates(s, q, Format::Xml)).post(|s, r| post_update(s, Format::Xml, r)),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -141,6 +142,9 @@ async fn service_definition(
     };
     let outcome = query.map_err(query_rejection).and_then(|Query(pairs)| {
         check_jurisdiction(&state, &pairs)?;
+        if code == MISSED_COLLECTION_CODE {
+            return Ok(format::missed_collection_definition(format));
+        }
         Service::by_code(code)
             .map(|service| format::service_definition(format, service))
             .ok_or_else(|| {
@@ -179,6 +183,26 @@ async fn create(
         "open311 service request created"
     );
     Ok(format::created(format, &created))
+}
+
+/// FixMyStreet's `POST servicerequestupdates`: a resident's comment on a report, kept for
+/// staff. The api_key first, as for a report.
+async fn post_update(
+    State(state): State<Open311State>,
+    format: Format,
+    request: Request,
+) -> Response {
+    let outcome = async {
+        let pairs = read_fields(request).await?;
+        check_api_key(&state, &pairs, form::POST_UPDATE).await?;
+        check_jurisdiction(&state, &pairs)?;
+        let update = form::new_update(&pairs, state.tz).map_err(Open311Error::from_fields)?;
+        let posted = blocking(&state, move |backend| backend.add_update(update)).await?;
+        tracing::info!(update_id = %posted.update_id, "open311 comment kept");
+        Ok(format::posted_update(format, &posted))
+    }
+    .await;
+    answer(format, outcome)
 }
 
 /// A POST's fields, from `application/x-www-form-urlencoded` (what FixMyStreet sends without

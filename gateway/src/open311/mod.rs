@@ -6,12 +6,13 @@
 //!
 //! | method and path | answer |
 //! |---|---|
-//! | `GET services.json` | one service per bin stream (`refuse`, `recycling`, …), group "Missed bin" |
-//! | `GET services/{code}.json` | the service definition: no attributes (`metadata` is false) |
+//! | `GET services.json` | one service per bin stream (`refuse`, `recycling`, …), group "Missed bin", and `missed_collection` |
+//! | `GET services/{code}.json` | the service definition: no attributes for a stream; `missed_collection` has the bin as `service_id` |
 //! | `POST requests.json` | `[{service_request_id, service_notice, account_id}]`; needs `api_key` |
 //! | `GET requests.json` | reports by `service_request_id`, or by `service_code`, `status`, `start_date`, `end_date` |
 //! | `GET requests/{id}.json` | one report, as a one-element array |
 //! | `GET servicerequestupdates.json` | every change to a report in a window, oldest first; needs `api_key` |
+//! | `POST servicerequestupdates.json` | a resident's comment on a report, kept for staff: `[{update_id}]`; needs `api_key` |
 //!
 //! The rest of the gateway plugs in through [`Open311Backend`]; [`model`] has the types it
 //! exchanges, [`form`] reads and validates what clients send, [`format`](mod@format) writes JSON and XML,
@@ -30,8 +31,9 @@
 //! - what FixMyStreet would retry for ever if refused is accepted where it can be: it retries
 //!   every failed send at every run whatever the error, so a description over the
 //!   specification's 4,000 characters is kept (shortened in the middle past 8,000), and
-//!   `multipart/form-data` (its uploads) is read like a form; `docs/OPEN311.md` lists what is
-//!   still refused and why;
+//!   `multipart/form-data` (its uploads) is read like a form, and a pin far from any property is
+//!   kept for staff to place (the backend's choice); `docs/OPEN311.md` lists what is still
+//!   refused and why;
 //! - `GET requests` keeps the specification's window: the last 90 days by default, at most 90
 //!   days, at most 1000 requests; a date without a time is a whole local day; by id, up to
 //!   10,000 ids (FixMyStreet asks for all its open reports at once);
@@ -80,15 +82,25 @@
 //! | open (accepted, return to be arranged) | `open` | open |
 //! | in_progress (return job sent to a crew) | `action_scheduled` | action scheduled |
 //! | closed (a crew emptied the bin) | `fixed` | fixed |
-//! | rejected (the crew recorded it not out, contaminated, blocked…) | `no_further_action` | no further action (closed) |
+//! | rejected (the crew recorded it not out, contaminated, blocked…, when it was reported or on the return visit) | `no_further_action` | no further action (closed) |
 //! | refused (too early, too late, not a bin collected there) | `no_further_action` | no further action (closed) |
 //!
 //! `closed` is never sent in the feed: a FixMyStreet body without extended statuses reads it as
 //! *fixed*, which would tell a resident whose bin was left that it had been emptied.
 //!
-//! Not implemented: `tokens/{token}` (every service is `realtime`, so there are no tokens),
-//! service discovery, and `POST servicerequestupdates` (residents' comments sent back to the
-//! council; 405).
+//! # Residents' comments: `POST servicerequestupdates`
+//!
+//! FixMyStreet's one `send_comments` setting turns on both fetching updates and posting
+//! residents' comments on sent reports, so refusing comments would have it retry each one every
+//! run. A comment (its fields in [`form::new_update`]) is kept on the report for staff (the staff
+//! API shows it), answered with our id for it (`{report id}-c{n}`, never one of the updates
+//! feed's), and taken once per FixMyStreet `update_id`: a resend gets the same id. It does not
+//! change the report (only the crews' evidence does), it is not an update in the feed (FixMyStreet
+//! would show the resident's own words back as the council's), and nothing of it, least of all
+//! the resident's contact details, appears in `GET requests`.
+//!
+//! Not implemented: `tokens/{token}` (every service is `realtime`, so there are no tokens) and
+//! service discovery.
 
 pub mod dates;
 pub mod error;
@@ -103,7 +115,7 @@ mod tests;
 pub use error::{FieldError, Open311Error};
 pub use handlers::{router, MAX_BODY_BYTES, MAX_MULTIPART_BYTES};
 pub use model::{
-    BackendError, Contact, CreatedRequest, LatLong, Location, NewServiceRequest, Open311Backend,
-    Open311Status, RequestFilter, RequestSearch, RequestUpdate, Service, ServiceRequest, Settings,
-    UpdateSearch, UpdateStatus,
+    BackendError, Contact, CreatedRequest, LatLong, Location, NewRequestUpdate, NewServiceRequest,
+    Open311Backend, Open311Status, PostedUpdate, RequestFilter, RequestSearch, RequestUpdate,
+    Service, ServiceRequest, Settings, UpdateSearch, UpdateStatus,
 };

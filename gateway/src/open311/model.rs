@@ -38,6 +38,11 @@ pub trait Open311Backend: Send + Sync + 'static {
     /// then in the report's own order), at most [`UpdateSearch::limit`]. The answer to
     /// FixMyStreet's `GET servicerequestupdates`.
     fn updates(&self, search: &UpdateSearch) -> Result<Vec<RequestUpdate>, BackendError>;
+
+    /// Keeps a resident's comment on a report (FixMyStreet's `POST servicerequestupdates`) and
+    /// says its id; the same id again when the client sent the same `update_id` for that report
+    /// before, keeping it once. [`BackendError::UnknownRequest`] when there is no such report.
+    fn add_update(&self, update: NewRequestUpdate) -> Result<PostedUpdate, BackendError>;
 }
 
 /// How the endpoint answers, from the gateway's configuration (`[open311]`).
@@ -72,6 +77,9 @@ pub enum BackendError {
         /// Why, in plain English.
         message: String,
     },
+    /// No report has this id: 404.
+    #[error("service_request_id {0} was not found")]
+    UnknownRequest(String),
     /// The store or something behind it failed; the client should try again later.
     #[error("the reports store is unavailable: {0}")]
     Unavailable(String),
@@ -159,6 +167,35 @@ pub struct Contact {
     pub account_id: Option<String>,
     /// The client's id for the resident's device.
     pub device_id: Option<String>,
+}
+
+/// A resident's comment on a report, as FixMyStreet's `POST servicerequestupdates` sends it,
+/// validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRequestUpdate {
+    /// The report it is about.
+    pub request_id: String,
+    /// The client's id for it (FixMyStreet's comment id), by which a resend is recognised.
+    pub client_update_id: Option<String>,
+    /// What the resident wrote (at most [`MAX_DESCRIPTION_CHARS`], shortened as a report's).
+    pub description: Option<String>,
+    /// The status the client shows the report in, upper-cased (`OPEN`, `CLOSED`, `FIXED`,
+    /// `REOPEN`…): kept for staff, it does not change the report.
+    pub status: Option<String>,
+    /// When the resident made it.
+    pub updated: Option<DateTime<Utc>>,
+    /// Who made it; personal data, kept only with the comment.
+    pub contact: Contact,
+    /// A photo.
+    pub media_url: Option<String>,
+}
+
+/// What the backend says about a comment it has kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedUpdate {
+    /// Our id for the comment, of the form [`is_valid_request_id`] accepts; FixMyStreet stores
+    /// it as the comment's external id.
+    pub update_id: String,
 }
 
 /// What the backend says about a report it has just created.
@@ -409,6 +446,23 @@ pub struct Service {
 
 /// The group every service belongs to.
 pub const SERVICE_GROUP: &str = "Missed bin";
+
+/// The one service for a missed collection of any bin, beside the per-stream ones, as
+/// FixMyStreet's waste pages (WasteWorks) expect: the bin is in the attribute
+/// [`MISSED_COLLECTION_ATTRIBUTE`], one of the streams' codes.
+pub const MISSED_COLLECTION_CODE: &str = "missed_collection";
+
+/// The attribute of [`MISSED_COLLECTION_CODE`] that names the bin, sent as
+/// `attribute[service_id]` (the name FixMyStreet's Echo waste integration gives the bin's service
+/// on its missed-collection category).
+pub const MISSED_COLLECTION_ATTRIBUTE: &str = "service_id";
+
+/// The missed-collection service's name, description and keywords.
+pub const MISSED_COLLECTION: (&str, &str, &str) = (
+    "Report missed collection",
+    "A bin was not emptied on your collection day; say which in service_id.",
+    "missed bin, missed collection",
+);
 
 impl Service {
     /// The `service_code`.

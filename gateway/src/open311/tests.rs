@@ -30,6 +30,8 @@ struct FakeBackend {
     requests: Mutex<Vec<ServiceRequest>>,
     created: Mutex<Vec<NewServiceRequest>>,
     updates: Mutex<Vec<RequestUpdate>>,
+    /// Comments kept, in order; a comment's id is `C{n}`.
+    comments: Mutex<Vec<NewRequestUpdate>>,
     /// Every update search the router made.
     update_searches: Mutex<Vec<UpdateSearch>>,
     down: AtomicBool,
@@ -153,6 +155,32 @@ impl Open311Backend for FakeBackend {
         };
         found.sort_by_key(|r| std::cmp::Reverse(r.requested));
         Ok(found)
+    }
+
+    fn add_update(&self, update: NewRequestUpdate) -> Result<PostedUpdate, BackendError> {
+        self.check_up()?;
+        if !self
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.id == update.request_id)
+        {
+            return Err(BackendError::UnknownRequest(update.request_id));
+        }
+        let mut comments = self.comments.lock().unwrap();
+        let again = comments.iter().position(|kept| {
+            kept.request_id == update.request_id
+                && kept.client_update_id.is_some()
+                && kept.client_update_id == update.client_update_id
+        });
+        let index = again.unwrap_or_else(|| {
+            comments.push(update);
+            comments.len() - 1
+        });
+        Ok(PostedUpdate {
+            update_id: format!("C{index}"),
+        })
     }
 
     fn updates(&self, search: &UpdateSearch) -> Result<Vec<RequestUpdate>, BackendError> {
@@ -410,7 +438,13 @@ async fn services_list_one_service_per_stream_in_json_and_xml() {
     assert_eq!(reply.status, 200);
     let services = reply.json();
     let services = services.as_array().unwrap();
-    assert_eq!(services.len(), BinStream::ALL.len());
+    // One per stream, and the one missed-collection service WasteWorks uses, last.
+    assert_eq!(services.len(), BinStream::ALL.len() + 1);
+    assert_eq!(
+        services[BinStream::ALL.len()]["service_code"],
+        "missed_collection"
+    );
+    assert_eq!(services[BinStream::ALL.len()]["metadata"], true);
     assert_eq!(
         services[0],
         json!({
@@ -433,7 +467,7 @@ async fn services_list_one_service_per_stream_in_json_and_xml() {
     ));
     assert!(xml.contains("<metadata>false</metadata><type>realtime</type>"));
     assert!(xml.contains("<group>Missed bin</group></service>"));
-    assert_eq!(xml.matches("<service>").count(), BinStream::ALL.len());
+    assert_eq!(xml.matches("<service>").count(), BinStream::ALL.len() + 1);
     assert!(xml.ends_with("</services>\n"));
     server.stop().await;
 }
@@ -973,11 +1007,11 @@ async fn updates_need_an_api_key() {
     ));
     assert!(server.backend.update_searches().is_empty());
 
-    // Residents' comments are not taken.
+    // Residents' comments need the key too.
     let reply = server
-        .post_form("servicerequestupdates.xml", &[("api_key", KEY)])
+        .post_form("servicerequestupdates.xml", &[("api_key", "guess")])
         .await;
-    assert_eq!(reply.status, 405);
+    assert_eq!(reply.status, 403);
     server.stop().await;
 }
 
@@ -1456,5 +1490,216 @@ async fn a_configured_jurisdiction_is_checked_on_every_call() {
         assert_eq!(reply.json()[0]["code"], 404, "{path}");
     }
     assert_eq!(server.backend.created().len(), 1);
+    server.stop().await;
+}
+
+/// What FixMyStreet's `post_service_request_update` sends for a resident's comment on a sent
+/// report, in its field names and forms: its comment id as `update_id`, the status upper-cased,
+/// the time from Perl's W3CDTF formatter (here without an offset, as it writes a floating time),
+/// `last_name` `-` for a one-word name, and the Bromley-style extras it adds for some councils.
+fn fixmystreet_comment(request_id: &str, update_id: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("jurisdiction_id", "hillingdon.gov.uk".into()),
+        ("api_key", KEY.into()),
+        ("updated_datetime", "2026-11-25T10:05:00".into()),
+        ("service_request_id", request_id.into()),
+        ("status", "OPEN".into()),
+        (
+            "description",
+            "Still not emptied & it's bin day again <soon>".into(),
+        ),
+        ("last_name", "-".into()),
+        ("first_name", "Ann".into()),
+        ("email", "ann@example.org".into()),
+        ("phone", "07700 900123".into()),
+        ("update_id", update_id.into()),
+        ("account_id", "fms-77".into()),
+        (
+            "media_url",
+            "https://www.fixmystreet.com/c/248.0.full.jpeg".into(),
+        ),
+        ("title", "MS".into()),
+        ("email_alerts_requested", "FALSE".into()),
+    ]
+}
+
+#[tokio::test]
+async fn fixmystreet_comments_are_kept_once_and_answered_with_an_update_id_in_xml_and_json() {
+    let server = Server::start().await;
+    server.backend.seed(report(
+        "R1",
+        BinStream::Refuse,
+        Open311Status::Open,
+        "2026-11-24T18:00:00Z",
+    ));
+    let fields = fixmystreet_comment("R1", "248");
+    let reply = server
+        .post_form("servicerequestupdates.xml", &borrowed(&fields))
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // Exactly what FixMyStreet's XML::Simple reading takes the first request_update's id from.
+    assert_eq!(
+        reply.xml(),
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<service_request_updates><request_update>\
+         <update_id>C0</update_id></request_update></service_request_updates>\n"
+    );
+    // FixMyStreet did not hear us and sends it again: the same id, kept once.
+    let again = server
+        .post_form("servicerequestupdates.json", &borrowed(&fields))
+        .await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(again.json(), json!([{"update_id": "C0"}]));
+    let other = server
+        .post_form(
+            "servicerequestupdates.json",
+            &borrowed(&fixmystreet_comment("R1", "249")),
+        )
+        .await;
+    assert_eq!(other.json(), json!([{"update_id": "C1"}]));
+
+    let kept = server.backend.comments.lock().unwrap().clone();
+    assert_eq!(kept.len(), 2);
+    let first = &kept[0];
+    assert_eq!(first.request_id, "R1");
+    assert_eq!(first.client_update_id.as_deref(), Some("248"));
+    assert_eq!(first.status.as_deref(), Some("OPEN"));
+    assert_eq!(
+        first.description.as_deref(),
+        Some("Still not emptied & it's bin day again <soon>")
+    );
+    // A floating time is the council's: 10:05 in London in November is 10:05 UTC.
+    assert_eq!(first.updated, Some(utc("2026-11-25T10:05:00Z")));
+    assert_eq!(first.contact.first_name.as_deref(), Some("Ann"));
+    assert_eq!(first.contact.last_name, None);
+    assert_eq!(first.contact.email.as_deref(), Some("ann@example.org"));
+    assert_eq!(first.contact.account_id.as_deref(), Some("fms-77"));
+    assert_eq!(
+        first.media_url.as_deref(),
+        Some("https://www.fixmystreet.com/c/248.0.full.jpeg")
+    );
+
+    // The public read of the report shows none of it.
+    let public = server.get("requests/R1.json").await;
+    assert!(!public.body.contains("ann@example.org"), "{}", public.body);
+    assert!(
+        !public.body.contains("Still not emptied"),
+        "{}",
+        public.body
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn comment_errors_are_open311_errors_in_the_format_asked() {
+    let server = Server::start().await;
+    server.backend.seed(report(
+        "R1",
+        BinStream::Refuse,
+        Open311Status::Open,
+        "2026-11-24T18:00:00Z",
+    ));
+    // No key: 403, before anything else.
+    let mut fields = fixmystreet_comment("R1", "248");
+    fields.retain(|(name, _)| *name != "api_key");
+    let reply = server
+        .post_form("servicerequestupdates.xml", &borrowed(&fields))
+        .await;
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert!(reply.xml().contains(
+        "<errors><error><code>403</code><description>api_key was not provided -- can&apos;t \
+         proceed with post_service_request_update</description></error></errors>"
+    ));
+    // A report we never sent: 404.
+    let reply = server
+        .post_form(
+            "servicerequestupdates.json",
+            &borrowed(&fixmystreet_comment("R9", "248")),
+        )
+        .await;
+    assert_eq!(reply.status, 404, "{reply:?}");
+    assert_eq!(
+        reply.json(),
+        json!([{"code": 404, "description": "service_request_id R9 was not found"}])
+    );
+    // No id, no words, a time that is not one: every problem at once.
+    let reply = server
+        .post_form(
+            "servicerequestupdates.json",
+            &[("api_key", KEY), ("updated_datetime", "yesterday")],
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    let descriptions: Vec<String> = reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["description"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(descriptions.len(), 3, "{descriptions:?}");
+    assert!(
+        descriptions[0].starts_with("updated_datetime must be"),
+        "{descriptions:?}"
+    );
+    assert_eq!(descriptions[1], "service_request_id was not provided");
+    assert_eq!(descriptions[2], "description was not provided");
+    // Sent as form-data, as FixMyStreet does with uploads on: read the same.
+    let fields = fixmystreet_comment("R1", "250");
+    let boundary = "cOmMeNt";
+    let reply = server
+        .send(
+            "POST",
+            "servicerequestupdates.xml",
+            Some(&format!("multipart/form-data; boundary={boundary}")),
+            &multipart(&borrowed(&fields), boundary),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.xml().contains("<update_id>C0</update_id>"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_missed_collection_service_takes_the_bin_as_an_attribute_in_json_and_xml() {
+    let server = Server::start().await;
+    let reply = server.get("services/missed_collection.json").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let definition = reply.json();
+    let attribute = &definition["attributes"][0];
+    assert_eq!(attribute["code"], "service_id");
+    assert_eq!(attribute["datatype"], "singlevaluelist");
+    assert_eq!(attribute["required"], true);
+    assert_eq!(
+        attribute["values"][1],
+        json!({"key": "recycling", "name": "Missed recycling collection"})
+    );
+    let reply = server.get("services/missed_collection.xml").await;
+    assert!(reply.xml().contains(
+        "<attributes><attribute><variable>true</variable><code>service_id</code>\
+         <datatype>singlevaluelist</datatype><required>true</required>"
+    ));
+    assert!(reply
+        .xml()
+        .contains("<values><value><key>refuse</key><name>Missed refuse collection</name></value>"));
+
+    // What FixMyStreet's waste pages post for it: the bin in attribute[service_id].
+    let mut fields = fixmystreet_post("Recycling left");
+    fields.retain(|(name, _)| *name != "service_code");
+    fields.push(("service_code", "missed_collection".into()));
+    fields.push(("attribute[service_id]", "recycling".into()));
+    let reply = server.post_form("requests.xml", &borrowed(&fields)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(server.backend.created()[0].stream, BinStream::Recycling);
+    // Without the bin, or with one we do not know: a 400 saying so.
+    fields.pop();
+    let reply = server.post_form("requests.json", &borrowed(&fields)).await;
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert_eq!(
+        reply.json()[0]["description"],
+        "attribute[service_id] was not provided"
+    );
+    fields.push(("attribute[service_id]", "compost".into()));
+    let reply = server.post_form("requests.json", &borrowed(&fields)).await;
+    assert_eq!(reply.status, 400, "{reply:?}");
     server.stop().await;
 }

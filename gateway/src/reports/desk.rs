@@ -18,8 +18,8 @@ use super::dispatch::JobSender;
 use crate::config::DispatchRule;
 use crate::metrics::Metrics;
 use crate::missed_bins::{
-    Confirmation, Contact, EvidenceRef, ImportReport, MissedBins, Report, ReportError,
-    ReportRequest, ReportStatus, RoundProgress,
+    CommentAdded, Confirmation, Contact, EvidenceRef, ImportReport, LatLon, MissedBins, NewComment,
+    Report, ReportError, ReportRequest, ReportStatus, RoundProgress,
 };
 use crate::storage::reports::{import_properties, ImportOrStoreError, Inserted, ReportStore};
 use crate::storage::{StoreError, StoredRecord};
@@ -51,6 +51,31 @@ pub struct NewReport {
     pub contact: Option<Contact>,
 }
 
+/// A resident's report whose location named no property we collect from (a pin far from any):
+/// kept for staff to place ([`ReportDesk::place`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUnplaced {
+    /// Which bin.
+    pub stream: BinStream,
+    /// Where the resident put the pin, if they did.
+    pub pin: Option<LatLon>,
+    /// The resident's words.
+    pub description: Option<String>,
+    /// How to reach them.
+    pub contact: Option<Contact>,
+}
+
+/// What [`ReportDesk::place`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placing {
+    /// Placed and decided: the report as it now is.
+    Placed(Report),
+    /// The report already had a property; nothing changed.
+    AlreadyPlaced(Report),
+    /// There is no such report.
+    NoSuchReport,
+}
+
 /// What the desk tells listeners (the server-sent events).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -61,8 +86,8 @@ pub enum DeskEvent {
         id: String,
         /// Its status now.
         status: ReportStatus,
-        /// The property.
-        uprn: u64,
+        /// The property; none while the report waits for staff to place it.
+        uprn: Option<u64>,
     },
     /// A crew recorded a collection on a round.
     Round {
@@ -119,8 +144,16 @@ impl ReportDesk {
         let mut missed = missed;
         *missed.register_mut() = store.load_register()?;
         let mut open_by_uprn: HashMap<u64, Vec<String>> = HashMap::new();
-        for report in store.all()?.into_iter().filter(Report::is_open) {
-            open_by_uprn.entry(report.uprn).or_default().push(report.id);
+        // Cases only: a linked report follows its case and is never settled on its own.
+        let open_cases = store
+            .all()?
+            .into_iter()
+            .filter(|report| report.is_open() && report.linked_to.is_none());
+        for report in open_cases {
+            // An unplaced report waits for staff, not for a crew.
+            if let Some(uprn) = report.uprn {
+                open_by_uprn.entry(uprn).or_default().push(report.id);
+            }
         }
         let (events, _) = broadcast::channel(1024);
         Ok(Self {
@@ -149,7 +182,8 @@ impl ReportDesk {
     }
 
     /// Files a resident's report at `now`: refused, rejected with the crew's evidence, or
-    /// accepted and dispatched. A second report of the same missed bin returns the first.
+    /// accepted and dispatched. A second report of the same missed bin is a report of its own,
+    /// linked to the first (the case): it is in the case's status and follows it from then on.
     pub fn file(&self, new: NewReport, now: TimestampMs) -> Result<Report, DeskError> {
         let mut state = self.lock();
         let request = ReportRequest {
@@ -160,21 +194,87 @@ impl ReportDesk {
         let mut report = state.missed.file_report(id, &request, now)?;
         report.description = new.description;
         report.contact = new.contact;
-        if let Inserted::Duplicate(existing) = self.store.insert_new(&report)? {
-            Metrics::add(&self.metrics.report_duplicates, 1);
-            return Ok(*existing);
+        match self.store.insert_new(&report)? {
+            Inserted::New => {}
+            Inserted::Linked { report, .. } => {
+                Metrics::add(&self.metrics.report_duplicates, 1);
+                self.announce(&report);
+                return Ok(*report);
+            }
+            Inserted::Full(case) => {
+                Metrics::add(&self.metrics.report_duplicates, 1);
+                tracing::warn!(case = %case.id, "a case has as many linked reports as it takes");
+                return Ok(*case);
+            }
         }
         self.metrics.count_report_decision(report.status);
-        if report.is_open() {
+        if let (true, Some(uprn)) = (report.is_open(), report.uprn) {
             state
                 .open_by_uprn
-                .entry(report.uprn)
+                .entry(uprn)
                 .or_default()
                 .push(report.id.clone());
             self.try_dispatch(&mut state, &mut report, now)?;
         }
         self.announce(&report);
         Ok(report)
+    }
+
+    /// Files a report whose location named no property, at `now`: open, with no return job,
+    /// for staff to place.
+    pub fn file_unplaced(&self, new: NewUnplaced, now: TimestampMs) -> Result<Report, DeskError> {
+        let state = self.lock();
+        let reach_m = state.missed.matching().report_reach_m();
+        let mut report = Report::unplaced(self.store.next_id()?, new.stream, new.pin, reach_m, now);
+        report.description = new.description;
+        report.contact = new.contact;
+        self.store.insert_new(&report)?;
+        tracing::info!(report = %report.id, "a report named no property; kept for staff to place");
+        self.announce(&report);
+        Ok(report)
+    }
+
+    /// Places unplaced report `id` on property `uprn` at `now` (staff found the address): it is
+    /// decided there as if filed so, linked to the case if that bin is already reported, and an
+    /// accepted one is dispatched.
+    pub fn place(&self, id: &str, uprn: u64, now: TimestampMs) -> Result<Placing, DeskError> {
+        let mut state = self.lock();
+        let Some(mut report) = self.store.get(id)? else {
+            return Ok(Placing::NoSuchReport);
+        };
+        if report.uprn.is_some() {
+            return Ok(Placing::AlreadyPlaced(report));
+        }
+        let request = ReportRequest {
+            uprn,
+            stream: report.stream,
+        };
+        let decision = state.missed.decide(&request, now)?;
+        report.place(uprn, decision, now);
+        // Stored as a report just filed is: linked to the case if that bin is already reported,
+        // so one case keeps one return job.
+        let mut report = match self.store.insert_new(&report)? {
+            Inserted::New => report,
+            Inserted::Linked { report, .. } => {
+                Metrics::add(&self.metrics.report_duplicates, 1);
+                self.announce(&report);
+                return Ok(Placing::Placed(*report));
+            }
+            Inserted::Full(_) => {
+                self.store.save(&report)?;
+                report
+            }
+        };
+        if report.is_open() {
+            state
+                .open_by_uprn
+                .entry(uprn)
+                .or_default()
+                .push(report.id.clone());
+            self.try_dispatch(&mut state, &mut report, now)?;
+        }
+        self.announce(&report);
+        Ok(Placing::Placed(report))
     }
 
     /// Sends an open report's return job to a device on its round, if one is known; the report
@@ -185,10 +285,9 @@ impl ReportDesk {
         report: &mut Report,
         now: TimestampMs,
     ) -> Result<(), DeskError> {
-        let Some(round) = state
-            .missed
-            .register()
-            .get(report.uprn)
+        let Some(round) = report
+            .uprn
+            .and_then(|uprn| state.missed.register().get(uprn))
             .map(|p| p.round.clone())
         else {
             return Ok(());
@@ -213,13 +312,34 @@ impl ReportDesk {
         };
         let job_id = format!("RJ-{}", report.id);
         let job = state.missed.return_job(report, job_id.clone(), now)?;
+        let due = job.due;
         if let Err(e) = self.dispatcher.send_job(&device, job, now) {
             tracing::warn!(report = %report.id, %device, error = %e, "could not dispatch");
             return Ok(());
         }
-        if report.dispatch(job_id, now).is_ok() {
-            self.store.save(report)?;
+        if report.dispatch(job_id, Some(due), now).is_ok() {
+            self.save_case(report)?;
             Metrics::add(&self.metrics.jobs_dispatched, 1);
+        }
+        Ok(())
+    }
+
+    /// Stores `case` after its latest transition, with every report linked to it taking the same
+    /// transition, all in one write; announces the linked ones (the caller announces the case).
+    fn save_case(&self, case: &Report) -> Result<(), DeskError> {
+        let Some(latest) = case.history.last() else {
+            return Ok(());
+        };
+        let mut changed = vec![case.clone()];
+        for id in &case.linked {
+            if let Some(mut linked) = self.store.get(id)? {
+                linked.follow(latest);
+                changed.push(linked);
+            }
+        }
+        self.store.save_all(&changed)?;
+        for linked in &changed[1..] {
+            self.announce(linked);
         }
         Ok(())
     }
@@ -336,12 +456,25 @@ impl ReportDesk {
             let Some(mut report) = self.store.get(&id)? else {
                 continue;
             };
+            if report.linked_to.is_some() {
+                continue;
+            }
             if report.should_close(confirmation) && report.close(confirmation, now).is_ok() {
-                self.store.save(&report)?;
-                if let Some(ids) = state.open_by_uprn.get_mut(&report.uprn) {
+                self.save_case(&report)?;
+                if let Some(ids) = report.uprn.and_then(|u| state.open_by_uprn.get_mut(&u)) {
                     ids.retain(|open| *open != report.id);
                 }
                 Metrics::add(&self.metrics.reports_closed, 1);
+                self.announce(&report);
+            } else if report.return_failed_by(confirmation)
+                && report.return_not_completed(confirmation, now).is_ok()
+            {
+                // Not open any more, but still found by its job: a crew going back on the same
+                // job and emptying the bin closes it.
+                self.save_case(&report)?;
+                if let Some(ids) = report.uprn.and_then(|u| state.open_by_uprn.get_mut(&u)) {
+                    ids.retain(|open| *open != report.id);
+                }
                 self.announce(&report);
             }
         }
@@ -379,6 +512,26 @@ impl ReportDesk {
             state.missed.register_mut(),
             csv,
         )?)
+    }
+
+    /// Keeps a resident's comment on report `id`, received at `now`: `None` when there is no
+    /// such report. Stored only when new; the report's status does not change.
+    pub fn comment(
+        &self,
+        id: &str,
+        comment: NewComment,
+        now: TimestampMs,
+    ) -> Result<Option<CommentAdded>, DeskError> {
+        // Under the lock, so that two sends of one comment at once keep it once.
+        let _state = self.lock();
+        let Some(mut report) = self.store.get(id)? else {
+            return Ok(None);
+        };
+        let added = report.add_comment(comment, now);
+        if let CommentAdded::New(_) = &added {
+            self.store.save(&report)?;
+        }
+        Ok(Some(added))
     }
 
     /// The report `id`.

@@ -8,7 +8,7 @@ pub mod follow;
 pub mod open311_backend;
 
 pub use crate::storage::{ImportOrStoreError, Inserted, ReportStore};
-pub use desk::{DeskError, DeskEvent, DeskSettings, NewReport, ReportDesk};
+pub use desk::{DeskError, DeskEvent, DeskSettings, NewReport, NewUnplaced, Placing, ReportDesk};
 pub use dispatch::{DispatchError, JobSender, MqttJobSender};
 pub use open311_backend::DeskOpen311;
 #[cfg(test)]

@@ -8,12 +8,16 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use proto::TimestampMs;
 
-use super::desk::{DeskError, NewReport, ReportDesk};
+use super::desk::{DeskError, NewReport, NewUnplaced, ReportDesk};
 use crate::clock::SharedClock;
-use crate::missed_bins::{self, LatLon, NotPlaced, Report, ReportError, ReportPlace, ReportStatus};
+use crate::missed_bins::{
+    self, CommentAdded, LatLon, NewComment, NotPlaced, Reason, Report, ReportError, ReportPlace,
+    ReportStatus, Transition,
+};
 use crate::open311::{
-    BackendError, CreatedRequest, Location, NewServiceRequest, Open311Backend, Open311Status,
-    RequestFilter, RequestUpdate, ServiceRequest, UpdateSearch, UpdateStatus,
+    BackendError, Contact, CreatedRequest, Location, NewRequestUpdate, NewServiceRequest,
+    Open311Backend, Open311Status, PostedUpdate, RequestFilter, RequestUpdate, ServiceRequest,
+    UpdateSearch, UpdateStatus,
 };
 
 /// Who residents are told deals with their report.
@@ -42,7 +46,7 @@ impl DeskOpen311 {
         &self,
         location: &Location,
         stream: proto::BinStream,
-    ) -> Result<u64, BackendError> {
+    ) -> Result<u64, Vec<NotPlaced>> {
         let place = ReportPlace {
             uprn: location.address_id,
             pin: location.position.map(|p| LatLon {
@@ -59,33 +63,49 @@ impl DeskOpen311 {
                 missed.matching(),
             )
             .map(|(uprn, _)| uprn)
-            .map_err(|why| BackendError::UnknownAddress(not_placed_text(&why)))
         })
     }
 
     fn view(&self, report: &Report) -> ServiceRequest {
         let notes = self.desk.status_notes(report).join(" ");
         let (property, expected) = self.desk.with_missed(|missed| {
-            let property = missed.register().get(report.uprn).cloned();
+            let property = report
+                .uprn
+                .and_then(|uprn| missed.register().get(uprn))
+                .cloned();
             (property, expected_by(missed, report))
         });
         ServiceRequest {
             id: report.id.clone(),
             status: open311_status(report.status),
-            extended_status: update_status(report.status),
+            extended_status: report
+                .history
+                .last()
+                .map_or(update_status(report.status), transition_status),
             status_notes: notes,
             stream: report.stream,
             description: report.description.clone(),
             agency_responsible: Some(AGENCY.to_owned()),
-            service_notice: Some(notice(report.status).to_owned()),
+            service_notice: Some(notice(report).to_owned()),
             requested: utc(report.created_at),
             updated: utc(report.history.last().map_or(report.created_at, |t| t.at)),
             expected: expected.map(utc),
-            zipcode: property.as_ref().and_then(|p| postcode(&p.address)),
+            zipcode: property
+                .as_ref()
+                .and_then(|p| missed_bins::bin_days::postcode_of(&p.address)),
             address: property.as_ref().map(|p| p.address.clone()),
-            address_id: Some(report.uprn),
-            lat: property.as_ref().map(|p| p.position.lat),
-            long: property.as_ref().map(|p| p.position.lon),
+            address_id: report.uprn,
+            // The property's position, or where the resident put the pin while it has none.
+            lat: property
+                .as_ref()
+                .map(|p| p.position)
+                .or(report.pin)
+                .map(|at| at.lat),
+            long: property
+                .as_ref()
+                .map(|p| p.position)
+                .or(report.pin)
+                .map(|at| at.lon),
             media_url: None,
         }
     }
@@ -101,38 +121,52 @@ impl Open311Backend for DeskOpen311 {
     }
 
     fn create(&self, request: NewServiceRequest) -> Result<CreatedRequest, BackendError> {
-        let uprn = self.property_for(&request.location, request.stream)?;
-        let contact = &request.contact;
-        let name = [&contact.first_name, &contact.last_name]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let new = NewReport {
-            uprn,
-            stream: request.stream,
-            description: request.description,
-            contact: Some(missed_bins::Contact {
-                name: (!name.is_empty()).then_some(name),
-                email: contact.email.clone(),
-                phone: contact.phone.clone(),
-            }),
+        let now = self.clock.now_ms();
+        let placed = self.property_for(&request.location, request.stream);
+        let filed = match placed {
+            Ok(uprn) => self.desk.file(
+                NewReport {
+                    uprn,
+                    stream: request.stream,
+                    description: request.description,
+                    contact: Some(contact(&request.contact)),
+                },
+                now,
+            ),
+            // A pin that is nowhere near a property we collect from: kept for staff to place,
+            // since refusing it would have FixMyStreet send it again at every run, for ever.
+            Err(why)
+                if why
+                    .iter()
+                    .any(|w| matches!(w, NotPlaced::NoPropertyNearPin { .. })) =>
+            {
+                let pin = request.location.position.map(|p| LatLon {
+                    lat: p.lat,
+                    lon: p.long,
+                });
+                self.desk.file_unplaced(
+                    NewUnplaced {
+                        stream: request.stream,
+                        pin,
+                        description: request.description,
+                        contact: Some(contact(&request.contact)),
+                    },
+                    now,
+                )
+            }
+            Err(why) => return Err(BackendError::UnknownAddress(not_placed_text(&why))),
         };
-        let report = self
-            .desk
-            .file(new, self.clock.now_ms())
-            .map_err(|e| match e {
-                DeskError::Report(ReportError::UnknownProperty { uprn }) => {
-                    BackendError::UnknownAddress(format!(
-                        "address_id {uprn} is not a property we collect from"
-                    ))
-                }
-                other => BackendError::Unavailable(other.to_string()),
-            })?;
+        let report = filed.map_err(|e| match e {
+            DeskError::Report(ReportError::UnknownProperty { uprn }) => {
+                BackendError::UnknownAddress(format!(
+                    "address_id {uprn} is not a property we collect from"
+                ))
+            }
+            other => BackendError::Unavailable(other.to_string()),
+        })?;
         Ok(CreatedRequest {
             id: report.id.clone(),
-            service_notice: Some(notice(report.status).to_owned()),
+            service_notice: Some(notice(&report).to_owned()),
             account_id: request.contact.account_id,
         })
     }
@@ -170,6 +204,37 @@ impl Open311Backend for DeskOpen311 {
         }
     }
 
+    fn add_update(&self, update: NewRequestUpdate) -> Result<PostedUpdate, BackendError> {
+        let contact = contact(&update.contact);
+        let comment = NewComment {
+            client_id: update.client_update_id,
+            made_at: update.updated.map(|at| at.timestamp_millis()),
+            text: update.description,
+            front_end_status: update.status,
+            contact: (contact != missed_bins::Contact::default()).then_some(contact),
+            account_id: update.contact.account_id,
+            media_url: update.media_url,
+        };
+        let added = self
+            .desk
+            .comment(&update.request_id, comment, self.clock.now_ms())
+            .map_err(unavailable)?;
+        match added {
+            Some(CommentAdded::New(id) | CommentAdded::Again(id)) => {
+                Ok(PostedUpdate { update_id: id })
+            }
+            Some(CommentAdded::Full) => Err(BackendError::Invalid {
+                field: "service_request_id".into(),
+                message: format!(
+                    "report {} has {} comments, as many as it keeps; please contact the council",
+                    update.request_id,
+                    missed_bins::comment::MAX_COMMENTS
+                ),
+            }),
+            None => Err(BackendError::UnknownRequest(update.request_id)),
+        }
+    }
+
     fn updates(&self, search: &UpdateSearch) -> Result<Vec<RequestUpdate>, BackendError> {
         // Every report, however long ago it was filed: a bin can be collected days after the
         // report. The store reads every report to answer `reports_since` whatever the bound, so
@@ -195,6 +260,21 @@ impl Open311Backend for DeskOpen311 {
         });
         updates.truncate(search.limit);
         Ok(updates)
+    }
+}
+
+/// The resident's contact details as the report keeps them.
+fn contact(given: &Contact) -> missed_bins::Contact {
+    let name = [&given.first_name, &given.last_name]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    missed_bins::Contact {
+        name: (!name.is_empty()).then_some(name),
+        email: given.email.clone(),
+        phone: given.phone.clone(),
     }
 }
 
@@ -238,7 +318,7 @@ fn report_updates(
             // History only grows, so a transition keeps its place, and this id, for good.
             update_id: format!("{}-{index}", report.id),
             request_id: report.id.clone(),
-            status: update_status(transition.status),
+            status: transition_status(transition),
             updated: *at,
             description: note,
             external_status_code: Some(transition.status.as_str().to_owned()),
@@ -305,9 +385,21 @@ fn update_status(status: ReportStatus) -> UpdateStatus {
     }
 }
 
+/// The FixMyStreet status a transition shows: its report status's ([`update_status`]), but
+/// `investigating` for a report waiting for staff to place it.
+fn transition_status(transition: &Transition) -> UpdateStatus {
+    match transition.reason {
+        Reason::Unplaced { .. } => UpdateStatus::Investigating,
+        _ => update_status(transition.status),
+    }
+}
+
 /// What happens next, in a sentence.
-fn notice(status: ReportStatus) -> &'static str {
-    match status {
+fn notice(report: &Report) -> &'static str {
+    if report.uprn.is_none() {
+        return "We could not match the location to an address; our staff will look at it.";
+    }
+    match report.status {
         ReportStatus::Open => "We have accepted your report and will send a crew back.",
         ReportStatus::InProgress => {
             "A crew has been sent back to empty your bin by the end of the next working day."
@@ -329,6 +421,10 @@ fn expected_by(missed: &missed_bins::MissedBins, report: &Report) -> Option<Time
         .iter()
         .rev()
         .find(|t| t.status == ReportStatus::InProgress)?;
+    if let Reason::ReturnJobDispatched { due: Some(due), .. } = dispatched.reason {
+        return Some(due);
+    }
+    // A report from before the due time was kept: as the job was made.
     let job_id = report.job_id.clone().unwrap_or_default();
     missed
         .return_job(report, job_id, dispatched.at)
@@ -338,21 +434,6 @@ fn expected_by(missed: &missed_bins::MissedBins, report: &Report) -> Option<Time
 
 fn utc(ms: TimestampMs) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-/// The UK postcode at the end of an address ("…, Uxbridge UB10 8BE" → "UB10 8BE"), if any.
-fn postcode(address: &str) -> Option<String> {
-    let mut words = address.split_whitespace().rev();
-    let inward = words.next()?;
-    let outward = words.next()?;
-    let inward_ok = inward.len() == 3
-        && inward.starts_with(|c: char| c.is_ascii_digit())
-        && inward[1..].chars().all(|c| c.is_ascii_uppercase());
-    let outward_ok = (2..=4).contains(&outward.len())
-        && outward.starts_with(|c: char| c.is_ascii_uppercase())
-        && outward.chars().all(|c| c.is_ascii_alphanumeric())
-        && outward.chars().any(|c| c.is_ascii_digit());
-    (inward_ok && outward_ok).then(|| format!("{outward} {inward}"))
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
@@ -368,7 +449,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::missed_bins::{EvidenceRef, Reason, Refusal, Transition};
+    use crate::missed_bins::{EvidenceRef, Refusal};
     use proto::{BinStream, Outcome};
 
     fn ms(text: &str) -> TimestampMs {
@@ -389,7 +470,8 @@ mod tests {
     fn report(id: &str, history: Vec<Transition>) -> Report {
         Report {
             id: id.to_owned(),
-            uprn: 100_021_445_102,
+            uprn: Some(100_021_445_102),
+            pin: None,
             stream: BinStream::Refuse,
             collection_day: None,
             created_at: history[0].at,
@@ -398,6 +480,9 @@ mod tests {
             job_id: None,
             contact: None,
             description: None,
+            linked_to: None,
+            linked: Vec::new(),
+            comments: Vec::new(),
         }
     }
 
@@ -418,6 +503,7 @@ mod tests {
                     ReportStatus::InProgress,
                     Reason::ReturnJobDispatched {
                         job: "RJ-MB-7".into(),
+                        due: None,
                     },
                 ),
                 Transition {
@@ -554,16 +640,6 @@ mod tests {
             assert_eq!(updates[0].status, UpdateStatus::NoFurtherAction);
             assert_eq!(updates[0].external_status_code.as_deref(), Some(code));
         }
-    }
-
-    #[test]
-    fn finds_the_postcode_at_the_end_of_an_address() {
-        assert_eq!(
-            postcode("2 Swakeleys Road, Ickenham, Uxbridge UB10 8BE").as_deref(),
-            Some("UB10 8BE")
-        );
-        assert_eq!(postcode("1 High St, W1A 1AA").as_deref(), Some("W1A 1AA"));
-        assert_eq!(postcode("Flat 3, The Maltings"), None);
     }
 
     #[test]

@@ -271,13 +271,86 @@ fn a_configured_dispatch_rule_sends_jobs_to_the_configured_device_only() {
 }
 
 #[test]
-fn a_duplicate_report_returns_the_first() {
+fn a_second_report_of_a_bin_is_its_own_report_following_the_first() {
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    desk.observe(&cab(), &[round_started(1, tue(7, 0))], tue(7, 0))
+        .unwrap();
+    let contact = |name: &str| crate::missed_bins::Contact {
+        name: Some(name.into()),
+        email: Some(format!("{}@example.org", name.to_lowercase())),
+        phone: None,
+    };
+    let first = desk
+        .file(
+            NewReport {
+                contact: Some(contact("Ada")),
+                ..report_of(FIRST)
+            },
+            tue(18, 0),
+        )
+        .unwrap();
+    assert_eq!(first.status, ReportStatus::InProgress);
+    let second = desk
+        .file(
+            NewReport {
+                contact: Some(contact("Bo")),
+                ..report_of(FIRST)
+            },
+            tue(19, 0),
+        )
+        .unwrap();
+
+    // Its own id and its own resident, in the case's status, with no job of its own.
+    assert_ne!(second.id, first.id);
+    assert_eq!(second.linked_to.as_deref(), Some(first.id.as_str()));
+    assert_eq!(second.status, ReportStatus::InProgress);
+    assert_eq!(second.job_id, None);
+    assert_eq!(second.contact.as_ref().unwrap().name.as_deref(), Some("Bo"));
+    let case = desk.report(&first.id).unwrap().unwrap();
+    assert_eq!(case.linked, vec![second.id.clone()]);
+    assert_eq!(case.contact.as_ref().unwrap().name.as_deref(), Some("Ada"));
+    let note = desk.status_notes(&second).join(" ");
+    assert!(note.contains("already been reported"), "{note}");
+    assert!(note.contains("A crew was sent"), "{note}");
+    // One case, one return job.
+    assert_eq!(fixture.sent().len(), 1);
+
+    // The crew empties it: both close, with the same transition, after a restart too.
+    let desk = fixture.desk();
+    let job = first.job_id.clone().unwrap();
+    let wed = tue(24 + 9, 0);
+    desk.observe(
+        &cab(),
+        &[collection(3, wed, FIRST, Outcome::Collected, Some(&job))],
+        wed,
+    )
+    .unwrap();
+    let case = desk.report(&first.id).unwrap().unwrap();
+    let linked = desk.report(&second.id).unwrap().unwrap();
+    assert_eq!(case.status, ReportStatus::Closed);
+    assert_eq!(linked.status, ReportStatus::Closed);
+    assert_eq!(linked.history.last(), case.history.last());
+    assert_eq!(linked.history.len(), 2);
+    // A third report of the emptied bin is told so.
+    let third = desk.file(report_of(FIRST), tue(24 + 10, 0)).unwrap();
+    assert_eq!(third.status, ReportStatus::Closed);
+    assert!(desk.status_notes(&third)[0].contains("Our crew collected"));
+}
+
+#[test]
+fn a_case_takes_a_bounded_number_of_linked_reports() {
     let fixture = Fixture::new();
     let desk = fixture.desk();
     with_register(&desk);
     let first = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
-    let again = desk.file(report_of(FIRST), tue(19, 0)).unwrap();
-    assert_eq!(again.id, first.id);
+    for i in 0..crate::missed_bins::report::MAX_LINKED {
+        let linked = desk.file(report_of(FIRST), tue(18, 1) + i as i64).unwrap();
+        assert_eq!(linked.linked_to.as_deref(), Some(first.id.as_str()));
+    }
+    let beyond = desk.file(report_of(FIRST), tue(19, 0)).unwrap();
+    assert_eq!(beyond.id, first.id);
 }
 
 #[test]
@@ -356,5 +429,249 @@ fn a_late_confirmation_closes_the_report_when_it_arrives() {
     assert_eq!(
         last.reason,
         crate::missed_bins::Reason::Collected { at: emptied }
+    );
+}
+
+#[test]
+fn a_residents_comment_is_kept_once_on_the_report_without_moving_it() {
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    let report = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
+    let comment = crate::missed_bins::NewComment {
+        client_id: Some("248".into()),
+        text: Some("Still full".into()),
+        ..Default::default()
+    };
+    let added = desk
+        .comment(&report.id, comment.clone(), tue(19, 0))
+        .unwrap();
+    let id = format!("{}-c0", report.id);
+    assert_eq!(
+        added,
+        Some(crate::missed_bins::CommentAdded::New(id.clone()))
+    );
+    assert_eq!(
+        desk.comment(&report.id, comment.clone(), tue(19, 30))
+            .unwrap(),
+        Some(crate::missed_bins::CommentAdded::Again(id))
+    );
+    assert_eq!(desk.comment("MB-999", comment, tue(19, 0)).unwrap(), None);
+    let stored = desk.report(&report.id).unwrap().unwrap();
+    assert_eq!(stored.comments.len(), 1);
+    assert_eq!(stored.comments[0].received_at, tue(19, 0));
+    assert_eq!(stored.history, report.history);
+}
+
+/// Every change of every case the desk makes, each seen as an update in FixMyStreet's feed with
+/// words for the resident: filings (refused, rejected, accepted), dispatch, a second reporter
+/// linked, a return visit the crew could not complete, and the crew going back and emptying it.
+#[test]
+fn every_change_of_a_case_is_an_update_with_words() {
+    use crate::open311::{Open311Backend, UpdateSearch};
+
+    let fixture = Fixture::new();
+    let desk = Arc::new(fixture.desk());
+    with_register(&desk);
+    const THIRD: u64 = 100_021_445_103;
+    // 09:00: too early for no. 6; the crew finds no. 4 not put out.
+    let refused = desk.file(report_of(THIRD), tue(9, 0)).unwrap();
+    assert_eq!(refused.status, ReportStatus::Refused);
+    desk.observe(
+        &cab(),
+        &[collection(
+            1,
+            tue(9, 10),
+            SECOND,
+            Outcome::NotPresented,
+            None,
+        )],
+        tue(9, 10),
+    )
+    .unwrap();
+    // 18:00: no. 4's resident is told of the crew's record; no. 2's report is accepted and its
+    // return job goes to the cab; a neighbour reports no. 2's bin too.
+    let rejected = desk.file(report_of(SECOND), tue(18, 0)).unwrap();
+    assert_eq!(rejected.status, ReportStatus::Rejected);
+    let case = desk.file(report_of(FIRST), tue(18, 0)).unwrap();
+    assert_eq!(case.status, ReportStatus::InProgress);
+    let linked = desk.file(report_of(FIRST), tue(18, 30)).unwrap();
+    assert_eq!(linked.linked_to.as_deref(), Some(case.id.as_str()));
+    let wed = |h: i64, m: i64| tue(24 + h, m);
+    let job = desk.report(&case.id).unwrap().unwrap().job_id.unwrap();
+    // 10:05 the crew finds the way blocked: both residents hear why, not "action scheduled".
+    desk.observe(
+        &cab(),
+        &[collection(
+            3,
+            wed(10, 5),
+            FIRST,
+            Outcome::BlockedAccess,
+            Some(&job),
+        )],
+        wed(10, 5),
+    )
+    .unwrap();
+    for id in [&case.id, &linked.id] {
+        let report = desk.report(id).unwrap().unwrap();
+        assert_eq!(report.status, ReportStatus::Rejected, "{report:?}");
+        let last = desk.status_notes(&report).pop().unwrap();
+        assert!(last.contains("access was blocked"), "{last}");
+        assert!(last.contains("next collection day"), "{last}");
+    }
+    // 14:00 the crew goes back on the same job and empties it.
+    desk.observe(
+        &cab(),
+        &[collection(
+            4,
+            wed(14, 0),
+            FIRST,
+            Outcome::Collected,
+            Some(&job),
+        )],
+        wed(14, 0),
+    )
+    .unwrap();
+    assert_eq!(
+        desk.report(&linked.id).unwrap().unwrap().status,
+        ReportStatus::Closed
+    );
+
+    let clock = Arc::new(crate::clock::FixedClock::default());
+    let open311 = DeskOpen311::new(desk.clone(), vec![], clock);
+    let updates = open311
+        .updates(&UpdateSearch {
+            from: chrono::DateTime::from_timestamp_millis(tue(0, 0)).unwrap(),
+            to: chrono::DateTime::from_timestamp_millis(wed(23, 0)).unwrap(),
+            limit: 1000,
+        })
+        .unwrap();
+    let of = |id: &str| -> Vec<(&str, &str)> {
+        updates
+            .iter()
+            .filter(|u| u.request_id == id)
+            .map(|u| {
+                (
+                    u.status.as_str(),
+                    u.external_status_code.as_deref().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(of(&refused.id), vec![("no_further_action", "refused")]);
+    assert_eq!(of(&rejected.id), vec![("no_further_action", "rejected")]);
+    let steps = vec![
+        ("open", "open"),
+        ("action_scheduled", "in_progress"),
+        ("no_further_action", "rejected"),
+        ("fixed", "closed"),
+    ];
+    assert_eq!(of(&case.id), steps);
+    // The neighbour's starts where the case was when it was linked.
+    assert_eq!(of(&linked.id), steps[1..]);
+    // One update per transition of every report, none without words.
+    let transitions: usize = desk
+        .reports_since(i64::MIN)
+        .unwrap()
+        .iter()
+        .map(|r| r.history.len())
+        .sum();
+    assert_eq!(updates.len(), transitions);
+    assert!(
+        updates.iter().all(|u| u.description.len() > 40),
+        "{updates:?}"
+    );
+    // The dispatch says by when.
+    let dispatched = updates
+        .iter()
+        .find(|u| u.request_id == case.id && u.status.as_str() == "action_scheduled")
+        .unwrap();
+    assert!(
+        dispatched
+            .description
+            .contains("emptied by 5pm on Wednesday 25 November"),
+        "{}",
+        dispatched.description
+    );
+}
+
+#[test]
+fn a_report_that_names_no_property_waits_for_staff_then_is_decided_where_placed() {
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    desk.observe(&cab(), &[round_started(1, tue(7, 0))], tue(7, 0))
+        .unwrap();
+    let far = crate::missed_bins::LatLon {
+        lat: 51.5642,
+        lon: -0.4462,
+    };
+    let report = desk
+        .file_unplaced(
+            NewUnplaced {
+                stream: BinStream::Refuse,
+                pin: Some(far),
+                description: Some("bin still full".into()),
+                contact: None,
+            },
+            tue(18, 0),
+        )
+        .unwrap();
+    assert_eq!(report.status, ReportStatus::Open);
+    assert_eq!(report.uprn, None);
+    assert_eq!(report.pin, Some(far));
+    // No crew is sent anywhere, even after a sweep.
+    desk.dispatch_all_waiting(tue(18, 5)).unwrap();
+    assert!(fixture.sent().is_empty());
+    assert!(desk.status_notes(&report)[0].contains("within 50 m"));
+
+    let Placing::Placed(placed) = desk.place(&report.id, FIRST, tue(18, 10)).unwrap() else {
+        panic!("not placed");
+    };
+    assert_eq!(placed.uprn, Some(FIRST));
+    assert_eq!(placed.status, ReportStatus::InProgress);
+    assert_eq!(placed.history.len(), 3);
+    assert_eq!(fixture.sent().len(), 1);
+    assert!(matches!(
+        desk.place(&report.id, SECOND, tue(18, 20)).unwrap(),
+        Placing::AlreadyPlaced(_)
+    ));
+    assert_eq!(
+        desk.place("MB-999", FIRST, tue(18, 20)).unwrap(),
+        Placing::NoSuchReport
+    );
+    assert!(desk.place(&report.id, 999, tue(18, 20)).is_ok());
+    // A neighbour's far pin about the same bin, placed there too: linked, no second job.
+    let neighbour = desk
+        .file_unplaced(
+            NewUnplaced {
+                stream: BinStream::Refuse,
+                pin: Some(far),
+                description: None,
+                contact: None,
+            },
+            tue(18, 30),
+        )
+        .unwrap();
+    let Placing::Placed(linked) = desk.place(&neighbour.id, FIRST, tue(18, 40)).unwrap() else {
+        panic!("not placed");
+    };
+    assert_eq!(linked.linked_to.as_deref(), Some(report.id.as_str()));
+    assert_eq!(linked.status, ReportStatus::InProgress);
+    assert_eq!(linked.history.len(), 2, "{:?}", linked.history);
+    assert_eq!(fixture.sent().len(), 1);
+    // Survives a restart as an ordinary open case on its property.
+    let desk = fixture.desk();
+    let wed = tue(24 + 9, 0);
+    let job = placed.job_id.clone().unwrap();
+    desk.observe(
+        &cab(),
+        &[collection(2, wed, FIRST, Outcome::Collected, Some(&job))],
+        wed,
+    )
+    .unwrap();
+    assert_eq!(
+        desk.report(&report.id).unwrap().unwrap().status,
+        ReportStatus::Closed
     );
 }

@@ -26,8 +26,17 @@ pub enum ImportOrStoreError {
 pub enum Inserted {
     /// The report is new and now stored.
     New,
-    /// A report of the same missed bin was already stored: this one.
-    Duplicate(Box<Report>),
+    /// A report of the same missed bin was already stored, the case: the report is stored linked
+    /// to it ([`Report::link_to`]) as `report` shows, and `case` lists it.
+    Linked {
+        /// The new report as stored, following the case.
+        report: Box<Report>,
+        /// The case, as stored.
+        case: Box<Report>,
+    },
+    /// A report of the same missed bin was already stored and takes no more linked reports
+    /// ([`crate::missed_bins::report::MAX_LINKED`]): nothing was stored; this is the case.
+    Full(Box<Report>),
 }
 
 /// Reports and the property register, durable on return of every write.
@@ -35,13 +44,21 @@ pub trait ReportStore: Send + Sync + 'static {
     /// A fresh report id, never issued before on this store (`MB-` and a number).
     fn next_id(&self) -> Result<String, StoreError>;
 
-    /// Stores a newly filed report, unless one of the same missed bin (its [`Report::key`]) is
-    /// already stored: then returns that one and stores nothing. Atomic: two reports of one
-    /// missed bin filed at once leave one stored.
+    /// Stores a newly filed report (or one just placed on a property, replacing it). When one of
+    /// the same missed bin (its [`Report::key`]) is
+    /// already stored, the new one is linked to it ([`Report::link_to`]) and both are stored.
+    /// Atomic: of two reports of one missed bin filed at once, one is the case and the other is
+    /// linked to it.
     fn insert_new(&self, report: &Report) -> Result<Inserted, StoreError>;
 
+    /// Stores changed reports (and their return jobs' index entries), all or none: a case and
+    /// the reports linked to it change together.
+    fn save_all(&self, reports: &[Report]) -> Result<(), StoreError>;
+
     /// Stores a changed report (and its return job's index entry).
-    fn save(&self, report: &Report) -> Result<(), StoreError>;
+    fn save(&self, report: &Report) -> Result<(), StoreError> {
+        self.save_all(std::slice::from_ref(report))
+    }
 
     /// The report `id`.
     fn get(&self, id: &str) -> Result<Option<Report>, StoreError>;
