@@ -206,14 +206,10 @@ impl SledBoilerStore {
             moved += chunk.len() as u64;
             let samples: Vec<(&str, &Sample)> =
                 chunk.iter().map(|(_, a, s)| (a.as_str(), s)).collect();
-            let hours = self.merged_hours(&samples, |key| Ok(self.samples.get(key)?))?;
+            let put = self.merged_hours(&samples, |key| Ok(self.samples.get(key)?))?;
             let mut gone = sled::Batch::default();
             for (key, _, _) in &chunk {
                 gone.remove(key.clone());
-            }
-            let mut put = sled::Batch::default();
-            for (key, value) in hours {
-                put.insert(key, value);
             }
             (&old, &self.samples)
                 .transaction(|(old, samples)| {
@@ -232,13 +228,12 @@ impl SledBoilerStore {
     }
 
     /// The hours `samples` fall in, each as stored with `samples` merged in (a sample already
-    /// there keeps its stored form): the keys and encoded values to write. `stored` reads an
-    /// hour as it is now.
+    /// there keeps its stored form), as a batch of writes. `stored` reads an hour as it is now.
     fn merged_hours(
         &self,
         samples: &[(&str, &Sample)],
         stored: impl Fn(&[u8]) -> Result<Option<sled::IVec>, StoreError>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<sled::Batch, StoreError> {
         let mut hours: BTreeMap<Vec<u8>, (String, Vec<Sample>)> = BTreeMap::new();
         for (asset, sample) in samples {
             let key = timed_key(asset, hour_of(sample.at_ms));
@@ -253,10 +248,11 @@ impl SledBoilerStore {
                 hour.insert(at, (*sample).clone());
             }
         }
-        hours
-            .into_iter()
-            .map(|(key, (_, samples))| Ok((key, encode_hour(&samples)?)))
-            .collect()
+        let mut writes = sled::Batch::default();
+        for (key, (_, samples)) in hours {
+            writes.insert(key, encode_hour(&samples)?);
+        }
+        Ok(writes)
     }
 
     /// `asset`'s samples in the hours whose keys lie in `range`, in time order.
@@ -413,10 +409,7 @@ impl BoilerStore for SledBoilerStore {
         samples: &[(&str, &Sample)],
         hours: &[(&str, &Rollup)],
     ) -> Result<(), StoreError> {
-        let mut sample_writes = sled::Batch::default();
-        for (key, value) in self.merged_hours(samples, |key| Ok(self.samples.get(key)?))? {
-            sample_writes.insert(key, value);
-        }
+        let sample_writes = self.merged_hours(samples, |key| Ok(self.samples.get(key)?))?;
         let mut hour_writes = sled::Batch::default();
         for (asset, hour) in hours {
             hour_writes.insert(timed_key(asset, hour.start_ms), proto::encode_value(hour)?);
