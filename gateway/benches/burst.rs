@@ -12,8 +12,9 @@
 //! `cargo bench -p gateway --bench burst`. Options through the environment: `AGENTS` (default 5),
 //! `RECORDS` per agent (default 40,000), `AFTER_S` seconds sampled after the drain (default 30),
 //! `GATEWAY_CONFIG` a TOML file of extra gateway settings (put before the bench's own),
-//! `GATEWAY_BIN` another gateway binary to measure, and `MALLOC_ARENA_MAX` and the like pass
-//! through to the gateway's environment.
+//! `GATEWAY_BIN` another gateway binary to measure, `REGISTERED=1` to register each hub's boiler
+//! on the asset register first (so every sample is folded into rollups and alerts, its times
+//! ending now), and `MALLOC_ARENA_MAX` and the like pass through to the gateway's environment.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -65,9 +66,18 @@ async fn run() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let devices: Vec<String> = (0..agents).map(|a| format!("hub-burst-{a}")).collect();
 
+    let registered = env_or("REGISTERED", 0) == 1;
     let filling = Instant::now();
     for device in &devices {
-        backlog::fill(&dir.path().join(device), records).await?;
+        if registered {
+            // Recent enough for the boilers to fold: the backlog ends about now.
+            let now = chrono::Utc::now().timestamp_millis();
+            let first = now - i64::try_from(records)? * 60_000;
+            let asset = format!("B-{device}");
+            backlog::fill_for(&dir.path().join(device), records, Some(&asset), first).await?;
+        } else {
+            backlog::fill(&dir.path().join(device), records).await?;
+        }
     }
     println!(
         "burst: {agents} agents × {records} telemetry records written to their outboxes in {:.1} s",
@@ -77,6 +87,9 @@ async fn run() -> anyhow::Result<()> {
     let mqtt_port = gateway::broker::free_local_port()?;
     let http_port = gateway::broker::free_local_port()?;
     let store_dir = dir.path().join("gateway");
+    if registered {
+        register_boilers(dir.path(), &store_dir, &devices)?;
+    }
     let mut gateway = spawn_gateway(dir.path(), &store_dir, &devices, mqtt_port, http_port)?;
     let pid = gateway.id();
     wait_healthy(http_port).await?;
@@ -191,6 +204,31 @@ async fn run() -> anyhow::Result<()> {
     stop(&mut gateway).await?;
     check_stored_once(&store_dir, &devices, records)?;
     println!("store: every device holds sequences 1..={records}, each once");
+    Ok(())
+}
+
+/// Registers each device's boiler (`B-{device}`, read by that device) with `gateway
+/// import-assets`, before the gateway starts on `store_dir`.
+fn register_boilers(dir: &Path, store_dir: &Path, devices: &[String]) -> anyhow::Result<()> {
+    let mut csv =
+        String::from("asset,uprn,address,make,model,rated_kw,installed,gas_meter,heat_meter,hub\n");
+    for (i, device) in devices.iter().enumerate() {
+        csv.push_str(&format!(
+            "B-{device},{},\"{} Test Road, UB10 8BE\",Vaillant,ecoTEC plus 832,32,2019-03-01,yes,yes,{device}\n",
+            100_000_000 + i,
+            i + 1
+        ));
+    }
+    let file = dir.join("assets.csv");
+    std::fs::write(&file, csv)?;
+    let status = Command::new(gateway_bin())
+        .arg("--data-dir")
+        .arg(store_dir)
+        .arg("import-assets")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "gateway import-assets failed: {status}");
     Ok(())
 }
 

@@ -12,8 +12,23 @@ pub const BUDGET_BYTES: u64 = 64 * 1024 * 1024;
 /// Concurrent writers filling the backlog (they share flushes, so filling takes seconds).
 const WRITERS: u64 = 32;
 
+/// Where the backlog's samples start: 24 November 2025.
+const FIRST_TS: TimestampMs = 1_764_000_000_000;
+
 /// Writes `records` telemetry records into a fresh outbox in `dir`, then closes it.
 pub async fn fill(dir: &Path, records: u64) -> anyhow::Result<()> {
+    fill_for(dir, records, None, FIRST_TS).await
+}
+
+/// [`fill`] with the samples' boiler renamed `asset` (when given) and the first sample at
+/// `first_ts`, one a minute after it. The writers run concurrently, so sequence order is
+/// close to, not exactly, time order.
+pub async fn fill_for(
+    dir: &Path,
+    records: u64,
+    asset: Option<&str>,
+    first_ts: TimestampMs,
+) -> anyhow::Result<()> {
     let outbox = Outbox::open(
         dir,
         OutboxConfig {
@@ -25,7 +40,15 @@ pub async fn fill(dir: &Path, records: u64) -> anyhow::Result<()> {
     let day: Vec<RecordBody> = proto::examples::telemetry_batch(1440)
         .recs
         .into_iter()
-        .map(|record| record.body)
+        .map(|record| match (record.body, asset) {
+            (RecordBody::Telemetry(telemetry), Some(asset)) => {
+                RecordBody::Telemetry(proto::Telemetry {
+                    asset: asset.to_owned(),
+                    ..telemetry
+                })
+            }
+            (body, _) => body,
+        })
         .collect();
     let mut writers = tokio::task::JoinSet::new();
     for writer in 0..WRITERS {
@@ -35,7 +58,7 @@ pub async fn fill(dir: &Path, records: u64) -> anyhow::Result<()> {
             let mut i = writer;
             while i < records {
                 let minute = usize::try_from(i % 1440).unwrap_or(0);
-                let ts = 1_764_000_000_000 + TimestampMs::try_from(i).unwrap_or(0) * 60_000;
+                let ts = first_ts + TimestampMs::try_from(i).unwrap_or(0) * 60_000;
                 outbox.accept(ts, day[minute].clone()).await?;
                 i += WRITERS;
             }
