@@ -124,6 +124,23 @@ async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
     String::from_utf8_lossy(&seen).into_owned()
 }
 
+/// A gateway on a store in `dir`, with the staff token [`ADMIN`], the Open311 key [`API_KEY`] and,
+/// when given, a jurisdiction to check; ready.
+async fn start_gateway(dir: &std::path::Path, jurisdiction: Option<&str>) -> Gateway {
+    let mut config = GatewayConfig {
+        data_dir: dir.join("store"),
+        ..GatewayConfig::default()
+    };
+    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
+    config.http.listen = ([127, 0, 0, 1], 0).into();
+    config.http.staff_tokens.insert(ADMIN.into(), Role::Admin);
+    config.open311.api_keys = vec![API_KEY.into()];
+    config.open311.jurisdiction_id = jurisdiction.map(str::to_owned);
+    let gateway = Gateway::start(config).await.unwrap();
+    assert!(gateway.wait_ready(DEADLINE).await);
+    gateway
+}
+
 async fn get_request(base: &str, id: &str) -> serde_json::Value {
     let response = http::get(&format!("{base}/requests/{id}.json"), None).await;
     assert_eq!(response.status, 200, "{}", response.body);
@@ -133,16 +150,7 @@ async fn get_request(base: &str, id: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = GatewayConfig {
-        data_dir: dir.path().join("store"),
-        ..GatewayConfig::default()
-    };
-    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
-    config.http.listen = ([127, 0, 0, 1], 0).into();
-    config.http.staff_tokens.insert(ADMIN.into(), Role::Admin);
-    config.open311.api_keys = vec![API_KEY.into()];
-    let gateway = Gateway::start(config).await.unwrap();
-    assert!(gateway.wait_ready(DEADLINE).await);
+    let gateway = start_gateway(dir.path(), None).await;
     let base = format!("http://{}/open311/v2", gateway.http_addr);
 
     let imported = http::request(
@@ -500,17 +508,7 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = GatewayConfig {
-        data_dir: dir.path().join("store"),
-        ..GatewayConfig::default()
-    };
-    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
-    config.http.listen = ([127, 0, 0, 1], 0).into();
-    config.http.staff_tokens.insert(ADMIN.into(), Role::Admin);
-    config.open311.api_keys = vec![API_KEY.into()];
-    config.open311.jurisdiction_id = Some("hillingdon.gov.uk".into());
-    let gateway = Gateway::start(config).await.unwrap();
-    assert!(gateway.wait_ready(DEADLINE).await);
+    let gateway = start_gateway(dir.path(), Some("hillingdon.gov.uk")).await;
     let base = format!("http://{}/open311/v2", gateway.http_addr);
     // No. 4 has refuse only here, so a recycling pin between it and no. 2 goes to no. 2.
     let register = REGISTER.replace(
@@ -773,17 +771,7 @@ fn fixmystreet_comment(request_id: &str, update_id: u32) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixmystreet_second_reporters_comments_and_failed_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = GatewayConfig {
-        data_dir: dir.path().join("store"),
-        ..GatewayConfig::default()
-    };
-    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
-    config.http.listen = ([127, 0, 0, 1], 0).into();
-    config.http.staff_tokens.insert(ADMIN.into(), Role::Admin);
-    config.open311.api_keys = vec![API_KEY.into()];
-    config.open311.jurisdiction_id = Some("hillingdon.gov.uk".into());
-    let gateway = Gateway::start(config).await.unwrap();
-    assert!(gateway.wait_ready(DEADLINE).await);
+    let gateway = start_gateway(dir.path(), Some("hillingdon.gov.uk")).await;
     let base = format!("http://{}/open311/v2", gateway.http_addr);
     let staff = format!("http://{}/api/v1", gateway.http_addr);
     let imported = http::request(

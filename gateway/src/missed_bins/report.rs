@@ -279,22 +279,7 @@ impl Report {
                 evidence: crew_recorded_collected.map(|c| c.evidence),
             },
         };
-        Self {
-            id,
-            uprn: Some(request.uprn),
-            pin: None,
-            stream: request.stream,
-            collection_day,
-            created_at: now,
-            status: transition.status,
-            history: vec![transition],
-            job_id: None,
-            contact: None,
-            description: None,
-            linked_to: None,
-            linked: Vec::new(),
-            comments: Vec::new(),
-        }
+        Self::first(id, Some(request.uprn), None, request.stream, collection_day, now, transition)
     }
 
     /// A report whose location named no property: open, for staff to place
@@ -315,12 +300,25 @@ impl Report {
             },
             evidence: None,
         };
+        Self::first(id, None, pin, stream, None, now, transition)
+    }
+
+    /// A new report whose history is its first transition.
+    fn first(
+        id: String,
+        uprn: Option<u64>,
+        pin: Option<LatLon>,
+        stream: BinStream,
+        collection_day: Option<NaiveDate>,
+        now: TimestampMs,
+        transition: Transition,
+    ) -> Self {
         Self {
             id,
-            uprn: None,
+            uprn,
             pin,
             stream,
-            collection_day: None,
+            collection_day,
             created_at: now,
             status: transition.status,
             history: vec![transition],
