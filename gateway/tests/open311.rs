@@ -138,6 +138,8 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
         ..GatewayConfig::default()
     };
     config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
+    // Fake devices connect without credentials: device identity is tested in device_identity.rs.
+    config.mqtt.allow_anonymous = true;
     config.http.listen = ([127, 0, 0, 1], 0).into();
     config.http.staff_tokens.insert(ADMIN.into(), Role::Admin);
     config.open311.api_keys = vec![API_KEY.into()];
@@ -392,6 +394,8 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
         ..GatewayConfig::default()
     };
     config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
+    // Fake devices connect without credentials: device identity is tested in device_identity.rs.
+    config.mqtt.allow_anonymous = true;
     config.http.listen = ([127, 0, 0, 1], 0).into();
     config.http.staff_tokens.insert(ADMIN.into(), Role::Admin);
     config.open311.api_keys = vec![API_KEY.into()];
