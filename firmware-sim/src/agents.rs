@@ -34,18 +34,24 @@ pub struct AgentSettings {
 
 /// Issues each of `devices` a fresh secret from the gateway's `registry`, as `gateway devices
 /// add --replace` does (the demo's data directory may hold secrets of an earlier run, which its
-/// agents no longer have).
-pub fn issue_secrets(
+/// agents no longer have). Each is an argon2 hash, tens of milliseconds of a core: on the
+/// blocking pool, so that a load of a thousand hubs does not hold up the runtime.
+pub async fn issue_secrets(
     registry: &DeviceRegistry,
     devices: &[String],
 ) -> Result<BTreeMap<String, Secret>, SimError> {
-    let mut secrets = BTreeMap::new();
-    for device in devices {
-        let id = DeviceId::new(device.as_str())
-            .map_err(|e| SimError::Invalid(format!("device id {device:?}: {e}")))?;
-        secrets.insert(device.clone(), registry.add(&id, true)?.secret);
-    }
-    Ok(secrets)
+    let (registry, devices) = (registry.clone(), devices.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let mut secrets = BTreeMap::new();
+        for device in devices {
+            let id = DeviceId::new(device.as_str())
+                .map_err(|e| SimError::Invalid(format!("device id {device:?}: {e}")))?;
+            secrets.insert(device, registry.add(&id, true)?.secret);
+        }
+        Ok(secrets)
+    })
+    .await
+    .map_err(|e| SimError::Invalid(format!("issuing the devices' secrets stopped: {e}")))?
 }
 
 impl AgentSettings {

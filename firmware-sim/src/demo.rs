@@ -282,7 +282,7 @@ impl Demo {
             .chain(std::iter::once(&operative_id))
             .cloned()
             .collect();
-        let secrets = match crate::agents::issue_secrets(&gateway.devices, &devices) {
+        let secrets = match crate::agents::issue_secrets(&gateway.devices, &devices).await {
             Ok(secrets) => secrets,
             Err(error) => {
                 gateway.stop().await;

@@ -122,7 +122,7 @@ pub async fn run(
     // The gateway in this process issues its devices' credentials; an external broker's are
     // the operator's.
     let secrets = match &gateway {
-        Some(gateway) => crate::agents::issue_secrets(&gateway.devices, &devices)?,
+        Some(gateway) => crate::agents::issue_secrets(&gateway.devices, &devices).await?,
         None => Default::default(),
     };
     let settings = AgentSettings {
