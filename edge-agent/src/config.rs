@@ -62,9 +62,11 @@ pub struct MqttConfig {
     /// MQTT client id; the broker keeps this session (subscriptions, queued jobs) while the agent
     /// is away. Default: the device id.
     pub client_id: Option<String>,
-    /// Username, if the broker wants one. Default: none.
+    /// Username, if the broker wants one; the gateway's embedded broker wants the device id (and
+    /// the client id to be the device id too). Default: none.
     pub username: Option<String>,
-    /// Password, if the broker wants one. Default: none. Prefer the environment variable to a file.
+    /// Password, if the broker wants one: for the gateway's embedded broker, the secret
+    /// `gateway devices add` printed. Default: none. Prefer the environment variable to a file.
     pub password: Option<String>,
     /// Seconds between MQTT keep-alive pings; also how soon a dead link is noticed. Default 30.
     pub keep_alive_s: u64,
@@ -420,7 +422,9 @@ host = "{host}"
 port = {port}
 # MQTT client id; the broker keeps its session (subscriptions, queued jobs). Default: the device id.
 # client_id = "cab-0042"
-# Credentials, if the broker wants them (prefer FIELDSYNC_AGENT_MQTT_PASSWORD to the file).
+# Credentials, if the broker wants them (prefer FIELDSYNC_AGENT_MQTT_PASSWORD to the file). The
+# gateway's embedded broker does: the device id as username (and client id) and the password that
+# `gateway devices add` printed.
 # username = "cab-0042"
 # password = "secret"
 # Seconds between keep-alive pings; also how soon a dead link is noticed.

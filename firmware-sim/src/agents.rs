@@ -1,11 +1,14 @@
 //! The agents' settings for simulated devices: one data directory each under a common root, the
 //! local API on a free loopback port, quick reconnects, and short intervals for compressed time.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use edge_agent::agent::Agent;
 use edge_agent::config::AgentConfig;
+use gateway::devices::{DeviceRegistry, Secret};
+use proto::DeviceId;
 
 use crate::SimError;
 
@@ -24,6 +27,31 @@ pub struct AgentSettings {
     pub health_s: u32,
     /// Seconds shutdown may spend sending what is unacked.
     pub shutdown_deadline_s: u64,
+    /// Each device's broker secret, by device id, as the gateway issued it; a device without one
+    /// connects without credentials (an external broker that wants none).
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+/// Issues each of `devices` a fresh secret from the gateway's `registry`, as `gateway devices
+/// add --replace` does (the demo's data directory may hold secrets of an earlier run, which its
+/// agents no longer have). Each is an argon2 hash, tens of milliseconds of a core: on the
+/// blocking pool, so that a load of a thousand hubs does not hold up the runtime.
+pub async fn issue_secrets(
+    registry: &DeviceRegistry,
+    devices: &[String],
+) -> Result<BTreeMap<String, Secret>, SimError> {
+    let (registry, devices) = (registry.clone(), devices.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let mut secrets = BTreeMap::new();
+        for device in devices {
+            let id = DeviceId::new(device.as_str())
+                .map_err(|e| SimError::Invalid(format!("device id {device:?}: {e}")))?;
+            secrets.insert(device, registry.add(&id, true)?.secret);
+        }
+        Ok(secrets)
+    })
+    .await
+    .map_err(|e| SimError::Invalid(format!("issuing the devices' secrets stopped: {e}")))?
 }
 
 impl AgentSettings {
@@ -45,6 +73,10 @@ impl AgentSettings {
                 config.mqtt.host = self.mqtt_host.clone();
                 config.mqtt.port = self.mqtt_port;
             }
+        }
+        if let Some(secret) = self.secrets.get(device) {
+            config.mqtt.username = Some(device.to_owned());
+            config.mqtt.password = Some(secret.reveal().to_owned());
         }
         // A dead link is noticed, and a restored one used, within seconds.
         config.mqtt.keep_alive_s = 10;
@@ -82,14 +114,21 @@ mod tests {
             sample_s: 1,
             health_s: 30,
             shutdown_deadline_s: 5,
+            secrets: BTreeMap::from([("hub-01".to_owned(), Secret::generate().unwrap())]),
         };
         let hub = settings.config("hub-01", None);
+        assert_eq!(hub.mqtt.username.as_deref(), Some("hub-01"));
+        assert_eq!(
+            hub.mqtt.password.as_deref(),
+            settings.secrets.get("hub-01").map(Secret::reveal)
+        );
         hub.validate().unwrap();
         assert_eq!(hub.data_dir, PathBuf::from("data/demo/agents/hub-01"));
         assert_eq!(hub.mqtt.port, 41883);
         assert_eq!(hub.api.listen.port(), 0);
         let cab = settings.config("cab-01", Some(([127, 0, 0, 1], 50000).into()));
         assert_eq!(cab.mqtt.port, 50000);
+        assert_eq!(cab.mqtt.username, None);
         cab.validate().unwrap();
     }
 }

@@ -275,6 +275,20 @@ impl Demo {
             return Err(SimError::Register(error));
         }
 
+        // Every device gets its credential as `gateway devices add` would issue it.
+        let devices: Vec<String> = hub_ids
+            .iter()
+            .chain(&crew_ids)
+            .chain(std::iter::once(&operative_id))
+            .cloned()
+            .collect();
+        let secrets = match crate::agents::issue_secrets(&gateway.devices, &devices).await {
+            Ok(secrets) => secrets,
+            Err(error) => {
+                gateway.stop().await;
+                return Err(error);
+            }
+        };
         let settings = AgentSettings {
             data_root: config.data_dir.join("agents"),
             mqtt_host: broker.ip().to_string(),
@@ -282,6 +296,7 @@ impl Demo {
             sample_s: config.sample_s,
             health_s: 30,
             shutdown_deadline_s: 5,
+            secrets,
         };
         let clock = match config.start_at {
             Some(time) => SimClock::starting_at(

@@ -176,6 +176,8 @@ pub async fn run_fleet(
         sample_s: config.sample_s,
         health_s: 30,
         shutdown_deadline_s: 5,
+        // The fleet's broker is the operator's: credentials for it are not ours to issue.
+        secrets: Default::default(),
     };
     let clock = SimClock::start(config.speed);
     let mut hubs = Vec::with_capacity(config.count);

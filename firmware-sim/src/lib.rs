@@ -59,6 +59,9 @@ pub enum SimError {
     /// The gateway could not take the property register.
     #[error("the gateway could not import the property register")]
     Register(#[source] gateway::reports::DeskError),
+    /// The gateway could not issue a simulated device its credential.
+    #[error("the gateway could not issue a device its credential")]
+    Devices(#[from] gateway::devices::DeviceError),
     /// A link proxy could not listen.
     #[error("cannot start a link proxy")]
     Proxy(#[source] std::io::Error),

@@ -119,6 +119,12 @@ pub async fn run(
         (None, Some(gateway)) => ("127.0.0.1".to_owned(), gateway.mqtt.1),
         (None, None) => return Err(SimError::Invalid("no broker to load".into())),
     };
+    // The gateway in this process issues its devices' credentials; an external broker's are
+    // the operator's.
+    let secrets = match &gateway {
+        Some(gateway) => crate::agents::issue_secrets(&gateway.devices, &devices).await?,
+        None => Default::default(),
+    };
     let settings = AgentSettings {
         data_root: config.data_dir.join("agents"),
         mqtt_host,
@@ -126,6 +132,7 @@ pub async fn run(
         sample_s: 60,
         health_s: 60,
         shutdown_deadline_s: 10,
+        secrets,
     };
     let started = Instant::now();
     let mut agents: Vec<Agent> = Vec::with_capacity(config.hubs);

@@ -254,6 +254,8 @@ fn spawn_gateway(
         .arg("--data-dir")
         .arg(store_dir)
         .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt_port}")])
+        // Fake devices connect without credentials.
+        .arg("--mqtt-allow-anonymous")
         .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

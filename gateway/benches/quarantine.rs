@@ -109,10 +109,13 @@ async fn main() {
         Some(port) => ["--mqtt-url".to_owned(), format!("mqtt://127.0.0.1:{port}")],
         None => ["--mqtt-listen".to_owned(), format!("127.0.0.1:{mqtt_port}")],
     };
+    // The fake devices connect without credentials, to the embedded broker.
+    let anonymous = external.is_none().then_some("--mqtt-allow-anonymous");
     let mut gateway = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .args(["--config", config.to_str().unwrap()])
         .args(["--data-dir", data.to_str().unwrap()])
         .args(&broker)
+        .args(anonymous)
         .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
         .env("RUST_LOG", "info,rumqttd=warn")
         .stdout(std::fs::File::create(&log).unwrap())

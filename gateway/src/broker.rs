@@ -1,13 +1,21 @@
 //! The embedded MQTT broker (rumqttd), so that one binary runs a whole site with nothing else to
 //! install. rumqttd keeps nothing on disk and acks a publish once its router has it; the agents'
 //! resend-until-acked covers that (see `docs/ARCHITECTURE.md`, delivery).
+//!
+//! Every connection is authenticated against the device registry ([`crate::devices::auth`])
+//! unless the gateway is configured to let anyone connect (`mqtt.allow_anonymous`, for tests).
+//! Checking a secret is an argon2 hash, so it runs on the blocking pool, a few at a time.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 
 use proto::topic::{MAX_DEVICE_ID_LEN, TOPIC_PREFIX};
 use proto::TopicKind;
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSettings};
+use tokio::sync::Semaphore;
+
+use crate::devices::Authenticator;
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +85,12 @@ fn ingest_segment_bytes(max_payload: usize) -> usize {
 
 /// The broker's configuration: one MQTT 3.1.1 listener, payloads up to `max_payload`, and memory
 /// kept small (rumqttd's segment defaults are sized for a server of its own).
-fn broker_config(listen: SocketAddr, max_payload: usize) -> Config {
-    let connections = ConnectionSettings {
+fn broker_config(
+    listen: SocketAddr,
+    max_payload: usize,
+    auth: Option<Arc<Authenticator>>,
+) -> Config {
+    let mut connections = ConnectionSettings {
         connection_timeout_ms: 60_000,
         // A packet over this closes the sender's connection (MQTT 3.1.1 has no reason code); a
         // payload over `max_payload` on a shorter topic still reaches the gateway, which
@@ -89,6 +101,9 @@ fn broker_config(listen: SocketAddr, max_payload: usize) -> Config {
         external_auth: None,
         dynamic_filters: true,
     };
+    if let Some(auth) = auth {
+        set_auth(&mut connections, auth);
+    }
     let server = ServerSettings {
         name: "v4".to_owned(),
         listen,
@@ -121,16 +136,67 @@ fn broker_config(listen: SocketAddr, max_payload: usize) -> Config {
     }
 }
 
+/// How many secrets are checked at once: each argon2 check takes 19 MiB and tens of
+/// milliseconds of a core, so a crowd of connections (a fleet back after an outage, or someone
+/// guessing) queues here rather than taking every core and a gigabyte.
+const CONCURRENT_CHECKS: usize = 2;
+
+/// Has rumqttd ask `auth` about every connection. rumqttd refuses a CONNECT without username
+/// and password itself, before asking, whenever a handler is set.
+fn set_auth(connections: &mut ConnectionSettings, auth: Arc<Authenticator>) {
+    let permits = Arc::new(Semaphore::new(CONCURRENT_CHECKS));
+    connections.set_auth_handler(
+        move |client_id: String, username: String, password: String| {
+            let auth = auth.clone();
+            let permits = permits.clone();
+            async move {
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return false;
+                };
+                tokio::task::spawn_blocking(move || {
+                    auth.authenticate(&client_id, &username, &password)
+                })
+                .await
+                .unwrap_or(false)
+            }
+        },
+    );
+}
+
+/// Starts the embedded broker on `listen` with every connection checked by `auth`: the
+/// gateway's broker.
+pub fn start_authenticated(
+    listen: SocketAddr,
+    max_payload: usize,
+    auth: Arc<Authenticator>,
+) -> Result<(), BrokerError> {
+    start(listen, max_payload, Some(auth))
+}
+
+/// Starts the embedded broker on `listen` for anyone to connect to, unauthenticated: for tests
+/// and benchmarks of agents, and a gateway configured with `mqtt.allow_anonymous`.
+pub fn start_embedded(listen: SocketAddr, max_payload: usize) -> Result<(), BrokerError> {
+    start(listen, max_payload, None)
+}
+
 /// Starts the embedded broker on `listen`, on a thread of its own (rumqttd's `start` blocks and has
 /// no shutdown: the process's exit ends it). Checks first that the address is free, because
-/// rumqttd only logs a failed bind.
-pub fn start_embedded(listen: SocketAddr, max_payload: usize) -> Result<(), BrokerError> {
+/// rumqttd only logs a failed bind. With `auth`, every connection must pass it; without, anyone
+/// may connect.
+fn start(
+    listen: SocketAddr,
+    max_payload: usize,
+    auth: Option<Arc<Authenticator>>,
+) -> Result<(), BrokerError> {
     let probe = TcpListener::bind(listen).map_err(|source| BrokerError::AddressUnavailable {
         addr: listen,
         source,
     })?;
     drop(probe);
-    let mut broker = Broker::new(broker_config(listen, max_payload));
+    let probe_password = auth
+        .as_ref()
+        .map(|auth| auth.internal_secret().reveal().to_owned());
+    let mut broker = Broker::new(broker_config(listen, max_payload, auth));
     std::thread::Builder::new()
         .name("mqtt-broker".to_owned())
         .spawn(move || {
@@ -139,7 +205,7 @@ pub fn start_embedded(listen: SocketAddr, max_payload: usize) -> Result<(), Brok
             }
         })
         .map_err(BrokerError::Thread)?;
-    wait_listening(listen);
+    wait_listening(listen, probe_password.as_deref());
     tracing::info!(%listen, "embedded MQTT broker listening");
     Ok(())
 }
@@ -152,7 +218,7 @@ pub fn start_embedded(listen: SocketAddr, max_payload: usize) -> Result<(), Brok
 /// handling MQTT connect packet"), which a bare probe made appear at every start-up. Closing
 /// without a DISCONNECT is on purpose too: rumqttd logs a DISCONNECT's end of link as an ERROR
 /// ("router-drop"), a peer's close as INFO ("disconnected").
-fn wait_listening(listen: SocketAddr) {
+fn wait_listening(listen: SocketAddr, password: Option<&str>) {
     let target = match listen.ip() {
         ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], listen.port())),
         _ => listen,
@@ -161,7 +227,7 @@ fn wait_listening(listen: SocketAddr) {
         if let Ok(stream) =
             std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_millis(50))
         {
-            if let Err(e) = probe_session(stream) {
+            if let Err(e) = probe_session(stream, password) {
                 tracing::debug!(error = %e, "embedded broker probe session failed");
             }
             return;
@@ -171,20 +237,40 @@ fn wait_listening(listen: SocketAddr) {
     tracing::warn!(%listen, "the embedded broker is slow to start listening");
 }
 
-/// The client id of the start-up probe.
-const PROBE_CLIENT_ID: &[u8] = b"fieldsync-broker-probe";
+/// The client id of the start-up probe, one of the gateway's own clients: it authenticates with
+/// the gateway's secret, as its username.
+pub const PROBE_CLIENT_ID: &str = "fieldsync-broker-probe";
 
 /// One MQTT 3.1.1 session on `stream`: CONNECT with a clean session (nothing is kept after it),
-/// wait for the CONNACK, close.
-fn probe_session(mut stream: std::net::TcpStream) -> std::io::Result<()> {
+/// with the gateway's own secret when the broker authenticates, wait for the CONNACK, close.
+fn probe_session(mut stream: std::net::TcpStream, password: Option<&str>) -> std::io::Result<()> {
     use std::io::{Read, Write};
     stream.set_read_timeout(Some(std::time::Duration::from_millis(500)))?;
-    let mut connect = vec![0x10, 0];
-    // Protocol name "MQTT", level 4 (3.1.1), clean session, keep-alive 60 s.
-    connect.extend_from_slice(&[0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3C]);
-    connect.extend_from_slice(&[0x00, PROBE_CLIENT_ID.len() as u8]);
-    connect.extend_from_slice(PROBE_CLIENT_ID);
-    connect[1] = (connect.len() - 2) as u8;
+    let client_id = PROBE_CLIENT_ID.as_bytes();
+    // Protocol name "MQTT", level 4 (3.1.1), clean session, keep-alive 60 s; with a password,
+    // the username and password flags too.
+    let flags = match password {
+        Some(_) => 0xC2,
+        None => 0x02,
+    };
+    let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, flags, 0x00, 0x3C];
+    let mut field = |bytes: &[u8]| {
+        body.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        body.extend_from_slice(bytes);
+    };
+    field(client_id);
+    if let Some(password) = password {
+        field(client_id);
+        field(password.as_bytes());
+    }
+    // One byte of remaining length holds up to 127, which the probe's fixed fields and a
+    // 64-character secret fit in.
+    let length = u8::try_from(body.len())
+        .ok()
+        .filter(|length| *length < 0x80)
+        .ok_or_else(|| std::io::Error::other("probe CONNECT too long"))?;
+    let mut connect = vec![0x10, length];
+    connect.extend_from_slice(&body);
     stream.write_all(&connect)?;
     let mut connack = [0u8; 4];
     stream.read_exact(&mut connack)

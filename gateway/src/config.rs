@@ -172,6 +172,12 @@ pub struct MqttConfig {
     pub username: Option<String>,
     /// Password for the external broker. Default: none.
     pub password: Option<String>,
+    /// Let any client connect to the embedded broker without credentials, as before device
+    /// identity existed: no device is authenticated, any client can publish as any device and
+    /// read any device's acks and jobs. For tests and local experiments only; the gateway warns
+    /// at every start. Embedded broker only. Default false: every connection needs a
+    /// credential from `gateway devices add`.
+    pub allow_anonymous: bool,
     /// The largest MQTT payload accepted, in bytes: larger ones are quarantined with the reason.
     /// Default and maximum: the protocol's limit, `proto::MAX_MESSAGE_BYTES` (256 KiB); lower it
     /// only with the agents' `uplink.batch_max_bytes` below it.
@@ -238,6 +244,7 @@ impl Default for MqttConfig {
             client_id: "fieldsync-gateway".to_owned(),
             username: None,
             password: None,
+            allow_anonymous: false,
             max_payload: proto::MAX_MESSAGE_BYTES,
         }
     }
@@ -302,6 +309,13 @@ impl GatewayConfig {
         }
         if let Some(url) = &self.mqtt.url {
             parse_mqtt_url(url).map_err(ConfigError::Invalid)?;
+            if self.mqtt.allow_anonymous {
+                return Err(ConfigError::Invalid(
+                    "mqtt.allow_anonymous applies to the embedded broker only; an external \
+                     broker (mqtt.url) has its own settings"
+                        .into(),
+                ));
+            }
         }
         for device in &self.devices.provisioned {
             proto::DeviceId::check(device)
@@ -395,6 +409,9 @@ mod tests {
         let at = format!("[mqtt]\nmax_payload = {}", proto::MAX_MESSAGE_BYTES);
         assert!(GatewayConfig::from_toml(&at).is_ok());
         assert!(GatewayConfig::from_toml("[mqtt]\nshared_group = 'g'").is_err());
+        let anonymous_external = "[mqtt]\nurl = 'mqtt://x'\nallow_anonymous = true";
+        assert!(GatewayConfig::from_toml(anonymous_external).is_err());
+        assert!(!GatewayConfig::default().mqtt.allow_anonymous);
         assert!(GatewayConfig::from_toml("[devices]\nprovisioned = ['a/b']").is_err());
         assert!(GatewayConfig::from_toml("[boilers]\ntick_s = 0").is_err());
         assert!(GatewayConfig::from_toml("[boilers]\nraw_retention_days = 7").is_err());

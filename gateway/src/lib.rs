@@ -2,7 +2,8 @@
 //! crews' evidence, tracks boilers, and serves staff, residents (Open311) and dashboards.
 //!
 //! [`Gateway::start`] wires the parts, top to bottom:
-//! - [`broker`]: the embedded MQTT broker, unless an external one is configured;
+//! - [`broker`]: the embedded MQTT broker, unless an external one is configured, authenticating
+//!   every connection against [`devices`], the registry of devices' credentials;
 //! - [`storage`]: the storage seam: every store the gateway has, behind traits, on sled today;
 //!   [`record_time`] places each record's time by its device's
 //!   monotonic clock;
@@ -18,6 +19,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod csv_import;
+pub mod devices;
 pub mod http;
 pub mod ingest;
 pub mod log_throttle;
@@ -41,6 +43,7 @@ use crate::boilers::follow::FeedBoilers;
 use crate::boilers::{BoilerDesk, BoilerDeskSettings};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{parse_mqtt_url, GatewayConfig};
+use crate::devices::{Authenticator, DeviceRegistry};
 use crate::ingest::{IngestEvent, MqttEndpoint};
 use crate::metrics::Metrics;
 use crate::missed_bins::MissedBins;
@@ -80,6 +83,9 @@ pub enum GatewayError {
     /// The asset register or the boilers' alerts could not be loaded.
     #[error("could not load the boilers: {0}")]
     Boilers(StoreError),
+    /// The gateway's own broker secret could not be made.
+    #[error("could not make the gateway's broker secret: {0}")]
+    Secret(devices::secret::SecretError),
     /// A device in the configuration could not be provisioned.
     #[error("could not provision devices: {0}")]
     Provision(StoreError),
@@ -99,6 +105,9 @@ pub struct Gateway {
     pub desk: Arc<ReportDesk>,
     /// Boilers: the register, telemetry and alerts.
     pub boilers: Arc<BoilerDesk>,
+    /// Devices' credentials for the broker: adding or revoking one takes effect at the next
+    /// connection.
+    pub devices: DeviceRegistry,
     events: broadcast::Sender<IngestEvent>,
     ingest_ready: watch::Receiver<bool>,
     shutdown: CancellationToken,
@@ -159,14 +168,45 @@ impl Gateway {
             .provision(&provisioned)
             .map_err(GatewayError::Provision)?;
 
+        let own_clients = vec![
+            config.mqtt.client_id.clone(),
+            broker::PROBE_CLIENT_ID.to_owned(),
+        ];
+        let devices = DeviceRegistry::new(
+            storage.devices.clone(),
+            store.clone(),
+            own_clients.clone(),
+            clock.clone(),
+        );
+        let mut credentials = config
+            .mqtt
+            .username
+            .clone()
+            .zip(config.mqtt.password.clone());
         let mqtt = match &config.mqtt.url {
             Some(url) => parse_mqtt_url(url).map_err(config::ConfigError::Invalid)?,
             None => {
-                broker::start_embedded(config.mqtt.listen, config.mqtt.max_payload)?;
-                (
-                    config.mqtt.listen.ip().to_string(),
-                    config.mqtt.listen.port(),
-                )
+                let (listen, max_payload) = (config.mqtt.listen, config.mqtt.max_payload);
+                if config.mqtt.allow_anonymous {
+                    tracing::warn!(
+                        %listen,
+                        "mqtt.allow_anonymous is set: the embedded broker lets ANY client connect \
+                         without credentials, publish as any device and read any device's acks \
+                         and jobs. Never use this outside tests"
+                    );
+                    broker::start_embedded(listen, max_payload)?;
+                } else {
+                    let auth = Arc::new(
+                        Authenticator::new(devices.clone(), own_clients)
+                            .map_err(GatewayError::Secret)?,
+                    );
+                    credentials = Some((
+                        config.mqtt.client_id.clone(),
+                        auth.internal_secret().reveal().to_owned(),
+                    ));
+                    broker::start_authenticated(listen, max_payload, auth)?;
+                }
+                (listen.ip().to_string(), listen.port())
             }
         };
         let http_listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -193,11 +233,7 @@ impl Gateway {
             host: connectable_host(&mqtt.0),
             port: mqtt.1,
             client_id: config.mqtt.client_id.clone(),
-            credentials: config
-                .mqtt
-                .username
-                .clone()
-                .zip(config.mqtt.password.clone()),
+            credentials,
             shared_group: config.mqtt.shared_group.clone(),
             max_payload: config.mqtt.max_payload,
         };
@@ -293,6 +329,7 @@ impl Gateway {
             metrics,
             desk,
             boilers,
+            devices,
             events,
             ingest_ready,
             shutdown,

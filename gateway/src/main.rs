@@ -3,11 +3,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gateway::boilers::{BoilerDesk, BoilerDeskSettings};
+use gateway::clock::SystemClock;
 use gateway::config::GatewayConfig;
+use gateway::devices::{rfc3339, snippet, DeviceRegistry};
+use gateway::storage::Revoked;
 use gateway::storage::{reports, Storage, StoreSettings};
 use gateway::Gateway;
 
@@ -44,6 +48,11 @@ struct Args {
     #[arg(long, env = "FIELDSYNC_GATEWAY_MQTT_SHARED_GROUP", global = true)]
     mqtt_shared_group: Option<String>,
 
+    /// Let any client connect to the embedded broker without credentials (no device is
+    /// authenticated): for tests only, and loudly warned about. Default: off.
+    #[arg(long, env = "FIELDSYNC_GATEWAY_MQTT_ALLOW_ANONYMOUS", global = true)]
+    mqtt_allow_anonymous: bool,
+
     /// Address of the HTTP server. Default `127.0.0.1:8080`.
     #[arg(long, env = "FIELDSYNC_GATEWAY_HTTP_LISTEN", global = true)]
     http_listen: Option<SocketAddr>,
@@ -72,6 +81,35 @@ enum Command {
         /// The CSV file: `asset,uprn,address,make,model,rated_kw,installed,gas_meter,heat_meter,hub`.
         file: PathBuf,
     },
+    /// Devices' credentials for the embedded broker (the gateway must not be running on the same
+    /// data directory). A device connects with its id as client id and username and its secret
+    /// as password; an unknown or revoked device cannot connect.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevicesCommand {
+    /// Issue a device its secret and print the agent's configuration for it. The secret is
+    /// shown this once; the gateway keeps only its hash.
+    Add {
+        /// The device id, [A-Za-z0-9_-]{1,64}.
+        id: String,
+        /// Issue a new secret to a device that has one (lost, or revoked): the old one stops
+        /// working.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Revoke a device's secret: it cannot connect again (until `add --replace`). Its records
+    /// stay.
+    Revoke {
+        /// The device id.
+        id: String,
+    },
+    /// List the devices that have a secret, and whether it is revoked.
+    List,
 }
 
 impl Args {
@@ -97,6 +135,9 @@ impl Args {
         if let Some(group) = &self.mqtt_shared_group {
             config.mqtt.shared_group = Some(group.clone());
         }
+        if self.mqtt_allow_anonymous {
+            config.mqtt.allow_anonymous = true;
+        }
         if let Some(listen) = self.http_listen {
             config.http.listen = listen;
         }
@@ -121,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::ImportProperties { ref file }) => import_properties(&args.config()?, file),
         Some(Command::ImportAssets { ref file }) => import_assets(&args.config()?, file),
+        Some(Command::Devices { ref command }) => devices(&args.config()?, command),
         Some(Command::Run) | None => run(args.config()?).await,
     }
 }
@@ -192,6 +234,68 @@ fn import_assets(config: &GatewayConfig, file: &std::path::Path) -> anyhow::Resu
         report.errors.len(),
         desk.with_boilers(|boilers| boilers.register().len())
     );
+    Ok(())
+}
+
+fn devices(config: &GatewayConfig, command: &DevicesCommand) -> anyhow::Result<()> {
+    let settings = StoreSettings {
+        cache_bytes: config.cache_bytes,
+        ..StoreSettings::default()
+    };
+    let storage = Storage::open_embedded(&config.data_dir, settings).with_context(|| {
+        format!(
+            "opening the store in {} (is a gateway running on it? stop it first)",
+            config.data_dir.display()
+        )
+    })?;
+    let registry = DeviceRegistry::new(
+        storage.devices.clone(),
+        storage.ingest.clone(),
+        vec![
+            config.mqtt.client_id.clone(),
+            gateway::broker::PROBE_CLIENT_ID.to_owned(),
+        ],
+        Arc::new(SystemClock),
+    );
+    let device_id =
+        |id: &str| proto::DeviceId::new(id).with_context(|| format!("{id:?} is not a device id"));
+    match command {
+        DevicesCommand::Add { id, replace } => {
+            let issued = registry.add(&device_id(id)?, *replace)?;
+            print!("{}", snippet::agent_config(&issued, config.mqtt.listen));
+            eprintln!(
+                "{} {id}: put the lines above in its edge-agent configuration",
+                if issued.replaced {
+                    "replaced the secret of"
+                } else {
+                    "added"
+                }
+            );
+            if config.mqtt.url.is_some() {
+                eprintln!(
+                    "note: this gateway uses an external broker (mqtt.url), which checks its own \
+                     credentials (docs/OPERATIONS.md)"
+                );
+            }
+        }
+        DevicesCommand::Revoke { id } => match registry.revoke(&device_id(id)?)? {
+            Revoked::Already(at) => println!("{id} was already revoked (at {})", rfc3339(at)),
+            _ => println!("revoked {id}: it cannot connect again"),
+        },
+        DevicesCommand::List => {
+            for listed in registry.list()? {
+                let state = match listed.revoked {
+                    Some(at) => format!("revoked {}", rfc3339(at)),
+                    None => "active".to_owned(),
+                };
+                println!(
+                    "{}\tissued {}\t{state}",
+                    listed.device,
+                    rfc3339(listed.issued)
+                );
+            }
+        }
+    }
     Ok(())
 }
 

@@ -23,6 +23,13 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "The gateway's MQTT client id; its session persists across restarts.",
     ),
     (
+        "mqtt.allow_anonymous",
+        "Let any client connect to the embedded broker without credentials: no device is \
+         authenticated, and any client can publish as any device or read its acks and jobs. \
+         For tests and local experiments only (the gateway warns at every start). Off: every \
+         connection needs a credential from `gateway devices add`.",
+    ),
+    (
         "mqtt.max_payload",
         "The largest MQTT payload accepted, in bytes (the protocol's limit, 256 KiB).",
     ),

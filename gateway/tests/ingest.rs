@@ -22,6 +22,8 @@ fn config(dir: &std::path::Path) -> GatewayConfig {
         ..GatewayConfig::default()
     };
     config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
+    // Fake devices connect without credentials: device identity is tested in device_identity.rs.
+    config.mqtt.allow_anonymous = true;
     config.http.listen = ([127, 0, 0, 1], 0).into();
     config.http.staff_tokens.insert(TOKEN.into(), Role::Viewer);
     config.devices.provisioned = vec!["hub-1".into(), "hub-2".into()];
@@ -298,6 +300,8 @@ fn spawn_gateway(dir: &std::path::Path, mqtt_port: u16, http_port: u16) -> Child
     Command::new(env!("CARGO_BIN_EXE_gateway"))
         .args(["--data-dir", dir.to_str().unwrap()])
         .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt_port}")])
+        // Fake devices connect without credentials (device identity: device_identity.rs).
+        .arg("--mqtt-allow-anonymous")
         .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -355,6 +359,8 @@ async fn ingests_through_an_external_broker_with_a_shared_subscription() {
     let run = std::process::id();
     let mut config = config(dir.path());
     config.mqtt.url = Some(external_broker());
+    // An external broker has its own credentials.
+    config.mqtt.allow_anonymous = false;
     config.mqtt.client_id = format!("fieldsync-gateway-test-{run}");
     config.mqtt.shared_group = Some(format!("fieldsync-test-{run}"));
     let gateway = start(config).await;

@@ -132,6 +132,8 @@ async fn start_gateway(dir: &std::path::Path, jurisdiction: Option<&str>) -> Gat
         ..GatewayConfig::default()
     };
     config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
+    // Fake devices connect without credentials: device identity is tested in device_identity.rs.
+    config.mqtt.allow_anonymous = true;
     config.http.listen = ([127, 0, 0, 1], 0).into();
     config.http.staff_tokens.insert(ADMIN.into(), Role::Admin);
     config.open311.api_keys = vec![API_KEY.into()];

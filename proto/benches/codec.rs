@@ -4,6 +4,9 @@
 //! docs/BENCHMARKS.md. `decode` is `proto::decode::<Envelope>` (all or nothing), `decode_batch`
 //! what the gateway runs (`proto::decode_batch`, record by record).
 //!
+//! `signed/*`: what a signature costs, signing and verifying a batch (device and gateway) and an
+//! ack (gateway and device), as `proto::signed` does it.
+//!
 //! Run with `cargo bench -p fieldsync-proto --bench codec`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,6 +14,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, Criterion, Throughput};
+use proto::signed::{self, SigningKey};
 use proto::{examples, Envelope, MAX_MESSAGE_BYTES};
 
 /// Records per batch: what a hub sampling once a minute has to send after 100 minutes offline.
@@ -34,6 +38,34 @@ fn encode_and_decode(c: &mut Criterion) {
     group.finish();
 }
 
+/// Signing and verifying (COSE_Sign1, Ed25519, bound to the topic): the same batch as a device
+/// signs it, and an ack as the gateway signs it and a device verifies it.
+fn sign_and_verify(c: &mut Criterion) {
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let verifying = key.verifying_key();
+    let batch =
+        proto::encode(&examples::telemetry_batch(BATCH_RECORDS), MAX_MESSAGE_BYTES).unwrap();
+    let ack = proto::encode(&examples::ack(), MAX_MESSAGE_BYTES).unwrap();
+    let (up, down) = ("fieldsync/v1/hub-0001/up", "fieldsync/v1/hub-0001/ack");
+    let signed_batch = signed::sign(&batch, up, "hub-0001", &key).unwrap();
+    let signed_ack = signed::sign(&ack, down, "gateway", &key).unwrap();
+    let mut group = c.benchmark_group("signed");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("sign_telemetry_batch_100", |b| {
+        b.iter(|| signed::sign(black_box(&batch), up, "hub-0001", &key).unwrap())
+    });
+    group.bench_function("verify_telemetry_batch_100", |b| {
+        b.iter(|| signed::open(black_box(&signed_batch), up, |_| Some(verifying)).unwrap())
+    });
+    group.bench_function("sign_ack", |b| {
+        b.iter(|| signed::sign(black_box(&ack), down, "gateway", &key).unwrap())
+    });
+    group.bench_function("verify_ack", |b| {
+        b.iter(|| signed::open(black_box(&signed_ack), down, |_| Some(verifying)).unwrap())
+    });
+    group.finish();
+}
+
 /// Prints the batch's size per record in CBOR and in compact JSON. Sizes are exact, so they need
 /// no statistics: they are printed rather than measured.
 fn report_sizes() {
@@ -51,7 +83,7 @@ fn report_sizes() {
     );
 }
 
-criterion_group!(benches, encode_and_decode);
+criterion_group!(benches, encode_and_decode, sign_and_verify);
 
 // `criterion_main!` with one more step: the sizes, printed before the timings.
 fn main() {

@@ -8,6 +8,8 @@
 //!   configuration ([`Down`]), and the retained online/offline [`State`].
 //! - [`topic`]: device ids and the `fieldsync/v1/{device}/{up|ack|down|state}` topics.
 //! - [`codec`]: encoding and decoding with a size limit, version checks and typed errors.
+//! - [`signed`]: messages signed as COSE_Sign1 with Ed25519, bound to their topic: envelopes
+//!   by their device, acks and downlink by the gateway.
 //! - [`validate`]: the value checks every decoded message passes (finite numbers, latitude
 //!   range, device id syntax…).
 //! - [`examples`]: one realistic example of every message, for tests, the test vectors,
@@ -20,6 +22,7 @@ pub mod codec;
 pub mod downlink;
 pub mod examples;
 pub mod record;
+pub mod signed;
 pub mod topic;
 pub mod validate;
 

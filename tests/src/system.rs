@@ -176,10 +176,66 @@ impl GatewayProcess {
     /// Writes a configuration into `dir` and starts the gateway on it; returns once it is ready
     /// (`/healthz` answers 200: the ingest is subscribed).
     pub async fn start(dir: &Path, broker: &Broker) -> Self {
+        let mut gateway = Self::configure(dir, broker, true);
+        gateway.spawn().await;
+        gateway
+    }
+
+    /// Starts a gateway on its embedded broker on `port` that lets in only `devices`, each
+    /// issued its credential first by `gateway devices add`; returns it once ready, with each
+    /// device's password.
+    pub async fn start_with_devices(
+        dir: &Path,
+        port: u16,
+        devices: &[&str],
+    ) -> (Self, Vec<(String, String)>) {
+        let mut gateway = Self::configure(dir, &Broker::Embedded(port), false);
+        let passwords = devices
+            .iter()
+            .map(|device| {
+                let config = gateway.devices(&["add", device]);
+                let password = config
+                    .lines()
+                    .find_map(|line| line.strip_prefix("password = "))
+                    .map(|quoted| quoted.trim_matches('"').to_owned())
+                    .expect("`gateway devices add` printed no password");
+                ((*device).to_owned(), password)
+            })
+            .collect();
+        gateway.spawn().await;
+        (gateway, passwords)
+    }
+
+    /// Runs `gateway devices ARGS` on its configuration (the gateway must be stopped); returns
+    /// what it printed, panicking if it failed.
+    pub fn devices(&self, args: &[&str]) -> String {
+        let output = Command::new(binary("gateway"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("devices")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("cannot run the gateway binary");
+        assert!(
+            output.status.success(),
+            "gateway devices {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Writes its configuration; `anonymous` lets any client into the embedded broker.
+    fn configure(dir: &Path, broker: &Broker, anonymous: bool) -> Self {
         let data_dir = dir.join("gateway-store");
         let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mqtt = match broker {
-            Broker::Embedded(port) => format!("listen = \"127.0.0.1:{port}\""),
+            // Agents and fake devices started while the gateway runs have no credentials (they
+            // are issued with the gateway stopped), so most tests let anyone in; device identity
+            // is tested with `start_with_devices`.
+            Broker::Embedded(port) => {
+                format!("listen = \"127.0.0.1:{port}\"\nallow_anonymous = {anonymous}")
+            }
             Broker::External(host, port) => format!(
                 "url = \"mqtt://{host}:{port}\"\nclient_id = \"{}\"",
                 unique_id("gateway")
@@ -195,15 +251,13 @@ impl GatewayProcess {
              [missed_bins.calendar]\nbank_holidays = []\n"
         );
         std::fs::write(&config, text).expect("writing the gateway's configuration");
-        let mut gateway = Self {
+        Self {
             child: Owned::default(),
             config,
             data_dir,
             http,
             broker: broker.clone(),
-        };
-        gateway.spawn().await;
-        gateway
+        }
     }
 
     async fn spawn(&mut self) {

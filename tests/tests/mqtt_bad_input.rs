@@ -212,7 +212,11 @@ async fn run(broker: Broker) {
         ..GatewayConfig::default()
     };
     match &broker {
-        Broker::Embedded(_) => config.mqtt.listen = ([127, 0, 0, 1], free_port()).into(),
+        Broker::Embedded(_) => {
+            config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
+            // The fake devices and attackers connect without credentials.
+            config.mqtt.allow_anonymous = true;
+        }
         Broker::External(host, port) => {
             config.mqtt.url = Some(format!("mqtt://{host}:{port}"));
             config.mqtt.client_id = unique_id("gateway");

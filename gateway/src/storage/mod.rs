@@ -8,12 +8,14 @@
 //! - [`boilers`]: boiler telemetry, rollups, the asset register and alert state
 //!   ([`BoilerStore`]), and [`AssetLog`], one boiler's telemetry as the domain reads it;
 //! - [`write_back`]: one ingested group's boiler telemetry written once, at its end;
+//! - [`devices`]: devices' credentials for the broker ([`CredentialStore`]);
 //! - [`quarantine`]: what refused messages are kept as;
 //! - [`embedded`]: the backend on sled, one directory for a whole site.
 //!
 //! [`Storage`] opens all of them at once; every error is a [`StoreError`].
 
 pub mod boilers;
+pub mod devices;
 pub mod embedded;
 mod error;
 pub mod ingest;
@@ -25,6 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use boilers::{AssetLog, BoilerStore};
+pub use devices::{CredentialStore, DeviceCredential, Revoked};
 pub use embedded::{Migrated, SledStore};
 pub use error::{BackendError, StoreError};
 pub use ingest::{BatchOutcome, DeviceInfo, IncomingBatch, Store, StoreSettings, StoredRecord};
@@ -40,6 +43,8 @@ pub struct Storage {
     pub reports: Arc<dyn ReportStore>,
     /// Boiler telemetry, rollups, the asset register and alerts.
     pub boilers: Arc<dyn BoilerStore>,
+    /// Devices' credentials for the broker.
+    pub devices: Arc<dyn CredentialStore>,
 }
 
 impl Storage {

@@ -4,9 +4,11 @@
 //! - [`ingest`]: [`SledStore`], devices' records; [`keys`] gives its keys' layout,
 //!   [`migrate`] upgrades older stores, [`quarantine`] keeps what was refused, bounded;
 //! - [`reports`]: [`SledReportStore`], reports and the property register;
-//! - [`boilers`]: [`SledBoilerStore`], boiler telemetry, rollups, assets and alerts.
+//! - [`boilers`]: [`SledBoilerStore`], boiler telemetry, rollups, assets and alerts;
+//! - [`devices`]: [`SledCredentialStore`], devices' credentials for the broker.
 
 pub mod boilers;
+pub mod devices;
 pub mod ingest;
 pub mod keys;
 pub mod migrate;
@@ -19,6 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use boilers::SledBoilerStore;
+pub use devices::SledCredentialStore;
 pub use ingest::SledStore;
 pub use migrate::Migrated;
 pub use reports::SledReportStore;
@@ -36,10 +39,12 @@ pub(super) fn open(dir: &Path, settings: StoreSettings) -> Result<Storage, Store
     let ingest = SledStore::open_with(dir, settings)?;
     let reports = SledReportStore::open(ingest.db())?;
     let boilers = SledBoilerStore::open(ingest.db())?;
+    let devices = SledCredentialStore::open(ingest.db())?;
     Ok(Storage {
         ingest: Arc::new(ingest),
         reports: Arc::new(reports),
         boilers: Arc::new(boilers),
+        devices: Arc::new(devices),
     })
 }
 

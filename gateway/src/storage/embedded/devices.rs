@@ -1,0 +1,153 @@
+//! [`SledCredentialStore`]: the device registry's [`CredentialStore`] on sled, one tree in the
+//! gateway's database.
+//!
+//! - `device_credentials`: device id → [`DeviceCredential`]. A device id is the whole key, so
+//!   no separator is needed.
+
+use proto::{DeviceId, TimestampMs};
+
+use super::decode_stored;
+use crate::storage::devices::{CredentialStore, DeviceCredential, Revoked};
+use crate::storage::StoreError;
+
+/// Devices' credentials in sled.
+#[derive(Debug, Clone)]
+pub struct SledCredentialStore {
+    db: sled::Db,
+    credentials: sled::Tree,
+}
+
+impl SledCredentialStore {
+    /// Opens the credentials' tree in `db`.
+    pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: db.clone(),
+            credentials: db.open_tree("device_credentials")?,
+        })
+    }
+
+    fn decode(key: &[u8], bytes: &[u8]) -> Result<DeviceCredential, StoreError> {
+        decode_stored(key, bytes)
+    }
+}
+
+impl CredentialStore for SledCredentialStore {
+    fn insert_new(
+        &self,
+        device: &DeviceId,
+        credential: &DeviceCredential,
+    ) -> Result<bool, StoreError> {
+        let value = proto::encode_value(credential)?;
+        let swapped = self.credentials.compare_and_swap(
+            device.as_str().as_bytes(),
+            None::<&[u8]>,
+            Some(value),
+        )?;
+        if swapped.is_err() {
+            return Ok(false);
+        }
+        self.db.flush()?;
+        Ok(true)
+    }
+
+    fn replace(&self, device: &DeviceId, credential: &DeviceCredential) -> Result<(), StoreError> {
+        let value = proto::encode_value(credential)?;
+        self.credentials.insert(device.as_str().as_bytes(), value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn revoke(&self, device: &DeviceId, at: TimestampMs) -> Result<Revoked, StoreError> {
+        let key = device.as_str().as_bytes();
+        // Compare and swap until no one else changed the entry in between (a replacement
+        // issued meanwhile must not be lost, nor revoked unseen).
+        loop {
+            let Some(current) = self.credentials.get(key)? else {
+                return Ok(Revoked::Unknown);
+            };
+            let mut credential = Self::decode(key, &current)?;
+            if let Some(when) = credential.revoked {
+                return Ok(Revoked::Already(when));
+            }
+            credential.revoked = Some(at);
+            let value = proto::encode_value(&credential)?;
+            if self
+                .credentials
+                .compare_and_swap(key, Some(current), Some(value))?
+                .is_ok()
+            {
+                self.db.flush()?;
+                return Ok(Revoked::Now);
+            }
+        }
+    }
+
+    fn credential(&self, device: &DeviceId) -> Result<Option<DeviceCredential>, StoreError> {
+        let key = device.as_str().as_bytes();
+        self.credentials
+            .get(key)?
+            .map(|bytes| Self::decode(key, &bytes))
+            .transpose()
+    }
+
+    fn credentials(&self) -> Result<Vec<(DeviceId, DeviceCredential)>, StoreError> {
+        let mut all = Vec::new();
+        for entry in self.credentials.iter() {
+            let (key, bytes) = entry?;
+            let id = String::from_utf8_lossy(&key).into_owned();
+            let device = DeviceId::new(id.clone()).map_err(|e| StoreError::Corrupt {
+                key: id,
+                reason: e.to_string(),
+            })?;
+            all.push((device, Self::decode(&key, &bytes)?));
+        }
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SledCredentialStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let store = SledCredentialStore::open(&db).unwrap();
+        (dir, store)
+    }
+
+    fn credential(hash: &str) -> DeviceCredential {
+        DeviceCredential {
+            hash: hash.to_owned(),
+            issued: 1_000,
+            revoked: None,
+        }
+    }
+
+    #[test]
+    fn a_device_gets_one_credential_unless_replaced() {
+        let (_dir, store) = store();
+        let cab = DeviceId::new("cab-1").unwrap();
+        assert!(store.insert_new(&cab, &credential("first")).unwrap());
+        assert!(!store.insert_new(&cab, &credential("second")).unwrap());
+        assert_eq!(store.credential(&cab).unwrap().unwrap().hash, "first");
+        store.replace(&cab, &credential("third")).unwrap();
+        assert_eq!(store.credential(&cab).unwrap().unwrap().hash, "third");
+        assert_eq!(store.credentials().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn revoking_is_kept_and_said_once() {
+        let (_dir, store) = store();
+        let cab = DeviceId::new("cab-1").unwrap();
+        let other = DeviceId::new("cab-2").unwrap();
+        assert_eq!(store.revoke(&cab, 5).unwrap(), Revoked::Unknown);
+        store.insert_new(&cab, &credential("h")).unwrap();
+        assert_eq!(store.revoke(&cab, 5).unwrap(), Revoked::Now);
+        assert_eq!(store.revoke(&cab, 9).unwrap(), Revoked::Already(5));
+        assert_eq!(store.credential(&cab).unwrap().unwrap().revoked, Some(5));
+        assert_eq!(store.credential(&other).unwrap(), None);
+        // A revoked device is not free to be added again by accident.
+        assert!(!store.insert_new(&cab, &credential("again")).unwrap());
+    }
+}

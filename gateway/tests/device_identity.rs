@@ -1,0 +1,184 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Device identity on the embedded broker, with real MQTT connections (rumqttc): a device with a
+//! credential from the registry connects; an unknown device, a revoked one, a wrong password, no
+//! credentials, another device's client id and the gateway's own client id without its secret
+//! are all refused; the configuration `gateway devices add` prints is what a real agent needs to
+//! deliver through that broker; and `mqtt.allow_anonymous` really does let anyone in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use edge_agent::agent::Agent;
+use edge_agent::config::AgentConfig;
+use fieldsync_tests::{free_port, wait_for};
+use gateway::clock::FixedClock;
+use gateway::config::GatewayConfig;
+use gateway::devices::{snippet, DeviceError};
+use gateway::storage::Revoked;
+use gateway::Gateway;
+use proto::DeviceId;
+use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn config(dir: &std::path::Path) -> GatewayConfig {
+    let mut config = GatewayConfig {
+        data_dir: dir.join("store"),
+        ..GatewayConfig::default()
+    };
+    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
+    config.http.listen = ([127, 0, 0, 1], 0).into();
+    config
+}
+
+async fn start(config: GatewayConfig) -> Gateway {
+    let clock = Arc::new(FixedClock::at_rfc3339("2026-11-25T10:00:00Z"));
+    let gateway = Gateway::start_with_clock(config, clock).await.unwrap();
+    // Ready means the gateway's own client got in, with the secret it made at start.
+    assert!(
+        gateway.wait_ready(DEADLINE).await,
+        "the gateway's own client never connected"
+    );
+    gateway
+}
+
+/// Whether a client with `client_id` and `credentials` gets a successful CONNACK from the
+/// broker on `port` (false when the broker closes the connection instead, as rumqttd does on a
+/// refused login).
+async fn connects(port: u16, client_id: &str, credentials: Option<(&str, &str)>) -> bool {
+    let mut options = MqttOptions::new(client_id, "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(5));
+    if let Some((username, password)) = credentials {
+        options.set_credentials(username, password);
+    }
+    let (_client, mut eventloop) = AsyncClient::new(options, 10);
+    match tokio::time::timeout(DEADLINE, eventloop.poll()).await {
+        Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => ack.code == ConnectReturnCode::Success,
+        Ok(Ok(other)) => panic!("unexpected first event {other:?}"),
+        Ok(Err(_)) => false,
+        Err(_) => panic!("the broker neither accepted nor refused {client_id}"),
+    }
+}
+
+fn id(text: &str) -> DeviceId {
+    DeviceId::new(text).unwrap()
+}
+
+#[tokio::test]
+async fn only_registered_devices_with_their_own_secret_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = start(config(dir.path())).await;
+    let port = gateway.mqtt.1;
+    let cab = gateway.devices.add(&id("cab-1"), false).unwrap();
+    let other = gateway.devices.add(&id("cab-2"), false).unwrap();
+    let secret = cab.secret.reveal();
+
+    assert!(connects(port, "cab-1", Some(("cab-1", secret))).await);
+
+    // Unknown, wrong password, no credentials at all.
+    assert!(!connects(port, "cab-9", Some(("cab-9", secret))).await);
+    assert!(!connects(port, "cab-1", Some(("cab-1", other.secret.reveal()))).await);
+    assert!(!connects(port, "cab-1", Some(("cab-1", ""))).await);
+    assert!(!connects(port, "cab-1", None).await);
+    // A device's own secret under another's client id (which would take over its session and
+    // the jobs queued for it), and another's username with one's own client id.
+    assert!(!connects(port, "cab-2", Some(("cab-1", secret))).await);
+    assert!(!connects(port, "cab-1", Some(("cab-2", other.secret.reveal()))).await);
+    // The gateway's own client id, without the secret only the gateway holds.
+    assert!(
+        !connects(
+            port,
+            "fieldsync-gateway",
+            Some(("fieldsync-gateway", secret))
+        )
+        .await
+    );
+    assert!(!connects(port, "fieldsync-broker-probe", None).await);
+
+    // Revoked: refused from the next connection on; a new secret reinstates it, and only the
+    // new one works.
+    assert!(matches!(
+        gateway.devices.revoke(&id("cab-1")),
+        Ok(Revoked::Now)
+    ));
+    assert!(!connects(port, "cab-1", Some(("cab-1", secret))).await);
+    assert!(matches!(
+        gateway.devices.add(&id("cab-1"), false),
+        Err(DeviceError::Exists { .. })
+    ));
+    let renewed = gateway.devices.add(&id("cab-1"), true).unwrap();
+    assert!(renewed.replaced);
+    assert!(!connects(port, "cab-1", Some(("cab-1", secret))).await);
+    assert!(connects(port, "cab-1", Some(("cab-1", renewed.secret.reveal()))).await);
+    assert!(connects(port, "cab-2", Some(("cab-2", other.secret.reveal()))).await);
+
+    // No device may take one of the gateway's own client ids.
+    assert!(matches!(
+        gateway.devices.add(&id("fieldsync-gateway"), false),
+        Err(DeviceError::Reserved(_))
+    ));
+    let listed = gateway.devices.list().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|device| device.revoked.is_none()));
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_printed_configuration_is_what_an_agent_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = start(config(dir.path())).await;
+    let listen = ([127, 0, 0, 1], gateway.mqtt.1).into();
+    let issued = gateway.devices.add(&id("hub-7"), false).unwrap();
+    let text = snippet::agent_config(&issued, listen);
+
+    let mut agent_config = AgentConfig::from_toml(&text).unwrap();
+    assert_eq!(agent_config.device_id, "hub-7");
+    assert_eq!(agent_config.mqtt.username.as_deref(), Some("hub-7"));
+    assert_eq!(
+        agent_config.mqtt.password.as_deref(),
+        Some(issued.secret.reveal())
+    );
+    agent_config.data_dir = dir.path().join("agent");
+    agent_config.api.listen = ([127, 0, 0, 1], 0).into();
+    agent_config.intervals.health_s = 1;
+    agent_config.validate().unwrap();
+    // The agent's health records reach the gateway's store through the authenticated broker.
+    let agent = Agent::start(agent_config).await.unwrap();
+    let store = gateway.store.clone();
+    wait_for("the agent's first record", DEADLINE, || {
+        let store = store.clone();
+        async move { (store.record_count(&id("hub-7")).ok()? > 0).then_some(()) }
+    })
+    .await;
+    // Registered means provisioned: its records are not flagged as from an unknown device.
+    let devices = gateway.store.devices().unwrap();
+    let (_, info, _) = devices
+        .iter()
+        .find(|(d, _, _)| d.as_str() == "hub-7")
+        .unwrap();
+    assert!(info.provisioned);
+    agent.shutdown().await;
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn allow_anonymous_lets_anyone_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.mqtt.allow_anonymous = true;
+    let gateway = start(config).await;
+    assert!(connects(gateway.mqtt.1, "anyone", None).await);
+    gateway.stop().await;
+}
+
+#[test]
+fn an_address_of_any_interface_is_left_for_the_operator_to_fill_in() {
+    let issued = gateway::devices::Issued {
+        device: id("cab-1"),
+        secret: gateway::devices::Secret::generate().unwrap(),
+        replaced: false,
+    };
+    let text = snippet::agent_config(&issued, ([0, 0, 0, 0], 1883).into());
+    assert!(text.contains("host = \"GATEWAY-ADDRESS\""), "{text}");
+    assert!(text.contains("port = 1883"), "{text}");
+}
