@@ -279,7 +279,15 @@ impl Report {
                 evidence: crew_recorded_collected.map(|c| c.evidence),
             },
         };
-        Self::first(id, Some(request.uprn), None, request.stream, collection_day, now, transition)
+        Self::first(
+            id,
+            Some(request.uprn),
+            None,
+            request.stream,
+            collection_day,
+            now,
+            transition,
+        )
     }
 
     /// A report whose location named no property: open, for staff to place

@@ -209,12 +209,7 @@ impl ReportDesk {
         }
         self.metrics.count_report_decision(report.status);
         if let (true, Some(uprn)) = (report.is_open(), report.uprn) {
-            state
-                .open_by_uprn
-                .entry(uprn)
-                .or_default()
-                .push(report.id.clone());
-            self.try_dispatch(&mut state, &mut report, now)?;
+            self.open_case(&mut state, &mut report, uprn, now)?;
         }
         self.announce(&report);
         Ok(report)
@@ -266,15 +261,26 @@ impl ReportDesk {
             }
         };
         if report.is_open() {
-            state
-                .open_by_uprn
-                .entry(uprn)
-                .or_default()
-                .push(report.id.clone());
-            self.try_dispatch(&mut state, &mut report, now)?;
+            self.open_case(&mut state, &mut report, uprn, now)?;
         }
         self.announce(&report);
         Ok(Placing::Placed(report))
+    }
+
+    /// Counts an open report among its property's open cases and sends its return job.
+    fn open_case(
+        &self,
+        state: &mut DeskState,
+        report: &mut Report,
+        uprn: u64,
+        now: TimestampMs,
+    ) -> Result<(), DeskError> {
+        state
+            .open_by_uprn
+            .entry(uprn)
+            .or_default()
+            .push(report.id.clone());
+        self.try_dispatch(state, report, now)
     }
 
     /// Sends an open report's return job to a device on its round, if one is known; the report

@@ -203,16 +203,21 @@ mod tests {
     /// implausible value and a Data-Invalid answer among the good frames.
     const FIXTURE: &str = include_str!("../../../tests/otgw_fixture.txt");
 
-    #[tokio::test]
-    async fn replays_a_capture() {
+    /// Every reading of `input` read into one sample, with the source's counters.
+    async fn replay(input: &'static [u8]) -> (Telemetry, SourceStats) {
         let stats = SourceStats::default();
-        let mut source = OtgwSource::from_reader(FIXTURE.as_bytes(), stats.clone());
+        let mut source = OtgwSource::from_reader(input, stats.clone());
         let mut sampler = Sampler::new("B-1").unwrap();
         let now = Instant::now();
         while let Some(reading) = source.next_reading().await.unwrap() {
             sampler.record(reading, now);
         }
-        let sample = sampler.sample(now, Duration::from_secs(60)).unwrap();
+        (sampler.sample(now, Duration::from_secs(60)).unwrap(), stats)
+    }
+
+    #[tokio::test]
+    async fn replays_a_capture() {
+        let (sample, stats) = replay(FIXTURE.as_bytes()).await;
         assert_eq!(
             sample,
             Telemetry {
@@ -321,14 +326,7 @@ mod tests {
     #[tokio::test]
     async fn summary_lines_are_sampled() {
         let input = "PS: 1\r\n00000011/00001010,55.00,00000011/00000011,0.00,0.00,100.00,24/20,20.50,40.00,1.50,0.00,0.00,19.50,57.00,48.00,-2.50,44.00,0.00,60,65/40,80/20,55.00,75.00,00000000/00000000,0,0,6699,20001,8000,5000,3900,7000,900,800\r\n";
-        let stats = SourceStats::default();
-        let mut source = OtgwSource::from_reader(input.as_bytes(), stats.clone());
-        let mut sampler = Sampler::new("B-1").unwrap();
-        let now = Instant::now();
-        while let Some(reading) = source.next_reading().await.unwrap() {
-            sampler.record(reading, now);
-        }
-        let sample = sampler.sample(now, Duration::from_secs(60)).unwrap();
+        let (sample, stats) = replay(input.as_bytes()).await;
         assert_eq!(
             (
                 sample.flow,
