@@ -255,7 +255,69 @@ fn open311_cases() -> Vec<Case> {
             "",
             BAD,
         ),
+        // Residents' comments (FixMyStreet's POST servicerequestupdates).
+        case(
+            "POST",
+            format!("{base}/servicerequestupdates.json"),
+            None,
+            FORM,
+            "service_request_id=MB-1&update_id=1&description=hello",
+            &[400, 403],
+        ),
+        case(
+            "POST",
+            format!("{base}/servicerequestupdates.json"),
+            None,
+            FORM,
+            format!("api_key={API_KEY}"),
+            BAD,
+        ),
+        case(
+            "POST",
+            format!("{base}/servicerequestupdates.json"),
+            None,
+            FORM,
+            format!(
+                "api_key={API_KEY}&service_request_id=MB-999999999&update_id=1&status=OPEN\
+                 &updated_datetime=2026-12-01T10:00:00Z&description=hello"
+            ),
+            NOT_FOUND,
+        ),
+        case(
+            "POST",
+            format!("{base}/servicerequestupdates.json"),
+            None,
+            FORM,
+            format!(
+                "api_key={API_KEY}&service_request_id=MB-1&update_id=1&status=OPEN\
+                 &updated_datetime=last%20tuesday&description=hello"
+            ),
+            BAD,
+        ),
+        case(
+            "POST",
+            format!("{base}/servicerequestupdates.json"),
+            None,
+            JSON,
+            "{}",
+            MEDIA,
+        ),
     ];
+    for text in HOSTILE_TEXT {
+        let encoded: String = text.bytes().map(|b| format!("%{b:02X}")).collect();
+        // A comment on a report that is not there: refused, the text never echoed as markup.
+        cases.push(case(
+            "POST",
+            format!("{base}/servicerequestupdates.json"),
+            None,
+            FORM,
+            format!(
+                "api_key={API_KEY}&service_request_id={encoded}&update_id={encoded}&status=OPEN\
+                 &updated_datetime=2026-12-01T10:00:00Z&description={encoded}"
+            ),
+            &[400, 404],
+        ));
+    }
     for text in HOSTILE_TEXT {
         let encoded: String = text.bytes().map(|b| format!("%{b:02X}")).collect();
         // Unknown address, hostile description: refused for the address, the text never echoed
@@ -278,6 +340,66 @@ fn staff_cases() -> Vec<Case> {
         "y".repeat(3 * 1024 * 1024)
     );
     vec![
+        // The public bin-day lookup: one of postcode or uprn, sane.
+        case("GET", "/api/v1/bin-days", None, None, "", BAD),
+        case("GET", "/api/v1/bin-days?uprn=one", None, None, "", BAD),
+        case(
+            "GET",
+            "/api/v1/bin-days?uprn=1&postcode=UB10",
+            None,
+            None,
+            "",
+            BAD,
+        ),
+        case(
+            "GET",
+            format!("/api/v1/bin-days?postcode={}", "U".repeat(10_000)),
+            None,
+            None,
+            "",
+            &[400, 414, 431],
+        ),
+        case(
+            "GET",
+            "/api/v1/bin-days?postcode=%3Cscript%3E",
+            None,
+            None,
+            "",
+            &[200],
+        ),
+        // Placing a report staff found the property of.
+        case(
+            "POST",
+            "/api/v1/reports/MB-1/place",
+            None,
+            JSON,
+            r#"{"uprn": 1}"#,
+            UNAUTHORIZED,
+        ),
+        case(
+            "POST",
+            "/api/v1/reports/MB-1/place",
+            ADMIN,
+            JSON,
+            "{",
+            REFUSED,
+        ),
+        case(
+            "POST",
+            "/api/v1/reports/MB-1/place",
+            ADMIN,
+            JSON,
+            r#"{"uprn": "x"}"#,
+            REFUSED,
+        ),
+        case(
+            "POST",
+            "/api/v1/reports/MB-999999999/place",
+            ADMIN,
+            JSON,
+            r#"{"uprn": 1}"#,
+            &[400, 404, 422],
+        ),
         case("GET", "/api/v1/reports", None, None, "", UNAUTHORIZED),
         case(
             "GET",
