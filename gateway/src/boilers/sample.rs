@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 /// sample is stored: most hubs report a dozen of its fields, and a sample is stored per minute.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
-    /// The boiler's asset id in the council's asset register.
+    /// The boiler's asset id in the council's asset register. Left out when empty: a store that
+    /// keys samples by boiler keeps them without it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub asset: String,
     /// When the hub took the sample (UTC ms, the record's own timestamp).
     pub at_ms: TimestampMs,

@@ -85,28 +85,27 @@ fn asset_of(key: &[u8]) -> Result<String, StoreError> {
         })
 }
 
-/// An hour's samples as stored (without their asset id, the key's), or none.
+/// An hour's samples as stored: without their asset id (the key's), in time order; none if
+/// the hour has none.
+fn read_bare_hour(key: &[u8], value: Option<&[u8]>) -> Result<Vec<Sample>, StoreError> {
+    value.map_or(Ok(Vec::new()), |value| decode_stored(key, value))
+}
+
+/// `sample` as an hour stores it: without its asset id.
+fn bare(sample: &Sample) -> Sample {
+    Sample {
+        asset: String::new(),
+        ..sample.clone()
+    }
+}
+
+/// An hour's samples with their asset id put back.
 fn read_hour(asset: &str, key: &[u8], value: Option<&[u8]>) -> Result<Vec<Sample>, StoreError> {
-    let Some(value) = value else {
-        return Ok(Vec::new());
-    };
-    let mut samples: Vec<Sample> = decode_stored(key, value)?;
+    let mut samples = read_bare_hour(key, value)?;
     for sample in &mut samples {
         sample.asset = asset.to_owned();
     }
     Ok(samples)
-}
-
-/// An hour's samples (in time order) as stored: each without its asset id.
-fn encode_hour(samples: &[Sample]) -> Result<Vec<u8>, StoreError> {
-    let bare: Vec<Sample> = samples
-        .iter()
-        .map(|s| Sample {
-            asset: String::new(),
-            ..s.clone()
-        })
-        .collect();
-    Ok(proto::encode_value(&bare)?)
 }
 
 /// A transaction's failure, whose closure never aborts.
@@ -234,23 +233,24 @@ impl SledBoilerStore {
         samples: &[(&str, &Sample)],
         stored: impl Fn(&[u8]) -> Result<Option<sled::IVec>, StoreError>,
     ) -> Result<sled::Batch, StoreError> {
-        let mut hours: BTreeMap<Vec<u8>, (String, Vec<Sample>)> = BTreeMap::new();
+        // Hours as stored: each sample without its asset id.
+        let mut hours: BTreeMap<Vec<u8>, Vec<Sample>> = BTreeMap::new();
         for (asset, sample) in samples {
             let key = timed_key(asset, hour_of(sample.at_ms));
-            let (_, hour) = match hours.entry(key) {
+            let hour = match hours.entry(key) {
                 std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::btree_map::Entry::Vacant(entry) => {
-                    let held = read_hour(asset, entry.key(), stored(entry.key())?.as_deref())?;
-                    entry.insert(((*asset).to_owned(), held))
+                    let held = read_bare_hour(entry.key(), stored(entry.key())?.as_deref())?;
+                    entry.insert(held)
                 }
             };
             if let Err(at) = hour.binary_search_by_key(&sample.at_ms, |s| s.at_ms) {
-                hour.insert(at, (*sample).clone());
+                hour.insert(at, bare(sample));
             }
         }
         let mut writes = sled::Batch::default();
-        for (key, (_, samples)) in hours {
-            writes.insert(key, encode_hour(&samples)?);
+        for (key, samples) in hours {
+            writes.insert(key, proto::encode_value(&samples)?);
         }
         Ok(writes)
     }
@@ -306,13 +306,13 @@ impl BoilerStore for SledBoilerStore {
     fn insert_sample(&self, asset: &str, sample: &Sample) -> Result<bool, StoreError> {
         let key = timed_key(asset, hour_of(sample.at_ms));
         let held = self.samples.get(&key)?;
-        let mut hour = read_hour(asset, &key, held.as_deref())?;
+        let mut hour = read_bare_hour(&key, held.as_deref())?;
         let Err(at) = hour.binary_search_by_key(&sample.at_ms, |s| s.at_ms) else {
             return Ok(false);
         };
-        hour.insert(at, sample.clone());
+        hour.insert(at, bare(sample));
         // Only this boiler's desk writes its samples, under the desk's lock: no race.
-        self.samples.insert(key, encode_hour(&hour)?)?;
+        self.samples.insert(key, proto::encode_value(&hour)?)?;
         Ok(true)
     }
 
@@ -438,7 +438,7 @@ impl BoilerStore for SledBoilerStore {
         // Whole hours only: an hour goes once it has ended by the cut.
         let purged = std::cell::Cell::new(0);
         purge_before(&self.samples, hour_of(before_ms), |key, value| {
-            let hour = read_hour("", key, Some(value))?;
+            let hour = read_bare_hour(key, Some(value))?;
             purged.set(purged.get() + hour.len() as u64);
             Ok(true)
         })?;
