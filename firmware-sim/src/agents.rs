@@ -34,7 +34,7 @@ pub struct AgentSettings {
 
 /// Issues each of `devices` a fresh secret from the gateway's `registry`, as `gateway devices
 /// add --replace` does (the demo's data directory may hold secrets of an earlier run, which its
-/// agents no longer have). Each is an argon2 hash, tens of milliseconds of a core: on the
+/// agents no longer have). Each is an argon2 hash, about a millisecond of a core: on the
 /// blocking pool, so that a load of a thousand hubs does not hold up the runtime.
 pub async fn issue_secrets(
     registry: &DeviceRegistry,
