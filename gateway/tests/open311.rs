@@ -143,6 +143,19 @@ async fn start_gateway(dir: &std::path::Path, jurisdiction: Option<&str>) -> Gat
     gateway
 }
 
+/// Each update's `update_id` and `status`, in order.
+fn ids_and_statuses<'a>(updates: &[&'a serde_json::Value]) -> Vec<(&'a str, &'a str)> {
+    updates
+        .iter()
+        .map(|u| {
+            (
+                u["update_id"].as_str().unwrap(),
+                u["status"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
 async fn get_request(base: &str, id: &str) -> serde_json::Value {
     let response = http::get(&format!("{base}/requests/{id}.json"), None).await;
     assert_eq!(response.status, 200, "{}", response.body);
@@ -295,15 +308,7 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
             .collect()
     };
     let returned = of(&accepted);
-    let summary: Vec<(&str, &str)> = returned
-        .iter()
-        .map(|u| {
-            (
-                u["update_id"].as_str().unwrap(),
-                u["status"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let summary = ids_and_statuses(&returned);
     assert_eq!(
         summary,
         vec![
@@ -332,15 +337,8 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
         "{updates:?}"
     );
     // The second resident hears the same: their report's own updates, ending fixed.
-    let followed: Vec<(&str, &str)> = of(&second)
-        .iter()
-        .map(|u| {
-            (
-                u["update_id"].as_str().unwrap(),
-                u["status"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let second_updates = of(&second);
+    let followed = ids_and_statuses(&second_updates);
     assert_eq!(
         followed,
         vec![

@@ -893,6 +893,16 @@ mod tests {
         values.iter().map(|b| pressure(0, *b)).collect()
     }
 
+    /// An alert's evidence as (what, value) pairs.
+    fn evidence_of(event: &AlertEvent) -> Vec<(&str, f64)> {
+        event
+            .alert()
+            .evidence
+            .iter()
+            .map(|e| (e.what.as_str(), e.value))
+            .collect()
+    }
+
     fn kinds(events: &[AlertEvent]) -> Vec<(&'static str, AlertKind, Severity)> {
         events
             .iter()
@@ -1017,12 +1027,7 @@ mod tests {
             kinds(&events),
             vec![("opened", AlertKind::Fault, Severity::Critical)]
         );
-        let evidence: Vec<(&str, f64)> = events[0]
-            .alert()
-            .evidence
-            .iter()
-            .map(|e| (e.what.as_str(), e.value))
-            .collect();
+        let evidence = evidence_of(&events[0]);
         assert_eq!(
             evidence,
             vec![("fault", 1.0), ("fault_flags", 2.0), ("oem_code", 133.0)]
@@ -1180,12 +1185,7 @@ mod tests {
             kinds(&events),
             vec![("opened", AlertKind::EfficiencyFalling, Severity::Warning)]
         );
-        let evidence: Vec<(&str, f64)> = events[0]
-            .alert()
-            .evidence
-            .iter()
-            .map(|e| (e.what.as_str(), e.value))
-            .collect();
+        let evidence = evidence_of(&events[0]);
         assert_eq!(
             evidence,
             vec![("efficiency_pct", 84.0), ("median_efficiency_pct", 90.2)]
