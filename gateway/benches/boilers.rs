@@ -1,7 +1,8 @@
 //! The boilers' cost, measured in one run: telemetry ingested with rollups and alerts on, as a
 //! ratio to plain ingest of the same batches; one asset's year of daily efficiency and one day of
-//! raw samples read back with a 10,000-boiler register loaded (p50, p99); and the bytes a sample
-//! costs on disk, raw and rolled up, with a year of an estate sized from them.
+//! raw samples read back with a 10,000-boiler register loaded (p50, p99); the estate of those
+//! 10,000 ranked by gas wasted over a month and a year; and the bytes a sample costs on disk, raw
+//! and rolled up, with a year of an estate sized from them.
 //!
 //! `cargo bench -p gateway --bench boilers` (a plain `main` that prints its figures). Options
 //! through the environment: `ASSETS` (default 200) hubs each sending `BATCHES` (default 20)
@@ -15,12 +16,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::DateTime;
+use chrono::{DateTime, Datelike};
 use chrono_tz::Europe::London;
 use gateway::boilers::desk::{BoilerDesk, BoilerDeskSettings};
-use gateway::boilers::efficiency::daily_efficiency;
+use gateway::boilers::efficiency::{daily_efficiency, month_bounds, year_bounds};
 use gateway::boilers::follow::FeedBoilers;
-use gateway::boilers::{BoilersConfig, Meters, TelemetryLog};
+use gateway::boilers::periods::Level;
+use gateway::boilers::{BoilersConfig, Meters, Rollup, TelemetryLog};
 use gateway::storage::{AssetLog, IncomingBatch, Storage, Store, StoreSettings};
 use proto::{DeviceId, Record, RecordBody, Telemetry, TimestampMs, TopicKind};
 
@@ -262,6 +264,36 @@ fn main() {
         ms(p50),
         ms(p99)
     );
+
+    // 4. The estate ranked by gas wasted over a month and a year, every boiler on the register
+    // given the first one's stored months (its days and hours are not needed: a whole month
+    // is read from its month).
+    let months = storage
+        .boilers
+        .periods_in("B-00000", Level::Month, TimestampMs::MIN, TimestampMs::MAX)
+        .unwrap();
+    let months: Vec<(Level, Rollup)> = months.into_iter().map(|m| (Level::Month, m)).collect();
+    for i in 1..register_size {
+        storage.boilers.replace_periods(&asset(i), &months).unwrap();
+    }
+    let year = first_day.year();
+    let (month_start, month_end) = month_bounds(year, 6, London).unwrap();
+    let (year_start, year_end) = year_bounds(year, London).unwrap();
+    for (what, start, end) in [
+        ("a month", month_start, month_end),
+        ("a year", year_start, year_end),
+    ] {
+        let (p50, p99) = time_reads(reads.div_ceil(10), |_| {
+            let estate = desk.estate(start, end).unwrap();
+            assert_eq!(estate.ranking.len(), register_size as usize);
+        });
+        println!(
+            "the estate of {register_size} boilers ranked by gas wasted over {what}: p50 {:.1} ms, \
+             p99 {:.1} ms",
+            ms(p50),
+            ms(p99)
+        );
+    }
 
     let per_sample = (after - before) as f64 / samples as f64;
     let hours = samples / 60;

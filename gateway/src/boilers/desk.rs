@@ -7,14 +7,16 @@
 //!
 //! The domain stays pure; this is the only part of `boilers` that does I/O.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::periods::all_periods;
 use chrono_tz::Tz;
 use proto::{DeviceId, RecordBody, TimestampMs};
 use tokio::sync::broadcast;
 
+use super::waste::{rank, waste_over, Ranked};
 use super::{
     Ack, AckError, Alert, AlertEvent, AlertKind, AssetRegister, BoilerAlerts, Boilers,
     BoilersConfig, GapSpan, ImportError, ImportReport,
@@ -63,6 +65,30 @@ pub struct BoilerDesk {
     events: broadcast::Sender<AlertEvent>,
 }
 
+/// Stores every boiler's days and months for `tz` from its hours, unless they are stored for it
+/// already: once on a store that had none (format 3 kept hours only), and again if the council's
+/// time zone is changed. Until done, readers merge hours.
+fn build_periods(store: &dyn BoilerStore, tz: Tz) -> Result<(), StoreError> {
+    if store.periods_calendar()?.as_deref() == Some(tz.name()) {
+        return Ok(());
+    }
+    store.set_periods_calendar(None)?;
+    let assets = store.assets()?;
+    for asset in &assets {
+        let hours = store.hours_in(&asset.asset, TimestampMs::MIN, TimestampMs::MAX)?;
+        store.replace_periods(&asset.asset, &all_periods(&hours, tz))?;
+    }
+    store.set_periods_calendar(Some(tz.name()))?;
+    if !assets.is_empty() {
+        tracing::info!(
+            boilers = assets.len(),
+            calendar = tz.name(),
+            "built the boilers' days and months from their hours"
+        );
+    }
+    Ok(())
+}
+
 impl BoilerDesk {
     /// A desk over `store`, with the register and alert state loaded from it.
     pub fn open(
@@ -70,6 +96,7 @@ impl BoilerDesk {
         store: Arc<dyn BoilerStore>,
         settings: BoilerDeskSettings,
     ) -> Result<Self, StoreError> {
+        build_periods(store.as_ref(), settings.tz)?;
         let mut boilers = Boilers::new(config);
         for asset in store.assets()? {
             boilers.register_mut().insert(asset);
@@ -134,6 +161,44 @@ impl BoilerDesk {
         self.store.closed_alerts(asset, from_ms, to_ms)
     }
 
+    /// The estate over `[start_ms, end_ms)`: each boiler on the register with its address and
+    /// whether it was ever heard from, and the boilers ranked by gas wasted over the period
+    /// (read from the stored months and days where the period holds them whole).
+    pub fn estate(&self, start_ms: TimestampMs, end_ms: TimestampMs) -> Result<Estate, StoreError> {
+        let (config, assets) = self.with_boilers(|b| {
+            (
+                b.config().clone(),
+                b.register().iter().cloned().collect::<Vec<_>>(),
+            )
+        });
+        let store = self.store.as_ref();
+        let mut estate = Estate::default();
+        let mut wastes = Vec::new();
+        for asset in &assets {
+            let heard = store
+                .sample_before(&asset.asset, TimestampMs::MAX)?
+                .is_some();
+            estate.heard.insert(asset.asset.clone(), heard);
+            estate
+                .addresses
+                .insert(asset.asset.clone(), asset.address.clone());
+            let log = AssetLog::new(store, &asset.asset);
+            let (_, waste) = waste_over(
+                &log,
+                start_ms,
+                end_ms,
+                asset.facts(),
+                &config.efficiency,
+                &config.waste,
+            )?;
+            if let Some(waste) = waste {
+                wastes.push((asset.asset.clone(), waste));
+            }
+        }
+        estate.ranking = rank(wastes, &config.waste);
+        Ok(estate)
+    }
+
     /// Staff acknowledge a boiler's open alert; stored before it is answered.
     pub fn acknowledge(
         &self,
@@ -171,10 +236,24 @@ impl BoilerDesk {
         batches: &[(&DeviceId, &[StoredRecord])],
         records: &dyn Store,
     ) -> Result<Vec<AlertEvent>, StoreError> {
+        let folded = self.fold_batches(batches, records)?;
+        self.store.flush()?;
+        Ok(self.announce(folded))
+    }
+
+    /// [`BoilerDesk::observe_batches`] without its flush, for a caller that makes the fold
+    /// durable together with its own writes (the ingest's, in [`super::follow::FeedBoilers`]):
+    /// the fold is written to the store, durable at its next flush, and its alert events are
+    /// held until [`BoilerDesk::announce`], which comes after that flush.
+    pub fn fold_batches(
+        &self,
+        batches: &[(&DeviceId, &[StoredRecord])],
+        records: &dyn Store,
+    ) -> Result<Unannounced, StoreError> {
         let mut state = self.lock();
         let DeskState { boilers, tails, .. } = &mut *state;
         // The group's samples and hours are written once, together, at its end.
-        let mut writes = GroupWrites::new(self.store.as_ref(), tails);
+        let mut writes = GroupWrites::new(self.store.as_ref(), tails, self.settings.tz);
         let mut events = Vec::new();
         let mut touched = BTreeSet::new();
         for (hub, stored) in batches {
@@ -219,8 +298,17 @@ impl BoilerDesk {
             }
         }
         writes.commit()?;
-        self.persist(boilers, &touched, &events)?;
-        Ok(events)
+        self.save(boilers, &touched, &events)?;
+        Ok(Unannounced(events))
+    }
+
+    /// Tells subscribers of alert events once they are durable; returns them.
+    pub fn announce(&self, Unannounced(events): Unannounced) -> Vec<AlertEvent> {
+        for event in &events {
+            // Nobody listening is fine: the state is stored.
+            let _ = self.events.send(event.clone());
+        }
+        events
     }
 
     /// The clock: every boiler's silence, completed hours and days, and pressure forecast at
@@ -250,7 +338,9 @@ impl BoilerDesk {
                 touched.insert(asset);
             }
         }
-        self.persist(&state.boilers, &touched, &events)?;
+        self.save(&state.boilers, &touched, &events)?;
+        self.store.flush()?;
+        let events = self.announce(Unannounced(events));
         let hour = super::rollup::hour_of(now_ms);
         if state.purged_hour != Some(hour) {
             let cut = now_ms.saturating_sub(self.settings.raw_retention_ms);
@@ -265,9 +355,9 @@ impl BoilerDesk {
         Ok(events)
     }
 
-    /// Stores the alert state of the boilers `touched`, and the alerts that closed; flushes;
-    /// then tells subscribers.
-    fn persist(
+    /// Stores the alert state of the boilers `touched`, and the alerts that closed (durable at
+    /// the next flush).
+    fn save(
         &self,
         boilers: &Boilers,
         touched: &BTreeSet<String>,
@@ -283,14 +373,25 @@ impl BoilerDesk {
                 self.store.save_closed_alert(&alert.asset, alert)?;
             }
         }
-        self.store.flush()?;
-        for event in events {
-            // Nobody listening is fine: the state is stored.
-            let _ = self.events.send(event.clone());
-        }
         Ok(())
     }
 }
+
+/// The estate over a period, as [`BoilerDesk::estate`] reads it.
+#[derive(Debug, Default)]
+pub struct Estate {
+    /// Every boiler on the register, and whether any sample of it is stored.
+    pub heard: BTreeMap<String, bool>,
+    /// Every boiler's address.
+    pub addresses: BTreeMap<String, String>,
+    /// The boilers with enough data, most gas wasted first.
+    pub ranking: Vec<Ranked>,
+}
+
+/// Alert events folded in but not yet durable: [`BoilerDesk::announce`] them after the flush.
+#[must_use = "alert events reach subscribers only when announced"]
+#[derive(Debug)]
+pub struct Unannounced(Vec<AlertEvent>);
 
 /// When a stored record happened, by the gateway's reckoning when it could place it.
 fn placed_ms(stored: &StoredRecord) -> TimestampMs {

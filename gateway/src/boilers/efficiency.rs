@@ -7,7 +7,8 @@ use chrono_tz::Tz;
 use proto::TimestampMs;
 use serde::{Deserialize, Serialize};
 
-use super::rollup::{daily_series, day_bounds, merge_period, Rollup, TelemetryLog};
+use super::periods::{daily_series, rollup_over};
+use super::rollup::{day_bounds, Rollup, TelemetryLog};
 
 /// The UK's standard correction of a metered volume to standard temperature and pressure, as
 /// bills apply it (The Gas (Calculation of Thermal Energy) Regulations 1996).
@@ -219,7 +220,7 @@ pub fn day_efficiency<L: TelemetryLog>(
     config: &EfficiencyConfig,
 ) -> Result<(Rollup, Option<Efficiency>), L::Error> {
     let (start, end) = day_bounds(date, tz);
-    let day = merge_period(start, end, &log.hours_in(start, end)?);
+    let day = rollup_over(log, start, end)?;
     let efficiency = efficiency(&day, meters, config);
     Ok((day, efficiency))
 }
@@ -257,7 +258,7 @@ pub fn month_efficiency<L: TelemetryLog>(
     let Some((start, end)) = month_bounds(date_in_month.year(), date_in_month.month(), tz) else {
         return Ok(None);
     };
-    let month = merge_period(start, end, &log.hours_in(start, end)?);
+    let month = rollup_over(log, start, end)?;
     let efficiency = efficiency(&month, meters, config);
     Ok(Some((month, efficiency)))
 }

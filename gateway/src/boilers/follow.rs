@@ -20,7 +20,7 @@ use std::time::Duration;
 use proto::{DeviceId, RecordBody, State, TimestampMs};
 use tokio_util::sync::CancellationToken;
 
-use super::desk::BoilerDesk;
+use super::desk::{BoilerDesk, Unannounced};
 use crate::clock::SharedClock;
 use crate::storage::{
     BatchOutcome, DeviceInfo, IncomingBatch, QuarantineEntry, QuarantineUsage, Refused, Store,
@@ -42,33 +42,19 @@ impl FeedBoilers {
 
 impl Store for FeedBoilers {
     fn ingest(&self, batches: &[IncomingBatch]) -> Result<Vec<BatchOutcome>, StoreError> {
-        let outcomes = self.inner.ingest(batches)?;
-        let fresh: Vec<(&DeviceId, &[StoredRecord])> = outcomes
-            .iter()
-            .filter(|outcome| !outcome.stored.is_empty())
-            .map(|outcome| (&outcome.device, outcome.stored.as_slice()))
-            .collect();
-        if fresh.is_empty() {
-            return Ok(outcomes);
-        }
-        // The records are stored and will be acked: a failure here must not make devices
-        // resend them (they would be duplicates, and fed nowhere). It is logged instead.
-        // If feeding fails, the records stay marked unfed and `catch_up` feeds them on the
-        // next tick. One fold and one flush for the whole group the ingest committed together.
-        let keys: Vec<(DeviceId, u64)> = fresh
-            .iter()
-            .flat_map(|(device, stored)| fed_keys(device, stored))
-            .collect();
-        let fed = self
-            .desk
-            .observe_batches(&fresh, self.inner.as_ref())
-            .and_then(|_| self.inner.fed(&keys));
-        if let Err(error) = fed {
-            tracing::error!(
-                batches = fresh.len(),
-                %error,
-                "could not fold a group of batches' telemetry into the boilers' rollups and alerts"
-            );
+        // The group's records and their fold are made durable by one flush: the fold is written
+        // while the ingest's writes wait for theirs.
+        let mut folded = None;
+        let outcomes = self.inner.ingest_then(batches, &mut |outcomes| {
+            folded = self.fold(outcomes);
+        })?;
+        if let Some((unannounced, keys)) = folded {
+            self.desk.announce(unannounced);
+            // Not flushed: a mark lost in a crash only feeds its records again, harmlessly. The
+            // fold it stands for is durable already.
+            if let Err(error) = self.inner.fed(&keys) {
+                tracing::error!(%error, "could not mark a group's telemetry as fed to the boilers");
+            }
         }
         Ok(outcomes)
     }
@@ -136,6 +122,43 @@ impl Store for FeedBoilers {
         since: TimestampMs,
     ) -> Result<Vec<(DeviceId, StoredRecord)>, StoreError> {
         self.inner.evidence_since(since)
+    }
+}
+
+impl FeedBoilers {
+    /// Folds the records stored for the first time in `outcomes` into the desk, not yet
+    /// flushed; with the records to mark fed once it is durable. `None` when there were none,
+    /// or when folding failed.
+    fn fold(&self, outcomes: &[BatchOutcome]) -> Option<(Unannounced, Vec<(DeviceId, u64)>)> {
+        let fresh: Vec<(&DeviceId, &[StoredRecord])> = outcomes
+            .iter()
+            .filter(|outcome| !outcome.stored.is_empty())
+            .map(|outcome| (&outcome.device, outcome.stored.as_slice()))
+            .collect();
+        if fresh.is_empty() {
+            return None;
+        }
+        // The records are stored and will be acked: a failure here must not make devices
+        // resend them (they would be duplicates, and fed nowhere). It is logged instead, and
+        // the records stay marked unfed, so `catch_up` feeds them on the next tick. One fold
+        // for the whole group the ingest committed together.
+        match self.desk.fold_batches(&fresh, self.inner.as_ref()) {
+            Ok(unannounced) => {
+                let keys = fresh
+                    .iter()
+                    .flat_map(|(device, stored)| fed_keys(device, stored))
+                    .collect();
+                Some((unannounced, keys))
+            }
+            Err(error) => {
+                tracing::error!(
+                    batches = fresh.len(),
+                    %error,
+                    "could not fold a group of batches' telemetry into the boilers' rollups and alerts"
+                );
+                None
+            }
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //! - [`import`]: the register's CSV format and import, with errors by line.
 //! - [`sample`]: a telemetry record as the domain reads it, units in its names.
 //! - [`reading`]: plausibility checks per reading, ranges in one place.
-//! - [`rollup`]: hourly and daily rollups kept current as samples arrive, in any order.
+//! - [`rollup`]: hourly rollups kept current as samples arrive, in any order.
+//! - [`periods`]: days and months, stored and kept equal to their hours; any span read from
+//!   the coarsest of them.
 //! - [`efficiency`]: measured or estimated efficiency per hour, day and month.
 //! - [`waste`]: gas wasted against each boiler's condensing potential, and the estate ranked.
 //! - [`forecast`](mod@forecast): when a leaking system will fall below 1 bar.
@@ -30,6 +32,7 @@ pub mod efficiency;
 pub mod follow;
 pub mod forecast;
 pub mod import;
+pub mod periods;
 pub mod reading;
 pub mod register;
 pub mod rollup;
@@ -51,12 +54,12 @@ pub use desk::{BoilerDesk, BoilerDeskError, BoilerDeskSettings};
 pub use efficiency::{gas_kwh, Basis, CondensingCurve, Efficiency, EfficiencyConfig, Meters};
 pub use forecast::{daily_minima, forecast, DailyMinimum, ForecastConfig, PressureForecast};
 pub use import::{ImportError, ImportReport, RowError};
+pub use periods::{daily_series, day_rollup, rollup_over};
 pub use reading::{check, Checked, Implausible, PlausibleRanges, Range, Reading};
 pub use register::{Asset, AssetRegister, SourceCheck};
 pub use rollup::{
-    counter_step, daily_series, day_rollup, hourly_series, merge_period, CounterLimit,
-    CounterLimits, CounterStep, Folded, MemoryLog, Roller, Rollup, RollupConfig, Stat,
-    TelemetryLog, HOUR_MS,
+    counter_step, hourly_series, merge_period, CounterLimit, CounterLimits, CounterStep, Folded,
+    MemoryLog, Roller, Rollup, RollupConfig, Stat, TelemetryLog, HOUR_MS,
 };
 pub use sample::{FaultFlags, GapSpan, Sample};
 pub use waste::{rank, waste_over, BoilerFacts, Ranked, Waste, WasteConfig};
@@ -274,7 +277,7 @@ impl Boilers {
         let mut judged_a_day = false;
         while day <= yesterday {
             let (start, end) = rollup::day_bounds(day, tz);
-            let rollup = merge_period(start, end, &log.hours_in(start, end)?);
+            let rollup = rollup_over(log, start, end)?;
             let efficiency = efficiency::efficiency(&rollup, meters, &config.efficiency);
             events.extend(alerts.on_day(start, efficiency.as_ref(), &config.alerts));
             judged_a_day = true;
@@ -288,8 +291,7 @@ impl Boilers {
                 .filter_map(|back| yesterday.checked_sub_days(chrono::Days::new(back as u64)))
                 .map(|date| {
                     let (start, end) = rollup::day_bounds(date, tz);
-                    log.hours_in(start, end)
-                        .map(|hours| merge_period(start, end, &hours))
+                    rollup_over(log, start, end)
                 })
                 .collect::<Result<_, _>>()?;
             let forecast =

@@ -25,6 +25,7 @@ use chrono_tz::Tz;
 use proto::TimestampMs;
 use serde::{Deserialize, Serialize};
 
+use super::periods::Level;
 use super::sample::{widen, GapSpan, Sample};
 
 /// One hour, in ms.
@@ -673,6 +674,16 @@ pub trait TelemetryLog {
         from_ms: TimestampMs,
         to_ms: TimestampMs,
     ) -> Result<Vec<Rollup>, Self::Error>;
+    /// The stored days or months (see [`super::periods`]) starting in `[from_ms, to_ms)`, in
+    /// time order; `None` when this log keeps only hours, so readers merge those.
+    fn periods_in(
+        &self,
+        _level: Level,
+        _from_ms: TimestampMs,
+        _to_ms: TimestampMs,
+    ) -> Result<Option<Vec<Rollup>>, Self::Error> {
+        Ok(None)
+    }
 }
 
 /// What folding a sample in did.
@@ -913,38 +924,6 @@ pub fn day_bounds(date: NaiveDate, tz: Tz) -> (TimestampMs, TimestampMs) {
     };
     let next = date.succ_opt().unwrap_or(date);
     (start(date), start(next))
-}
-
-/// A local day's rollup, merged from its hours in `log`.
-pub fn day_rollup<L: TelemetryLog>(log: &L, date: NaiveDate, tz: Tz) -> Result<Rollup, L::Error> {
-    let (start, end) = day_bounds(date, tz);
-    Ok(merge_period(start, end, &log.hours_in(start, end)?))
-}
-
-/// Each local day from `first` to `last` inclusive, merged from its hours, from one read of the
-/// log (a year is one range scan, not 365); days without data have coverage 0.
-pub fn daily_series<L: TelemetryLog>(
-    log: &L,
-    first: NaiveDate,
-    last: NaiveDate,
-    tz: Tz,
-) -> Result<Vec<(NaiveDate, Rollup)>, L::Error> {
-    let Some(after_last) = last.succ_opt() else {
-        return Ok(Vec::new());
-    };
-    let hours = log.hours_in(day_bounds(first, tz).0, day_bounds(after_last, tz).0)?;
-    // In time order, so each day's hours are the next run of them.
-    let mut rest = hours.as_slice();
-    let mut series = Vec::new();
-    for date in first.iter_days().take_while(|d| *d <= last) {
-        let (start, end) = day_bounds(date, tz);
-        let skipped = rest.iter().take_while(|h| h.start_ms < start).count();
-        rest = &rest[skipped..];
-        let within = rest.iter().take_while(|h| h.start_ms < end).count();
-        series.push((date, merge_period(start, end, &rest[..within])));
-        rest = &rest[within..];
-    }
-    Ok(series)
 }
 
 /// Every hour in `[from_ms, to_ms)`, those without data as empty rollups (coverage 0), so a
@@ -1413,7 +1392,7 @@ pub(crate) mod tests {
             })
             .collect();
         let log = fold_all::<L>(&samples);
-        let day = day_rollup(&log, date, tz).unwrap();
+        let day = crate::boilers::periods::day_rollup(&log, date, tz).unwrap();
         assert_eq!(day.samples, 1500);
         assert_eq!(day.coverage(), 1.0);
         assert_eq!(day.flame_on_min(), Some(150.0));

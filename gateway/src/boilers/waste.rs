@@ -9,7 +9,8 @@ use proto::TimestampMs;
 use serde::{Deserialize, Serialize};
 
 use super::efficiency::{efficiency, gas_kwh, Basis, Efficiency, EfficiencyConfig, Meters};
-use super::rollup::{merge_period, Rollup, TelemetryLog};
+use super::periods::rollup_over;
+use super::rollup::{Rollup, TelemetryLog};
 
 /// How waste is valued.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,7 +201,7 @@ pub fn waste_over<L: TelemetryLog>(
     efficiency_config: &EfficiencyConfig,
     config: &WasteConfig,
 ) -> Result<(Rollup, Option<Waste>), L::Error> {
-    let period = merge_period(start_ms, end_ms, &log.hours_in(start_ms, end_ms)?);
+    let period = rollup_over(log, start_ms, end_ms)?;
     let waste = waste(&period, boiler, efficiency_config, config);
     Ok((period, waste))
 }

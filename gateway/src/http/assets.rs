@@ -25,10 +25,10 @@ use super::{authorize, rfc3339, ApiError, AppState};
 use crate::boilers::efficiency::{
     daily_efficiency, day_efficiency, month_bounds, month_efficiency, year_bounds,
 };
-use crate::boilers::rollup::{daily_series, hourly_series};
+use crate::boilers::periods::daily_series;
+use crate::boilers::rollup::hourly_series;
 use crate::boilers::{
-    rank, waste_over, Ack, AckError, Alert, AlertKind, Asset, BoilerDeskError, ImportReport,
-    Severity, HOUR_MS,
+    Ack, AckError, Alert, AlertKind, Asset, BoilerDeskError, ImportReport, Severity, HOUR_MS,
 };
 use crate::config::Role;
 use crate::storage::AssetLog;
@@ -654,37 +654,18 @@ async fn estate(
     // The current period counts only up to now: coverage is of the time that has passed.
     let end = end.min(now.max(start.saturating_add(1)));
     blocking(move || {
-        let (config, assets) = state.boilers.with_boilers(|b| {
-            (
-                b.config().clone(),
-                b.register().iter().cloned().collect::<Vec<_>>(),
-            )
-        });
-        let store = state.boiler_store.as_ref();
+        let estate = state.boilers.estate(start, end)?;
         let mut counts =
             std::collections::BTreeMap::from([("ok", 0), ("alerting", 0), ("silent", 0)]);
-        let mut wastes = Vec::new();
-        let mut addresses = std::collections::BTreeMap::new();
-        for asset in &assets {
-            let heard = store.sample_before(&asset.asset, i64::MAX)?.is_some();
+        for (asset, heard) in &estate.heard {
             *counts
-                .entry(asset_state(&open_alerts(&state, &asset.asset), heard))
+                .entry(asset_state(&open_alerts(&state, asset), *heard))
                 .or_default() += 1;
-            let log = AssetLog::new(store, &asset.asset);
-            let (_, waste) = waste_over(
-                &log,
-                start,
-                end,
-                asset.facts(),
-                &config.efficiency,
-                &config.waste,
-            )?;
-            if let Some(waste) = waste {
-                wastes.push((asset.asset.clone(), waste));
-            }
-            addresses.insert(asset.asset.clone(), asset.address.clone());
         }
-        let ranking: Vec<Value> = rank(wastes, &config.waste)
+        let addresses = &estate.addresses;
+        let assets = &estate.heard;
+        let ranking: Vec<Value> = estate
+            .ranking
             .into_iter()
             .enumerate()
             .map(|(i, r)| {

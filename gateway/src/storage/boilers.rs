@@ -1,6 +1,6 @@
-//! What the boiler domain stores: each boiler's raw samples, reported gaps and hourly rollups
-//! (daily and monthly figures are merged from the hours, so they are never stored twice), the
-//! asset register and each boiler's alert state, behind the [`BoilerStore`] trait
+//! What the boiler domain stores: each boiler's raw samples, reported gaps, hourly rollups and
+//! the day and month rollups kept equal to them ([`crate::boilers::periods`]), the asset
+//! register and each boiler's alert state, behind the [`BoilerStore`] trait
 //! ([`super::embedded::SledBoilerStore`] on sled).
 //!
 //! [`AssetLog`] is one boiler's view of a [`BoilerStore`] as the domain's
@@ -12,6 +12,7 @@
 use proto::TimestampMs;
 
 use super::StoreError;
+use crate::boilers::periods::Level;
 use crate::boilers::{Alert, Asset, BoilerAlerts, GapSpan, Rollup, Sample, TelemetryLog};
 
 /// Raw samples, gaps and rollups per asset, the register and alert state.
@@ -42,14 +43,32 @@ pub trait BoilerStore: Send + Sync + 'static {
     fn hour(&self, asset: &str, start_ms: TimestampMs) -> Result<Option<Rollup>, StoreError>;
     /// Stores an hour's rollup, replacing the one there.
     fn put_hour(&self, asset: &str, rollup: &Rollup) -> Result<(), StoreError>;
-    /// Stores new samples (none with its asset and timestamp is there: the caller checked) and
-    /// hours' rollups (replacing those there), all or none: a crash leaves no sample stored
-    /// without the hours it counts in. The write-back of [`super::write_back::GroupWrites`].
+    /// Stores new samples (none with its asset and timestamp is there: the caller checked),
+    /// hours' rollups and the days' and months' made from them (replacing those there), all or
+    /// none: a crash leaves no sample stored without the hours, days and months it counts in.
+    /// The write-back of [`super::write_back::GroupWrites`].
     fn write_telemetry(
         &self,
         samples: &[(&str, &Sample)],
         hours: &[(&str, &Rollup)],
+        periods: &[(&str, Level, &Rollup)],
     ) -> Result<(), StoreError>;
+    /// `asset`'s stored days or months starting in `[from_ms, to_ms)`, in time order.
+    fn periods_in(
+        &self,
+        asset: &str,
+        level: Level,
+        from_ms: TimestampMs,
+        to_ms: TimestampMs,
+    ) -> Result<Vec<Rollup>, StoreError>;
+    /// Replaces all of `asset`'s stored days and months with `periods`, in one write.
+    fn replace_periods(&self, asset: &str, periods: &[(Level, Rollup)]) -> Result<(), StoreError>;
+    /// The time zone (IANA name) whose days and months are stored, once every boiler's are
+    /// built from its hours; `None` before.
+    fn periods_calendar(&self) -> Result<Option<String>, StoreError>;
+    /// Records that every boiler's days and months are stored for `calendar`, or (`None`) that
+    /// they are not to be read, while they are rebuilt.
+    fn set_periods_calendar(&self, calendar: Option<&str>) -> Result<(), StoreError>;
     /// `asset`'s hours with rollups that start in `[from_ms, to_ms)`, in time order.
     fn hours_in(
         &self,
@@ -87,16 +106,24 @@ pub trait BoilerStore: Send + Sync + 'static {
 }
 
 /// One boiler's telemetry in a [`BoilerStore`], as the domain's
-/// [`TelemetryLog`].
+/// [`TelemetryLog`]. It offers the stored days and months only once the store says they are
+/// built; before that, readers merge hours.
 pub struct AssetLog<'a> {
     store: &'a dyn BoilerStore,
     asset: &'a str,
+    periods: bool,
 }
 
 impl<'a> AssetLog<'a> {
     /// `asset`'s log in `store`.
     pub fn new(store: &'a dyn BoilerStore, asset: &'a str) -> Self {
-        Self { store, asset }
+        // Unreadable: read hours, which are the record of truth.
+        let periods = store.periods_calendar().ok().flatten().is_some();
+        Self {
+            store,
+            asset,
+            periods,
+        }
     }
 }
 
@@ -149,5 +176,19 @@ impl TelemetryLog for AssetLog<'_> {
         to_ms: TimestampMs,
     ) -> Result<Vec<Rollup>, StoreError> {
         self.store.hours_in(self.asset, from_ms, to_ms)
+    }
+
+    fn periods_in(
+        &self,
+        level: Level,
+        from_ms: TimestampMs,
+        to_ms: TimestampMs,
+    ) -> Result<Option<Vec<Rollup>>, StoreError> {
+        if !self.periods {
+            return Ok(None);
+        }
+        self.store
+            .periods_in(self.asset, level, from_ms, to_ms)
+            .map(Some)
     }
 }

@@ -145,6 +145,21 @@ pub trait Store: Send + Sync + 'static {
     /// per batch, in order.
     fn ingest(&self, batches: &[IncomingBatch]) -> Result<Vec<BatchOutcome>, StoreError>;
 
+    /// [`Store::ingest`], calling `also` with the outcomes once the batches are written and
+    /// before `ingest_then` returns, so that what `also` writes through the same store can be
+    /// made durable by the same flush: a store that can do so (the embedded one) flushes once,
+    /// after `also`; by default `also` runs after the ingest is durable. Durable on return
+    /// either way. `also` cannot fail the ingest: the batches are stored whatever it does.
+    fn ingest_then(
+        &self,
+        batches: &[IncomingBatch],
+        also: &mut dyn FnMut(&[BatchOutcome]),
+    ) -> Result<Vec<BatchOutcome>, StoreError> {
+        let outcomes = self.ingest(batches)?;
+        also(&outcomes);
+        Ok(outcomes)
+    }
+
     /// Records a device's retained state message.
     fn record_state(
         &self,

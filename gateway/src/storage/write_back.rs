@@ -1,6 +1,7 @@
 //! Write-back of one ingested group's boiler telemetry: the samples and hourly rollups a group
-//! changes are held in memory and written once, together, at its end, instead of one store
-//! round trip per sample and per hour touched.
+//! changes are held in memory and written once, together, at its end, with the days and months
+//! they change ([`crate::boilers::periods`]), instead of one store round trip per sample and per
+//! hour touched.
 //!
 //! Rollups ask the log, for every sample, whether it is a resend, which samples are its
 //! neighbours, and what its hours hold (see [`crate::boilers::rollup`]). For the common case,
@@ -9,12 +10,14 @@
 //! groups. Any other question (a late sample, a range) is asked of the store and answered with the
 //! group's pending writes over its answer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::{Bound, RangeBounds};
 
+use chrono_tz::Tz;
 use proto::TimestampMs;
 
 use super::{BoilerStore, StoreError};
+use crate::boilers::periods::{periods_to_write, Level, StoredPeriods};
 use crate::boilers::{GapSpan, Rollup, Sample, TelemetryLog};
 
 /// What is known of one boiler's newest samples, stored or pending.
@@ -46,17 +49,21 @@ impl Tails {
 pub struct GroupWrites<'a> {
     store: &'a dyn BoilerStore,
     tails: &'a mut Tails,
+    /// The council's time zone, whose days and months are stored.
+    tz: Tz,
     samples: BTreeMap<(String, TimestampMs), Sample>,
     hours: BTreeMap<(String, TimestampMs), Rollup>,
     committed: bool,
 }
 
 impl<'a> GroupWrites<'a> {
-    /// A group over `store`, answering from and updating `tails`.
-    pub fn new(store: &'a dyn BoilerStore, tails: &'a mut Tails) -> Self {
+    /// A group over `store`, answering from and updating `tails`, keeping `tz`'s days and
+    /// months.
+    pub fn new(store: &'a dyn BoilerStore, tails: &'a mut Tails, tz: Tz) -> Self {
         Self {
             store,
             tails,
+            tz,
             samples: BTreeMap::new(),
             hours: BTreeMap::new(),
             committed: false,
@@ -68,10 +75,15 @@ impl<'a> GroupWrites<'a> {
         BufferedLog { group: self, asset }
     }
 
-    /// Writes every pending sample and hour in one atomic write (durable at the store's next
-    /// flush).
+    /// Writes every pending sample and hour, and the days and months they change, in one
+    /// atomic write (durable at the store's next flush).
     pub fn commit(mut self) -> Result<(), StoreError> {
         if !self.samples.is_empty() || !self.hours.is_empty() {
+            let periods = self.periods()?;
+            let periods: Vec<(&str, Level, &Rollup)> = periods
+                .iter()
+                .map(|(asset, level, period)| (asset.as_str(), *level, period))
+                .collect();
             let samples: Vec<(&str, &Sample)> = self
                 .samples
                 .iter()
@@ -82,10 +94,31 @@ impl<'a> GroupWrites<'a> {
                 .iter()
                 .map(|((asset, _), hour)| (asset.as_str(), hour))
                 .collect();
-            self.store.write_telemetry(&samples, &hours)?;
+            self.store.write_telemetry(&samples, &hours, &periods)?;
         }
         self.committed = true;
         Ok(())
+    }
+
+    /// The days and months to write with the group's hours, boiler by boiler.
+    fn periods(&mut self) -> Result<Vec<(String, Level, Rollup)>, StoreError> {
+        let mut touched: BTreeMap<String, BTreeSet<TimestampMs>> = BTreeMap::new();
+        for (asset, start) in self.hours.keys() {
+            touched.entry(asset.clone()).or_default().insert(*start);
+        }
+        let (store, tz) = (self.store, self.tz);
+        let mut periods = Vec::new();
+        for (asset, hours) in touched {
+            let stored = StoreAsset {
+                store,
+                asset: &asset,
+            };
+            let log = self.log(&asset);
+            for (level, period) in periods_to_write(&log, &stored, &hours, tz)? {
+                periods.push((asset.clone(), level, period));
+            }
+        }
+        Ok(periods)
     }
 
     /// `asset`'s tail, read from the store the first time it is asked for.
@@ -277,6 +310,25 @@ impl TelemetryLog for BufferedLog<'_, '_> {
     }
 }
 
+/// One boiler's days and months as stored before the group.
+struct StoreAsset<'s> {
+    store: &'s dyn BoilerStore,
+    asset: &'s str,
+}
+
+impl StoredPeriods for StoreAsset<'_> {
+    type Error = StoreError;
+
+    fn stored(
+        &self,
+        level: Level,
+        from_ms: TimestampMs,
+        to_ms: TimestampMs,
+    ) -> Result<Vec<Rollup>, StoreError> {
+        self.store.periods_in(self.asset, level, from_ms, to_ms)
+    }
+}
+
 fn latest(a: Option<Sample>, b: Option<Sample>) -> Option<Sample> {
     match (a, b) {
         (Some(a), Some(b)) => Some(if b.at_ms > a.at_ms { b } else { a }),
@@ -294,10 +346,13 @@ fn earliest(a: Option<Sample>, b: Option<Sample>) -> Option<Sample> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::boilers::periods::rollup_over;
+    use crate::boilers::rollup::hour_of;
     use crate::boilers::rollup::tests::{arb_arrivals, assert_same, sample, MIN, T0};
-    use crate::boilers::{MemoryLog, Roller, HOUR_MS};
+    use crate::boilers::{merge_period, MemoryLog, Roller, HOUR_MS};
     use crate::storage::embedded::SledBoilerStore;
     use crate::storage::AssetLog;
+    use chrono_tz::Europe::London;
     use proptest::prelude::*;
 
     fn store() -> (tempfile::TempDir, SledBoilerStore) {
@@ -317,7 +372,7 @@ mod tests {
         let roller = Roller::default();
         let now = T0 + 30 * HOUR_MS;
         for chunk in arrivals.chunks(group) {
-            let mut writes = GroupWrites::new(store, tails);
+            let mut writes = GroupWrites::new(store, tails, London);
             for sample in chunk {
                 roller.fold(&mut writes.log("B-1"), sample, now).unwrap();
             }
@@ -364,13 +419,82 @@ mod tests {
         }
     }
 
+    /// Samples from 20 October 2026 on (before the clocks go back, and two month ends),
+    /// `steps[i]` minutes apart, with readings and counters that move.
+    fn spread(steps: &[i64]) -> Vec<Sample> {
+        let mut at = T0 - 36 * 24 * HOUR_MS;
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                at += step * MIN;
+                Sample {
+                    pressure_bar: Some(1.0 + (i % 17) as f32 / 100.0),
+                    return_c: Some(40.0 + (i % 23) as f32),
+                    flame: Some(i % 3 != 0),
+                    gas_m3: Some(1000.0 + i as f64 * 0.05),
+                    heat_kwh: Some(5000.0 + i as f64 * 0.4),
+                    ..sample(at)
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        // Each case opens a sled database.
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// However samples arrive over weeks (across month ends and a change of the clocks),
+        /// every stored day and month is the merge of its hours, and any span read from the
+        /// stored periods is the span's hours merged.
+        #[test]
+        fn stored_days_and_months_always_equal_their_hours(
+            steps in proptest::collection::vec(prop_oneof![8 => 1i64..90, 1 => 600i64..2000], 40..160),
+            swaps in proptest::collection::vec((0usize..160, 0usize..160), 0..30),
+            group in 1usize..30,
+            spans in proptest::collection::vec((0i64..60 * 24, 1i64..40 * 24), 1..6),
+        ) {
+            let samples = spread(&steps);
+            let mut arrivals = samples.clone();
+            for (a, b) in swaps {
+                let n = arrivals.len();
+                arrivals.swap(a % n, b % n);
+            }
+            let (_dir, store) = store();
+            store.set_periods_calendar(Some(London.name())).unwrap();
+            let end = samples.last().unwrap().at_ms;
+            let roller = Roller::default();
+            let mut tails = Tails::default();
+            for chunk in arrivals.chunks(group) {
+                let mut writes = GroupWrites::new(&store, &mut tails, London);
+                for sample in chunk {
+                    roller.fold(&mut writes.log("B-1"), sample, end + HOUR_MS).unwrap();
+                }
+                writes.commit().unwrap();
+            }
+            let log = AssetLog::new(&store, "B-1");
+            for level in [Level::Day, Level::Month] {
+                for period in store.periods_in("B-1", level, TimestampMs::MIN, TimestampMs::MAX).unwrap() {
+                    let hours = log.hours_in(period.start_ms, period.end_ms).unwrap();
+                    assert_same(&period, &merge_period(period.start_ms, period.end_ms, &hours));
+                }
+            }
+            for (from_h, len_h) in spans {
+                let from = hour_of(T0) - 36 * 24 * HOUR_MS + from_h * HOUR_MS - 7 * HOUR_MS;
+                let to = from + len_h * HOUR_MS;
+                let hours = log.hours_in(from, to).unwrap();
+                assert_same(&rollup_over(&log, from, to).unwrap(), &merge_period(from, to, &hours));
+            }
+        }
+    }
+
     #[test]
     fn a_resend_within_the_group_and_across_groups_counts_once() {
         let (_dir, store) = store();
         let mut tails = Tails::default();
         let roller = Roller::default();
         let now = T0 + 2 * HOUR_MS;
-        let mut writes = GroupWrites::new(&store, &mut tails);
+        let mut writes = GroupWrites::new(&store, &mut tails, London);
         let mut log = writes.log("B-1");
         assert!(roller.fold(&mut log, &sample(T0), now).unwrap().is_fresh());
         assert!(roller
@@ -383,7 +507,7 @@ mod tests {
             .unwrap()
             .is_fresh());
         writes.commit().unwrap();
-        let mut writes = GroupWrites::new(&store, &mut tails);
+        let mut writes = GroupWrites::new(&store, &mut tails, London);
         assert!(!roller
             .fold(&mut writes.log("B-1"), &sample(T0), now)
             .unwrap()
@@ -400,7 +524,7 @@ mod tests {
         let roller = Roller::default();
         let now = T0 + 2 * HOUR_MS;
         {
-            let mut writes = GroupWrites::new(&store, &mut tails);
+            let mut writes = GroupWrites::new(&store, &mut tails, London);
             roller
                 .fold(&mut writes.log("B-1"), &sample(T0), now)
                 .unwrap();
@@ -413,7 +537,7 @@ mod tests {
             .is_empty());
         assert!(log.hour(T0).unwrap().is_none());
         // The next group reads the store again and takes the sample as new.
-        let mut writes = GroupWrites::new(&store, &mut tails);
+        let mut writes = GroupWrites::new(&store, &mut tails, London);
         assert!(roller
             .fold(&mut writes.log("B-1"), &sample(T0), now)
             .unwrap()

@@ -5,6 +5,8 @@
 //! | `boiler_sample_hours` | len asset hour(8) | the hour's raw [`Sample`]s, in time order |
 //! | `boiler_gaps` | len asset from(8) to(8) | a reported [`GapSpan`] |
 //! | `boiler_hours` | len asset start(8) | an hour's [`Rollup`] |
+//! | `boiler_days`, `boiler_months` | len asset start(8) | a local day's or month's [`Rollup`] |
+//! | `boiler_periods` | `calendar` | the time zone the days and months follow, once built |
 //! | `assets` | asset | an [`Asset`] on the register |
 //! | `boiler_alerts` | asset | a boiler's [`BoilerAlerts`] |
 //! | `boiler_alert_log` | len asset opened(8) kind | a closed [`Alert`] |
@@ -21,6 +23,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use proto::TimestampMs;
 
@@ -28,6 +31,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::{decode_stored, open_db};
+use crate::boilers::periods::Level;
 use crate::boilers::rollup::hour_of;
 use crate::boilers::{Alert, Asset, BoilerAlerts, GapSpan, Rollup, Sample};
 use crate::storage::{BoilerStore, StoreError};
@@ -40,10 +44,19 @@ pub struct SledBoilerStore {
     samples: sled::Tree,
     gaps: sled::Tree,
     hours: sled::Tree,
+    days: sled::Tree,
+    months: sled::Tree,
+    /// The `calendar` key: see [`BoilerStore::periods_calendar`].
+    periods: sled::Tree,
+    /// `periods`' calendar, read once: every reader asks for it.
+    calendar: Arc<RwLock<Option<String>>>,
     assets: sled::Tree,
     alerts: sled::Tree,
     alert_log: sled::Tree,
 }
+
+/// The key of [`SledBoilerStore::periods`] naming the calendar.
+const CALENDAR: &[u8] = b"calendar";
 
 /// `len asset`: one boiler's prefix in the keyed-by-time trees.
 fn asset_prefix(asset: &str) -> Vec<u8> {
@@ -165,11 +178,19 @@ fn purge_before(
 impl SledBoilerStore {
     /// Opens the boiler trees in `db`.
     pub(super) fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let periods = db.open_tree("boiler_periods")?;
+        let calendar = periods
+            .get(CALENDAR)?
+            .map(|value| String::from_utf8_lossy(&value).into_owned());
         let store = Self {
             db: db.clone(),
             samples: db.open_tree(SAMPLE_HOURS)?,
             gaps: db.open_tree("boiler_gaps")?,
             hours: db.open_tree("boiler_hours")?,
+            days: db.open_tree("boiler_days")?,
+            months: db.open_tree("boiler_months")?,
+            periods,
+            calendar: Arc::new(RwLock::new(calendar)),
             assets: db.open_tree("assets")?,
             alerts: db.open_tree("boiler_alerts")?,
             alert_log: db.open_tree("boiler_alert_log")?,
@@ -282,6 +303,13 @@ impl SledBoilerStore {
     /// with [`crate::storage::Storage::open_embedded`]).
     pub fn open_dir(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         Self::open(&open_db(dir, cache_bytes)?)
+    }
+
+    fn period_tree(&self, level: Level) -> &sled::Tree {
+        match level {
+            Level::Day => &self.days,
+            Level::Month => &self.months,
+        }
     }
 
     fn range<T: serde::de::DeserializeOwned>(
@@ -408,21 +436,96 @@ impl BoilerStore for SledBoilerStore {
         &self,
         samples: &[(&str, &Sample)],
         hours: &[(&str, &Rollup)],
+        periods: &[(&str, Level, &Rollup)],
     ) -> Result<(), StoreError> {
         let sample_writes = self.merged_hours(samples, |key| Ok(self.samples.get(key)?))?;
         let mut hour_writes = sled::Batch::default();
         for (asset, hour) in hours {
             hour_writes.insert(timed_key(asset, hour.start_ms), proto::encode_value(hour)?);
         }
-        // One transaction over both trees: sled applies each batch atomically, and the
-        // transaction makes the pair so.
-        (&self.samples, &self.hours)
-            .transaction(|(samples, hours)| {
+        let (mut day_writes, mut month_writes) = (sled::Batch::default(), sled::Batch::default());
+        for (asset, level, period) in periods {
+            let batch = match level {
+                Level::Day => &mut day_writes,
+                Level::Month => &mut month_writes,
+            };
+            batch.insert(
+                timed_key(asset, period.start_ms),
+                proto::encode_value(*period)?,
+            );
+        }
+        // One transaction over the four trees: sled applies each batch atomically, and the
+        // transaction makes them so together.
+        (&self.samples, &self.hours, &self.days, &self.months)
+            .transaction(|(samples, hours, days, months)| {
                 samples.apply_batch(&sample_writes)?;
                 hours.apply_batch(&hour_writes)?;
+                days.apply_batch(&day_writes)?;
+                months.apply_batch(&month_writes)?;
                 Ok::<(), ConflictableTransactionError<std::convert::Infallible>>(())
             })
             .map_err(transaction_error)
+    }
+
+    fn periods_in(
+        &self,
+        asset: &str,
+        level: Level,
+        from_ms: TimestampMs,
+        to_ms: TimestampMs,
+    ) -> Result<Vec<Rollup>, StoreError> {
+        Self::range(self.period_tree(level), asset, from_ms, to_ms)
+    }
+
+    fn replace_periods(&self, asset: &str, periods: &[(Level, Rollup)]) -> Result<(), StoreError> {
+        let prefix = asset_prefix(asset);
+        let (mut day_writes, mut month_writes) = (sled::Batch::default(), sled::Batch::default());
+        for (tree, batch) in [
+            (&self.days, &mut day_writes),
+            (&self.months, &mut month_writes),
+        ] {
+            for item in tree.scan_prefix(&prefix) {
+                batch.remove(item?.0);
+            }
+        }
+        for (level, period) in periods {
+            let batch = match level {
+                Level::Day => &mut day_writes,
+                Level::Month => &mut month_writes,
+            };
+            batch.insert(
+                timed_key(asset, period.start_ms),
+                proto::encode_value(period)?,
+            );
+        }
+        (&self.days, &self.months)
+            .transaction(|(days, months)| {
+                days.apply_batch(&day_writes)?;
+                months.apply_batch(&month_writes)?;
+                Ok::<(), ConflictableTransactionError<std::convert::Infallible>>(())
+            })
+            .map_err(transaction_error)
+    }
+
+    fn periods_calendar(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .calendar
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone())
+    }
+
+    fn set_periods_calendar(&self, calendar: Option<&str>) -> Result<(), StoreError> {
+        match calendar {
+            Some(calendar) => self.periods.insert(CALENDAR, calendar.as_bytes())?,
+            None => self.periods.remove(CALENDAR)?,
+        };
+        self.db.flush()?;
+        *self
+            .calendar
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = calendar.map(str::to_owned);
+        Ok(())
     }
 
     fn hours_in(

@@ -754,3 +754,23 @@ fn records_without_an_anchor_fall_back_and_say_how_they_were_placed() {
     assert_eq!(placed.basis, TimeBasis::Monotonic);
     assert_eq!(placed.at, TUESDAY + 12 * HOUR);
 }
+
+#[test]
+fn a_store_made_with_sleds_default_segment_size_still_opens_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = dev("hub-0001");
+    {
+        let store = {
+            // As stores were made before the segment size was raised.
+            let db = sled::open(dir.path()).unwrap();
+            db.flush().unwrap();
+            drop(db);
+            open(dir.path())
+        };
+        ingest_one(&store, batch(&device, TUESDAY, telemetry_records(1..=3)));
+    }
+    for _ in 0..2 {
+        let store = open(dir.path());
+        assert_eq!(store.record_count(&device).unwrap(), 3);
+    }
+}
