@@ -601,6 +601,30 @@ async fn the_dashboard_in_headless_chromium() {
     assert!(errors.is_empty(), "the boiler page's console: {errors:?}");
     every_control_is_reachable_by_keyboard(&browser, "/dashboard/boilers/HIL-B-0001").await;
 
+    // The forecast as the page draws it, from an open forecast alert as the API lists one.
+    let forecast = browser
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               import("/dashboard/static/forecast.js").then((m) => {
+                 const at = "2026-11-25T10:00:00.000Z";
+                 const f = m.forecastOf([{ kind: "pressure_forecast", state: "open", evidence: [
+                   { at, what: "pressure_trend_bar_per_day", value: -0.05, unit: "bar/day" },
+                   { at, what: "pressure_trend_bar", value: 1.4, unit: "bar" },
+                   { at, what: "days_until_below_1_bar", value: 8, unit: "days" }] }]);
+                 const [xs, [bar, trend]] = m.withForecast([f.at - 60], [1.45], f);
+                 done({ days: f.days, xs, bar, trend, none: m.forecastOf([]) });
+               }).catch((e) => done(String(e)));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    let at = NOW_MS / 1000;
+    assert_eq!(
+        forecast,
+        serde_json::json!({"days": 8, "xs": [at - 60, at, at + 8 * 86_400],
+            "bar": [1.45, null, null], "trend": [null, 1.4, 1], "none": null}),
+    );
+
     // The pressure drops while the page is open: its alert appears, without a reload.
     let none = browser
         .find_all(Locator::Css("#alerts tr[data-alert*='pressure_low']"))

@@ -4,6 +4,7 @@
 
 import { api, el, figure, fillTable, live, navigation, run, showError, when, words } from "./common.js";
 import { timeChart } from "./charts.js";
+import { forecastOf, withForecast } from "./forecast.js";
 
 const DAY_S = 86400;
 const id = decodeURIComponent(location.pathname.split("/").pop());
@@ -51,33 +52,12 @@ function markers() {
   return [...alerts.values()].map((a) => ({ at: seconds(a.opened), label: words(a.kind) }));
 }
 
-/** The open pressure forecast, if the gateway has one: a trend reaching 1 bar soon. */
-function forecast() {
-  const open = [...alerts.values()].find((a) => a.kind === "pressure_forecast" && a.state === "open");
-  if (!open) return null;
-  const of = (what) => open.evidence.filter((e) => e.what === what).pop();
-  const slope = of("pressure_trend_bar_per_day");
-  const level = of("pressure_trend_bar");
-  const days = of("days_until_below_1_bar");
-  if (!slope || !level) return null;
-  return { at: seconds(slope.at), slope: slope.value, level: level.value, days: days ? days.value : null };
-}
-
 function drawPressure() {
   if (!raw) return;
   const [xs, [bar]] = raw.pressure;
-  const f = forecast();
-  let points = xs.map((x, i) => [x, bar[i], null]);
-  if (f) {
-    // The forecast as a second series: from the trend's level when made, down to 1 bar.
-    const reach = f.at + Math.max(0, (f.level - 1) / Math.max(-f.slope, 1e-6)) * DAY_S;
-    points = [...points, [f.at, null, f.level], [reach, null, 1]].sort((a, b) => a[0] - b[0]);
-  }
-  charts.pressure.set(
-    points.map((p) => p[0]),
-    [points.map((p) => p[1]), points.map((p) => p[2])],
-    markers(),
-  );
+  const f = forecastOf([...alerts.values()]);
+  const [allX, ys] = withForecast(xs, bar, f);
+  charts.pressure.set(allX, ys, markers());
   document.getElementById("forecast").textContent = f
     ? `Falling ${figure(-f.slope, 3)} bar a day from ${figure(f.level, 2)} bar: below 1 bar in about ${figure(f.days, 0)} days.`
     : "No forecast: the pressure is not trending towards 1 bar (or there is too little data since the last refill).";

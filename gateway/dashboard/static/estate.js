@@ -50,7 +50,14 @@ async function loadEstate() {
 }
 
 async function loadWorst() {
-  const assets = await api("/api/v1/assets?limit=1000");
+  // The listing comes in pages of at most 1,000, by id.
+  const assets = [];
+  for (;;) {
+    const after = assets.length ? `&after=${encodeURIComponent(assets[assets.length - 1].asset)}` : "";
+    const page = await api(`/api/v1/assets?limit=1000${after}`);
+    assets.push(...page);
+    if (page.length < 1000) break;
+  }
   const known = assets.filter((a) => a.last_day_efficiency && a.last_day_efficiency.efficiency_pct !== null);
   known.sort((a, b) => a.last_day_efficiency.efficiency_pct - b.last_day_efficiency.efficiency_pct);
   fillTable(

@@ -35,6 +35,7 @@ static FILES: &[File] = embed! {
     "charts.js" => JS,
     "estate.js" => JS,
     "asset.js" => JS,
+    "forecast.js" => JS,
     "waste.js" => JS,
     "vendor/uplot/uPlot.iife.min.js" => JS,
     "vendor/uplot/uPlot.min.css" => CSS,
