@@ -530,6 +530,9 @@ async fn the_dashboard_in_headless_chromium() {
         .goto(&format!("{base}/dashboard/sign-in"))
         .await
         .unwrap();
+    let errors = console_errors(&driver, &browser).await;
+    assert!(errors.is_empty(), "the sign-in page's console: {errors:?}");
+    every_control_is_reachable_by_keyboard(&browser, "/dashboard/sign-in").await;
     browser
         .find(Locator::Id("token"))
         .await
@@ -599,7 +602,6 @@ async fn the_dashboard_in_headless_chromium() {
     assert!(said.contains("Estimated: latest"), "{said}");
     let errors = console_errors(&driver, &browser).await;
     assert!(errors.is_empty(), "the boiler page's console: {errors:?}");
-    every_control_is_reachable_by_keyboard(&browser, "/dashboard/boilers/HIL-B-0001").await;
 
     // The forecast as the page draws it, from an open forecast alert as the API lists one.
     let forecast = browser
@@ -645,6 +647,19 @@ async fn the_dashboard_in_headless_chromium() {
         .await
         .unwrap();
     assert!(row.text().await.unwrap().contains("pressure low"));
+    every_control_is_reachable_by_keyboard(&browser, "/dashboard/boilers/HIL-B-0001").await;
+
+    // Acknowledged from the keyboard: the page's own POST passes the origin check.
+    let note = row.find(Locator::Css("input[name='note']")).await.unwrap();
+    note.send_keys("booked a visit\u{E007}").await.unwrap();
+    browser
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::XPath(
+            "//table[@id='alerts']//td[contains(., 'asset manager') and contains(., 'booked a visit')]",
+        ))
+        .await
+        .unwrap();
     screenshot(&browser, "boiler").await;
     let errors = console_errors(&driver, &browser).await;
     assert!(

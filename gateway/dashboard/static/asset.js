@@ -127,6 +127,11 @@ function ackForm(alert) {
   return form;
 }
 
+/** An alert's evidence, the latest of each kind: it keeps the opening readings and the latest. */
+function latestEvidence(alert) {
+  return Object.values(Object.fromEntries(alert.evidence.map((e) => [e.what, e])));
+}
+
 function renderAlerts() {
   const list = [...alerts.values()].sort((a, b) => (a.state === b.state ? b.opened.localeCompare(a.opened) : a.state === "open" ? -1 : 1));
   fillTable(
@@ -137,7 +142,7 @@ function renderAlerts() {
         el("td", { class: `sev-${a.severity}`, text: a.severity }),
         el("td", { text: a.state === "open" ? "open" : `closed ${when(a.closed)}` }),
         el("td", { text: when(a.opened) }),
-        el("td", { text: a.evidence.map((e) => `${words(e.what)} ${figure(e.value, 2)} ${e.unit}`).join("; ") }),
+        el("td", { text: latestEvidence(a).map((e) => `${words(e.what)} ${figure(e.value, 2)} ${e.unit}`).join("; ") }),
         el("td", {},
           a.ack ? el("p", { text: `${words(a.ack.by)}, ${when(a.ack.at)}${a.ack.note ? `: ${a.ack.note}` : ""}` }) : null,
           a.state === "open" ? ackForm(a) : null,
@@ -188,10 +193,14 @@ run(async () => {
     { label: "Forecast", unit: "bar", digits: 2 },
   ]);
   charts.modulation = timeChart(document.getElementById("modulation"), [{ label: "Modulation", unit: "%", digits: 0 }]);
-  charts.efficiency = timeChart(document.getElementById("efficiency"), [
-    { label: "Measured", unit: "%", bars: true },
-    { label: "Estimated", unit: "%", bars: true },
-  ]);
+  charts.efficiency = timeChart(
+    document.getElementById("efficiency"),
+    [
+      { label: "Measured", unit: "%", bars: true },
+      { label: "Estimated", unit: "%", bars: true },
+    ],
+    { y: [0, 100] },
+  );
   live("/api/v1/alerts/events", { opened: onAlert, escalated: onAlert, closed: onAlert, lagged: () => loadAlerts() });
   live(`${base}/events`, { sample: onSample });
   const asset = await api(base);

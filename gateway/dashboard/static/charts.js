@@ -41,10 +41,11 @@ function markerPlugin(chart) {
 }
 
 /**
- * A chart in `figureNode` of `series` ({label, unit, digits, bars}) against time. Returns an
- * object whose `set(xs, ys, markers)` replaces its data: xs in seconds, one array per series.
+ * A chart in `figureNode` of `series` ({label, unit, digits, bars}) against time, the y axis
+ * spanning at least `y` ([min, max]) when given. Returns an object whose `set(xs, ys, markers)`
+ * replaces its data: xs in seconds, one array per series.
  */
-export function timeChart(figureNode, series) {
+export function timeChart(figureNode, series, { y } = {}) {
   const plot = el("div", { class: "plot", role: "img" });
   const table = el(
     "table",
@@ -65,7 +66,10 @@ export function timeChart(figureNode, series) {
     height: HEIGHT,
     legend: { live: false },
     cursor: { drag: { x: false, y: false } },
-    scales: { x: { time: true } },
+    scales: {
+      x: { time: true },
+      ...(y ? { y: { range: (u, min, max) => [Math.min(y[0], min ?? y[0]), Math.max(y[1], max ?? y[1])] } } : {}),
+    },
     series: [
       {},
       ...series.map((s, i) => ({
