@@ -667,8 +667,37 @@ async fn the_dashboard_in_headless_chromium() {
         "the boiler page's console after the alert: {errors:?}"
     );
 
-    // The supervisors' page.
+    // The supervisors' page, with a report taken by the contact centre; another, filed while
+    // the page is open, appears without a reload.
+    let file = || async {
+        let filed = http::post_json(
+            &format!("{base}/api/v1/reports"),
+            Some(ADMIN),
+            &serde_json::json!({"uprn": 100021445102u64, "stream": "refuse"}),
+        )
+        .await;
+        assert_eq!(filed.status, 201, "{}", filed.body);
+        filed.json()["id"].as_str().unwrap().to_owned()
+    };
+    let first = file().await;
     open(&browser, &base, "/dashboard/waste").await;
+    let reports = browser
+        .find(Locator::Id("reports"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(reports.contains(&first), "{reports}");
+    let second = file().await;
+    browser
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::XPath(&format!(
+            "//table[@id='reports']//th[. = '{second}']"
+        )))
+        .await
+        .unwrap();
     let devices = browser
         .find(Locator::Id("devices"))
         .await

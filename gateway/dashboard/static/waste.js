@@ -37,7 +37,11 @@ async function loadReports() {
         el("td", { text: words(r.stream) }),
         el("td", { text: words(r.status) }),
         el("td", { text: when(r.created) }),
-        el("td", {}, el("ul", {}, ...r.notes.map((note) => el("li", { text: note })))),
+        el("td", {}, el("ul", {}, ...r.notes.map((note, i) => {
+          // The crew's record behind a step, as `device#sequence`.
+          const evidence = r.history[i] && r.history[i].evidence;
+          return el("li", { text: evidence ? `${note} (crew record ${evidence})` : note });
+        }))),
       ),
     ),
     "No missed-bin reports in the last 30 days.",
