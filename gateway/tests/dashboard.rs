@@ -5,8 +5,8 @@
 //! embedded files carry their types and revalidate. In Debian's headless Chromium (driven over
 //! WebDriver by chromedriver, skipped when either is missing): the estate, a boiler's page and
 //! the supervisors' page load with no console errors, the seeded boiler's charts are drawn, an
-//! alert raised during the test appears without a reload, and every control is reachable by
-//! keyboard.
+//! alert raised during the test (a pressure drop sent through the broker) appears without a
+//! reload with its samples, and every control is reachable by keyboard.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -16,13 +16,16 @@ use std::time::Duration;
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
-use fieldsync_tests::{free_port, http, wait_for};
+use fieldsync_tests::{free_port, http, wait_for, FakeDevice};
 use gateway::clock::FixedClock;
 use gateway::config::{GatewayConfig, Role};
 use gateway::storage::IncomingBatch;
 use gateway::Gateway;
 use hyper_util::client::legacy::connect::HttpConnector;
-use proto::{DeviceId, Record, RecordBody, Telemetry, TimestampMs};
+use proto::{
+    DeviceId, Envelope, Record, RecordBody, Telemetry, TimestampMs, TopicKind, MAX_MESSAGE_BYTES,
+    SCHEMA_VERSION,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -64,11 +67,13 @@ async fn start(dir: &std::path::Path) -> Gateway {
         .unwrap()
 }
 
-/// B-0001's samples at minutes `minutes` after `DAY0_MS` (sequence = minute + 1), at `bar`.
-fn samples_at(minutes: impl Iterator<Item = i64>, bar: f32) -> IncomingBatch {
+/// B-0001's samples at minutes `minutes` after `DAY0_MS`, at `bar`, numbered on from
+/// `first_seq` (the hub's sequence has no gaps where its samples have: it was not sampling).
+fn samples_at(minutes: impl Iterator<Item = i64>, first_seq: u64, bar: f32) -> IncomingBatch {
     let records = minutes
-        .map(|m| Record {
-            seq: m as u64 + 1,
+        .zip(first_seq..)
+        .map(|(m, seq)| Record {
+            seq,
             ts: DAY0_MS + m * MIN,
             body: RecordBody::Telemetry(Telemetry {
                 asset: "HIL-B-0001".into(),
@@ -100,8 +105,8 @@ fn samples_at(minutes: impl Iterator<Item = i64>, bar: f32) -> IncomingBatch {
 /// The minute, counted from `DAY0_MS`, at which the test's low pressure starts.
 const LOW_FROM_MIN: i64 = (NOW_MS - DAY0_MS) / MIN - 10;
 
-/// A gateway with both registers and B-0001's healthy samples up to ten minutes ago, an hour's
-/// gap in them the day before.
+/// A gateway with both registers and B-0001's healthy samples up to ten minutes ago (sequences
+/// 1 to `LOW_FROM_MIN - 60`), an hour's gap in them the day before.
 async fn loaded(dir: &std::path::Path) -> (Gateway, String) {
     let gateway = start(dir).await;
     let base = format!("http://{}", gateway.http_addr);
@@ -125,7 +130,10 @@ async fn loaded(dir: &std::path::Path) -> (Gateway, String) {
     assert_eq!(properties.status, 200, "{}", properties.body);
     let gap = 20 * 60..21 * 60;
     let healthy = (0..LOW_FROM_MIN).filter(|m| !gap.contains(m));
-    gateway.store.ingest(&[samples_at(healthy, 1.5)]).unwrap();
+    gateway
+        .store
+        .ingest(&[samples_at(healthy, 1, 1.5)])
+        .unwrap();
     (gateway, base)
 }
 
@@ -633,13 +641,25 @@ async fn the_dashboard_in_headless_chromium() {
         .await
         .unwrap();
     assert!(none.is_empty(), "no alert before the drop");
-    let store = gateway.store.clone();
-    tokio::task::spawn_blocking(move || {
-        store.ingest(&[samples_at(LOW_FROM_MIN..LOW_FROM_MIN + 5, 0.8)])
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    // Through the broker, as the hub would send them, dated by the gateway's clock.
+    let hub = FakeDevice::connect("hub-0001", gateway.mqtt.1).await;
+    let sent = (LOW_FROM_MIN - 60) as u64;
+    let low = samples_at(LOW_FROM_MIN..LOW_FROM_MIN + 5, sent + 1, 0.8).records;
+    let last = low.last().unwrap().seq;
+    let envelope = Envelope {
+        v: SCHEMA_VERSION,
+        dev: hub.id.clone(),
+        sent: NOW_MS,
+        recs: low,
+        boot: None,
+        mono: None,
+    };
+    hub.send_raw(
+        &hub.id.topic(TopicKind::Up),
+        proto::encode(&envelope, MAX_MESSAGE_BYTES).unwrap(),
+    )
+    .await;
+    hub.wait_acked(last, DEADLINE).await;
     let row = browser
         .wait()
         .at_most(DEADLINE)
@@ -647,6 +667,24 @@ async fn the_dashboard_in_headless_chromium() {
         .await
         .unwrap();
     assert!(row.text().await.unwrap().contains("pressure low"));
+    // The samples themselves reached the charts live.
+    wait_for(
+        "the live samples on the pressure chart",
+        DEADLINE,
+        || async {
+            let said = browser
+                .execute(
+                    "return document.querySelector('#pressure .plot').getAttribute('aria-label')",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            said.as_str()
+                .is_some_and(|said| said.contains("Pressure: latest 0.80 bar"))
+                .then_some(())
+        },
+    )
+    .await;
     every_control_is_reachable_by_keyboard(&browser, "/dashboard/boilers/HIL-B-0001").await;
 
     // Acknowledged from the keyboard: the page's own POST passes the origin check.
