@@ -281,6 +281,22 @@ async fn sign_in_opens_a_session_the_api_accepts_from_the_dashboards_own_origin(
     .await;
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
 
+    // Served over TLS (here: as the browser's Origin says, through a proxy), the cookie is Secure.
+    let (head, _) = exchange(
+        addr,
+        "POST",
+        "/dashboard/sign-in",
+        &[form, &format!("Origin: https://{addr}")],
+        &format!("token={MANAGER}"),
+    )
+    .await;
+    assert!(
+        header(&head, "set-cookie").is_some_and(|c| c.ends_with("; Secure")),
+        "{head}"
+    );
+    let (head, _) = exchange(addr, "GET", "/", &[], "").await;
+    assert_eq!(header(&head, "location"), Some("/dashboard/"), "{head}");
+
     // A viewer's session sees the supervisors' page, not the boilers.
     let (head, _) = exchange(
         addr,
