@@ -381,14 +381,47 @@ async fn sign_in_opens_a_session_the_api_accepts_from_the_dashboards_own_origin(
     gateway.stop().await;
 }
 
-/// chromedriver on a free port, ended when dropped.
+/// chromedriver on a free port, ended when dropped, with the browser session it holds: a
+/// failing test must not leave a Chromium running (a killed chromedriver leaves its browser).
 struct Driver {
     child: Child,
+    port: u16,
     url: String,
+    session: std::sync::Mutex<Option<String>>,
+}
+
+impl Driver {
+    /// Ends the browser session, blocking, as `Drop` cannot wait on async work.
+    fn end_session(&self) {
+        let Some(session) = self.session.lock().ok().and_then(|mut s| s.take()) else {
+            return;
+        };
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return;
+        };
+        use std::io::{Read, Write};
+        let _ = stream.set_read_timeout(Some(DEADLINE));
+        let request = format!(
+            "DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        );
+        if stream.write_all(request.as_bytes()).is_err() {
+            return;
+        }
+        // Until the JSON answer has come: chromedriver may keep the connection open after it.
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = stream.read(&mut buf) {
+            answer.extend_from_slice(&buf[..n]);
+            if answer.trim_ascii_end().ends_with(b"}") {
+                break;
+            }
+        }
+    }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        self.end_session();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -412,7 +445,9 @@ async fn start_driver() -> Driver {
         .unwrap();
     let driver = Driver {
         child,
+        port,
         url: format!("http://127.0.0.1:{port}"),
+        session: std::sync::Mutex::new(None),
     };
     let status = format!("{}/status", driver.url);
     wait_for("chromedriver to listen", DEADLINE, || async {
@@ -438,11 +473,13 @@ async fn open_browser(driver: &Driver) -> Client {
     let serde_json::Value::Object(capabilities) = capabilities else {
         unreachable!()
     };
-    ClientBuilder::new(HttpConnector::new())
+    let browser = ClientBuilder::new(HttpConnector::new())
         .capabilities(capabilities)
         .connect(&driver.url)
         .await
-        .unwrap()
+        .unwrap();
+    *driver.session.lock().unwrap() = browser.session_id().await.unwrap();
+    browser
 }
 
 /// The browser's console since the last call, at level SEVERE: errors, failed loads, CSP
@@ -768,7 +805,7 @@ async fn the_dashboard_in_headless_chromium() {
     screenshot(&browser, "waste").await;
     every_control_is_reachable_by_keyboard(&browser, "/dashboard/waste").await;
 
-    browser.close().await.unwrap();
+    drop(browser);
     drop(driver);
     gateway.stop().await;
 }
