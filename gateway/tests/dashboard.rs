@@ -250,6 +250,7 @@ async fn sign_in_opens_a_session_the_api_accepts_from_the_dashboards_own_origin(
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let session_view: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(session_view["role"], "asset_manager");
+    assert_eq!(session_view["time_zone"], "Europe/London");
     // The role still bounds what the session may do.
     let (head, _) = exchange(
         addr,

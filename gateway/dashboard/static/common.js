@@ -43,9 +43,13 @@ export async function api(path, body) {
   return answer;
 }
 
+/** The council's time zone, in which times are shown (the device's until the session says). */
+let timeZone;
+
 /** Fills the navigation with the pages the signed-in role may see. */
 export async function navigation() {
   const session = await api("/dashboard/session");
+  timeZone = session.time_zone;
   const nav = document.getElementById("nav");
   nav.replaceChildren(
     ...session.pages.map((page) => {
@@ -98,11 +102,11 @@ export function figure(value, digits = 1, unit = "") {
   return `${Number(value).toFixed(digits)}${unit}`;
 }
 
-/** An RFC 3339 time as the reader's local date and time, or a dash. */
+/** An RFC 3339 time as a date and time in the council's time zone, or a dash. */
 export function when(iso) {
   if (!iso) return "–";
   const at = new Date(iso);
-  return at.toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "short" });
+  return at.toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "short", timeZone });
 }
 
 /** Words for a snake_case name: `pressure_low` → `pressure low`. */

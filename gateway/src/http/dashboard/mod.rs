@@ -301,7 +301,8 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response
     response
 }
 
-/// The signed-in role and the pages it may see, for the pages' navigation.
+/// The signed-in role and the pages it may see, for the pages' navigation, and the council's
+/// time zone, in which the pages show times whatever the device's own setting.
 async fn session(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -311,7 +312,11 @@ async fn session(
         .into_iter()
         .map(|page| serde_json::json!({"path": page.path(), "title": page.title()}))
         .collect();
-    Ok(Json(serde_json::json!({"role": role, "pages": pages})))
+    Ok(Json(serde_json::json!({
+        "role": role,
+        "pages": pages,
+        "time_zone": state.council_tz.name(),
+    })))
 }
 
 async fn static_file(Path(path): Path<String>, headers: HeaderMap) -> Response {
