@@ -665,6 +665,52 @@ async fn the_dashboard_in_headless_chromium() {
     let errors = console_errors(&driver, &browser).await;
     assert!(errors.is_empty(), "the boiler page's console: {errors:?}");
 
+    // Longer periods, from hourly and daily rollups.
+    for days in ["7", "365"] {
+        browser
+            .find(Locator::Id("range"))
+            .await
+            .unwrap()
+            .select_by_value(days)
+            .await
+            .unwrap();
+        browser
+            .wait()
+            .at_most(DEADLINE)
+            .for_element(Locator::Css(&format!("body[data-range='{days}']")))
+            .await
+            .unwrap();
+        let said = browser
+            .execute(
+                "return document.querySelector('#temperatures .plot').getAttribute('aria-label')",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            said.to_string().contains("Flow: latest 60.0 °C"),
+            "{days} days: {said}"
+        );
+    }
+    let errors = console_errors(&driver, &browser).await;
+    assert!(
+        errors.is_empty(),
+        "the boiler page's console over longer periods: {errors:?}"
+    );
+    browser
+        .find(Locator::Id("range"))
+        .await
+        .unwrap()
+        .select_by_value("1")
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("body[data-range='1']"))
+        .await
+        .unwrap();
+
     // The forecast as the page draws it, from an open forecast alert as the API lists one.
     let forecast = browser
         .execute_async(

@@ -91,6 +91,7 @@ async function loadTelemetry(days) {
     efficiency: [effX, [measured, estimated]],
   };
   drawAll();
+  document.body.dataset.range = String(days);
 }
 
 function renderFacts(asset) {
