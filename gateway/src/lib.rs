@@ -310,6 +310,7 @@ impl Gateway {
             boiler_store: storage.boilers.clone(),
             ingest_events: events.clone(),
             shutdown: shutdown.clone(),
+            sessions: Arc::new(http::dashboard::Sessions::new()),
         });
         let http_shutdown = shutdown.clone();
         tasks.spawn(async move {

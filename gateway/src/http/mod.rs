@@ -1,9 +1,11 @@
 //! The gateway's HTTP server: operations (`/healthz`, `/metrics`) and the staff API under
 //! `/api/v1`, which needs a bearer token with a role ([`staff`] for missed bins, [`assets`] for
-//! boilers), but for the public bin-day lookup ([`bin_days`]).
+//! boilers), but for the public bin-day lookup ([`bin_days`]); and the staff [`dashboard`],
+//! whose pages call that same API with a session cookie in place of the token.
 
 pub mod assets;
 pub mod bin_days;
+pub mod dashboard;
 pub mod staff;
 
 use std::sync::Arc;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub ingest_events: tokio::sync::broadcast::Sender<crate::ingest::IngestEvent>,
     /// Cancelled when the gateway stops: long-lived responses (event streams) end then.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The dashboard's signed-in browsers.
+    pub sessions: Arc<dashboard::Sessions>,
 }
 
 /// The router for the whole HTTP side.
@@ -60,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(staff::routes())
         .merge(assets::routes())
         .merge(bin_days::routes())
+        .merge(dashboard::routes())
         .with_state(state.clone())
         .nest(
             "/open311/v2",
@@ -107,20 +112,26 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Checks the request's bearer token and that its role is at least `needed`.
+/// Checks the request's bearer token, or the token behind its dashboard session cookie, and
+/// that its role is at least `needed`.
 pub(crate) fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     needed: Role,
 ) -> Result<Role, ApiError> {
-    let token = headers
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required"))?;
+        .map(str::to_owned);
+    let token = match bearer {
+        Some(token) => token,
+        None => dashboard::session_token(state, headers)?
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required"))?,
+    };
     let role = *state
         .staff_tokens
-        .get(token)
+        .get(token.as_str())
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown token"))?;
     if role < needed {
         return Err(ApiError::new(

@@ -28,6 +28,7 @@ const MAX_REGISTER_BYTES: usize = 64 * 1024 * 1024;
 /// The staff routes, to merge into the main router.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/rounds", get(rounds))
         .route("/api/v1/rounds/:round/progress", get(round_progress))
         .route("/api/v1/reports", get(list_reports).post(file_report))
         .route("/api/v1/reports/:id", get(report))
@@ -90,6 +91,34 @@ async fn round_progress(
     authorize(&state, &headers, Role::Viewer)?;
     let date = day_or_today(&state, query.date);
     Ok(Json(state.desk.round_progress(&round, date)))
+}
+
+/// Every round's progress on a local day (today by default), for the rounds due that day: a
+/// round with nothing scheduled and nothing recorded is left out.
+async fn rounds(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<DayQuery>,
+) -> Result<Json<Vec<RoundProgress>>, ApiError> {
+    authorize(&state, &headers, Role::Viewer)?;
+    let date = day_or_today(&state, query.date);
+    let names: Vec<String> = state.desk.with_missed(|missed| {
+        missed
+            .register()
+            .rounds()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    });
+    Ok(Json(
+        names
+            .iter()
+            .map(|round| state.desk.round_progress(round, date))
+            .filter(|progress| {
+                progress.scheduled > 0 || !progress.done.is_empty() || progress.started_at.is_some()
+            })
+            .collect(),
+    ))
 }
 
 async fn unmatched(

@@ -1,0 +1,858 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The dashboard on a real gateway with a fixed clock. Over plain HTTP: sign-in with a staff
+//! token opens an HttpOnly, SameSite=Strict session that the API accepts in place of the token,
+//! refused from another origin and ended by signing out; pages need a session and the role;
+//! embedded files carry their types and revalidate. In Debian's headless Chromium (driven over
+//! WebDriver by chromedriver, skipped when either is missing): the estate, a boiler's page and
+//! the supervisors' page load with no console errors, the seeded boiler's charts are drawn, an
+//! alert raised during the test (a pressure drop sent through the broker) appears without a
+//! reload with its samples, and every control is reachable by keyboard.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use fieldsync_tests::{free_port, http, wait_for, FakeDevice};
+use gateway::clock::FixedClock;
+use gateway::config::{GatewayConfig, Role};
+use gateway::storage::IncomingBatch;
+use gateway::Gateway;
+use hyper_util::client::legacy::connect::HttpConnector;
+use proto::{
+    DeviceId, Envelope, Record, RecordBody, Telemetry, TimestampMs, TopicKind, MAX_MESSAGE_BYTES,
+    SCHEMA_VERSION,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ADMIN: &str = "admin-token";
+const MANAGER: &str = "asset-manager-token";
+const VIEWER: &str = "viewer-token";
+/// Wednesday 25 November 2026, 10:00 UTC.
+const NOW: &str = "2026-11-25T10:00:00Z";
+const NOW_MS: TimestampMs = 1_795_600_800_000;
+/// Tuesday 24 November 2026, 00:00 UTC: samples run from here.
+const DAY0_MS: TimestampMs = NOW_MS - 34 * 3_600_000;
+const MIN: i64 = 60_000;
+const DEADLINE: Duration = Duration::from_secs(20);
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+const REGISTER: &str = "asset,uprn,address,make,model,rated_kw,installed,gas_meter,heat_meter,hub
+HIL-B-0001,100021445102,\"4 Swakeleys Road, Ickenham\",Worcester Bosch,Greenstar 30i,30,2019-03-14,no,no,hub-0001
+HIL-B-0002,100021445103,6 Swakeleys Road,Vaillant,ecoTEC plus 832,32,,no,no,hub-0002
+";
+
+async fn start(dir: &std::path::Path) -> Gateway {
+    let mut config = GatewayConfig {
+        data_dir: dir.join("store"),
+        ..GatewayConfig::default()
+    };
+    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
+    config.mqtt.allow_anonymous = true;
+    config.http.listen = ([127, 0, 0, 1], 0).into();
+    for (token, role) in [
+        (ADMIN, Role::Admin),
+        (MANAGER, Role::AssetManager),
+        (VIEWER, Role::Viewer),
+    ] {
+        config.http.staff_tokens.insert(token.into(), role);
+    }
+    Gateway::start_with_clock(config, Arc::new(FixedClock::at_rfc3339(NOW)))
+        .await
+        .unwrap()
+}
+
+/// B-0001's samples at minutes `minutes` after `DAY0_MS`, at `bar`, numbered on from
+/// `first_seq` (the hub's sequence has no gaps where its samples have: it was not sampling).
+fn samples_at(minutes: impl Iterator<Item = i64>, first_seq: u64, bar: f32) -> IncomingBatch {
+    let records = minutes
+        .zip(first_seq..)
+        .map(|(m, seq)| Record {
+            seq,
+            ts: DAY0_MS + m * MIN,
+            body: RecordBody::Telemetry(Telemetry {
+                asset: "HIL-B-0001".into(),
+                flow: Some(60.0),
+                ret: Some(45.0),
+                bar: Some(bar),
+                modu: Some(40.0),
+                flame: Some(true),
+                ch: Some(true),
+                ..Telemetry::default()
+            }),
+            boot: None,
+            mono: None,
+        })
+        .collect();
+    IncomingBatch {
+        device: DeviceId::new("hub-0001").unwrap(),
+        topic: "fieldsync/v1/hub-0001/up".into(),
+        payload: bytes::Bytes::new(),
+        received: NOW_MS,
+        sent: NOW_MS,
+        boot: None,
+        mono: None,
+        records,
+        refused: Vec::new(),
+    }
+}
+
+/// The minute, counted from `DAY0_MS`, at which the test's low pressure starts.
+const LOW_FROM_MIN: i64 = (NOW_MS - DAY0_MS) / MIN - 10;
+
+/// A gateway with both registers and B-0001's healthy samples up to ten minutes ago (sequences
+/// 1 to `LOW_FROM_MIN - 60`), an hour's gap in them the day before.
+async fn loaded(dir: &std::path::Path) -> (Gateway, String) {
+    let gateway = start(dir).await;
+    let base = format!("http://{}", gateway.http_addr);
+    let imported = http::request(
+        "POST",
+        &format!("{base}/api/v1/assets"),
+        Some(ADMIN),
+        Some("text/csv"),
+        REGISTER.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(imported.status, 200, "{}", imported.body);
+    let properties = http::request(
+        "POST",
+        &format!("{base}/api/v1/properties"),
+        Some(ADMIN),
+        Some("text/csv"),
+        include_bytes!("fixtures/properties.csv").to_vec(),
+    )
+    .await;
+    assert_eq!(properties.status, 200, "{}", properties.body);
+    let gap = 20 * 60..21 * 60;
+    let healthy = (0..LOW_FROM_MIN).filter(|m| !gap.contains(m));
+    gateway
+        .store
+        .ingest(&[samples_at(healthy, 1, 1.5)])
+        .unwrap();
+    (gateway, base)
+}
+
+/// A raw HTTP/1.1 exchange, for the headers the shared helper does not send: the status line
+/// and headers, and the body.
+async fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.to_owned(), body.to_owned())
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_opens_a_session_the_api_accepts_from_the_dashboards_own_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gateway, _) = loaded(dir.path()).await;
+    let addr = gateway.http_addr;
+    let origin = format!("Origin: http://{addr}");
+    let form = "Content-Type: application/x-www-form-urlencoded";
+
+    // No session: pages send to the sign-in form, the API says 401.
+    let (head, _) = exchange(addr, "GET", "/dashboard/", &[], "").await;
+    assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+    assert_eq!(header(&head, "location"), Some("/dashboard/sign-in"));
+    let (head, body) = exchange(addr, "GET", "/dashboard/sign-in", &[], "").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("<label for=\"token\">"), "{body}");
+    assert_eq!(header(&head, "cache-control"), Some("no-store"));
+    assert!(header(&head, "content-security-policy")
+        .is_some_and(|csp| csp.contains("default-src 'none'")));
+
+    let (head, body) = exchange(
+        addr,
+        "POST",
+        "/dashboard/sign-in",
+        &[form, &origin],
+        "token=nobody",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert!(body.contains("role=\"alert\""), "{body}");
+    assert!(header(&head, "set-cookie").is_none());
+    // Another site's form cannot sign a browser in.
+    let (head, _) = exchange(
+        addr,
+        "POST",
+        "/dashboard/sign-in",
+        &[form, "Origin: https://evil.example"],
+        &format!("token={MANAGER}"),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+
+    let (head, _) = exchange(
+        addr,
+        "POST",
+        "/dashboard/sign-in",
+        &[form, &origin],
+        &format!("token={MANAGER}"),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+    assert_eq!(
+        header(&head, "location"),
+        Some("/dashboard/"),
+        "asset managers land on the estate"
+    );
+    let cookie = header(&head, "set-cookie").unwrap().to_owned();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "served over plain HTTP: {cookie}"
+    );
+    assert!(
+        !cookie.contains(MANAGER),
+        "the cookie is not the token: {cookie}"
+    );
+    let session = format!("Cookie: {}", cookie.split(';').next().unwrap());
+
+    let (head, body) = exchange(addr, "GET", "/api/v1/estate", &[&session], "").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}{body}");
+    let (head, body) = exchange(addr, "GET", "/dashboard/session", &[&session], "").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let session_view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(session_view["role"], "asset_manager");
+    assert_eq!(session_view["time_zone"], "Europe/London");
+    // The role still bounds what the session may do.
+    let (head, _) = exchange(
+        addr,
+        "POST",
+        "/api/v1/reports",
+        &[&session, &origin, "Content-Type: application/json"],
+        "{\"uprn\":100021445102,\"stream\":\"refuse\"}",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    // A state change from another origin is refused, session or not (CSRF).
+    let (head, body) = exchange(
+        addr,
+        "GET",
+        "/api/v1/alerts",
+        &[&session, "Origin: https://evil.example"],
+        "",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    assert!(body.contains("dashboard's own pages"), "{body}");
+    let (head, _) = exchange(
+        addr,
+        "GET",
+        "/api/v1/alerts",
+        &[&session, "Sec-Fetch-Site: cross-site"],
+        "",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+
+    // Served over TLS (here: as the browser's Origin says, through a proxy), the cookie is Secure.
+    let (head, _) = exchange(
+        addr,
+        "POST",
+        "/dashboard/sign-in",
+        &[form, &format!("Origin: https://{addr}")],
+        &format!("token={MANAGER}"),
+    )
+    .await;
+    assert!(
+        header(&head, "set-cookie").is_some_and(|c| c.ends_with("; Secure")),
+        "{head}"
+    );
+    let (head, _) = exchange(addr, "GET", "/", &[], "").await;
+    assert_eq!(header(&head, "location"), Some("/dashboard/"), "{head}");
+
+    // A viewer's session sees the supervisors' page, not the boilers.
+    let (head, _) = exchange(
+        addr,
+        "POST",
+        "/dashboard/sign-in",
+        &[form, &origin],
+        &format!("token={VIEWER}"),
+    )
+    .await;
+    assert_eq!(header(&head, "location"), Some("/dashboard/waste"));
+    let viewer = format!(
+        "Cookie: {}",
+        header(&head, "set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+    );
+    let (head, _) = exchange(addr, "GET", "/dashboard/boilers/HIL-B-0001", &[&viewer], "").await;
+    assert_eq!(
+        header(&head, "location"),
+        Some("/dashboard/waste"),
+        "{head}"
+    );
+    let (head, _) = exchange(addr, "GET", "/dashboard/waste", &[&viewer], "").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+
+    // Embedded files: their types, and a 304 for a copy already held.
+    let (head, body) = exchange(
+        addr,
+        "GET",
+        "/dashboard/static/vendor/uplot/uPlot.iife.min.js",
+        &[],
+        "",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(body.contains("uPlot"));
+    let etag = header(&head, "etag").unwrap().to_owned();
+    let (head, _) = exchange(
+        addr,
+        "GET",
+        "/dashboard/static/vendor/uplot/uPlot.iife.min.js",
+        &[&format!("If-None-Match: {etag}")],
+        "",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 304"), "{head}");
+    let (head, _) = exchange(addr, "GET", "/dashboard/static/app.css", &[], "").await;
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("text/css; charset=utf-8")
+    );
+    let (head, _) = exchange(addr, "GET", "/dashboard/static/../Cargo.toml", &[], "").await;
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+
+    // Today's rounds, for the supervisors' page: the one due on a Wednesday.
+    let rounds = http::get(&format!("http://{addr}/api/v1/rounds"), Some(VIEWER)).await;
+    assert_eq!(rounds.status, 200, "{}", rounds.body);
+    let rounds = rounds.json();
+    assert_eq!(rounds.as_array().unwrap().len(), 1, "{rounds}");
+    assert_eq!(rounds[0]["round"], "HIL-WED-2");
+    assert_eq!(rounds[0]["scheduled"], 10);
+
+    // Signing out ends the session.
+    let (head, _) = exchange(
+        addr,
+        "POST",
+        "/dashboard/sign-out",
+        &[&session, &origin],
+        "",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+    assert!(header(&head, "set-cookie").is_some_and(|c| c.contains("Max-Age=0")));
+    let (head, _) = exchange(addr, "GET", "/api/v1/estate", &[&session], "").await;
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    gateway.stop().await;
+}
+
+/// chromedriver on a free port, ended when dropped, with the browser session it holds: a
+/// failing test must not leave a Chromium running (a killed chromedriver leaves its browser).
+struct Driver {
+    child: Child,
+    port: u16,
+    url: String,
+    session: std::sync::Mutex<Option<String>>,
+}
+
+impl Driver {
+    /// Ends the browser session, blocking, as `Drop` cannot wait on async work.
+    fn end_session(&self) {
+        let Some(session) = self.session.lock().ok().and_then(|mut s| s.take()) else {
+            return;
+        };
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return;
+        };
+        use std::io::{Read, Write};
+        let _ = stream.set_read_timeout(Some(DEADLINE));
+        let request = format!(
+            "DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        );
+        if stream.write_all(request.as_bytes()).is_err() {
+            return;
+        }
+        // Until the JSON answer has come: chromedriver may keep the connection open after it.
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = stream.read(&mut buf) {
+            answer.extend_from_slice(&buf[..n]);
+            if answer.trim_ascii_end().ends_with(b"}") {
+                break;
+            }
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.end_session();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Debian's Chromium and its driver, or why the browser tests cannot run here.
+fn browser_missing() -> Option<String> {
+    [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .find(|path| !std::path::Path::new(path).exists())
+        .map(|path| format!("{path} is not installed (apt-get install chromium chromium-driver)"))
+}
+
+async fn start_driver() -> Driver {
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let driver = Driver {
+        child,
+        port,
+        url: format!("http://127.0.0.1:{port}"),
+        session: std::sync::Mutex::new(None),
+    };
+    let status = format!("{}/status", driver.url);
+    wait_for("chromedriver to listen", DEADLINE, || async {
+        http::try_request("GET", &status, None, None, Vec::new())
+            .await
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .await;
+    driver
+}
+
+async fn open_browser(driver: &Driver) -> Client {
+    let capabilities = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            // A tablet's width, so the layout under test is the one tablets get.
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=820,1180", "--no-first-run", "--disable-extensions"],
+        },
+        "goog:loggingPrefs": {"browser": "ALL"},
+    });
+    let serde_json::Value::Object(capabilities) = capabilities else {
+        unreachable!()
+    };
+    let browser = ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .unwrap();
+    *driver.session.lock().unwrap() = browser.session_id().await.unwrap();
+    browser
+}
+
+/// The browser's console since the last call, at level SEVERE: errors, failed loads, CSP
+/// refusals. chromedriver's log endpoint is outside W3C WebDriver, so it is called directly.
+async fn console_errors(driver: &Driver, browser: &Client) -> Vec<String> {
+    let session = browser.session_id().await.unwrap().unwrap();
+    let answer = http::request(
+        "POST",
+        &format!("{}/session/{session}/se/log", driver.url),
+        None,
+        Some("application/json"),
+        br#"{"type":"browser"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .map(|entry| entry["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Opens `path` and waits until its script says it has loaded.
+async fn open(browser: &Client, base: &str, path: &str) {
+    browser.goto(&format!("{base}{path}")).await.unwrap();
+    browser
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("body[data-ready='true']"))
+        .await
+        .unwrap_or_else(|e| panic!("{path} did not finish loading: {e}"));
+}
+
+/// With `FIELDSYNC_DASHBOARD_SCREENSHOTS=DIR`, saves what the browser shows as `DIR/NAME.png`,
+/// for a person to look at the layout.
+async fn screenshot(browser: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("FIELDSYNC_DASHBOARD_SCREENSHOTS") {
+        let png = browser.screenshot().await.unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+/// Tabs through the page from its top and checks that every visible, enabled control got the
+/// focus on the way.
+async fn every_control_is_reachable_by_keyboard(browser: &Client, path: &str) {
+    let controls = browser
+        .execute(
+            "const all = [...document.querySelectorAll(
+                 'a[href], button, input, select, textarea, summary, [tabindex]')]
+               .filter((c) => !c.disabled && c.tabIndex >= 0 && c.getClientRects().length > 0);
+             all.forEach((c, i) => { c.dataset.kbd = i; });
+             document.activeElement && document.activeElement.blur();
+             window.scrollTo(0, 0);
+             return all.length;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    assert!(controls > 0, "{path} has no controls");
+    let mut reached = std::collections::BTreeSet::new();
+    // The skip link is reached from the document itself; each press moves one control on.
+    for _ in 0..controls + 2 {
+        let tab = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down {
+                value: Key::Tab.into(),
+            })
+            .then(KeyAction::Up {
+                value: Key::Tab.into(),
+            });
+        browser.perform_actions(tab).await.unwrap();
+        let at = browser
+            .execute("return document.activeElement.dataset.kbd ?? null", vec![])
+            .await
+            .unwrap();
+        if let Some(at) = at.as_str() {
+            reached.insert(at.parse::<u64>().unwrap());
+        }
+    }
+    let missed: Vec<u64> = (0..controls).filter(|i| !reached.contains(i)).collect();
+    if !missed.is_empty() {
+        let names = browser
+            .execute(
+                "return arguments[0].map((i) => document.querySelector(`[data-kbd=\"${i}\"]`).outerHTML.slice(0, 120))",
+                vec![serde_json::json!(missed)],
+            )
+            .await
+            .unwrap();
+        panic!("{path}: controls not reached by Tab: {names}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_in_headless_chromium() {
+    if let Some(why) = browser_missing() {
+        println!("SKIPPED: the dashboard's browser test: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (gateway, base) = loaded(dir.path()).await;
+    let driver = start_driver().await;
+    let browser = open_browser(&driver).await;
+
+    // Sign in through the form, as staff do.
+    browser
+        .goto(&format!("{base}/dashboard/sign-in"))
+        .await
+        .unwrap();
+    let errors = console_errors(&driver, &browser).await;
+    assert!(errors.is_empty(), "the sign-in page's console: {errors:?}");
+    every_control_is_reachable_by_keyboard(&browser, "/dashboard/sign-in").await;
+    browser
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(MANAGER)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("body[data-ready='true']"))
+        .await
+        .unwrap();
+    assert_eq!(browser.current_url().await.unwrap().path(), "/dashboard/");
+    let errors = console_errors(&driver, &browser).await;
+    assert!(errors.is_empty(), "the estate's console: {errors:?}");
+    let by_state = browser
+        .find(Locator::Id("by-state"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(by_state.contains("silent\n1"), "{by_state}");
+    screenshot(&browser, "estate").await;
+    every_control_is_reachable_by_keyboard(&browser, "/dashboard/").await;
+
+    // A boiler's page: the charts drawn from the seeded samples.
+    open(&browser, &base, "/dashboard/boilers/HIL-B-0001").await;
+    let canvases = browser
+        .execute(
+            "return [...document.querySelectorAll('figure.chart')].map((f) => {
+                 const c = f.querySelector('.uplot canvas');
+                 return c ? [f.id, c.width, c.height] : [f.id, 0, 0];
+             })",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let canvases = canvases.as_array().unwrap();
+    assert_eq!(canvases.len(), 4, "{canvases:?}");
+    for chart in canvases {
+        assert!(
+            chart[1].as_u64().unwrap() > 0 && chart[2].as_u64().unwrap() > 0,
+            "{chart}"
+        );
+    }
+    // The figures behind them, as their text alternative says.
+    let said = browser
+        .execute(
+            "return [...document.querySelectorAll('.plot')].map((p) => p.getAttribute('aria-label'))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let said = said.to_string();
+    assert!(said.contains("Flow: latest 60.0 °C"), "{said}");
+    assert!(said.contains("Pressure: latest 1.50 bar"), "{said}");
+    assert!(said.contains("Modulation: latest 40 %"), "{said}");
+    assert!(said.contains("Estimated: latest"), "{said}");
+    let errors = console_errors(&driver, &browser).await;
+    assert!(errors.is_empty(), "the boiler page's console: {errors:?}");
+
+    // Longer periods, from hourly and daily rollups.
+    for days in ["7", "365"] {
+        browser
+            .find(Locator::Id("range"))
+            .await
+            .unwrap()
+            .select_by_value(days)
+            .await
+            .unwrap();
+        browser
+            .wait()
+            .at_most(DEADLINE)
+            .for_element(Locator::Css(&format!("body[data-range='{days}']")))
+            .await
+            .unwrap();
+        let said = browser
+            .execute(
+                "return document.querySelector('#temperatures .plot').getAttribute('aria-label')",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            said.to_string().contains("Flow: latest 60.0 °C"),
+            "{days} days: {said}"
+        );
+    }
+    let errors = console_errors(&driver, &browser).await;
+    assert!(
+        errors.is_empty(),
+        "the boiler page's console over longer periods: {errors:?}"
+    );
+    browser
+        .find(Locator::Id("range"))
+        .await
+        .unwrap()
+        .select_by_value("1")
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("body[data-range='1']"))
+        .await
+        .unwrap();
+
+    // The forecast as the page draws it, from an open forecast alert as the API lists one.
+    let forecast = browser
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               import("/dashboard/static/forecast.js").then((m) => {
+                 const at = "2026-11-25T10:00:00.000Z";
+                 const f = m.forecastOf([{ kind: "pressure_forecast", state: "open", evidence: [
+                   { at, what: "pressure_trend_bar_per_day", value: -0.05, unit: "bar/day" },
+                   { at, what: "pressure_trend_bar", value: 1.4, unit: "bar" },
+                   { at, what: "days_until_below_1_bar", value: 8, unit: "days" }] }]);
+                 const [xs, [bar, trend]] = m.withForecast([f.at - 60], [1.45], f);
+                 done({ days: f.days, xs, bar, trend, none: m.forecastOf([]) });
+               }).catch((e) => done(String(e)));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    let at = NOW_MS / 1000;
+    assert_eq!(
+        forecast,
+        serde_json::json!({"days": 8, "xs": [at - 60, at, at + 8 * 86_400],
+            "bar": [1.45, null, null], "trend": [null, 1.4, 1], "none": null}),
+    );
+
+    // The pressure drops while the page is open: its alert appears, without a reload.
+    let none = browser
+        .find_all(Locator::Css("#alerts tr[data-alert*='pressure_low']"))
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "no alert before the drop");
+    // Through the broker, as the hub would send them, dated by the gateway's clock.
+    let hub = FakeDevice::connect("hub-0001", gateway.mqtt.1).await;
+    let sent = (LOW_FROM_MIN - 60) as u64;
+    let low = samples_at(LOW_FROM_MIN..LOW_FROM_MIN + 5, sent + 1, 0.8).records;
+    let last = low.last().unwrap().seq;
+    let envelope = Envelope {
+        v: SCHEMA_VERSION,
+        dev: hub.id.clone(),
+        sent: NOW_MS,
+        recs: low,
+        boot: None,
+        mono: None,
+    };
+    hub.send_raw(
+        &hub.id.topic(TopicKind::Up),
+        proto::encode(&envelope, MAX_MESSAGE_BYTES).unwrap(),
+    )
+    .await;
+    hub.wait_acked(last, DEADLINE).await;
+    let row = browser
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("#alerts tr[data-alert*='pressure_low']"))
+        .await
+        .unwrap();
+    assert!(row.text().await.unwrap().contains("pressure low"));
+    // The samples themselves reached the charts live.
+    wait_for(
+        "the live samples on the pressure chart",
+        DEADLINE,
+        || async {
+            let said = browser
+                .execute(
+                    "return document.querySelector('#pressure .plot').getAttribute('aria-label')",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            said.as_str()
+                .is_some_and(|said| said.contains("Pressure: latest 0.80 bar"))
+                .then_some(())
+        },
+    )
+    .await;
+    every_control_is_reachable_by_keyboard(&browser, "/dashboard/boilers/HIL-B-0001").await;
+
+    // Acknowledged from the keyboard: the page's own POST passes the origin check.
+    let note = row.find(Locator::Css("input[name='note']")).await.unwrap();
+    note.send_keys("booked a visit\u{E007}").await.unwrap();
+    browser
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::XPath(
+            "//table[@id='alerts']//td[contains(., 'asset manager') and contains(., 'booked a visit')]",
+        ))
+        .await
+        .unwrap();
+    screenshot(&browser, "boiler").await;
+    let errors = console_errors(&driver, &browser).await;
+    assert!(
+        errors.is_empty(),
+        "the boiler page's console after the alert: {errors:?}"
+    );
+
+    // The supervisors' page, with a report taken by the contact centre; another, filed while
+    // the page is open, appears without a reload.
+    let file = || async {
+        let filed = http::post_json(
+            &format!("{base}/api/v1/reports"),
+            Some(ADMIN),
+            &serde_json::json!({"uprn": 100021445102u64, "stream": "refuse"}),
+        )
+        .await;
+        assert_eq!(filed.status, 201, "{}", filed.body);
+        filed.json()["id"].as_str().unwrap().to_owned()
+    };
+    let first = file().await;
+    open(&browser, &base, "/dashboard/waste").await;
+    let reports = browser
+        .find(Locator::Id("reports"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(reports.contains(&first), "{reports}");
+    let second = file().await;
+    browser
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::XPath(&format!(
+            "//table[@id='reports']//th[. = '{second}']"
+        )))
+        .await
+        .unwrap();
+    let devices = browser
+        .find(Locator::Id("devices"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(devices.contains("hub-0001"), "{devices}");
+    let errors = console_errors(&driver, &browser).await;
+    assert!(
+        errors.is_empty(),
+        "the supervisors' page's console: {errors:?}"
+    );
+    screenshot(&browser, "waste").await;
+    every_control_is_reachable_by_keyboard(&browser, "/dashboard/waste").await;
+
+    drop(browser);
+    drop(driver);
+    gateway.stop().await;
+}
