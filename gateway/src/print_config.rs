@@ -37,11 +37,11 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "http",
         "The HTTP server: health, metrics, staff API, Open311.",
     ),
-    ("http.listen", "Listen address."),
     (
-        "http.staff_tokens",
-        "Bearer tokens for the staff API, each with its role: \"viewer\", \"asset_manager\", \
-         \"supervisor\" or \"admin\". None by default: the staff API is closed.",
+        "http.listen",
+        "Listen address. Staff's tokens are issued by `gateway staff add NAME --role ROLE`, \
+         front ends' Open311 api_keys by `gateway integrations add NAME`; both are kept hashed \
+         in the store, none in this file.",
     ),
     ("devices", "The device registry."),
     (
@@ -107,11 +107,6 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "open311",
         "The Open311 GeoReport v2 interface for residents' front ends.",
-    ),
-    (
-        "open311.api_keys",
-        "Keys (16 characters or more) that front ends pass as api_key to create requests and \
-         read the updates feed. None by default: creating is refused, reading is open.",
     ),
     (
         "open311.extended_statuses",

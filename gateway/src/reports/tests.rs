@@ -537,8 +537,9 @@ fn every_change_of_a_case_is_an_update_with_words() {
         ReportStatus::Closed
     );
 
-    let clock = Arc::new(crate::clock::FixedClock::default());
-    let open311 = DeskOpen311::new(desk.clone(), vec![], clock);
+    let clock: crate::clock::SharedClock = Arc::new(crate::clock::FixedClock::default());
+    let access = crate::access::AccessRegistry::new(fixture.storage.access.clone(), clock.clone());
+    let open311 = DeskOpen311::new(desk.clone(), access, clock);
     let updates = open311
         .updates(&UpdateSearch {
             from: chrono::DateTime::from_timestamp_millis(tue(0, 0)).unwrap(),
