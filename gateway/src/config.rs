@@ -82,6 +82,10 @@ pub struct MissedBinsConfig {
     /// How many days of crews' evidence to reload at start-up. Default 14, well beyond the
     /// report window.
     pub evidence_days: u32,
+    /// Days after a report closes (collected, rejected or refused) that its resident's contact
+    /// details, words and comments are kept; then they are purged from the store, the report's
+    /// history and evidence staying. Default 90.
+    pub contact_retention_days: u32,
 }
 
 /// Which device a report's return job goes to.
@@ -142,6 +146,13 @@ impl Open311Config {
     }
 }
 
+impl MissedBinsConfig {
+    /// How long a closed report keeps its resident's details, in ms.
+    pub fn contact_retention_ms(&self) -> i64 {
+        i64::from(self.contact_retention_days) * 24 * 60 * 60 * 1000
+    }
+}
+
 impl Default for MissedBinsConfig {
     fn default() -> Self {
         Self {
@@ -150,6 +161,7 @@ impl Default for MissedBinsConfig {
             dispatch: DispatchRule::default(),
             round_devices: BTreeMap::new(),
             evidence_days: 14,
+            contact_retention_days: 90,
         }
     }
 }
@@ -357,6 +369,11 @@ impl GatewayConfig {
                     .into(),
             ));
         }
+        if self.missed_bins.contact_retention_days == 0 {
+            return Err(ConfigError::Invalid(
+                "missed_bins.contact_retention_days must be at least 1".into(),
+            ));
+        }
         if let Some(id) = &self.open311.jurisdiction_id {
             if id.trim().is_empty() || id.trim() != id || id.chars().any(char::is_control) {
                 return Err(ConfigError::Invalid(
@@ -415,6 +432,7 @@ mod tests {
         assert!(GatewayConfig::from_toml("[devices]\nprovisioned = ['a/b']").is_err());
         assert!(GatewayConfig::from_toml("[boilers]\ntick_s = 0").is_err());
         assert!(GatewayConfig::from_toml("[boilers]\nraw_retention_days = 7").is_err());
+        assert!(GatewayConfig::from_toml("[missed_bins]\ncontact_retention_days = 0").is_err());
     }
 
     #[test]

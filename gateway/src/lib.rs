@@ -283,6 +283,7 @@ impl Gateway {
             store.clone(),
             events.subscribe(),
             config.missed_bins.evidence_days,
+            config.missed_bins.contact_retention_ms(),
             clock.clone(),
             shutdown.clone(),
         ));

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub report_duplicates: AtomicU64,
     /// Reports closed by a crew's confirmation.
     pub reports_closed: AtomicU64,
+    /// Reports whose resident's personal data was purged after the retention.
+    pub reports_purged: AtomicU64,
     /// Return jobs sent to devices.
     pub jobs_dispatched: AtomicU64,
 }
@@ -139,6 +141,11 @@ impl Metrics {
                 "fieldsync_report_duplicates_total",
                 "Missed-bin reports that repeated an earlier one.",
                 &self.report_duplicates,
+            ),
+            (
+                "fieldsync_reports_purged_total",
+                "Closed missed-bin reports whose resident's personal data was purged.",
+                &self.reports_purged,
             ),
             (
                 "fieldsync_reports_closed_total",

@@ -100,6 +100,12 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "Fixes reporting a worse accuracy (metres) than this are not matched at all.",
     ),
     (
+        "missed_bins.contact_retention_days",
+        "Days after a report closes (collected, rejected or refused) that its resident's \
+         contact details, words and comments are kept before they are purged; the report's \
+         history and evidence stay.",
+    ),
+    (
         "missed_bins.round_devices",
         "Devices that take a round's return jobs, by round id, e.g. R1 = [\"cab-rcv07\"]. None \
          by default.",

@@ -15,8 +15,8 @@ pub enum Role {
     /// Reads tenants' boilers (register, telemetry, efficiency, the estate, alerts) and
     /// acknowledges their alerts. Nothing of residents' reports.
     AssetManager,
-    /// Reads and acts on residents' missed-bin reports, with their contact details and the crews'
-    /// evidence. Nothing of boilers.
+    /// Reads and acts on residents' missed-bin reports, with their contact details. Nothing of
+    /// boilers.
     WasteSupervisor,
     /// Everything, including the registers' imports and the quarantine.
     Admin,
@@ -82,10 +82,10 @@ impl std::str::FromStr for Role {
 pub enum Action {
     /// The devices and their state (no personal data).
     ReadDevices,
-    /// Rounds' progress, reports without residents' details and changes to them.
+    /// Rounds' progress and unmatched confirmations (as evidence: vehicle, time, outcome, never
+    /// a position), reports without residents' details and changes to them.
     ReadRounds,
-    /// Residents' contact details and comments on their reports, and crews' positions on
-    /// unmatched confirmations: personal data.
+    /// Residents' contact details and comments on their reports: personal data.
     ReadResidents,
     /// File and place residents' reports.
     ActOnReports,

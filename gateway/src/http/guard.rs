@@ -44,7 +44,7 @@ pub const STAFF_ROUTES: &[StaffRoute] = &[
     route("POST", "/api/v1/reports", Action::ActOnReports),
     route("GET", "/api/v1/reports/:id", Action::ReadRounds),
     route("POST", "/api/v1/reports/:id/place", Action::ActOnReports),
-    route("GET", "/api/v1/unmatched", Action::ReadResidents),
+    route("GET", "/api/v1/unmatched", Action::ReadRounds),
     route("POST", "/api/v1/properties", Action::Administer),
     route("GET", "/api/v1/events", Action::ReadRounds),
     route("GET", "/api/v1/assets", Action::ReadBoilers),

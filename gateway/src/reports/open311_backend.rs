@@ -481,6 +481,7 @@ mod tests {
             linked_to: None,
             linked: Vec::new(),
             comments: Vec::new(),
+            contact_purged_at: None,
         }
     }
 
