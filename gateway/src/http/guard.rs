@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
 use crate::access::{Action, Refusal, Staff};
+use crate::metrics::Metrics;
 
 /// A staff route and what it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +80,14 @@ pub fn authorize(state: &AppState, headers: &HeaderMap, action: Action) -> Resul
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required"))?;
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let Some(token) = token else {
+        Metrics::add(&state.metrics.staff_unauthenticated, 1);
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a bearer token is required",
+        ));
+    };
     authorize_token(state, token, action)
 }
 
@@ -103,6 +110,25 @@ pub fn authorize_token(state: &AppState, token: &str, action: Action) -> Result<
     Ok(staff)
 }
 
+/// What a request to the route `path` with `method` does, or why it goes no further, whoever
+/// asks: 405 for a method the route does not have (said here, since nothing unlisted goes
+/// further), 403 for a route the table lacks (refused to everyone).
+fn route_action(method: &Method, path: &str) -> Result<Action, ApiError> {
+    if let Some(action) = action_for(method, path) {
+        return Ok(action);
+    }
+    if STAFF_ROUTES.iter().any(|r| r.path == path) {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed",
+        ));
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "this route has no role allowed",
+    ))
+}
+
 /// The layer on every staff route: [`authorize`] for the route's action from [`STAFF_ROUTES`],
 /// the caller then handed to the handler.
 pub async fn guard(
@@ -112,19 +138,17 @@ pub async fn guard(
     next: Next,
 ) -> Response {
     let path = path.as_ref().map_or("", MatchedPath::as_str);
-    let Some(action) = action_for(request.method(), path) else {
-        // A method the route does not have (axum's 405 would follow; it is said here, since
-        // nothing unlisted goes further), or a route the table lacks: refused to everyone.
-        if STAFF_ROUTES.iter().any(|r| r.path == path) {
-            return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-                .into_response();
+    let action = match route_action(request.method(), path) {
+        Ok(action) => action,
+        Err(refused) => {
+            if refused.status == StatusCode::FORBIDDEN {
+                tracing::error!(
+                    path,
+                    "a staff route is missing from the role table; refused"
+                );
+            }
+            return refused.into_response();
         }
-        tracing::error!(
-            path,
-            "a staff route is missing from the role table; refused"
-        );
-        return ApiError::new(StatusCode::FORBIDDEN, "this route has no role allowed")
-            .into_response();
     };
     match authorize(&state, request.headers(), action) {
         Ok(staff) => {
@@ -155,5 +179,22 @@ mod tests {
         );
         assert_eq!(action_for(&Method::DELETE, "/api/v1/devices"), None);
         assert_eq!(action_for(&Method::GET, "/api/v1/nothing"), None);
+    }
+
+    #[test]
+    fn a_route_missing_from_the_table_is_refused_to_everyone() {
+        let status = |method: &Method, path| route_action(method, path).map_err(|e| e.status);
+        assert_eq!(
+            status(&Method::GET, "/api/v1/reports"),
+            Ok(Action::ReadRounds)
+        );
+        assert_eq!(
+            status(&Method::DELETE, "/api/v1/reports"),
+            Err(StatusCode::METHOD_NOT_ALLOWED)
+        );
+        assert_eq!(
+            status(&Method::GET, "/api/v1/forgotten"),
+            Err(StatusCode::FORBIDDEN)
+        );
     }
 }
