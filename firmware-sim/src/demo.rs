@@ -28,10 +28,10 @@ use chrono::{DateTime, NaiveTime, Utc};
 use edge_agent::agent::{now_ms, Agent};
 use edge_agent::jobs::JobStore;
 use edge_agent::outbox::Outbox;
-use gateway::config::{GatewayConfig, Role};
+use gateway::access::Role;
+use gateway::config::GatewayConfig;
 use gateway::Gateway;
 use proto::{Job, JobKind, Priority, RepairJob};
-use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -229,7 +229,6 @@ impl Demo {
         let operative_id = "op-01".to_owned();
 
         // The gateway, on its embedded broker.
-        let staff_token = random_token();
         let mut gateway_config = GatewayConfig {
             data_dir: config.data_dir.join("gateway"),
             ..GatewayConfig::default()
@@ -242,10 +241,6 @@ impl Demo {
             )),
         };
         gateway_config.http.listen = config.http_listen.unwrap_or_else(preferred_http);
-        gateway_config
-            .http
-            .staff_tokens
-            .insert(staff_token.clone(), Role::Supervisor);
         // Return jobs for a round go to the cab that works it, until a cab has reported on it.
         for (device, mine) in crew_ids.iter().zip(&assigned) {
             for round in mine {
@@ -268,6 +263,18 @@ impl Demo {
             gateway.stop().await;
             return Err(SimError::NotReady(READY_TIMEOUT));
         }
+        // A waste supervisor's token, as `gateway staff add demo --role waste_supervisor` would
+        // issue it: new at every run, the previous run's replaced.
+        let staff_token = match gateway
+            .access
+            .add_staff("demo", Role::WasteSupervisor, true)
+        {
+            Ok(issued) => issued.token.reveal().to_owned(),
+            Err(error) => {
+                gateway.stop().await;
+                return Err(error.into());
+            }
+        };
         let broker = SocketAddr::from(([127, 0, 0, 1], gateway.mqtt.1));
         // The gateway matches the crews' confirmations to the same register.
         if let Err(error) = gateway.desk.import_properties(&csv[..]) {
@@ -482,7 +489,7 @@ impl Demo {
         hubs.chain(crews).chain(operative).collect()
     }
 
-    /// The bearer token for the gateway's staff API (a supervisor's), made up for this run.
+    /// The bearer token for the gateway's staff API (a waste supervisor's), issued for this run.
     pub fn staff_token(&self) -> &str {
         &self.staff_token
     }
@@ -885,14 +892,6 @@ fn preferred_http() -> SocketAddr {
         Ok(_) => preferred,
         Err(_) => SocketAddr::from(([127, 0, 0, 1], 0)),
     }
-}
-
-/// A token nobody can guess, for this run's staff API.
-fn random_token() -> String {
-    let mut rng = rand::thread_rng();
-    (0..24)
-        .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.gen_range(0..36)]))
-        .collect()
 }
 
 /// A seed for the `index`th device of a `kind`, derived from the run's seed so that each device

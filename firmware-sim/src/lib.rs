@@ -62,6 +62,9 @@ pub enum SimError {
     /// The gateway could not issue a simulated device its credential.
     #[error("the gateway could not issue a device its credential")]
     Devices(#[from] gateway::devices::DeviceError),
+    /// The gateway could not issue the demo's staff token.
+    #[error("the gateway could not issue the demo's staff token")]
+    Access(#[from] gateway::access::AccessError),
     /// A link proxy could not listen.
     #[error("cannot start a link proxy")]
     Proxy(#[source] std::io::Error),

@@ -19,7 +19,6 @@ use fieldsync_tests::{free_port, http, wait_for, FakeDevice};
 use proto::TopicKind;
 
 const DEADLINE: Duration = Duration::from_secs(180);
-const TOKEN: &str = "bench-viewer-token-0123456789";
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -96,11 +95,20 @@ async fn main() {
     std::fs::write(
         &config,
         format!(
-            "[mqtt]\nclient_id = \"fieldsync-bench-{}\"\n\n[http.staff_tokens]\n\"{TOKEN}\" = \"viewer\"\n",
+            "[mqtt]\nclient_id = \"fieldsync-bench-{}\"\n",
             std::process::id()
         ),
     )
     .unwrap();
+    // The quarantine is an admin's to read; the token is issued before the gateway holds the store.
+    let issued = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(["staff", "add", "bench", "--role", "admin"])
+        .output()
+        .unwrap();
+    assert!(issued.status.success(), "gateway staff add failed");
+    let token = String::from_utf8(issued.stdout).unwrap().trim().to_owned();
     let external = std::env::var("MQTT_PORT")
         .ok()
         .and_then(|port| port.parse::<u16>().ok());
@@ -170,7 +178,7 @@ async fn main() {
 
     let started = Instant::now();
     let url = format!("http://127.0.0.1:{http_port}/api/v1/quarantine?limit=1000");
-    let listing = http::get(&url, Some(TOKEN)).await;
+    let listing = http::get(&url, Some(&token)).await;
     let read_took = started.elapsed();
     assert_eq!(listing.status, 200);
     let entries = listing.json().as_array().map_or(0, Vec::len);

@@ -82,6 +82,10 @@ pub struct MissedBinsConfig {
     /// How many days of crews' evidence to reload at start-up. Default 14, well beyond the
     /// report window.
     pub evidence_days: u32,
+    /// Days after a report closes (collected, rejected or refused) that its resident's contact
+    /// details, words and comments are kept; then they are purged from the store, the report's
+    /// history and evidence staying. Default 90.
+    pub contact_retention_days: u32,
 }
 
 /// Which device a report's return job goes to.
@@ -100,9 +104,11 @@ pub enum DispatchRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Open311Config {
-    /// API keys that front ends pass as `api_key` to create requests. Default: none (creating
-    /// requests is refused; reading is open, as the specification intends).
-    pub api_keys: Vec<String>,
+    /// Retired: front ends' api_keys are issued by `gateway integrations add` and kept hashed
+    /// in the store. A configuration that still sets this is refused with that advice, rather
+    /// than started with keys it would silently ignore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<toml::Value>,
     /// Show FixMyStreet's extended statuses in `GET requests` (`no_further_action` for a
     /// rejected or refused report, `action_scheduled` once a crew is sent) instead of only
     /// `open` and `closed`, so that FixMyStreet, which reads `closed` as fixed, never tells a
@@ -121,7 +127,7 @@ pub struct Open311Config {
 impl Default for Open311Config {
     fn default() -> Self {
         Self {
-            api_keys: Vec::new(),
+            api_keys: None,
             extended_statuses: true,
             jurisdiction_id: None,
             waste_only: false,
@@ -140,6 +146,13 @@ impl Open311Config {
     }
 }
 
+impl MissedBinsConfig {
+    /// How long a closed report keeps its resident's details, in ms.
+    pub fn contact_retention_ms(&self) -> i64 {
+        i64::from(self.contact_retention_days) * 24 * 60 * 60 * 1000
+    }
+}
+
 impl Default for MissedBinsConfig {
     fn default() -> Self {
         Self {
@@ -148,6 +161,7 @@ impl Default for MissedBinsConfig {
             dispatch: DispatchRule::default(),
             round_devices: BTreeMap::new(),
             evidence_days: 14,
+            contact_retention_days: 90,
         }
     }
 }
@@ -190,24 +204,11 @@ pub struct MqttConfig {
 pub struct HttpConfig {
     /// Listen address. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
-    /// Bearer tokens for the staff API, each with its role. Default: none (staff API closed).
-    pub staff_tokens: BTreeMap<String, Role>,
-}
-
-/// What a staff token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Read rounds, reports, devices and the quarantine.
-    Viewer,
-    /// Also read boiler data (assets, telemetry, efficiency, the estate, alerts) and acknowledge
-    /// boiler alerts. Above viewer, below supervisor: roles are ordered, so supervisors and
-    /// admins can do what asset managers can, and asset managers cannot act on reports.
-    AssetManager,
-    /// Also act on reports and rounds.
-    Supervisor,
-    /// Also manage devices and configuration.
-    Admin,
+    /// Retired: staff's bearer tokens are issued by `gateway staff add NAME --role ROLE` and
+    /// kept hashed in the store. A configuration that still sets this is refused with that
+    /// advice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff_tokens: Option<toml::Value>,
 }
 
 /// The device registry's settings.
@@ -254,7 +255,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            staff_tokens: BTreeMap::new(),
+            staff_tokens: None,
         }
     }
 }
@@ -352,9 +353,25 @@ impl GatewayConfig {
                 rollup.max_lateness_ms / (24 * 60 * 60 * 1000)
             )));
         }
-        if self.open311.api_keys.iter().any(|key| key.len() < 16) {
+        if self.http.staff_tokens.is_some() {
             return Err(ConfigError::Invalid(
-                "open311.api_keys: each key must be at least 16 characters".into(),
+                "http.staff_tokens is no longer read: issue each member of staff a token with \
+                 `gateway staff add NAME --role ROLE` (kept hashed in the store), then remove \
+                 the table (docs/OPERATIONS.md)"
+                    .into(),
+            ));
+        }
+        if self.open311.api_keys.is_some() {
+            return Err(ConfigError::Invalid(
+                "open311.api_keys is no longer read: issue each front end a key with `gateway \
+                 integrations add NAME` (kept hashed in the store), then remove the list \
+                 (docs/OPERATIONS.md)"
+                    .into(),
+            ));
+        }
+        if self.missed_bins.contact_retention_days == 0 {
+            return Err(ConfigError::Invalid(
+                "missed_bins.contact_retention_days must be at least 1".into(),
             ));
         }
         if let Some(id) = &self.open311.jurisdiction_id {
@@ -415,6 +432,18 @@ mod tests {
         assert!(GatewayConfig::from_toml("[devices]\nprovisioned = ['a/b']").is_err());
         assert!(GatewayConfig::from_toml("[boilers]\ntick_s = 0").is_err());
         assert!(GatewayConfig::from_toml("[boilers]\nraw_retention_days = 7").is_err());
+        assert!(GatewayConfig::from_toml("[missed_bins]\ncontact_retention_days = 0").is_err());
+    }
+
+    #[test]
+    fn retired_plaintext_secrets_are_refused_with_the_way_forward() {
+        let tokens = GatewayConfig::from_toml("[http.staff_tokens]\nabc = 'admin'").unwrap_err();
+        assert!(tokens.to_string().contains("gateway staff add"), "{tokens}");
+        let keys = GatewayConfig::from_toml("[open311]\napi_keys = ['k']").unwrap_err();
+        assert!(
+            keys.to_string().contains("gateway integrations add"),
+            "{keys}"
+        );
     }
 
     #[test]

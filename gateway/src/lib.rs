@@ -9,11 +9,13 @@
 //!   monotonic clock;
 //! - [`ingest`]: the MQTT subscriber that stores batches once and acks them ([`progress`] keeps
 //!   the per-device bookkeeping);
-//! - [`http`]: health, metrics and the staff API;
+//! - [`http`]: health, metrics and the staff API, whose callers [`access`] knows (staff's
+//!   tokens with their roles, integrations' Open311 keys);
 //! - [`missed_bins`]: the property register and the rules that decide residents' reports;
 //! - [`boilers`]: boiler samples' checks, rollups, efficiency, waste, forecasts and alerts; its
 //!   desk is fed every new telemetry record as the ingest stores it, and ticked by the clock.
 
+pub mod access;
 pub mod boilers;
 pub mod broker;
 pub mod clock;
@@ -29,6 +31,7 @@ pub mod open311;
 pub mod progress;
 pub mod record_time;
 pub mod reports;
+pub mod secret;
 pub mod storage;
 
 use std::net::SocketAddr;
@@ -39,6 +42,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::AccessRegistry;
 use crate::boilers::follow::FeedBoilers;
 use crate::boilers::{BoilerDesk, BoilerDeskSettings};
 use crate::clock::{SharedClock, SystemClock};
@@ -108,6 +112,9 @@ pub struct Gateway {
     /// Devices' credentials for the broker: adding or revoking one takes effect at the next
     /// connection.
     pub devices: DeviceRegistry,
+    /// Staff's bearer tokens and integrations' Open311 keys: adding or revoking one takes effect
+    /// at the next request.
+    pub access: AccessRegistry,
     events: broadcast::Sender<IngestEvent>,
     ingest_ready: watch::Receiver<bool>,
     shutdown: CancellationToken,
@@ -178,6 +185,7 @@ impl Gateway {
             own_clients.clone(),
             clock.clone(),
         );
+        let access = AccessRegistry::new(storage.access.clone(), clock.clone());
         let mut credentials = config
             .mqtt
             .username
@@ -275,6 +283,7 @@ impl Gateway {
             store.clone(),
             events.subscribe(),
             config.missed_bins.evidence_days,
+            config.missed_bins.contact_retention_ms(),
             clock.clone(),
             shutdown.clone(),
         ));
@@ -300,7 +309,7 @@ impl Gateway {
             store: store.clone(),
             metrics: metrics.clone(),
             ingest_ready: ingest_ready.clone(),
-            staff_tokens: Arc::new(config.http.staff_tokens.clone()),
+            access: access.clone(),
             max_clock_skew_ms: max_clock_skew_ms(&config),
             desk: desk.clone(),
             open311: Arc::new(config.open311.clone()),
@@ -331,6 +340,7 @@ impl Gateway {
             desk,
             boilers,
             devices,
+            access,
             events,
             ingest_ready,
             shutdown,

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use gateway::access::{AccessRegistry, Issued, Listed, Role};
 use gateway::boilers::{BoilerDesk, BoilerDeskSettings};
 use gateway::clock::SystemClock;
 use gateway::config::GatewayConfig;
 use gateway::devices::{rfc3339, snippet, DeviceRegistry};
-use gateway::storage::Revoked;
 use gateway::storage::{reports, Storage, StoreSettings};
+use gateway::storage::{HolderKind, Revoked};
 use gateway::Gateway;
 
 /// The commented default configuration (binary-only: the library has no use for it).
@@ -88,6 +89,63 @@ enum Command {
         #[command(subcommand)]
         command: DevicesCommand,
     },
+    /// Staff's bearer tokens for the staff API, each with its role (the gateway must not be
+    /// running on the same data directory). Tokens are printed once and kept only hashed.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+    /// Residents' front ends' Open311 api_keys (FixMyStreet, the council's CRM), one per front
+    /// end (the gateway must not be running on the same data directory). Keys are printed once
+    /// and kept only hashed.
+    Integrations {
+        #[command(subcommand)]
+        command: IntegrationsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StaffCommand {
+    /// Issue a member of staff (or a staff tool) a token with a role, printed on its own line:
+    /// `Authorization: Bearer TOKEN`. Shown this once.
+    Add {
+        /// Who holds it: 1 to 64 letters, digits, '-' or '_' (recorded on what they do, such as
+        /// acknowledging an alert).
+        name: String,
+        /// viewer, asset_manager, waste_supervisor or admin (docs/API.md has what each may do).
+        #[arg(long)]
+        role: Role,
+        /// Issue a new token to a name that has one (lost, revoked, or a new role): the old one
+        /// stops working.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Revoke a token: it opens nothing from the next request on.
+    Revoke {
+        /// Its name.
+        name: String,
+    },
+    /// List the tokens, with their roles and whether they are revoked.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum IntegrationsCommand {
+    /// Issue a front end an api_key, printed on its own line. Shown this once.
+    Add {
+        /// The front end: 1 to 64 letters, digits, '-' or '_'.
+        name: String,
+        /// Issue a new key to a front end that has one: the old one stops working.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Revoke a key: it opens nothing from the next request on.
+    Revoke {
+        /// Its name.
+        name: String,
+    },
+    /// List the keys and whether they are revoked.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +223,8 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::ImportProperties { ref file }) => import_properties(&args.config()?, file),
         Some(Command::ImportAssets { ref file }) => import_assets(&args.config()?, file),
         Some(Command::Devices { ref command }) => devices(&args.config()?, command),
+        Some(Command::Staff { ref command }) => staff(&args.config()?, command),
+        Some(Command::Integrations { ref command }) => integrations(&args.config()?, command),
         Some(Command::Run) | None => run(args.config()?).await,
     }
 }
@@ -239,17 +299,105 @@ fn import_assets(config: &GatewayConfig, file: &std::path::Path) -> anyhow::Resu
     Ok(())
 }
 
-fn devices(config: &GatewayConfig, command: &DevicesCommand) -> anyhow::Result<()> {
+/// The store, for a command run while no gateway has it open.
+fn stopped_store(config: &GatewayConfig) -> anyhow::Result<Storage> {
     let settings = StoreSettings {
         cache_bytes: config.cache_bytes,
         ..StoreSettings::default()
     };
-    let storage = Storage::open_embedded(&config.data_dir, settings).with_context(|| {
+    Storage::open_embedded(&config.data_dir, settings).with_context(|| {
         format!(
             "opening the store in {} (is a gateway running on it? stop it first)",
             config.data_dir.display()
         )
-    })?;
+    })
+}
+
+fn access(config: &GatewayConfig) -> anyhow::Result<AccessRegistry> {
+    let storage = stopped_store(config)?;
+    Ok(AccessRegistry::new(storage.access, Arc::new(SystemClock)))
+}
+
+/// The token alone on stdout, for a script to take; what it is on stderr.
+fn print_issued(issued: &Issued, what: &str, how: &str) {
+    println!("{}", issued.token.reveal());
+    eprintln!(
+        "{} {what} {}: {how}. It is shown this once; the gateway keeps only its hash.",
+        if issued.replaced {
+            "replaced the"
+        } else {
+            "issued a"
+        },
+        issued.name
+    );
+}
+
+fn print_listed(listed: &[Listed]) {
+    for entry in listed {
+        let state = match entry.revoked {
+            Some(at) => format!("revoked {}", rfc3339(at)),
+            None => "active".to_owned(),
+        };
+        let role = entry.role.map(|r| format!("\t{r}")).unwrap_or_default();
+        println!(
+            "{}{role}\tissued {}\t{state}",
+            entry.name,
+            rfc3339(entry.issued)
+        );
+    }
+}
+
+fn print_revoked(name: &str, revoked: Revoked) {
+    match revoked {
+        Revoked::Already(at) => println!("{name} was already revoked (at {})", rfc3339(at)),
+        _ => println!("revoked {name}: it opens nothing from now on"),
+    }
+}
+
+fn staff(config: &GatewayConfig, command: &StaffCommand) -> anyhow::Result<()> {
+    let access = access(config)?;
+    match command {
+        StaffCommand::Add {
+            name,
+            role,
+            replace,
+        } => {
+            let issued = access.add_staff(name, *role, *replace)?;
+            print_issued(
+                &issued,
+                &format!("{role} token to"),
+                "send it as `Authorization: Bearer TOKEN`",
+            );
+        }
+        StaffCommand::Revoke { name } => {
+            print_revoked(name, access.revoke(HolderKind::Staff, name)?);
+        }
+        StaffCommand::List => print_listed(&access.list(HolderKind::Staff)?),
+    }
+    Ok(())
+}
+
+fn integrations(config: &GatewayConfig, command: &IntegrationsCommand) -> anyhow::Result<()> {
+    let access = access(config)?;
+    match command {
+        IntegrationsCommand::Add { name, replace } => {
+            let issued = access.add_integration(name, *replace)?;
+            print_issued(
+                &issued,
+                "Open311 api_key to",
+                "configure the front end to send it as api_key",
+            );
+        }
+        IntegrationsCommand::Revoke { name } => {
+            print_revoked(name, access.revoke(HolderKind::Integration, name)?);
+        }
+        IntegrationsCommand::List => print_listed(&access.list(HolderKind::Integration)?),
+    }
+    Ok(())
+}
+
+fn devices(config: &GatewayConfig, command: &DevicesCommand) -> anyhow::Result<()> {
+    let storage = stopped_store(config)?;
     let registry = DeviceRegistry::new(
         storage.devices.clone(),
         storage.ingest.clone(),

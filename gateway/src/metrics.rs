@@ -45,6 +45,12 @@ pub struct Metrics {
     pub report_duplicates: AtomicU64,
     /// Reports closed by a crew's confirmation.
     pub reports_closed: AtomicU64,
+    /// Reports whose resident's personal data was purged after the retention.
+    pub reports_purged: AtomicU64,
+    /// Staff API requests refused for their token: none, unknown, revoked or malformed (401).
+    pub staff_unauthenticated: AtomicU64,
+    /// Staff API requests refused for their token's role (403).
+    pub staff_forbidden: AtomicU64,
     /// Return jobs sent to devices.
     pub jobs_dispatched: AtomicU64,
 }
@@ -139,6 +145,21 @@ impl Metrics {
                 "fieldsync_report_duplicates_total",
                 "Missed-bin reports that repeated an earlier one.",
                 &self.report_duplicates,
+            ),
+            (
+                "fieldsync_staff_unauthenticated_total",
+                "Staff API requests refused for want of a valid token (401).",
+                &self.staff_unauthenticated,
+            ),
+            (
+                "fieldsync_staff_forbidden_total",
+                "Staff API requests refused because the token's role may not (403).",
+                &self.staff_forbidden,
+            ),
+            (
+                "fieldsync_reports_purged_total",
+                "Closed missed-bin reports whose resident's personal data was purged.",
+                &self.reports_purged,
             ),
             (
                 "fieldsync_reports_closed_total",

@@ -37,11 +37,11 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "http",
         "The HTTP server: health, metrics, staff API, Open311.",
     ),
-    ("http.listen", "Listen address."),
     (
-        "http.staff_tokens",
-        "Bearer tokens for the staff API, each with its role: \"viewer\", \"asset_manager\", \
-         \"supervisor\" or \"admin\". None by default: the staff API is closed.",
+        "http.listen",
+        "Listen address. Staff's tokens are issued by `gateway staff add NAME --role ROLE`, \
+         front ends' Open311 api_keys by `gateway integrations add NAME`; both are kept hashed \
+         in the store, none in this file.",
     ),
     ("devices", "The device registry."),
     (
@@ -100,6 +100,12 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "Fixes reporting a worse accuracy (metres) than this are not matched at all.",
     ),
     (
+        "missed_bins.contact_retention_days",
+        "Days after a report closes (collected, rejected or refused) that its resident's \
+         contact details, words and comments are kept before they are purged; the report's \
+         history and evidence stay.",
+    ),
+    (
         "missed_bins.round_devices",
         "Devices that take a round's return jobs, by round id, e.g. R1 = [\"cab-rcv07\"]. None \
          by default.",
@@ -107,11 +113,6 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     (
         "open311",
         "The Open311 GeoReport v2 interface for residents' front ends.",
-    ),
-    (
-        "open311.api_keys",
-        "Keys (16 characters or more) that front ends pass as api_key to create requests and \
-         read the updates feed. None by default: creating is refused, reading is open.",
     ),
     (
         "open311.extended_statuses",

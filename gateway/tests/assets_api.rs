@@ -9,17 +9,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fieldsync_tests::{free_port, http, telemetry, FakeDevice};
+use gateway::access::Role;
 use gateway::clock::FixedClock;
-use gateway::config::{GatewayConfig, Role};
+use gateway::config::GatewayConfig;
 use gateway::storage::IncomingBatch;
 use gateway::Gateway;
 use proto::{DeviceId, Record, RecordBody, Telemetry, TimestampMs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const ADMIN: &str = "admin-token";
-const MANAGER: &str = "asset-manager-token";
-const VIEWER: &str = "viewer-token";
+/// Staff's tokens, issued by each test's gateway.
+struct Tokens {
+    admin: String,
+    /// Amira's, an asset manager.
+    manager: String,
+    viewer: String,
+}
 /// Wednesday 25 November 2026, 10:00 UTC (London is on UTC in November).
 const NOW: &str = "2026-11-25T10:00:00Z";
 const NOW_MS: TimestampMs = 1_795_600_800_000;
@@ -34,7 +39,7 @@ HIL-B-0002,100021445103,6 Swakeleys Road,Vaillant,ecoTEC plus 832,32,,no,no,hub-
 HIL-B-0003,not-a-uprn,8 Swakeleys Road,Ideal,Logic+,24,,no,no,hub-0003
 ";
 
-async fn start(dir: &std::path::Path) -> Gateway {
+async fn start(dir: &std::path::Path) -> (Gateway, Tokens) {
     let mut config = GatewayConfig {
         data_dir: dir.join("store"),
         ..GatewayConfig::default()
@@ -43,16 +48,19 @@ async fn start(dir: &std::path::Path) -> Gateway {
     // Fake devices connect without credentials: device identity is tested in device_identity.rs.
     config.mqtt.allow_anonymous = true;
     config.http.listen = ([127, 0, 0, 1], 0).into();
-    for (token, role) in [
-        (ADMIN, Role::Admin),
-        (MANAGER, Role::AssetManager),
-        (VIEWER, Role::Viewer),
-    ] {
-        config.http.staff_tokens.insert(token.into(), role);
-    }
-    Gateway::start_with_clock(config, Arc::new(FixedClock::at_rfc3339(NOW)))
+    let gateway = Gateway::start_with_clock(config, Arc::new(FixedClock::at_rfc3339(NOW)))
         .await
-        .unwrap()
+        .unwrap();
+    let issue = |name: &str, role| {
+        let issued = gateway.access.add_staff(name, role, false).unwrap();
+        issued.token.reveal().to_owned()
+    };
+    let tokens = Tokens {
+        admin: issue("admin", Role::Admin),
+        manager: issue("amira", Role::AssetManager),
+        viewer: issue("wallboard", Role::Viewer),
+    };
+    (gateway, tokens)
 }
 
 /// B-0001's samples each minute from `DAY0_MS` to now: heating all along with a 45 °C return,
@@ -94,13 +102,13 @@ fn samples_at(minutes: std::ops::Range<i64>, bar: f32) -> IncomingBatch {
 }
 
 /// A started gateway with the register imported and B-0001's samples stored.
-async fn loaded(dir: &std::path::Path) -> (Gateway, String) {
-    let gateway = start(dir).await;
+async fn loaded(dir: &std::path::Path) -> (Gateway, String, Tokens) {
+    let (gateway, t) = start(dir).await;
     let base = format!("http://{}", gateway.http_addr);
     let imported = http::request(
         "POST",
         &format!("{base}/api/v1/assets"),
-        Some(ADMIN),
+        Some(t.admin.as_str()),
         Some("text/csv"),
         REGISTER.as_bytes().to_vec(),
     )
@@ -110,15 +118,15 @@ async fn loaded(dir: &std::path::Path) -> (Gateway, String) {
     assert_eq!(report["imported"], 2, "{report}");
     assert_eq!(report["errors"][0]["line"], 4, "{report}");
     gateway.store.ingest(&[samples()]).unwrap();
-    (gateway, base)
+    (gateway, base, t)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assets_show_state_latest_readings_open_alerts_and_yesterdays_efficiency() {
     let dir = tempfile::tempdir().unwrap();
-    let (gateway, base) = loaded(dir.path()).await;
+    let (gateway, base, t) = loaded(dir.path()).await;
 
-    let assets = http::get(&format!("{base}/api/v1/assets"), Some(MANAGER)).await;
+    let assets = http::get(&format!("{base}/api/v1/assets"), Some(t.manager.as_str())).await;
     assert_eq!(assets.status, 200, "{}", assets.body);
     let assets = assets.json();
     let one = &assets[0];
@@ -141,22 +149,34 @@ async fn assets_show_state_latest_readings_open_alerts_and_yesterdays_efficiency
     // Pages by id.
     let page = http::get(
         &format!("{base}/api/v1/assets?after=HIL-B-0001&limit=5"),
-        Some(MANAGER),
+        Some(t.manager.as_str()),
     )
     .await
     .json();
     assert_eq!(page.as_array().unwrap().len(), 1);
     assert_eq!(page[0]["asset"], "HIL-B-0002");
-    let bad = http::get(&format!("{base}/api/v1/assets?limit=many"), Some(MANAGER)).await;
+    let bad = http::get(
+        &format!("{base}/api/v1/assets?limit=many"),
+        Some(t.manager.as_str()),
+    )
+    .await;
     assert_eq!(bad.status, 400);
 
-    let one = http::get(&format!("{base}/api/v1/assets/HIL-B-0002"), Some(MANAGER)).await;
+    let one = http::get(
+        &format!("{base}/api/v1/assets/HIL-B-0002"),
+        Some(t.manager.as_str()),
+    )
+    .await;
     assert_eq!(one.status, 200);
-    let unknown = http::get(&format!("{base}/api/v1/assets/NOPE"), Some(MANAGER)).await;
+    let unknown = http::get(
+        &format!("{base}/api/v1/assets/NOPE"),
+        Some(t.manager.as_str()),
+    )
+    .await;
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.json()["error"], "no asset NOPE");
 
-    let estate = http::get(&format!("{base}/api/v1/estate"), Some(MANAGER)).await;
+    let estate = http::get(&format!("{base}/api/v1/estate"), Some(t.manager.as_str())).await;
     assert_eq!(estate.status, 200, "{}", estate.body);
     let estate = estate.json();
     assert_eq!(estate["by_state"]["alerting"], 1, "{estate}");
@@ -164,7 +184,7 @@ async fn assets_show_state_latest_readings_open_alerts_and_yesterdays_efficiency
     assert_eq!(estate["period"], "2026-11");
     let bad = http::get(
         &format!("{base}/api/v1/estate?month=11-2026"),
-        Some(MANAGER),
+        Some(t.manager.as_str()),
     )
     .await;
     assert_eq!(bad.status, 400);
@@ -175,11 +195,11 @@ async fn assets_show_state_latest_readings_open_alerts_and_yesterdays_efficiency
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_are_listed_by_filter_and_acknowledged_by_role() {
     let dir = tempfile::tempdir().unwrap();
-    let (gateway, base) = loaded(dir.path()).await;
+    let (gateway, base, t) = loaded(dir.path()).await;
 
     let open = http::get(
         &format!("{base}/api/v1/alerts?state=open&kind=pressure_low&severity=warning"),
-        Some(MANAGER),
+        Some(t.manager.as_str()),
     )
     .await;
     assert_eq!(open.status, 200, "{}", open.body);
@@ -191,9 +211,17 @@ async fn alerts_are_listed_by_filter_and_acknowledged_by_role() {
     assert_eq!(alert["evidence"][0]["unit"], "bar");
     let id = alert["id"].as_str().unwrap().to_owned();
 
-    let none = http::get(&format!("{base}/api/v1/alerts?kind=fault"), Some(MANAGER)).await;
+    let none = http::get(
+        &format!("{base}/api/v1/alerts?kind=fault"),
+        Some(t.manager.as_str()),
+    )
+    .await;
     assert_eq!(none.json(), serde_json::json!([]));
-    let closed = http::get(&format!("{base}/api/v1/alerts?state=closed"), Some(MANAGER)).await;
+    let closed = http::get(
+        &format!("{base}/api/v1/alerts?state=closed"),
+        Some(t.manager.as_str()),
+    )
+    .await;
     assert_eq!(closed.json(), serde_json::json!([]));
     for (query, parameter) in [
         ("kind=boiling", "kind:"),
@@ -202,7 +230,11 @@ async fn alerts_are_listed_by_filter_and_acknowledged_by_role() {
         ("from=yesterday", "from:"),
         ("limit=-1", "limit:"),
     ] {
-        let bad = http::get(&format!("{base}/api/v1/alerts?{query}"), Some(MANAGER)).await;
+        let bad = http::get(
+            &format!("{base}/api/v1/alerts?{query}"),
+            Some(t.manager.as_str()),
+        )
+        .await;
         assert_eq!(bad.status, 400, "{query}");
         let error = bad.json()["error"].as_str().unwrap().to_owned();
         assert!(error.starts_with(parameter), "{query}: {error}");
@@ -211,19 +243,19 @@ async fn alerts_are_listed_by_filter_and_acknowledged_by_role() {
     let ack_url = format!("{base}/api/v1/alerts/{id}/ack");
     let acked = http::post_json(
         &ack_url,
-        Some(MANAGER),
+        Some(t.manager.as_str()),
         &serde_json::json!({"note": "booked a visit"}),
     )
     .await;
     assert_eq!(acked.status, 200, "{}", acked.body);
     let acked = acked.json();
-    assert_eq!(acked["ack"]["by"], "asset_manager");
+    assert_eq!(acked["ack"]["by"], "amira");
     assert_eq!(acked["ack"]["at"], "2026-11-25T10:00:00.000Z");
     assert_eq!(acked["ack"]["note"], "booked a visit");
     // The acknowledgement is kept with the open alert.
     let listed = http::get(
         &format!("{base}/api/v1/alerts?asset=HIL-B-0001"),
-        Some(MANAGER),
+        Some(t.manager.as_str()),
     )
     .await;
     assert_eq!(listed.json()[0]["ack"]["note"], "booked a visit");
@@ -235,7 +267,7 @@ async fn alerts_are_listed_by_filter_and_acknowledged_by_role() {
     ] {
         let missing = http::post_json(
             &format!("{base}/api/v1/alerts/{unknown}/ack"),
-            Some(MANAGER),
+            Some(t.manager.as_str()),
             &serde_json::json!({}),
         )
         .await;
@@ -244,7 +276,7 @@ async fn alerts_are_listed_by_filter_and_acknowledged_by_role() {
     let not_json = http::request(
         "POST",
         &ack_url,
-        Some(MANAGER),
+        Some(t.manager.as_str()),
         Some("text/plain"),
         b"hi".to_vec(),
     )
@@ -257,12 +289,16 @@ async fn alerts_are_listed_by_filter_and_acknowledged_by_role() {
         .store
         .ingest(&[samples_at(restored..restored + 5, 1.5)])
         .unwrap();
-    let closed = http::get(&format!("{base}/api/v1/alerts?state=closed"), Some(MANAGER)).await;
+    let closed = http::get(
+        &format!("{base}/api/v1/alerts?state=closed"),
+        Some(t.manager.as_str()),
+    )
+    .await;
     let closed = closed.json();
     assert_eq!(closed[0]["id"], id.as_str(), "{closed}");
     assert_eq!(closed[0]["state"], "closed");
     assert_eq!(closed[0]["ack"]["note"], "booked a visit");
-    let late = http::post_json(&ack_url, Some(MANAGER), &serde_json::json!({})).await;
+    let late = http::post_json(&ack_url, Some(t.manager.as_str()), &serde_json::json!({})).await;
     assert_eq!(late.status, 409, "{}", late.body);
     gateway.stop().await;
 }
@@ -270,11 +306,11 @@ async fn alerts_are_listed_by_filter_and_acknowledged_by_role() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn telemetry_and_efficiency_come_raw_or_rolled_up_and_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let (gateway, base) = loaded(dir.path()).await;
+    let (gateway, base, t) = loaded(dir.path()).await;
     let url = |query: &str| format!("{base}/api/v1/assets/HIL-B-0001/{query}");
 
     // A day by default: raw samples.
-    let raw = http::get(&url("telemetry"), Some(MANAGER)).await;
+    let raw = http::get(&url("telemetry"), Some(t.manager.as_str())).await;
     assert_eq!(raw.status, 200, "{}", raw.body);
     let raw = raw.json();
     assert_eq!(raw["step"], "raw");
@@ -284,7 +320,7 @@ async fn telemetry_and_efficiency_come_raw_or_rolled_up_and_bounded() {
     // A year, with its offset given: answered from daily rollups, the empty days shown as gaps.
     let year = http::get(
         &url("telemetry?from=2025-11-26T00:00:00%2B00:00&to=2026-11-26T00:00:00Z"),
-        Some(MANAGER),
+        Some(t.manager.as_str()),
     )
     .await;
     assert_eq!(year.status, 200, "{}", year.body);
@@ -301,7 +337,7 @@ async fn telemetry_and_efficiency_come_raw_or_rolled_up_and_bounded() {
 
     let hours = http::get(
         &url("telemetry?from=2026-11-24T00:00:00Z&to=2026-11-25T00:00:00Z&step=hour"),
-        Some(MANAGER),
+        Some(t.manager.as_str()),
     )
     .await
     .json();
@@ -311,7 +347,7 @@ async fn telemetry_and_efficiency_come_raw_or_rolled_up_and_bounded() {
     // A year of raw samples is refused, saying why.
     let too_many = http::get(
         &url("telemetry?from=2025-11-26T00:00:00Z&to=2026-11-26T00:00:00Z&step=raw"),
-        Some(MANAGER),
+        Some(t.manager.as_str()),
     )
     .await;
     assert_eq!(too_many.status, 400);
@@ -330,21 +366,21 @@ async fn telemetry_and_efficiency_come_raw_or_rolled_up_and_bounded() {
         ("efficiency?step=week", "step:"),
         ("efficiency?to=soon", "to:"),
     ] {
-        let bad = http::get(&url(query), Some(MANAGER)).await;
+        let bad = http::get(&url(query), Some(t.manager.as_str())).await;
         assert_eq!(bad.status, 400, "{query}");
         let error = bad.json()["error"].as_str().unwrap().to_owned();
         assert!(error.starts_with(parameter), "{query}: {error}");
     }
     let unknown = http::get(
         &format!("{base}/api/v1/assets/NOPE/telemetry"),
-        Some(MANAGER),
+        Some(t.manager.as_str()),
     )
     .await;
     assert_eq!(unknown.status, 404);
 
     let daily = http::get(
         &url("efficiency?from=2026-11-23T00:00:00Z&to=2026-11-25T00:00:00Z&step=day"),
-        Some(MANAGER),
+        Some(t.manager.as_str()),
     )
     .await
     .json();
@@ -355,7 +391,7 @@ async fn telemetry_and_efficiency_come_raw_or_rolled_up_and_bounded() {
     assert_eq!(points[1]["basis"], "estimated");
     let monthly = http::get(
         &url("efficiency?from=2026-01-01T00:00:00Z&to=2026-12-01T00:00:00Z"),
-        Some(MANAGER),
+        Some(t.manager.as_str()),
     )
     .await
     .json();
@@ -370,8 +406,8 @@ async fn telemetry_and_efficiency_come_raw_or_rolled_up_and_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_needs_a_token_and_its_role() {
     let dir = tempfile::tempdir().unwrap();
-    let (gateway, base) = loaded(dir.path()).await;
-    let alerts = http::get(&format!("{base}/api/v1/alerts"), Some(MANAGER))
+    let (gateway, base, t) = loaded(dir.path()).await;
+    let alerts = http::get(&format!("{base}/api/v1/alerts"), Some(t.manager.as_str()))
         .await
         .json();
     let id = alerts[0]["id"].as_str().unwrap().to_owned();
@@ -379,20 +415,60 @@ async fn every_route_needs_a_token_and_its_role() {
     // their bodies never end.
     let asset = "/api/v1/assets/HIL-B-0001";
     let routes: Vec<(&str, String, &str, Option<&str>)> = vec![
-        ("POST", "/api/v1/assets".into(), MANAGER, Some(ADMIN)),
-        ("GET", "/api/v1/assets".into(), VIEWER, Some(MANAGER)),
-        ("GET", asset.into(), VIEWER, Some(MANAGER)),
-        ("GET", format!("{asset}/telemetry"), VIEWER, Some(MANAGER)),
-        ("GET", format!("{asset}/efficiency"), VIEWER, Some(MANAGER)),
-        ("GET", format!("{asset}/events"), VIEWER, None),
-        ("GET", "/api/v1/estate".into(), VIEWER, Some(MANAGER)),
-        ("GET", "/api/v1/alerts".into(), VIEWER, Some(MANAGER)),
-        ("GET", "/api/v1/alerts/events".into(), VIEWER, None),
+        (
+            "POST",
+            "/api/v1/assets".into(),
+            t.manager.as_str(),
+            Some(t.admin.as_str()),
+        ),
+        (
+            "GET",
+            "/api/v1/assets".into(),
+            t.viewer.as_str(),
+            Some(t.manager.as_str()),
+        ),
+        (
+            "GET",
+            asset.into(),
+            t.viewer.as_str(),
+            Some(t.manager.as_str()),
+        ),
+        (
+            "GET",
+            format!("{asset}/telemetry"),
+            t.viewer.as_str(),
+            Some(t.manager.as_str()),
+        ),
+        (
+            "GET",
+            format!("{asset}/efficiency"),
+            t.viewer.as_str(),
+            Some(t.manager.as_str()),
+        ),
+        ("GET", format!("{asset}/events"), t.viewer.as_str(), None),
+        (
+            "GET",
+            "/api/v1/estate".into(),
+            t.viewer.as_str(),
+            Some(t.manager.as_str()),
+        ),
+        (
+            "GET",
+            "/api/v1/alerts".into(),
+            t.viewer.as_str(),
+            Some(t.manager.as_str()),
+        ),
+        (
+            "GET",
+            "/api/v1/alerts/events".into(),
+            t.viewer.as_str(),
+            None,
+        ),
         (
             "POST",
             format!("/api/v1/alerts/{id}/ack"),
-            VIEWER,
-            Some(MANAGER),
+            t.viewer.as_str(),
+            Some(t.manager.as_str()),
         ),
     ];
     for (method, path, wrong, right) in routes {
@@ -426,10 +502,10 @@ async fn every_route_needs_a_token_and_its_role() {
 
 /// Opens an event stream (server-sent events) on a raw connection, and waits for its headers:
 /// the handler has subscribed by then.
-async fn open_events(addr: std::net::SocketAddr, path: &str) -> TcpStream {
+async fn open_events(addr: std::net::SocketAddr, path: &str, token: &str) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {MANAGER}\r\n\
+        "GET {path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {token}\r\n\
          Accept: text/event-stream\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.unwrap();
@@ -457,7 +533,7 @@ async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stream_alerts_and_one_boilers_samples() {
     let dir = tempfile::tempdir().unwrap();
-    let gateway = start(dir.path()).await;
+    let (gateway, t) = start(dir.path()).await;
     assert!(
         gateway.wait_ready(DEADLINE).await,
         "the ingest never subscribed"
@@ -466,22 +542,31 @@ async fn events_stream_alerts_and_one_boilers_samples() {
     let imported = http::request(
         "POST",
         &format!("{base}/api/v1/assets"),
-        Some(ADMIN),
+        Some(t.admin.as_str()),
         Some("text/csv"),
         REGISTER.as_bytes().to_vec(),
     )
     .await;
     assert_eq!(imported.status, 200);
 
-    let mut alerts = open_events(gateway.http_addr, "/api/v1/alerts/events").await;
+    let mut alerts = open_events(gateway.http_addr, "/api/v1/alerts/events", &t.manager).await;
     gateway.store.ingest(&[samples()]).unwrap();
     // An event's name comes before its data.
     let seen = read_until(&mut alerts, "\"kind\":\"pressure_low\"").await;
     assert!(seen.contains("event: opened"), "{seen}");
 
-    let unknown = http::get(&format!("{base}/api/v1/assets/NOPE/events"), Some(MANAGER)).await;
+    let unknown = http::get(
+        &format!("{base}/api/v1/assets/NOPE/events"),
+        Some(t.manager.as_str()),
+    )
+    .await;
     assert_eq!(unknown.status, 404);
-    let mut live = open_events(gateway.http_addr, "/api/v1/assets/HIL-B-0002/events").await;
+    let mut live = open_events(
+        gateway.http_addr,
+        "/api/v1/assets/HIL-B-0002/events",
+        &t.manager,
+    )
+    .await;
     let hub = FakeDevice::connect("hub-0002", gateway.mqtt.1).await;
     // Another asset's sample from the same hub (flow 61 °C, first) is not this boiler's; its
     // own follow (flow 62 and 63 °C), in order.

@@ -17,8 +17,9 @@ use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use fieldsync_tests::{free_port, http, wait_for, FakeDevice};
+use gateway::access::Role;
 use gateway::clock::FixedClock;
-use gateway::config::{GatewayConfig, Role};
+use gateway::config::GatewayConfig;
 use gateway::storage::IncomingBatch;
 use gateway::Gateway;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -29,9 +30,14 @@ use proto::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const ADMIN: &str = "admin-token";
-const MANAGER: &str = "asset-manager-token";
-const VIEWER: &str = "viewer-token";
+/// The staff tokens a test gateway issues: an admin's, an asset manager's, a waste
+/// supervisor's, a viewer's.
+struct Tokens {
+    admin: String,
+    manager: String,
+    supervisor: String,
+    viewer: String,
+}
 /// Wednesday 25 November 2026, 10:00 UTC.
 const NOW: &str = "2026-11-25T10:00:00Z";
 const NOW_MS: TimestampMs = 1_795_600_800_000;
@@ -47,7 +53,7 @@ HIL-B-0001,100021445102,\"4 Swakeleys Road, Ickenham\",Worcester Bosch,Greenstar
 HIL-B-0002,100021445103,6 Swakeleys Road,Vaillant,ecoTEC plus 832,32,,no,no,hub-0002
 ";
 
-async fn start(dir: &std::path::Path) -> Gateway {
+async fn start(dir: &std::path::Path) -> (Gateway, Tokens) {
     let mut config = GatewayConfig {
         data_dir: dir.join("store"),
         ..GatewayConfig::default()
@@ -55,16 +61,20 @@ async fn start(dir: &std::path::Path) -> Gateway {
     config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
     config.mqtt.allow_anonymous = true;
     config.http.listen = ([127, 0, 0, 1], 0).into();
-    for (token, role) in [
-        (ADMIN, Role::Admin),
-        (MANAGER, Role::AssetManager),
-        (VIEWER, Role::Viewer),
-    ] {
-        config.http.staff_tokens.insert(token.into(), role);
-    }
-    Gateway::start_with_clock(config, Arc::new(FixedClock::at_rfc3339(NOW)))
+    let gateway = Gateway::start_with_clock(config, Arc::new(FixedClock::at_rfc3339(NOW)))
         .await
-        .unwrap()
+        .unwrap();
+    let issue = |name: &str, role: Role| {
+        let issued = gateway.access.add_staff(name, role, false).unwrap();
+        issued.token.reveal().to_owned()
+    };
+    let tokens = Tokens {
+        admin: issue("ada", Role::Admin),
+        manager: issue("amira", Role::AssetManager),
+        supervisor: issue("sam", Role::WasteSupervisor),
+        viewer: issue("vic", Role::Viewer),
+    };
+    (gateway, tokens)
 }
 
 /// B-0001's samples at minutes `minutes` after `DAY0_MS`, at `bar`, numbered on from
@@ -107,13 +117,13 @@ const LOW_FROM_MIN: i64 = (NOW_MS - DAY0_MS) / MIN - 10;
 
 /// A gateway with both registers and B-0001's healthy samples up to ten minutes ago (sequences
 /// 1 to `LOW_FROM_MIN - 60`), an hour's gap in them the day before.
-async fn loaded(dir: &std::path::Path) -> (Gateway, String) {
-    let gateway = start(dir).await;
+async fn loaded(dir: &std::path::Path) -> (Gateway, String, Tokens) {
+    let (gateway, tokens) = start(dir).await;
     let base = format!("http://{}", gateway.http_addr);
     let imported = http::request(
         "POST",
         &format!("{base}/api/v1/assets"),
-        Some(ADMIN),
+        Some(tokens.admin.as_str()),
         Some("text/csv"),
         REGISTER.as_bytes().to_vec(),
     )
@@ -122,7 +132,7 @@ async fn loaded(dir: &std::path::Path) -> (Gateway, String) {
     let properties = http::request(
         "POST",
         &format!("{base}/api/v1/properties"),
-        Some(ADMIN),
+        Some(tokens.admin.as_str()),
         Some("text/csv"),
         include_bytes!("fixtures/properties.csv").to_vec(),
     )
@@ -134,7 +144,7 @@ async fn loaded(dir: &std::path::Path) -> (Gateway, String) {
         .store
         .ingest(&[samples_at(healthy, 1, 1.5)])
         .unwrap();
-    (gateway, base)
+    (gateway, base, tokens)
 }
 
 /// A raw HTTP/1.1 exchange, for the headers the shared helper does not send: the status line
@@ -178,7 +188,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_opens_a_session_the_api_accepts_from_the_dashboards_own_origin() {
     let dir = tempfile::tempdir().unwrap();
-    let (gateway, _) = loaded(dir.path()).await;
+    let (gateway, _, tokens) = loaded(dir.path()).await;
     let addr = gateway.http_addr;
     let origin = format!("Origin: http://{addr}");
     let form = "Content-Type: application/x-www-form-urlencoded";
@@ -211,7 +221,7 @@ async fn sign_in_opens_a_session_the_api_accepts_from_the_dashboards_own_origin(
         "POST",
         "/dashboard/sign-in",
         &[form, "Origin: https://evil.example"],
-        &format!("token={MANAGER}"),
+        &format!("token={}", tokens.manager),
     )
     .await;
     assert!(head.starts_with("HTTP/1.1 403"), "{head}");
@@ -221,7 +231,7 @@ async fn sign_in_opens_a_session_the_api_accepts_from_the_dashboards_own_origin(
         "POST",
         "/dashboard/sign-in",
         &[form, &origin],
-        &format!("token={MANAGER}"),
+        &format!("token={}", tokens.manager),
     )
     .await;
     assert!(head.starts_with("HTTP/1.1 303"), "{head}");
@@ -239,7 +249,7 @@ async fn sign_in_opens_a_session_the_api_accepts_from_the_dashboards_own_origin(
         "served over plain HTTP: {cookie}"
     );
     assert!(
-        !cookie.contains(MANAGER),
+        !cookie.contains(tokens.manager.as_str()),
         "the cookie is not the token: {cookie}"
     );
     let session = format!("Cookie: {}", cookie.split(';').next().unwrap());
@@ -288,7 +298,7 @@ async fn sign_in_opens_a_session_the_api_accepts_from_the_dashboards_own_origin(
         "POST",
         "/dashboard/sign-in",
         &[form, &format!("Origin: https://{addr}")],
-        &format!("token={MANAGER}"),
+        &format!("token={}", tokens.manager),
     )
     .await;
     assert!(
@@ -304,7 +314,7 @@ async fn sign_in_opens_a_session_the_api_accepts_from_the_dashboards_own_origin(
         "POST",
         "/dashboard/sign-in",
         &[form, &origin],
-        &format!("token={VIEWER}"),
+        &format!("token={}", tokens.viewer),
     )
     .await;
     assert_eq!(header(&head, "location"), Some("/dashboard/waste"));
@@ -359,7 +369,11 @@ async fn sign_in_opens_a_session_the_api_accepts_from_the_dashboards_own_origin(
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 
     // Today's rounds, for the supervisors' page: the one due on a Wednesday.
-    let rounds = http::get(&format!("http://{addr}/api/v1/rounds"), Some(VIEWER)).await;
+    let rounds = http::get(
+        &format!("http://{addr}/api/v1/rounds"),
+        Some(tokens.viewer.as_str()),
+    )
+    .await;
     assert_eq!(rounds.status, 200, "{}", rounds.body);
     let rounds = rounds.json();
     assert_eq!(rounds.as_array().unwrap().len(), 1, "{rounds}");
@@ -506,6 +520,34 @@ async fn console_errors(driver: &Driver, browser: &Client) -> Vec<String> {
 }
 
 /// Opens `path` and waits until its script says it has loaded.
+/// Signs in with `token` through the form, and waits for the page it lands on.
+async fn sign_in(browser: &Client, base: &str, token: &str) {
+    browser
+        .goto(&format!("{base}/dashboard/sign-in"))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("body[data-ready='true']"))
+        .await
+        .unwrap();
+}
+
 async fn open(browser: &Client, base: &str, path: &str) {
     browser.goto(&format!("{base}{path}")).await.unwrap();
     browser
@@ -583,7 +625,7 @@ async fn the_dashboard_in_headless_chromium() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (gateway, base) = loaded(dir.path()).await;
+    let (gateway, base, tokens) = loaded(dir.path()).await;
     let driver = start_driver().await;
     let browser = open_browser(&driver).await;
 
@@ -595,26 +637,7 @@ async fn the_dashboard_in_headless_chromium() {
     let errors = console_errors(&driver, &browser).await;
     assert!(errors.is_empty(), "the sign-in page's console: {errors:?}");
     every_control_is_reachable_by_keyboard(&browser, "/dashboard/sign-in").await;
-    browser
-        .find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(MANAGER)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("button[type='submit']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::Css("body[data-ready='true']"))
-        .await
-        .unwrap();
+    sign_in(&browser, &base, &tokens.manager).await;
     assert_eq!(browser.current_url().await.unwrap().path(), "/dashboard/");
     let errors = console_errors(&driver, &browser).await;
     assert!(errors.is_empty(), "the estate's console: {errors:?}");
@@ -794,7 +817,7 @@ async fn the_dashboard_in_headless_chromium() {
         .wait()
         .at_most(DEADLINE)
         .for_element(Locator::XPath(
-            "//table[@id='alerts']//td[contains(., 'asset manager') and contains(., 'booked a visit')]",
+            "//table[@id='alerts']//td[contains(., 'amira') and contains(., 'booked a visit')]",
         ))
         .await
         .unwrap();
@@ -810,7 +833,7 @@ async fn the_dashboard_in_headless_chromium() {
     let file = || async {
         let filed = http::post_json(
             &format!("{base}/api/v1/reports"),
-            Some(ADMIN),
+            Some(tokens.admin.as_str()),
             &serde_json::json!({"uprn": 100021445102u64, "stream": "refuse"}),
         )
         .await;
@@ -818,7 +841,19 @@ async fn the_dashboard_in_headless_chromium() {
         filed.json()["id"].as_str().unwrap().to_owned()
     };
     let first = file().await;
-    open(&browser, &base, "/dashboard/waste").await;
+    // Rounds and reports are a waste supervisor's, not an asset manager's.
+    browser
+        .find(Locator::Css("form[action='/dashboard/sign-out'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    sign_in(&browser, &base, &tokens.supervisor).await;
+    assert_eq!(
+        browser.current_url().await.unwrap().path(),
+        "/dashboard/waste"
+    );
     let reports = browser
         .find(Locator::Id("reports"))
         .await

@@ -8,13 +8,19 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fieldsync_tests::{free_port, http, telemetry, wait_for, FakeDevice};
-use gateway::config::{GatewayConfig, Role};
+use gateway::access::Role;
+use gateway::config::GatewayConfig;
 use gateway::storage::Store as _;
 use gateway::Gateway;
 use proto::DeviceId;
 
 const DEADLINE: Duration = Duration::from_secs(20);
-const TOKEN: &str = "test-viewer-token";
+
+/// An admin's staff token from `gateway`'s registry (the quarantine is theirs to read).
+fn admin_token(gateway: &Gateway) -> String {
+    let issued = gateway.access.add_staff("ops", Role::Admin, false).unwrap();
+    issued.token.reveal().to_owned()
+}
 
 fn config(dir: &std::path::Path) -> GatewayConfig {
     let mut config = GatewayConfig {
@@ -25,7 +31,6 @@ fn config(dir: &std::path::Path) -> GatewayConfig {
     // Fake devices connect without credentials: device identity is tested in device_identity.rs.
     config.mqtt.allow_anonymous = true;
     config.http.listen = ([127, 0, 0, 1], 0).into();
-    config.http.staff_tokens.insert(TOKEN.into(), Role::Viewer);
     config.devices.provisioned = vec!["hub-1".into(), "hub-2".into()];
     config
 }
@@ -93,6 +98,7 @@ async fn acks_only_a_complete_prefix_when_records_arrive_out_of_order() {
 async fn quarantines_bad_messages_while_good_traffic_flows() {
     let dir = tempfile::tempdir().unwrap();
     let gateway = start(config(dir.path())).await;
+    let token = admin_token(&gateway);
     let device = FakeDevice::connect("hub-1", gateway.mqtt.1).await;
     let up = device.id.topic(proto::TopicKind::Up);
 
@@ -117,7 +123,7 @@ async fn quarantines_bad_messages_while_good_traffic_flows() {
 
     let url = format!("http://{}/api/v1/quarantine", gateway.http_addr);
     let entries = wait_for("three quarantined messages", DEADLINE, || async {
-        let response = http::get(&url, Some(TOKEN)).await;
+        let response = http::get(&url, Some(token.as_str())).await;
         let entries = response.json();
         (entries.as_array().map(Vec::len) == Some(3)).then_some(entries)
     })
@@ -146,12 +152,13 @@ async fn quarantines_bad_messages_while_good_traffic_flows() {
 async fn flags_records_from_unprovisioned_devices_but_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
     let gateway = start(config(dir.path())).await;
+    let token = admin_token(&gateway);
     let stranger = FakeDevice::connect("stranger-9", gateway.mqtt.1).await;
     stranger.send(telemetry(1, 3, "B-1")).await;
     stranger.wait_acked(3, DEADLINE).await;
     let devices = http::get(
         &format!("http://{}/api/v1/devices", gateway.http_addr),
-        Some(TOKEN),
+        Some(token.as_str()),
     )
     .await
     .json();
@@ -243,6 +250,7 @@ fn poisoned(device: &FakeDevice, from: u64, to: u64, gap: u64, nan: u64) -> Vec<
 async fn a_poison_record_is_refused_by_name_and_the_rest_of_its_batch_stored_and_acked() {
     let dir = tempfile::tempdir().unwrap();
     let gateway = start(config(dir.path())).await;
+    let token = admin_token(&gateway);
     let device = FakeDevice::connect("hub-1", gateway.mqtt.1).await;
     let listener = AckListener::start(&device.id, gateway.mqtt.1).await;
 
@@ -271,7 +279,7 @@ async fn a_poison_record_is_refused_by_name_and_the_rest_of_its_batch_stored_and
 
     let quarantine = http::get(
         &format!("http://{}/api/v1/quarantine", gateway.http_addr),
-        Some(TOKEN),
+        Some(token.as_str()),
     )
     .await
     .json();

@@ -8,7 +8,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fieldsync_tests::{free_port, http, wait_for, FakeDevice};
-use gateway::config::{GatewayConfig, Role};
+use gateway::access::Role;
+use gateway::config::GatewayConfig;
 use gateway::Gateway;
 use proto::{
     BinStream, Collection, DownBody, JobKind, Outcome, Position, Record, RecordBody, RoundEvent,
@@ -18,8 +19,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const DEADLINE: Duration = Duration::from_secs(20);
-const ADMIN: &str = "test-admin-token";
-const API_KEY: &str = "front-end-key-0123456789";
+
+/// What a test's gateway issued: an admin's staff token and a front end's Open311 api_key.
+struct Keys {
+    admin: String,
+    api_key: String,
+}
 const ROUND: &str = "T-1";
 
 /// Three houses on one round, collected every day so that today is a collection day whenever
@@ -76,9 +81,10 @@ fn round(seq: u64, phase: RoundPhase) -> Record {
     }
 }
 
-async fn post_report(base: &str, uprn: u64) -> String {
+async fn post_report(keys: &Keys, base: &str, uprn: u64) -> String {
+    let api_key = &keys.api_key;
     let form = format!(
-        "api_key={API_KEY}&service_code=refuse&address_id={uprn}\
+        "api_key={api_key}&service_code=refuse&address_id={uprn}\
          &description=Bin+not+emptied&first_name=Ada&email=ada%40example.org"
     );
     let response = http::request(
@@ -98,11 +104,12 @@ async fn post_report(base: &str, uprn: u64) -> String {
 }
 
 /// Opens the staff event stream (server-sent events) on a raw connection.
-async fn open_events(addr: std::net::SocketAddr) -> TcpStream {
+async fn open_events(keys: &Keys, addr: std::net::SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let request = format!(
-        "GET /api/v1/events HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {ADMIN}\r\n\
-         Accept: text/event-stream\r\n\r\n"
+        "GET /api/v1/events HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {}\r\n\
+         Accept: text/event-stream\r\n\r\n",
+        keys.admin
     );
     stream.write_all(request.as_bytes()).await.unwrap();
     stream
@@ -124,9 +131,9 @@ async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
     String::from_utf8_lossy(&seen).into_owned()
 }
 
-/// A gateway on a store in `dir`, with the staff token [`ADMIN`], the Open311 key [`API_KEY`] and,
+/// A gateway on a store in `dir`, with an admin's staff token, a front end's Open311 key and,
 /// when given, a jurisdiction to check; ready.
-async fn start_gateway(dir: &std::path::Path, jurisdiction: Option<&str>) -> Gateway {
+async fn start_gateway(dir: &std::path::Path, jurisdiction: Option<&str>) -> (Gateway, Keys) {
     let mut config = GatewayConfig {
         data_dir: dir.join("store"),
         ..GatewayConfig::default()
@@ -135,12 +142,22 @@ async fn start_gateway(dir: &std::path::Path, jurisdiction: Option<&str>) -> Gat
     // Fake devices connect without credentials: device identity is tested in device_identity.rs.
     config.mqtt.allow_anonymous = true;
     config.http.listen = ([127, 0, 0, 1], 0).into();
-    config.http.staff_tokens.insert(ADMIN.into(), Role::Admin);
-    config.open311.api_keys = vec![API_KEY.into()];
     config.open311.jurisdiction_id = jurisdiction.map(str::to_owned);
     let gateway = Gateway::start(config).await.unwrap();
     assert!(gateway.wait_ready(DEADLINE).await);
-    gateway
+    let admin = gateway
+        .access
+        .add_staff("admin", Role::Admin, false)
+        .unwrap();
+    let front_end = gateway
+        .access
+        .add_integration("fixmystreet", false)
+        .unwrap();
+    let keys = Keys {
+        admin: admin.token.reveal().to_owned(),
+        api_key: front_end.token.reveal().to_owned(),
+    };
+    (gateway, keys)
 }
 
 /// Each update's `update_id` and `status`, in order.
@@ -165,13 +182,14 @@ async fn get_request(base: &str, id: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let gateway = start_gateway(dir.path(), None).await;
+    let (gateway, keys) = start_gateway(dir.path(), None).await;
+    let api_key = &keys.api_key;
     let base = format!("http://{}/open311/v2", gateway.http_addr);
 
     let imported = http::request(
         "POST",
         &format!("http://{}/api/v1/properties", gateway.http_addr),
-        Some(ADMIN),
+        Some(keys.admin.as_str()),
         Some("text/csv"),
         REGISTER.as_bytes().to_vec(),
     )
@@ -195,15 +213,17 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
         gateway.http_addr
     );
     wait_for("the round's progress", DEADLINE, || async {
-        let progress = http::get(&progress_url, Some(ADMIN)).await.json();
+        let progress = http::get(&progress_url, Some(keys.admin.as_str()))
+            .await
+            .json();
         (progress["completed_at"].is_number()).then_some(())
     })
     .await;
 
     // No. 2: the crew recorded the bin not presented, so the report is closed with that.
-    let mut events = open_events(gateway.http_addr).await;
+    let mut events = open_events(&keys, gateway.http_addr).await;
     read_until(&mut events, "text/event-stream").await;
-    let rejected = post_report(&base, 100_021_445_101).await;
+    let rejected = post_report(&keys, &base, 100_021_445_101).await;
     let seen = read_until(&mut events, &format!("\"id\":\"{rejected}\"")).await;
     assert!(seen.contains("\"status\":\"rejected\""), "{seen}");
     let request = get_request(&base, &rejected).await;
@@ -216,7 +236,7 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
 
     // No. 6: nothing recorded and the round is complete, so it is accepted and a return job
     // goes to the cab.
-    let accepted = post_report(&base, 100_021_445_103).await;
+    let accepted = post_report(&keys, &base, 100_021_445_103).await;
     let request = get_request(&base, &accepted).await;
     assert_eq!(request["status"], "action_scheduled", "{request}");
     let job = wait_for("the return job on the cab", DEADLINE, || async {
@@ -235,7 +255,7 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     }
 
     // A second resident reports the same bin: a report of their own, following the first.
-    let second = post_report(&base, 100_021_445_103).await;
+    let second = post_report(&keys, &base, 100_021_445_103).await;
     assert_ne!(second, accepted);
     let request = get_request(&base, &second).await;
     assert_eq!(request["status"], "action_scheduled", "{request}");
@@ -272,7 +292,7 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     // Staff see the whole history, in words.
     let history = http::get(
         &format!("http://{}/api/v1/reports/{accepted}", gateway.http_addr),
-        Some(ADMIN),
+        Some(keys.admin.as_str()),
     )
     .await
     .json();
@@ -287,7 +307,7 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let window = format!("start_date={}&end_date={}", w3c(hour_ago), w3c(now));
     let polled = http::get(
-        &format!("{base}/servicerequestupdates.json?api_key={API_KEY}&{window}"),
+        &format!("{base}/servicerequestupdates.json?api_key={api_key}&{window}"),
         None,
     )
     .await;
@@ -351,7 +371,7 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
 
     // The same in FixMyStreet's XML; nothing without the key.
     let xml = http::get(
-        &format!("{base}/servicerequestupdates.xml?api_key={API_KEY}&{window}"),
+        &format!("{base}/servicerequestupdates.xml?api_key={api_key}&{window}"),
         None,
     )
     .await;
@@ -393,7 +413,7 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
         &format!("{base}/requests.json"),
         None,
         Some("application/x-www-form-urlencoded"),
-        format!("api_key={API_KEY}&service_code=refuse&address_id=100021999999").into_bytes(),
+        format!("api_key={api_key}&service_code=refuse&address_id=100021999999").into_bytes(),
     )
     .await;
     assert_eq!(unknown.status, 400, "{}", unknown.body);
@@ -508,7 +528,8 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
     let dir = tempfile::tempdir().unwrap();
-    let gateway = start_gateway(dir.path(), Some("hillingdon.gov.uk")).await;
+    let (gateway, keys) = start_gateway(dir.path(), Some("hillingdon.gov.uk")).await;
+    let api_key = &keys.api_key;
     let base = format!("http://{}/open311/v2", gateway.http_addr);
     // No. 4 has refuse only here, so a recycling pin between it and no. 2 goes to no. 2.
     let register = REGISTER.replace(
@@ -518,7 +539,7 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
     let imported = http::request(
         "POST",
         &format!("http://{}/api/v1/properties", gateway.http_addr),
-        Some(ADMIN),
+        Some(keys.admin.as_str()),
         Some("text/csv"),
         register.into_bytes(),
     )
@@ -551,7 +572,7 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
     // An unknown UPRN from FixMyStreet's waste pages, with its pin on no. 6, and a 5,000-
     // character detail.
     let body = format!(
-        "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}&service_code=refuse\
+        "jurisdiction_id=hillingdon.gov.uk&api_key={api_key}&service_code=refuse\
          &description={}&first_name=Ann&last_name=Other&email=ann%40example.org\
          &lat=51.562400&long=-0.445700&attribute%5Buprn%5D=100021999999",
         framing(&"x".repeat(5000))
@@ -566,7 +587,7 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
 
     // address_string alone, answered in XML.
     let body = format!(
-        "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}&service_code=recycling\
+        "jurisdiction_id=hillingdon.gov.uk&api_key={api_key}&service_code=recycling\
          &description={}&first_name=Bo&last_name=&address_string=2+Swakeleys+Road%2C+Ickenham",
         framing("Not+emptied")
     );
@@ -587,7 +608,7 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
     let mut form = Vec::new();
     for (name, value) in [
         ("jurisdiction_id", "hillingdon.gov.uk"),
-        ("api_key", API_KEY),
+        ("api_key", keys.api_key.as_str()),
         ("service_code", "recycling"),
         (
             "description",
@@ -630,7 +651,7 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
 
     // WasteWorks' single missed-collection service, the bin in attribute[service_id].
     let body = format!(
-        "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}&service_code=missed_collection\
+        "jurisdiction_id=hillingdon.gov.uk&api_key={api_key}&service_code=missed_collection\
          &attribute%5Bservice_id%5D=recycling&attribute%5Buprn%5D=100021445103\
          &description={}&first_name=Ed&lat=51.562400&long=-0.445700",
         framing("Box+left")
@@ -653,7 +674,7 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
     let mut unplaced = Vec::new();
     for path in ["requests.json", "requests.xml"] {
         let body = format!(
-            "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}&service_code=refuse\
+            "jurisdiction_id=hillingdon.gov.uk&api_key={api_key}&service_code=refuse\
              &description=Bin+not+emptied&first_name=Di&email=di%40example.org\
              &lat=51.564200&long=-0.446200"
         );
@@ -701,11 +722,12 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
     // Staff find the address; the report is then decided there and the resident told.
     let place = |id: String, body: &'static str| {
         let url = format!("http://{}/api/v1/reports/{id}/place", gateway.http_addr);
+        let admin = keys.admin.clone();
         async move {
             http::request(
                 "POST",
                 &url,
-                Some(ADMIN),
+                Some(admin.as_str()),
                 Some("application/json"),
                 body.as_bytes().to_vec(),
             )
@@ -725,7 +747,7 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
     // The one still to place is what staff's list of unplaced reports shows.
     let waiting = http::get(
         &format!("http://{}/api/v1/reports?unplaced=true", gateway.http_addr),
-        Some(ADMIN),
+        Some(keys.admin.as_str()),
     )
     .await
     .json();
@@ -741,9 +763,10 @@ async fn fixmystreet_reports_are_placed_by_uprn_pin_or_address() {
 
 /// The form FixMyStreet's `send_service_request` posts for a waste report, in its field names:
 /// its framed description, the pin to six places, `attribute[uprn]` and its own id.
-fn fixmystreet_report(uprn: u64, first_name: &str, email: &str) -> String {
+fn fixmystreet_report(keys: &Keys, uprn: u64, first_name: &str, email: &str) -> String {
+    let api_key = &keys.api_key;
     format!(
-        "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}&service_code=refuse\
+        "jurisdiction_id=hillingdon.gov.uk&api_key={api_key}&service_code=refuse\
          &description=title%3A+Bin+not+emptied%0A%0Adetail%3A+Left+on+the+kerb%0A%0Aurl%3A+\
          https%3A%2F%2Fwww.fixmystreet.com%2Freport%2F4242%0A%0ASubmitted+via+FixMyStreet%0A\
          &first_name={first_name}&last_name=Other&email={email}&phone=07700+900123\
@@ -754,9 +777,10 @@ fn fixmystreet_report(uprn: u64, first_name: &str, email: &str) -> String {
 
 /// The form FixMyStreet's `post_service_request_update` posts for a resident's comment: its
 /// comment id as `update_id`, the status upper-cased, a W3CDTF time, `last_name` `-`.
-fn fixmystreet_comment(request_id: &str, update_id: u32) -> String {
+fn fixmystreet_comment(keys: &Keys, request_id: &str, update_id: u32) -> String {
+    let api_key = &keys.api_key;
     format!(
-        "jurisdiction_id=hillingdon.gov.uk&api_key={API_KEY}\
+        "jurisdiction_id=hillingdon.gov.uk&api_key={api_key}\
          &updated_datetime=2026-11-25T10%3A05%3A00%2B00%3A00&service_request_id={request_id}\
          &status=OPEN&description=Still+not+emptied&last_name=-&first_name=Bo\
          &email=bo%40example.org&update_id={update_id}&account_id=fms-77"
@@ -771,13 +795,14 @@ fn fixmystreet_comment(request_id: &str, update_id: u32) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixmystreet_second_reporters_comments_and_failed_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let gateway = start_gateway(dir.path(), Some("hillingdon.gov.uk")).await;
+    let (gateway, keys) = start_gateway(dir.path(), Some("hillingdon.gov.uk")).await;
+    let api_key = &keys.api_key;
     let base = format!("http://{}/open311/v2", gateway.http_addr);
     let staff = format!("http://{}/api/v1", gateway.http_addr);
     let imported = http::request(
         "POST",
         &format!("{staff}/properties"),
-        Some(ADMIN),
+        Some(keys.admin.as_str()),
         Some("text/csv"),
         REGISTER.as_bytes().to_vec(),
     )
@@ -791,9 +816,12 @@ async fn fixmystreet_second_reporters_comments_and_failed_returns() {
     .await;
     cab.wait_acked(2, DEADLINE).await;
     wait_for("the round's progress", DEADLINE, || async {
-        let progress = http::get(&format!("{staff}/rounds/{ROUND}/progress"), Some(ADMIN))
-            .await
-            .json();
+        let progress = http::get(
+            &format!("{staff}/rounds/{ROUND}/progress"),
+            Some(keys.admin.as_str()),
+        )
+        .await
+        .json();
         (progress["completed_at"].is_number()).then_some(())
     })
     .await;
@@ -821,14 +849,14 @@ async fn fixmystreet_second_reporters_comments_and_failed_returns() {
     // Item 2: two residents report no. 6's bin, in XML and in JSON: two ids, one return job.
     let reply = post(
         "requests.xml",
-        fixmystreet_report(100_021_445_103, "Ann", "ann%40example.org"),
+        fixmystreet_report(&keys, 100_021_445_103, "Ann", "ann%40example.org"),
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let first = xml_value(&reply.body, "service_request_id");
     let reply = post(
         "requests.json",
-        fixmystreet_report(100_021_445_103, "Bo", "bo%40example.org"),
+        fixmystreet_report(&keys, 100_021_445_103, "Bo", "bo%40example.org"),
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -873,7 +901,7 @@ async fn fixmystreet_second_reporters_comments_and_failed_returns() {
     // Item 1: a comment on each, in XML and JSON; FixMyStreet resends the first.
     let reply = post(
         "servicerequestupdates.xml",
-        fixmystreet_comment(&second, 248),
+        fixmystreet_comment(&keys, &second, 248),
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -887,20 +915,20 @@ async fn fixmystreet_second_reporters_comments_and_failed_returns() {
     );
     let again = post(
         "servicerequestupdates.xml",
-        fixmystreet_comment(&second, 248),
+        fixmystreet_comment(&keys, &second, 248),
     )
     .await;
     assert_eq!(xml_value(&again.body, "update_id"), format!("{second}-c0"));
     let reply = post(
         "servicerequestupdates.json",
-        fixmystreet_comment(&first, 249),
+        fixmystreet_comment(&keys, &first, 249),
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.json()[0]["update_id"], format!("{first}-c0"));
     let unknown = post(
         "servicerequestupdates.xml",
-        fixmystreet_comment("MB-999999", 250),
+        fixmystreet_comment(&keys, "MB-999999", 250),
     )
     .await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
@@ -910,9 +938,12 @@ async fn fixmystreet_second_reporters_comments_and_failed_returns() {
         unknown.body
     );
     // Staff see it with who sent it; public reads never show it.
-    let report = http::get(&format!("{staff}/reports/{second}"), Some(ADMIN))
-        .await
-        .json();
+    let report = http::get(
+        &format!("{staff}/reports/{second}"),
+        Some(keys.admin.as_str()),
+    )
+    .await
+    .json();
     let comments = report["comments"].as_array().unwrap();
     assert_eq!(comments.len(), 1, "{report}");
     assert_eq!(comments[0]["text"], "Still not emptied");
@@ -963,7 +994,7 @@ async fn fixmystreet_second_reporters_comments_and_failed_returns() {
     // FixMyStreet's window, as its W3CDTF writes it and URI.pm encodes it.
     let w3c = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%%2B00:00").to_string();
     let window = format!(
-        "api_key={API_KEY}&jurisdiction_id=hillingdon.gov.uk&start_date={}&end_date={}",
+        "api_key={api_key}&jurisdiction_id=hillingdon.gov.uk&start_date={}&end_date={}",
         w3c(now - chrono::Duration::hours(2)),
         w3c(now + chrono::Duration::minutes(1))
     );

@@ -20,12 +20,6 @@ use crate::{free_port, wait_for};
 /// How long a process may take to start, stop or catch up.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
-/// The bearer token with the admin role that every test gateway accepts.
-pub const ADMIN_TOKEN: &str = "system-test-admin-token";
-
-/// The Open311 `api_key` that every test gateway accepts.
-pub const API_KEY: &str = "system-test-front-end-key";
-
 /// A binary of the workspace, built by cargo beside the running test executable.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
@@ -170,6 +164,10 @@ pub struct GatewayProcess {
     pub http: SocketAddr,
     /// The broker it uses.
     pub broker: Broker,
+    /// An admin's bearer token, issued by `gateway staff add` before the first start.
+    pub admin_token: String,
+    /// A front end's Open311 `api_key`, issued by `gateway integrations add`.
+    pub api_key: String,
 }
 
 impl GatewayProcess {
@@ -246,18 +244,39 @@ impl GatewayProcess {
             "data_dir = {data_dir:?}\n\
              [mqtt]\n{mqtt}\n\
              [http]\nlisten = \"{http}\"\n\
-             [http.staff_tokens]\n\"{ADMIN_TOKEN}\" = \"admin\"\n\
-             [open311]\napi_keys = [\"{API_KEY}\"]\n\
              [missed_bins.calendar]\nbank_holidays = []\n"
         );
         std::fs::write(&config, text).expect("writing the gateway's configuration");
-        Self {
+        let mut gateway = Self {
             child: Owned::default(),
             config,
             data_dir,
             http,
             broker: broker.clone(),
-        }
+            admin_token: String::new(),
+            api_key: String::new(),
+        };
+        gateway.admin_token = gateway.issue(&["staff", "add", "admin", "--role", "admin"]);
+        gateway.api_key = gateway.issue(&["integrations", "add", "front-end"]);
+        gateway
+    }
+
+    /// Runs `gateway ARGS` on its configuration (the gateway must be stopped) to issue a token
+    /// or key; returns it (the line the command prints).
+    fn issue(&self, args: &[&str]) -> String {
+        let output = Command::new(binary("gateway"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("cannot run the gateway binary");
+        assert!(
+            output.status.success(),
+            "gateway {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
 
     async fn spawn(&mut self) {

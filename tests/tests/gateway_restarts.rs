@@ -13,8 +13,7 @@ use std::time::Duration;
 use common::{reconcile, Accepted};
 
 use fieldsync_tests::system::{
-    post_collection, unique_id, AgentProcess, Broker, GatewayProcess, ADMIN_TOKEN, API_KEY,
-    DEADLINE,
+    post_collection, unique_id, AgentProcess, Broker, GatewayProcess, DEADLINE,
 };
 use fieldsync_tests::{http, wait_for};
 
@@ -70,7 +69,8 @@ fn posting(cab: usize, i: u64) -> (u64, &'static str) {
 
 async fn post_report(gateway: &GatewayProcess, uprn: u64) -> String {
     let form = format!(
-        "api_key={API_KEY}&service_code=refuse&address_id={uprn}&description=Bin+not+emptied"
+        "api_key={}&service_code=refuse&address_id={uprn}&description=Bin+not+emptied",
+        gateway.api_key
     );
     let response = http::request(
         "POST",
@@ -105,7 +105,7 @@ async fn wait_round_complete(gateway: &GatewayProcess) {
         "the desk to know the round is complete",
         DEADLINE,
         || async {
-            let progress = http::get(&url, Some(ADMIN_TOKEN)).await;
+            let progress = http::get(&url, Some(&gateway.admin_token)).await;
             (progress.status == 200 && progress.json()["completed_at"].is_number()).then_some(())
         },
     )
@@ -144,7 +144,7 @@ async fn run(broker: Broker) {
     let imported = http::request(
         "POST",
         &gateway.url("/api/v1/properties"),
-        Some(ADMIN_TOKEN),
+        Some(&gateway.admin_token),
         Some("text/csv"),
         register().into_bytes(),
     )

@@ -1,8 +1,9 @@
 //! The staff API for boilers, for asset managers: the asset register (import and listing, each
 //! boiler with its state, latest readings, open alerts and last day's efficiency), one boiler's
 //! telemetry and efficiency over a range, the estate ranked by gas wasted, alerts with their
-//! acknowledgement, and server-sent events of alerts and of one boiler's samples. Reading and acknowledging need `asset_manager` (or above); importing the
-//! register needs `admin`, as the property register's import does.
+//! acknowledgement, and server-sent events of alerts and of one boiler's samples. Reading and
+//! acknowledging need `asset_manager` (or `admin`); importing the register needs `admin`, as the
+//! property register's import does ([`super::guard`]).
 //!
 //! Handlers only parse, authorize, call the boiler desk or read the boilers' store, and format:
 //! times are RFC 3339 (UTC), every figure carries its unit in its name.
@@ -12,8 +13,8 @@ mod views;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,7 +22,8 @@ use chrono::{DateTime, Datelike, NaiveDate};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{authorize, rfc3339, ApiError, AppState};
+use super::{rfc3339, ApiError, AppState};
+use crate::access::Staff;
 use crate::boilers::efficiency::{
     daily_efficiency, day_efficiency, month_bounds, month_efficiency, year_bounds,
 };
@@ -30,7 +32,6 @@ use crate::boilers::rollup::hourly_series;
 use crate::boilers::{
     Ack, AckError, Alert, AlertKind, Asset, BoilerDeskError, ImportReport, Severity, HOUR_MS,
 };
-use crate::config::Role;
 use crate::storage::AssetLog;
 use views::{alert_view, efficiency_view, parse_alert_id, rollup_view, sample_view};
 
@@ -146,10 +147,8 @@ fn local_date(state: &AppState, at_ms: i64) -> NaiveDate {
 
 async fn import_assets(
     State(state): State<AppState>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ImportReport>, ApiError> {
-    authorize(&state, &headers, Role::Admin)?;
     let desk = state.boilers.clone();
     Ok(Json(
         blocking(move || Ok(desk.import_assets(body.as_ref())?)).await?,
@@ -219,10 +218,8 @@ struct AssetsQuery {
 
 async fn list_assets(
     State(state): State<AppState>,
-    headers: HeaderMap,
     q: Result<Query<AssetsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    authorize(&state, &headers, Role::AssetManager)?;
     let q = query(q)?;
     let limit = match q.limit.as_deref() {
         None => MAX_ASSETS_PER_PAGE,
@@ -251,10 +248,8 @@ async fn list_assets(
 
 async fn asset(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, Role::AssetManager)?;
     let asset = registered(&state, &id)?;
     blocking(move || asset_view(&state, &asset).map(Json)).await
 }
@@ -284,10 +279,8 @@ fn parse_enum<T: serde::de::DeserializeOwned>(parameter: &str, value: &str) -> R
 
 async fn list_alerts(
     State(state): State<AppState>,
-    headers: HeaderMap,
     q: Result<Query<AlertsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    authorize(&state, &headers, Role::AssetManager)?;
     let q = query(q)?;
     let kind: Option<AlertKind> = q
         .kind
@@ -350,11 +343,10 @@ struct AckBody {
 
 async fn acknowledge(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
     body: Result<Json<AckBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let role = authorize(&state, &headers, Role::AssetManager)?;
     let Json(body) = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     if body
         .note
@@ -392,13 +384,9 @@ async fn acknowledge(
             not_found(&id)
         });
     }
-    // Staff tokens carry a role, not a person: the acknowledgement records the role.
-    let by = serde_json::to_value(role)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    // The token's name: who (or which staff tool) acknowledged it.
     let ack = Ack {
-        by,
+        by: staff.name,
         at_ms: state.clock.now_ms(),
         note: body.note,
     };
@@ -412,11 +400,7 @@ async fn acknowledge(
 }
 
 /// Alerts as they open, escalate and close (server-sent events).
-async fn alert_events(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<axum::response::Response, ApiError> {
-    authorize(&state, &headers, Role::AssetManager)?;
+async fn alert_events(State(state): State<AppState>) -> Result<axum::response::Response, ApiError> {
     let receiver = state.boilers.subscribe();
     Ok(events::alerts(&state, receiver).into_response())
 }
@@ -424,10 +408,8 @@ async fn alert_events(
 /// One boiler's samples as they are stored (server-sent events).
 async fn sample_events(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
-    authorize(&state, &headers, Role::AssetManager)?;
     let asset = registered(&state, &id)?;
     let ranges = state.boilers.with_boilers(|b| b.config().ranges.clone());
     let receiver = state.ingest_events.subscribe();
@@ -477,11 +459,9 @@ fn too_many(points: i64, step: &str) -> ApiError {
 
 async fn telemetry(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     q: Result<Query<TelemetryQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, Role::AssetManager)?;
     let q = query(q)?;
     let asset = registered(&state, &id)?;
     let (from, to) = range(&state, q.from.as_deref(), q.to.as_deref(), DAY_MS)?;
@@ -550,11 +530,9 @@ struct EfficiencyQuery {
 
 async fn efficiency(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     q: Result<Query<EfficiencyQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, Role::AssetManager)?;
     let q = query(q)?;
     let asset = registered(&state, &id)?;
     let (from, to) = range(&state, q.from.as_deref(), q.to.as_deref(), 30 * DAY_MS)?;
@@ -621,10 +599,8 @@ struct EstateQuery {
 
 async fn estate(
     State(state): State<AppState>,
-    headers: HeaderMap,
     q: Result<Query<EstateQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, Role::AssetManager)?;
     let q = query(q)?;
     let tz = state.council_tz;
     let now = state.clock.now_ms();

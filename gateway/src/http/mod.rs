@@ -1,25 +1,28 @@
 //! The gateway's HTTP server: operations (`/healthz`, `/metrics`) and the staff API under
-//! `/api/v1`, which needs a bearer token with a role ([`staff`] for missed bins, [`assets`] for
-//! boilers), but for the public bin-day lookup ([`bin_days`]); and the staff [`dashboard`],
-//! whose pages call that same API with a session cookie in place of the token.
+//! `/api/v1`, whose every route needs a bearer token with a role that may do what the route
+//! does ([`guard`]; [`staff`] for missed bins, [`assets`] for boilers), but for the public
+//! bin-day lookup ([`bin_days`]); and the staff [`dashboard`], whose pages call that same API
+//! with a session cookie in place of the token.
 
 pub mod assets;
 pub mod bin_days;
 pub mod dashboard;
+pub mod guard;
 pub mod staff;
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Role;
+use crate::access::AccessRegistry;
 use crate::metrics::Metrics;
 use crate::storage::{DeviceInfo, Store, StoreError};
+pub use guard::{authorize, authorize_token};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -30,8 +33,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether the ingest is connected and subscribed.
     pub ingest_ready: tokio::sync::watch::Receiver<bool>,
-    /// Staff bearer tokens and their roles.
-    pub staff_tokens: Arc<std::collections::BTreeMap<String, Role>>,
+    /// Staff's bearer tokens and integrations' Open311 keys.
+    pub access: AccessRegistry,
     /// Clock skew beyond which a device is flagged, in ms.
     pub max_clock_skew_ms: i64,
     /// Missed-bin reports.
@@ -56,13 +59,20 @@ pub struct AppState {
 
 /// The router for the whole HTTP side.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+    // Every staff route behind the one door; the rest are public.
+    let staff_api = Router::new()
         .route("/api/v1/quarantine", get(quarantine))
         .route("/api/v1/devices", get(devices))
         .merge(staff::routes())
         .merge(assets::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(staff_api)
         .merge(bin_days::routes())
         .merge(dashboard::routes())
         .with_state(state.clone())
@@ -71,7 +81,7 @@ pub fn router(state: AppState) -> Router {
             crate::open311::router(
                 Arc::new(crate::reports::DeskOpen311::new(
                     state.desk.clone(),
-                    state.open311.api_keys.clone(),
+                    state.access.clone(),
                     state.clock.clone(),
                 )),
                 state.open311.settings(),
@@ -110,36 +120,6 @@ impl IntoResponse for ApiError {
         let body = Json(serde_json::json!({ "error": self.message }));
         (self.status, body).into_response()
     }
-}
-
-/// Checks the request's bearer token, or the token behind its dashboard session cookie, and
-/// that its role is at least `needed`.
-pub(crate) fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    needed: Role,
-) -> Result<Role, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .map(str::to_owned);
-    let token = match bearer {
-        Some(token) => token,
-        None => dashboard::session_token(state, headers)?
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "a bearer token is required"))?,
-    };
-    let role = *state
-        .staff_tokens
-        .get(token.as_str())
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown token"))?;
-    if role < needed {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("this needs the {needed:?} role"),
-        ));
-    }
-    Ok(role)
 }
 
 /// 200 once the ingest is connected to the broker and subscribed, 503 before that or while the
@@ -196,10 +176,8 @@ fn hex(bytes: &[u8]) -> String {
 
 async fn quarantine(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<QuarantineQuery>,
 ) -> Result<Json<Vec<QuarantineView>>, ApiError> {
-    authorize(&state, &headers, Role::Viewer)?;
     let limit = query.limit.unwrap_or(100).min(1000);
     let store = state.store.clone();
     let entries = tokio::task::spawn_blocking(move || store.quarantined(limit, query.before))
@@ -233,11 +211,7 @@ struct DeviceView {
     clock_skew_flagged: bool,
 }
 
-async fn devices(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Vec<DeviceView>>, ApiError> {
-    authorize(&state, &headers, Role::Viewer)?;
+async fn devices(State(state): State<AppState>) -> Result<Json<Vec<DeviceView>>, ApiError> {
     let devices = state.store.devices()?;
     Ok(Json(
         devices

@@ -1,14 +1,16 @@
 //! The staff API for missed bins: round progress, reports with their full history, unmatched
 //! confirmations, the property register's import, and server-sent events of changes. Every
-//! route needs a bearer token; reading needs `viewer`, filing needs `supervisor`, importing
-//! `admin`.
+//! route needs a bearer token whose role may do what it does ([`super::guard`]): reading reports
+//! `viewer` or `waste_supervisor`, their residents' details, filing and placing
+//! `waste_supervisor`, importing `admin`. A viewer's reports leave out the residents' contact
+//! details and comments.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,8 +19,8 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{authorize, rfc3339, ApiError, AppState};
-use crate::config::Role;
+use super::{rfc3339, ApiError, AppState};
+use crate::access::{Action, Staff};
 use crate::missed_bins::{Confirmation, ImportReport, Report, ReportError, RoundProgress};
 use crate::reports::{DeskError, ImportOrStoreError, NewReport, Placing};
 
@@ -84,11 +86,9 @@ fn day_or_today(state: &AppState, date: Option<NaiveDate>) -> NaiveDate {
 
 async fn round_progress(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(round): Path<String>,
     Query(query): Query<DayQuery>,
 ) -> Result<Json<RoundProgress>, ApiError> {
-    authorize(&state, &headers, Role::Viewer)?;
     let date = day_or_today(&state, query.date);
     Ok(Json(state.desk.round_progress(&round, date)))
 }
@@ -97,10 +97,8 @@ async fn round_progress(
 /// round with nothing scheduled and nothing recorded is left out.
 async fn rounds(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<DayQuery>,
 ) -> Result<Json<Vec<RoundProgress>>, ApiError> {
-    authorize(&state, &headers, Role::Viewer)?;
     let date = day_or_today(&state, query.date);
     let names: Vec<String> = state.desk.with_missed(|missed| {
         missed
@@ -123,10 +121,8 @@ async fn rounds(
 
 async fn unmatched(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(query): Query<DayQuery>,
 ) -> Result<Json<Vec<Confirmation>>, ApiError> {
-    authorize(&state, &headers, Role::Viewer)?;
     let date = day_or_today(&state, query.date);
     Ok(Json(state.desk.with_missed(|missed| {
         missed.unmatched(date).into_iter().cloned().collect()
@@ -143,7 +139,13 @@ struct ReportView {
     notes: Vec<String>,
 }
 
-fn view(state: &AppState, report: Report) -> ReportView {
+/// `report` as `staff` may see it: without the residents' contact details and comments unless
+/// their role may read them.
+fn view(state: &AppState, staff: &Staff, mut report: Report) -> ReportView {
+    if !staff.may(Action::ReadResidents) {
+        report.contact = None;
+        report.comments.clear();
+    }
     let address = state.desk.with_missed(|missed| {
         missed
             .register()
@@ -170,10 +172,9 @@ struct ListQuery {
 
 async fn list_reports(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(staff): Extension<Staff>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<ReportView>>, ApiError> {
-    authorize(&state, &headers, Role::Viewer)?;
     let since = match query.since {
         Some(day) => state
             .desk
@@ -194,21 +195,20 @@ async fn list_reports(
     Ok(Json(
         reports
             .into_iter()
-            .map(|report| view(&state, report))
+            .map(|report| view(&state, &staff, report))
             .collect(),
     ))
 }
 
 async fn report(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
 ) -> Result<Json<ReportView>, ApiError> {
-    authorize(&state, &headers, Role::Viewer)?;
     let desk = state.desk.clone();
     let report = blocking(move || desk.report(&id)).await?;
     match report {
-        Some(report) => Ok(Json(view(&state, report))),
+        Some(report) => Ok(Json(view(&state, &staff, report))),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "no such report")),
     }
 }
@@ -224,10 +224,9 @@ struct FileReport {
 
 async fn file_report(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(staff): Extension<Staff>,
     body: Result<Json<FileReport>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<ReportView>), ApiError> {
-    authorize(&state, &headers, Role::Supervisor)?;
     let Json(body) =
         // axum's own status says what was wrong: 400 syntax, 413 too large, 415 not JSON, 422 data.
         body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
@@ -240,7 +239,7 @@ async fn file_report(
     };
     let now = state.clock.now_ms();
     let report = blocking(move || desk.file(new, now)).await?;
-    Ok((StatusCode::CREATED, Json(view(&state, report))))
+    Ok((StatusCode::CREATED, Json(view(&state, &staff, report))))
 }
 
 /// Where staff found an unplaced report's property.
@@ -254,16 +253,15 @@ struct PlaceReport {
 /// property staff found: decided there as if filed so. `409` if it already has one.
 async fn place_report(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
     body: Result<Json<PlaceReport>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<ReportView>, ApiError> {
-    authorize(&state, &headers, Role::Supervisor)?;
     let Json(body) = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     let desk = state.desk.clone();
     let now = state.clock.now_ms();
     match blocking(move || desk.place(&id, body.uprn, now)).await? {
-        Placing::Placed(report) => Ok(Json(view(&state, report))),
+        Placing::Placed(report) => Ok(Json(view(&state, &staff, report))),
         Placing::AlreadyPlaced(_) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "the report already has a property",
@@ -274,10 +272,8 @@ async fn place_report(
 
 async fn import_properties(
     State(state): State<AppState>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ImportReport>, ApiError> {
-    authorize(&state, &headers, Role::Admin)?;
     let desk = state.desk.clone();
     Ok(Json(
         blocking(move || desk.import_properties(body.as_ref())).await?,
@@ -288,9 +284,7 @@ async fn import_properties(
 /// `type` (`report` or `round`). A client that falls behind is told how many it missed.
 async fn events(
     State(state): State<AppState>,
-    headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    authorize(&state, &headers, Role::Viewer)?;
     let receiver = state.desk.subscribe();
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let event = match receiver.recv().await {

@@ -26,6 +26,7 @@ pub mod matching;
 pub mod notes;
 pub mod register;
 pub mod report;
+pub mod retention;
 pub mod round_progress;
 pub mod rules;
 pub mod schedule;

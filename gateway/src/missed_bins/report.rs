@@ -240,6 +240,10 @@ pub struct Report {
     /// [`super::comment::MAX_COMMENTS`]; for staff only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub comments: Vec<Comment>,
+    /// When the resident's personal data was taken out, the set time after the report closed
+    /// ([`super::retention`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_purged_at: Option<TimestampMs>,
 }
 
 /// The most reports one case takes in. Every change of a case is written to each of them, so
@@ -336,6 +340,7 @@ impl Report {
             linked_to: None,
             linked: Vec::new(),
             comments: Vec::new(),
+            contact_purged_at: None,
         }
     }
 

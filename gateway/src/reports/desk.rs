@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 use super::dispatch::JobSender;
 use crate::config::DispatchRule;
 use crate::metrics::Metrics;
+use crate::missed_bins::retention;
 use crate::missed_bins::{
     CommentAdded, Confirmation, Contact, EvidenceRef, ImportReport, LatLon, MissedBins, NewComment,
     Report, ReportError, ReportRequest, ReportStatus, RoundProgress,
@@ -543,6 +544,31 @@ impl ReportDesk {
     /// The report `id`.
     pub fn report(&self, id: &str) -> Result<Option<Report>, DeskError> {
         Ok(self.store.get(id)?)
+    }
+
+    /// Takes the resident's personal data out of every report closed `retention_ms` or more
+    /// before `now` ([`crate::missed_bins::retention`]), in one write; says how many. Under the
+    /// desk's lock, so no change to a report made meanwhile is lost.
+    pub fn purge_residents(&self, now: TimestampMs, retention_ms: i64) -> Result<usize, DeskError> {
+        let _state = self.lock();
+        let mut due: Vec<Report> = self
+            .store
+            .all()?
+            .into_iter()
+            .filter(|report| retention::purge_due(report, now, retention_ms))
+            .collect();
+        for report in &mut due {
+            report.forget_resident(now);
+        }
+        if !due.is_empty() {
+            self.store.save_all(&due)?;
+            Metrics::add(&self.metrics.reports_purged, due.len() as u64);
+            tracing::info!(
+                reports = due.len(),
+                "purged residents' personal data from closed reports"
+            );
+        }
+        Ok(due.len())
     }
 
     /// Reports filed at or after `since`.

@@ -16,14 +16,19 @@ use crate::storage::{Store, StoredRecord};
 
 /// How often return jobs still waiting for a device are tried again.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often closed reports are checked for residents' data past its retention: a day's
+/// retention is met to within the hour.
+const PURGE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// Runs until `shutdown`: replays the last `evidence_days` of crews' records, then follows
-/// `events` (subscribed before the ingest started, so nothing falls between the two).
+/// `events` (subscribed before the ingest started, so nothing falls between the two); purges
+/// residents' data from reports closed `contact_retention_ms` ago, at start and every hour.
 pub async fn run(
     desk: Arc<ReportDesk>,
     store: Arc<dyn Store>,
     mut events: broadcast::Receiver<IngestEvent>,
     evidence_days: u32,
+    contact_retention_ms: i64,
     clock: SharedClock,
     shutdown: CancellationToken,
 ) {
@@ -31,9 +36,22 @@ pub async fn run(
     replay(&desk, &store, &clock, window_ms).await;
     let mut sweep = tokio::time::interval(SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut purge = tokio::time::interval(PURGE_EVERY);
+    purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = purge.tick() => {
+                let desk = desk.clone();
+                let now = clock.now_ms();
+                let purged = tokio::task::spawn_blocking(move || {
+                    desk.purge_residents(now, contact_retention_ms)
+                })
+                .await;
+                if let Ok(Err(e)) = purged {
+                    tracing::error!(error = %e, "could not purge residents' data from closed reports");
+                }
+            }
             _ = sweep.tick() => {
                 let desk = desk.clone();
                 let now = clock.now_ms();

@@ -537,8 +537,9 @@ fn every_change_of_a_case_is_an_update_with_words() {
         ReportStatus::Closed
     );
 
-    let clock = Arc::new(crate::clock::FixedClock::default());
-    let open311 = DeskOpen311::new(desk.clone(), vec![], clock);
+    let clock: crate::clock::SharedClock = Arc::new(crate::clock::FixedClock::default());
+    let access = crate::access::AccessRegistry::new(fixture.storage.access.clone(), clock.clone());
+    let open311 = DeskOpen311::new(desk.clone(), access, clock);
     let updates = open311
         .updates(&UpdateSearch {
             from: chrono::DateTime::from_timestamp_millis(tue(0, 0)).unwrap(),
@@ -673,5 +674,87 @@ fn a_report_that_names_no_property_waits_for_staff_then_is_decided_where_placed(
     assert_eq!(
         desk.report(&report.id).unwrap().unwrap().status,
         ReportStatus::Closed
+    );
+}
+
+/// A resident's contact details, words and comments stay on their report while it is open and
+/// for the retention after it closes, then are purged from the store itself: read back from it,
+/// no report holds them, and the history and the crew's evidence are still there.
+#[test]
+fn residents_details_are_purged_from_the_store_the_retention_after_their_report_closes() {
+    const DAY: i64 = 24 * 60 * 60 * 1000;
+    const RETENTION: i64 = 90 * DAY;
+    let fixture = Fixture::new();
+    let desk = fixture.desk();
+    with_register(&desk);
+    desk.observe(
+        &cab(),
+        &[
+            round_started(1, tue(7, 0)),
+            collection(2, tue(7, 42), FIRST, Outcome::NotPresented, None),
+        ],
+        tue(7, 42),
+    )
+    .unwrap();
+    let with_contact = |uprn| NewReport {
+        contact: Some(crate::missed_bins::Contact {
+            name: Some("Ann Example".into()),
+            email: Some("ann@example.org".into()),
+            phone: Some("07700900123".into()),
+        }),
+        description: Some("Ann here, bin left again".into()),
+        ..report_of(uprn)
+    };
+    // Closed at once (rejected from the crew's evidence), and one left open (accepted).
+    let closed = desk.file(with_contact(FIRST), tue(18, 0)).unwrap();
+    assert_eq!(closed.status, ReportStatus::Rejected);
+    let comment = crate::missed_bins::NewComment {
+        client_id: Some("248".into()),
+        text: Some("Ann again: still there".into()),
+        account_id: Some("fms-77".into()),
+        ..Default::default()
+    };
+    desk.comment(&closed.id, comment, tue(19, 0)).unwrap();
+    let open = desk.file(with_contact(SECOND), tue(18, 0)).unwrap();
+    assert!(open.is_open());
+
+    let store = fixture.storage.reports.clone();
+    let holding = || -> Vec<String> {
+        let all = store.all().unwrap();
+        all.iter()
+            .filter(|r| {
+                let stored = serde_json::to_string(r).unwrap();
+                ["Ann", "ann@example.org", "07700900123", "fms-77"]
+                    .iter()
+                    .any(|personal| stored.contains(personal))
+            })
+            .map(|r| r.id.clone())
+            .collect()
+    };
+    assert_eq!(
+        desk.purge_residents(tue(18, 0) + RETENTION - 1, RETENTION)
+            .unwrap(),
+        0
+    );
+    assert_eq!(holding(), [closed.id.clone(), open.id.clone()]);
+
+    assert_eq!(
+        desk.purge_residents(tue(18, 0) + RETENTION, RETENTION)
+            .unwrap(),
+        1
+    );
+    assert_eq!(holding(), std::slice::from_ref(&open.id));
+    let purged = store.get(&closed.id).unwrap().unwrap();
+    assert_eq!(purged.contact_purged_at, Some(tue(18, 0) + RETENTION));
+    assert_eq!(purged.history, closed.history);
+    assert_eq!(
+        purged.history[0].evidence.as_ref().unwrap().as_str(),
+        "cab-rcv07#2"
+    );
+    // Again changes nothing.
+    assert_eq!(
+        desk.purge_residents(tue(18, 0) + 2 * RETENTION, RETENTION)
+            .unwrap(),
+        0
     );
 }

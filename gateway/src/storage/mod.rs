@@ -9,11 +9,13 @@
 //!   ([`BoilerStore`]), and [`AssetLog`], one boiler's telemetry as the domain reads it;
 //! - [`write_back`]: one ingested group's boiler telemetry written once, at its end;
 //! - [`devices`]: devices' credentials for the broker ([`CredentialStore`]);
+//! - [`access`]: staff's bearer tokens and integrations' Open311 keys ([`AccessStore`]);
 //! - [`quarantine`]: what refused messages are kept as;
 //! - [`embedded`]: the backend on sled, one directory for a whole site.
 //!
 //! [`Storage`] opens all of them at once; every error is a [`StoreError`].
 
+pub mod access;
 pub mod boilers;
 pub mod devices;
 pub mod embedded;
@@ -26,6 +28,7 @@ pub mod write_back;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use access::{AccessCredential, AccessStore, HolderKind};
 pub use boilers::{AssetLog, BoilerStore};
 pub use devices::{CredentialStore, DeviceCredential, Revoked};
 pub use embedded::{Migrated, SledStore};
@@ -45,6 +48,8 @@ pub struct Storage {
     pub boilers: Arc<dyn BoilerStore>,
     /// Devices' credentials for the broker.
     pub devices: Arc<dyn CredentialStore>,
+    /// Staff's and integrations' credentials.
+    pub access: Arc<dyn AccessStore>,
 }
 
 impl Storage {

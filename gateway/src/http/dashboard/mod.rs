@@ -18,7 +18,7 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 
 use super::{authorize, ApiError, AppState};
-use crate::config::Role;
+use crate::access::Action;
 pub use sessions::Sessions;
 
 /// The longest token the sign-in form accepts.
@@ -54,11 +54,11 @@ enum Page {
 impl Page {
     const ALL: [Page; 2] = [Page::Estate, Page::Waste];
 
-    /// The role the page's API calls need.
-    fn needs(self) -> Role {
+    /// What the page's API calls do.
+    fn needs(self) -> Action {
         match self {
-            Page::Estate => Role::AssetManager,
-            Page::Waste => Role::Viewer,
+            Page::Estate => Action::ReadBoilers,
+            Page::Waste => Action::ReadRounds,
         }
     }
 
@@ -227,7 +227,8 @@ struct SignIn {
     token: String,
 }
 
-/// Checks the token as the API does ([`authorize`], at the lowest role) and opens a session.
+/// Checks the token as the API does ([`authorize`], for what every role may do) and opens a
+/// session.
 async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -244,11 +245,12 @@ async fn sign_in(
     let value = (token.len() <= MAX_TOKEN_CHARS)
         .then(|| HeaderValue::from_str(&format!("Bearer {token}")).ok())
         .flatten();
-    let role = value.and_then(|value| {
+    // Every role may read the devices: the check that the token is good at all.
+    let staff = value.and_then(|value| {
         bearer.insert(header::AUTHORIZATION, value);
-        authorize(&state, &bearer, Role::Viewer).ok()
+        authorize(&state, &bearer, Action::ReadDevices).ok()
     });
-    let Some(role) = role else {
+    let Some(staff) = staff else {
         return sign_in_form(
             StatusCode::UNAUTHORIZED,
             Some("That token is not known. Check it and try again."),
@@ -276,7 +278,7 @@ async fn sign_in(
         sessions::SESSION_TTL_MS / 1000,
         if secure { "; Secure" } else { "" }
     );
-    tracing::info!(role = ?role, "dashboard session opened");
+    tracing::info!(role = %staff.role, "dashboard session opened");
     let mut response = Redirect::to(landing(&state, &bearer)).into_response();
     if let Ok(cookie) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
@@ -307,13 +309,14 @@ async fn session(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let role = authorize(&state, &headers, Role::Viewer)?;
+    let staff = authorize(&state, &headers, Action::ReadDevices)?;
     let pages: Vec<_> = pages(&state, &headers)
         .into_iter()
         .map(|page| serde_json::json!({"path": page.path(), "title": page.title()}))
         .collect();
     Ok(Json(serde_json::json!({
-        "role": role,
+        "role": staff.role,
+        "name": staff.name,
         "pages": pages,
         "time_zone": state.council_tz.name(),
     })))

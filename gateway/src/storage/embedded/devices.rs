@@ -7,6 +7,7 @@
 use proto::{DeviceId, TimestampMs};
 
 use super::decode_stored;
+use super::revocable::{self, Revocable};
 use crate::storage::devices::{CredentialStore, DeviceCredential, Revoked};
 use crate::storage::StoreError;
 
@@ -31,23 +32,28 @@ impl SledCredentialStore {
     }
 }
 
+impl Revocable for DeviceCredential {
+    fn revoked_at(&self) -> Option<TimestampMs> {
+        self.revoked
+    }
+
+    fn revoke_at(&mut self, at: TimestampMs) {
+        self.revoked = Some(at);
+    }
+}
+
 impl CredentialStore for SledCredentialStore {
     fn insert_new(
         &self,
         device: &DeviceId,
         credential: &DeviceCredential,
     ) -> Result<bool, StoreError> {
-        let value = proto::encode_value(credential)?;
-        let swapped = self.credentials.compare_and_swap(
+        revocable::insert_new(
+            &self.db,
+            &self.credentials,
             device.as_str().as_bytes(),
-            None::<&[u8]>,
-            Some(value),
-        )?;
-        if swapped.is_err() {
-            return Ok(false);
-        }
-        self.db.flush()?;
-        Ok(true)
+            credential,
+        )
     }
 
     fn replace(&self, device: &DeviceId, credential: &DeviceCredential) -> Result<(), StoreError> {
@@ -58,28 +64,12 @@ impl CredentialStore for SledCredentialStore {
     }
 
     fn revoke(&self, device: &DeviceId, at: TimestampMs) -> Result<Revoked, StoreError> {
-        let key = device.as_str().as_bytes();
-        // Compare and swap until no one else changed the entry in between (a replacement
-        // issued meanwhile must not be lost, nor revoked unseen).
-        loop {
-            let Some(current) = self.credentials.get(key)? else {
-                return Ok(Revoked::Unknown);
-            };
-            let mut credential = Self::decode(key, &current)?;
-            if let Some(when) = credential.revoked {
-                return Ok(Revoked::Already(when));
-            }
-            credential.revoked = Some(at);
-            let value = proto::encode_value(&credential)?;
-            if self
-                .credentials
-                .compare_and_swap(key, Some(current), Some(value))?
-                .is_ok()
-            {
-                self.db.flush()?;
-                return Ok(Revoked::Now);
-            }
-        }
+        revocable::revoke::<DeviceCredential>(
+            &self.db,
+            &self.credentials,
+            device.as_str().as_bytes(),
+            at,
+        )
     }
 
     fn credential(&self, device: &DeviceId) -> Result<Option<DeviceCredential>, StoreError> {

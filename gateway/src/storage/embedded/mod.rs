@@ -5,8 +5,11 @@
 //!   [`migrate`] upgrades older stores, [`quarantine`] keeps what was refused, bounded;
 //! - [`reports`]: [`SledReportStore`], reports and the property register;
 //! - [`boilers`]: [`SledBoilerStore`], boiler telemetry, rollups, assets and alerts;
-//! - [`devices`]: [`SledCredentialStore`], devices' credentials for the broker.
+//! - [`devices`]: [`SledCredentialStore`], devices' credentials for the broker;
+//! - [`access`]: [`SledAccessStore`], staff's tokens and integrations' Open311 keys;
+//!   [`revocable`] is what both credentials' trees share.
 
+pub mod access;
 pub mod boilers;
 pub mod devices;
 pub mod ingest;
@@ -14,12 +17,14 @@ pub mod keys;
 pub mod migrate;
 pub mod quarantine;
 pub mod reports;
+mod revocable;
 #[cfg(test)]
 mod tests;
 
 use std::path::Path;
 use std::sync::Arc;
 
+pub use access::SledAccessStore;
 pub use boilers::SledBoilerStore;
 pub use devices::SledCredentialStore;
 pub use ingest::SledStore;
@@ -40,11 +45,13 @@ pub(super) fn open(dir: &Path, settings: StoreSettings) -> Result<Storage, Store
     let reports = SledReportStore::open(ingest.db())?;
     let boilers = SledBoilerStore::open(ingest.db())?;
     let devices = SledCredentialStore::open(ingest.db())?;
+    let access = SledAccessStore::open(ingest.db())?;
     Ok(Storage {
         ingest: Arc::new(ingest),
         reports: Arc::new(reports),
         boilers: Arc::new(boilers),
         devices: Arc::new(devices),
+        access: Arc::new(access),
     })
 }
 
