@@ -27,6 +27,8 @@ pub struct GatewayConfig {
     pub open311: Open311Config,
     /// Boilers: the domain's rules, how long raw telemetry is kept, the clock's tick.
     pub boilers: BoilersSettings,
+    /// Repairs: the operatives, how jobs are given to them, auto-raising and the attention time.
+    pub repairs: crate::repairs::RepairsConfig,
 }
 
 /// Boilers.
@@ -231,6 +233,7 @@ impl Default for GatewayConfig {
             missed_bins: MissedBinsConfig::default(),
             open311: Open311Config::default(),
             boilers: BoilersSettings::default(),
+            repairs: crate::repairs::RepairsConfig::default(),
         }
     }
 }
@@ -351,6 +354,9 @@ impl GatewayConfig {
                  accepted (boilers.rules.rollup.max_lateness_ms, {} days)",
                 rollup.max_lateness_ms / (24 * 60 * 60 * 1000)
             )));
+        }
+        if let Some(problem) = self.repairs.problem() {
+            return Err(ConfigError::Invalid(problem));
         }
         if self.open311.api_keys.iter().any(|key| key.len() < 16) {
             return Err(ConfigError::Invalid(

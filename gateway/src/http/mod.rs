@@ -1,9 +1,10 @@
 //! The gateway's HTTP server: operations (`/healthz`, `/metrics`) and the staff API under
 //! `/api/v1`, which needs a bearer token with a role ([`staff`] for missed bins, [`assets`] for
-//! boilers), but for the public bin-day lookup ([`bin_days`]).
+//! boilers, [`repairs`] for repair jobs), but for the public bin-day lookup ([`bin_days`]).
 
 pub mod assets;
 pub mod bin_days;
+pub mod repairs;
 pub mod staff;
 
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub boilers: Arc<crate::boilers::BoilerDesk>,
     /// Boilers' telemetry and rollups, read by the assets API.
     pub boiler_store: Arc<dyn crate::storage::BoilerStore>,
+    /// Repair jobs and tenants' heating reports.
+    pub repairs: Arc<crate::repairs::RepairDesk>,
     /// Batches as the ingest stores them: the live sample streams subscribe.
     pub ingest_events: tokio::sync::broadcast::Sender<crate::ingest::IngestEvent>,
     /// Cancelled when the gateway stops: long-lived responses (event streams) end then.
@@ -59,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/devices", get(devices))
         .merge(staff::routes())
         .merge(assets::routes())
+        .merge(repairs::routes())
         .merge(bin_days::routes())
         .with_state(state.clone())
         .nest(

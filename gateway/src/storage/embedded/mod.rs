@@ -5,7 +5,8 @@
 //!   [`migrate`] upgrades older stores, [`quarantine`] keeps what was refused, bounded;
 //! - [`reports`]: [`SledReportStore`], reports and the property register;
 //! - [`boilers`]: [`SledBoilerStore`], boiler telemetry, rollups, assets and alerts;
-//! - [`devices`]: [`SledCredentialStore`], devices' credentials for the broker.
+//! - [`devices`]: [`SledCredentialStore`], devices' credentials for the broker;
+//! - [`repairs`]: [`SledRepairStore`], repair jobs and tenants' heating reports.
 
 pub mod boilers;
 pub mod devices;
@@ -13,6 +14,7 @@ pub mod ingest;
 pub mod keys;
 pub mod migrate;
 pub mod quarantine;
+pub mod repairs;
 pub mod reports;
 #[cfg(test)]
 mod tests;
@@ -24,6 +26,7 @@ pub use boilers::SledBoilerStore;
 pub use devices::SledCredentialStore;
 pub use ingest::SledStore;
 pub use migrate::Migrated;
+pub use repairs::SledRepairStore;
 pub use reports::SledReportStore;
 
 use super::{BackendError, Storage, StoreError, StoreSettings};
@@ -40,11 +43,13 @@ pub(super) fn open(dir: &Path, settings: StoreSettings) -> Result<Storage, Store
     let reports = SledReportStore::open(ingest.db())?;
     let boilers = SledBoilerStore::open(ingest.db())?;
     let devices = SledCredentialStore::open(ingest.db())?;
+    let repairs = SledRepairStore::open(ingest.db())?;
     Ok(Storage {
         ingest: Arc::new(ingest),
         reports: Arc::new(reports),
         boilers: Arc::new(boilers),
         devices: Arc::new(devices),
+        repairs: Arc::new(repairs),
     })
 }
 
