@@ -68,10 +68,17 @@ pub fn router(state: AppState) -> Router {
         .nest(
             "/open311/v2",
             crate::open311::router(
-                Arc::new(crate::reports::DeskOpen311::new(
-                    state.desk.clone(),
-                    state.open311.api_keys.clone(),
-                    state.clock.clone(),
+                Arc::new(crate::open311::ByService::new(
+                    Arc::new(crate::reports::DeskOpen311::new(
+                        state.desk.clone(),
+                        state.open311.api_keys.clone(),
+                        state.clock.clone(),
+                    )),
+                    Arc::new(crate::repairs::HeatingOpen311::new(
+                        state.repairs.clone(),
+                        state.clock.clone(),
+                        state.council_tz,
+                    )),
                 )),
                 state.open311.settings(),
                 state.council_tz,

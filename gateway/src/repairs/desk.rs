@@ -24,7 +24,8 @@ use super::model::{
 };
 use super::rules::{self, AssignRule, Operative, Presence};
 use crate::boilers::{Alert, AlertEvent, BoilerDesk};
-use crate::missed_bins::Contact;
+use crate::missed_bins::comment::add_comment;
+use crate::missed_bins::{CommentAdded, Contact, NewComment};
 use crate::reports::JobSender;
 use crate::storage::{RepairStore, StoreError, StoredRecord};
 
@@ -593,6 +594,7 @@ impl RepairDesk {
             job: job.id.clone(),
             linked,
             alert: open_alert.as_ref().map(AlertRef::of),
+            comments: Vec::new(),
         };
         let job = self.commit(&mut state, job, std::slice::from_ref(&report))?;
         Ok((report, job))
@@ -625,6 +627,26 @@ impl RepairDesk {
             .filter(|j| j.asset == asset)
             .cloned()
             .collect()
+    }
+
+    /// Keeps a tenant's comment on heating report `id`, received at `now`, once per front
+    /// end's id; `None` when there is no such report. The job does not move.
+    pub fn comment(
+        &self,
+        id: &str,
+        comment: NewComment,
+        now: TimestampMs,
+    ) -> Result<Option<CommentAdded>, RepairError> {
+        // Under the lock, so that two sends of one comment at once keep it once.
+        let _state = self.lock();
+        let Some(mut report) = self.store.report(id)? else {
+            return Ok(None);
+        };
+        let added = add_comment(&mut report.comments, &report.id, comment, now);
+        if let CommentAdded::New(_) = &added {
+            self.store.save(&[], std::slice::from_ref(&report))?;
+        }
+        Ok(Some(added))
     }
 
     /// The heating report `id`.

@@ -11,12 +11,16 @@
 //!   the same [`crate::reports::JobSender`] as return jobs for missed bins.
 //! - [`follow`]: operatives' updates from the ingest, alerts from the boiler desk, and the clock,
 //!   to the desk.
+//! - [`notes`]: a job's progress in plain English, for the tenants following it.
+//! - [`open311_backend`]: tenants' heating reports through Open311.
 //!
 //! [`start`] wires it into a running gateway.
 
 pub mod desk;
 pub mod follow;
 pub mod model;
+pub mod notes;
+pub mod open311_backend;
 pub mod rules;
 #[cfg(test)]
 mod tests;
@@ -35,6 +39,7 @@ pub use model::{
     AlertRef, Dispatch, Happened, HeatingReport, Linked, NewRepair, Origin, Repair, RepairStatus,
     Transition,
 };
+pub use open311_backend::HeatingOpen311;
 pub use rules::{AssignRule, Operative, Presence};
 
 use crate::boilers::BoilerDesk;

@@ -7,7 +7,7 @@ use proto::{JobStatus, Priority, TimestampMs};
 use serde::{Deserialize, Serialize};
 
 use crate::boilers::{Alert, AlertKind};
-use crate::missed_bins::Contact;
+use crate::missed_bins::{Comment, Contact};
 
 /// A job keeps at most this many transitions: an operative's updates are bounded by it, so a
 /// device repeating itself cannot grow a job without bound.
@@ -357,4 +357,8 @@ pub struct HeatingReport {
     /// The alert that was open when it was filed, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<AlertRef>,
+    /// The tenant's comments since (FixMyStreet's `POST servicerequestupdates`), for staff,
+    /// kept as missed-bin reports keep residents' ([`crate::missed_bins::comment`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<Comment>,
 }

@@ -537,3 +537,164 @@ fn tenants_reports_link_to_the_open_job_or_alert_or_raise_one_and_a_second_links
     assert!(site.repairs.file_heating_report(report(1), T0).is_err());
     assert_eq!(site.repairs.reports().unwrap().len(), 3);
 }
+
+mod open311 {
+    use super::*;
+    use crate::clock::{Clock, FixedClock};
+    use crate::open311::{
+        Contact, Location, NewRequestUpdate, NewServiceRequest, Open311Backend, Open311Status,
+        RequestFilter, Subject, UpdateSearch, UpdateStatus,
+    };
+    use crate::repairs::HeatingOpen311;
+
+    fn heating_report(uprn: u64) -> NewServiceRequest {
+        NewServiceRequest {
+            subject: Subject::Heating,
+            location: Location::uprn(uprn),
+            description: Some("Radiators cold".into()),
+            contact: Contact {
+                email: Some("tenant@example.org".into()),
+                ..Contact::default()
+            },
+            media_urls: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_tenants_report_links_to_the_open_alerts_job_and_its_notes_follow_the_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let sender = Arc::new(Recorder::default());
+        let site = open(dir.path(), sender.clone(), settings());
+        let alert = open_low_pressure(&site);
+        let repairs = Arc::new(site.repairs);
+        let job = repairs
+            .raise_for_alert(&AlertRef::of(&alert), Origin::Alert, None, None, None, T0)
+            .unwrap();
+        let clock = Arc::new(FixedClock::default());
+        clock.set(chrono::DateTime::from_timestamp_millis(T0 + MIN).unwrap());
+        let backend =
+            HeatingOpen311::new(repairs.clone(), clock.clone(), chrono_tz::Europe::London);
+
+        let first = backend.create(heating_report(100_021_445_102)).unwrap();
+        let second = backend.create(heating_report(100_021_445_102)).unwrap();
+        assert_ne!(first.id, second.id);
+        let linked = repairs.job(&job.id).unwrap().unwrap();
+        assert_eq!(
+            linked.tenant_reports,
+            vec![first.id.clone(), second.id.clone()]
+        );
+        assert_eq!(sender.jobs().len(), 1, "the job was sent once");
+
+        let shown = backend.get(&first.id).unwrap().unwrap();
+        assert_eq!(shown.status, Open311Status::Open);
+        assert_eq!(shown.extended_status, UpdateStatus::ActionScheduled);
+        assert!(
+            shown.status_notes.starts_with(&format!(
+                "A repair for the boiler at your home was already booked (job {})",
+                job.id
+            )),
+            "{}",
+            shown.status_notes
+        );
+        assert_eq!(shown.address_id, Some(100_021_445_102));
+
+        let hh1 = dev("hh-1");
+        repairs
+            .observe(&hh1, &[update(1, &job.id, JobStatus::Arrived)], T0 + HOUR)
+            .unwrap();
+        repairs
+            .observe(
+                &hh1,
+                &[update(2, &job.id, JobStatus::PartsNeeded)],
+                T0 + HOUR + MIN,
+            )
+            .unwrap();
+        let notes = backend.get(&first.id).unwrap().unwrap().status_notes;
+        assert!(notes.contains("The engineer arrived at 11:00"), "{notes}");
+        assert!(notes.contains("needs parts"), "{notes}");
+        repairs
+            .observe(
+                &hh1,
+                &[update(3, &job.id, JobStatus::Completed)],
+                T0 + 2 * HOUR,
+            )
+            .unwrap();
+        let done = backend.get(&second.id).unwrap().unwrap();
+        assert_eq!(
+            (done.status, done.extended_status),
+            (Open311Status::Closed, UpdateStatus::Fixed)
+        );
+        assert!(
+            done.status_notes.contains("completed the repair"),
+            "{}",
+            done.status_notes
+        );
+
+        // The updates feed: the filing, then what the tenant hears of, in order, ids for good.
+        let search = UpdateSearch {
+            from: chrono::DateTime::from_timestamp_millis(T0).unwrap(),
+            to: chrono::DateTime::from_timestamp_millis(T0 + 3 * HOUR).unwrap(),
+            limit: 1000,
+        };
+        let feed: Vec<(String, UpdateStatus)> = backend
+            .updates(&search)
+            .unwrap()
+            .into_iter()
+            .filter(|u| u.request_id == first.id)
+            .map(|u| (u.update_id, u.status))
+            .collect();
+        let statuses: Vec<UpdateStatus> = feed.iter().map(|(_, s)| *s).collect();
+        assert_eq!(
+            statuses,
+            vec![
+                UpdateStatus::ActionScheduled,
+                UpdateStatus::InProgress,
+                UpdateStatus::InProgress,
+                UpdateStatus::Fixed
+            ]
+        );
+        assert_eq!(feed[0].0, format!("{}-0", first.id));
+        assert_eq!(backend.updates(&search).unwrap().len(), 8);
+
+        // Listed as the heating service; a tenant's comment is kept once.
+        let RequestFilter::Search(mut search) =
+            crate::open311::form::request_filter(&[], clock.now(), chrono_tz::Europe::London)
+                .unwrap()
+        else {
+            panic!("not a search");
+        };
+        assert_eq!(
+            backend
+                .list(&RequestFilter::Search(search.clone()))
+                .unwrap()
+                .len(),
+            2
+        );
+        search.subjects = vec![Subject::MissedBin(proto::BinStream::Refuse)];
+        assert!(backend
+            .list(&RequestFilter::Search(search))
+            .unwrap()
+            .is_empty());
+        let comment = NewRequestUpdate {
+            request_id: first.id.clone(),
+            client_update_id: Some("fms-7".into()),
+            description: Some("Still cold upstairs".into()),
+            status: Some("OPEN".into()),
+            updated: None,
+            contact: Contact::default(),
+            media_url: None,
+        };
+        let kept = backend.add_update(comment.clone()).unwrap();
+        assert_eq!(backend.add_update(comment).unwrap(), kept);
+        assert_eq!(
+            repairs.report(&first.id).unwrap().unwrap().comments.len(),
+            1
+        );
+
+        // A home with no boiler on the register is an unknown address.
+        assert!(matches!(
+            backend.create(heating_report(1)),
+            Err(crate::open311::BackendError::UnknownAddress(_))
+        ));
+    }
+}

@@ -201,6 +201,7 @@ mod tests {
                 job: second.clone(),
                 linked: Linked::Raised,
                 alert: None,
+                comments: Vec::new(),
             };
             store.save(&[job(&first), linked], &[report]).unwrap();
             (first, second, report_id)
