@@ -413,7 +413,10 @@ impl RepairDesk {
                     .cloned()
                     .collect();
                 for mut job in answered {
-                    cleared(&mut job, alert.closed_at_ms.unwrap_or(now), now);
+                    // When the gateway learned of it, as completion is when it learned of that:
+                    // the alert's own time is its last reading's, which a late batch can put
+                    // before a completion that came first.
+                    cleared(&mut job, now);
                     self.commit(&mut state, job, &[])?;
                 }
                 Ok(())
@@ -472,7 +475,7 @@ impl RepairDesk {
                 .is_some_and(|alert| self.open_alert(alert).is_ok());
             // A close missed (the gateway was down when it happened) is caught here.
             if job.alert.is_some() && !alert_open && job.alert_cleared_at.is_none() {
-                cleared(&mut job, now, now);
+                cleared(&mut job, now);
             }
             if let Some(after_ms) =
                 rules::needs_attention(&job, alert_open, now, self.settings.attention_ms)
@@ -660,10 +663,10 @@ impl RepairDesk {
     }
 }
 
-/// Notes on `job` that its alert cleared at `at`: after completion, that is the proof the repair
-/// worked; before, it is only noted (the job is still to be done).
-fn cleared(job: &mut Repair, at: TimestampMs, now: TimestampMs) {
-    job.alert_cleared_at = Some(at);
+/// Notes on `job` that its alert was found cleared at `now`: after completion, that is the proof
+/// the repair worked; before, it is only noted (the job is still to be done).
+fn cleared(job: &mut Repair, now: TimestampMs) {
+    job.alert_cleared_at = Some(now);
     let status = job.status;
     job.transition(now, status, Happened::AlertCleared);
 }

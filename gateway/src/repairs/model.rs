@@ -233,7 +233,8 @@ pub struct Repair {
     /// When the operative reported it completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<TimestampMs>,
-    /// When its alert cleared after completion: the alert's evidence that the repair worked.
+    /// When the gateway found its alert cleared (its clock, as for completion): after
+    /// completion, the alert's evidence that the repair worked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_cleared_at: Option<TimestampMs>,
     /// When it was flagged because its alert had not cleared after completion.
