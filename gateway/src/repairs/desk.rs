@@ -148,7 +148,7 @@ impl RepairDesk {
     pub fn raise(&self, new: NewRepair, now: TimestampMs) -> Result<Repair, RepairError> {
         let mut state = self.lock();
         let job = self.new_job(&mut state, new, now)?;
-        self.commit(&mut state, job, &[])
+        self.commit(&mut state, job, &[], now)
     }
 
     /// Raises a job at `now` for the open alert `alert` (staff's, or the alert's own), unless
@@ -183,7 +183,7 @@ impl RepairDesk {
             named,
         };
         let job = self.new_job(&mut state, new, now)?;
-        self.commit(&mut state, job, &[])
+        self.commit(&mut state, job, &[], now)
     }
 
     /// The open alert `alert` names.
@@ -288,9 +288,10 @@ impl RepairDesk {
         state: &mut DeskState,
         mut job: Repair,
         reports: &[HeatingReport],
+        now: TimestampMs,
     ) -> Result<Repair, RepairError> {
         self.store.save(std::slice::from_ref(&job), reports)?;
-        self.send_pending(&mut job)?;
+        self.send_pending(&mut job, now)?;
         if is_live(&job) {
             state.live.insert(job.id.clone(), job.clone());
         } else {
@@ -300,30 +301,29 @@ impl RepairDesk {
         Ok(job)
     }
 
-    /// Sends `job`'s stored dispatch if it has not been sent, and stores that it has. A failure
-    /// to hand it over leaves it for the next tick.
-    fn send_pending(&self, job: &mut Repair) -> Result<(), StoreError> {
+    /// Sends `job`'s stored dispatch at `now` if it has not been sent, and stores that it has:
+    /// true when it was sent now. A failure to hand it over leaves it for the next tick.
+    fn send_pending(&self, job: &mut Repair, now: TimestampMs) -> Result<bool, StoreError> {
         let Some(dispatch) = job.dispatch.clone() else {
-            return Ok(());
+            return Ok(false);
         };
         if dispatch.sent_at.is_some() || !job.status.is_open() {
-            return Ok(());
+            return Ok(false);
         }
         let Ok(device) = DeviceId::new(dispatch.device.as_str()) else {
             tracing::warn!(job = %job.id, "the operative's device id is not a device id");
-            return Ok(());
+            return Ok(false);
         };
-        let now = dispatch.at;
         if let Err(e) = self.sender.send_job(&device, job.wire_job(), now) {
             tracing::warn!(job = %job.id, %device, error = %e, "could not send the repair; will retry");
-            return Ok(());
+            return Ok(false);
         }
         if let Some(d) = job.dispatch.as_mut() {
             d.sent_at = Some(now);
         }
         self.store.save(std::slice::from_ref(job), &[])?;
         tracing::info!(job = %job.id, %device, rev = job.rev, "repair sent to the operative");
-        Ok(())
+        Ok(true)
     }
 
     /// Takes in operatives' job updates from `device` (other records are ignored): each moves
@@ -371,7 +371,7 @@ impl RepairDesk {
                 // The operative declined it: someone else.
                 self.assign(&state, &mut job, Some(device.as_str()), now);
             }
-            self.commit(&mut state, job, &[])?;
+            self.commit(&mut state, job, &[], now)?;
         }
         Ok(())
     }
@@ -417,7 +417,7 @@ impl RepairDesk {
                     // the alert's own time is its last reading's, which a late batch can put
                     // before a completion that came first.
                     cleared(&mut job, now);
-                    self.commit(&mut state, job, &[])?;
+                    self.commit(&mut state, job, &[], now)?;
                 }
                 Ok(())
             }
@@ -488,9 +488,12 @@ impl RepairDesk {
                 );
                 tracing::warn!(job = %job.id, "a completed repair's alert has not cleared");
             }
-            let unsent = job.dispatch.as_ref().is_some_and(|d| d.sent_at.is_none());
-            if job != before || (unsent && job.status.is_open()) {
-                self.commit(&mut state, job, &[])?;
+            if job != before {
+                self.commit(&mut state, job, &[], now)?;
+            } else if self.send_pending(&mut job, now)? {
+                // Stored but not sent before (a restart, or the client's queue full): sent now.
+                state.live.insert(job.id.clone(), job.clone());
+                let _ = self.events.send(job);
             }
         }
         Ok(())
@@ -510,7 +513,7 @@ impl RepairDesk {
             self.withdraw(&job, &device, now, "withdrawn by staff");
         }
         job.transition(now, RepairStatus::Cancelled, Happened::Cancelled);
-        self.commit(&mut state, job, &[]).map(Some)
+        self.commit(&mut state, job, &[], now).map(Some)
     }
 
     /// Tells the handheld a job was taken from that it no longer has it (it gets this when it
@@ -599,7 +602,7 @@ impl RepairDesk {
             alert: open_alert.as_ref().map(AlertRef::of),
             comments: Vec::new(),
         };
-        let job = self.commit(&mut state, job, std::slice::from_ref(&report))?;
+        let job = self.commit(&mut state, job, std::slice::from_ref(&report), now)?;
         Ok((report, job))
     }
 
