@@ -229,44 +229,35 @@ impl RepairDesk {
             history: Vec::new(),
         };
         job.transition(now, RepairStatus::Raised, Happened::Raised);
-        self.assign(state, &mut job, None, now);
+        self.assign(state, &mut job, &[], now);
         Ok(job)
     }
 
-    /// Gives `job` to an operative by the rule (never `exclude`), at a new revision; or notes
-    /// that it waits, once.
-    fn assign(&self, state: &DeskState, job: &mut Repair, exclude: Option<&str>, now: TimestampMs) {
+    /// The operative's device the rule gives `job` to (never one of `exclude`), by how many open
+    /// jobs each has now.
+    fn choose(&self, state: &DeskState, job: &Repair, exclude: &[&str]) -> Option<String> {
         let mut load: BTreeMap<String, usize> = BTreeMap::new();
         for other in state.live.values().filter(|j| j.status.is_open()) {
             if let Some(device) = other.device() {
                 *load.entry(device.to_owned()).or_default() += 1;
             }
         }
-        let chosen = rules::choose_operative(
+        rules::choose_operative(
             self.settings.rule,
             &self.settings.operatives,
             &load,
             &job.address,
             job.named.as_deref(),
             exclude,
-        );
-        match chosen {
-            Some(operative) => {
-                job.rev = job.rev.saturating_add(1);
-                job.dispatch = Some(Dispatch {
-                    device: operative.device.clone(),
-                    rev: job.rev,
-                    at: now,
-                    sent_at: None,
-                });
-                job.transition(
-                    now,
-                    RepairStatus::Dispatched,
-                    Happened::Dispatched {
-                        device: operative.device.clone(),
-                    },
-                );
-            }
+        )
+        .map(|operative| operative.device.clone())
+    }
+
+    /// Gives `job` to an operative by the rule (never `exclude`), at a new revision; or notes
+    /// that it waits, once.
+    fn assign(&self, state: &DeskState, job: &mut Repair, exclude: &[&str], now: TimestampMs) {
+        match self.choose(state, job, exclude) {
+            Some(device) => give(job, device, now),
             None => {
                 job.dispatch = None;
                 let waiting = job
@@ -275,8 +266,8 @@ impl RepairDesk {
                     .is_some_and(|t| t.happened == Happened::Waiting);
                 if !waiting {
                     job.transition(now, RepairStatus::Raised, Happened::Waiting);
+                    tracing::info!(job = %job.id, "no operative for the repair yet; it waits");
                 }
-                tracing::info!(job = %job.id, "no operative for the repair yet; it waits");
             }
         }
     }
@@ -369,7 +360,7 @@ impl RepairDesk {
             }
             if status == RepairStatus::Raised {
                 // The operative declined it: someone else.
-                self.assign(&state, &mut job, Some(device.as_str()), now);
+                self.assign(&state, &mut job, &[device.as_str()], now);
             }
             self.commit(&mut state, job, &[], now)?;
         }
@@ -441,15 +432,26 @@ impl RepairDesk {
             let before = job.clone();
             match &job.dispatch {
                 None if job.status == RepairStatus::Raised => {
-                    self.assign(&state, &mut job, None, now);
+                    self.assign(&state, &mut job, &[], now);
                 }
                 Some(dispatch) => {
                     let seen = presence.get(&dispatch.device).copied().unwrap_or_default();
                     let offline = rules::offline_for(seen, dispatch.at, now);
-                    if let Some(offline_ms) = offline.filter(|ms| {
+                    let from = dispatch.device.clone();
+                    let overdue = offline.filter(|ms| {
                         rules::should_reassign(job.status, *ms, self.settings.offline_limit_ms)
-                    }) {
-                        let from = dispatch.device.clone();
+                    });
+                    // Only to someone else not known to be offline: with no one, the job stays
+                    // where it will be seen soonest.
+                    let mut unavailable: Vec<&str> = presence
+                        .iter()
+                        .filter(|(_, seen)| seen.online == Some(false))
+                        .map(|(device, _)| device.as_str())
+                        .collect();
+                    unavailable.push(&from);
+                    let next =
+                        overdue.and_then(|ms| Some((ms, self.choose(&state, &job, &unavailable)?)));
+                    if let Some((offline_ms, next)) = next {
                         self.withdraw(
                             &job,
                             &from,
@@ -464,7 +466,7 @@ impl RepairDesk {
                                 offline_ms,
                             },
                         );
-                        self.assign(&state, &mut job, Some(&from), now);
+                        give(&mut job, next, now);
                     }
                 }
                 None => {}
@@ -503,7 +505,11 @@ impl RepairDesk {
     /// there is no such job; a job already finished is answered as it is.
     pub fn cancel(&self, id: &str, now: TimestampMs) -> Result<Option<Repair>, RepairError> {
         let mut state = self.lock();
-        let Some(mut job) = state.live.get(id).cloned().or(self.store.job(id)?) else {
+        let found = match state.live.get(id) {
+            Some(job) => Some(job.clone()),
+            None => self.store.job(id)?,
+        };
+        let Some(mut job) = found else {
             return Ok(None);
         };
         if !job.status.is_open() {
@@ -664,6 +670,22 @@ impl RepairDesk {
     pub fn reports(&self) -> Result<Vec<HeatingReport>, RepairError> {
         Ok(self.store.reports()?)
     }
+}
+
+/// Gives `job` to `device` at `now`, at a new revision, to be sent.
+fn give(job: &mut Repair, device: String, now: TimestampMs) {
+    job.rev = job.rev.saturating_add(1);
+    job.dispatch = Some(Dispatch {
+        device: device.clone(),
+        rev: job.rev,
+        at: now,
+        sent_at: None,
+    });
+    job.transition(
+        now,
+        RepairStatus::Dispatched,
+        Happened::Dispatched { device },
+    );
 }
 
 /// Notes on `job` that its alert was found cleared at `now`: after completion, that is the proof

@@ -85,19 +85,20 @@ pub fn covers(patch: &[String], address: &str) -> bool {
 }
 
 /// The operative to give a job to, by `rule`: `load` is each device's open jobs, `address` the
-/// home's, `named` the operative staff named, `exclude` a device not to choose (the one a job is
-/// being taken from). `None` when there is no operative to choose.
+/// home's, `named` the operative staff named, `exclude` devices not to choose (the one a job is
+/// being taken from, and others known to be offline). `None` when there is no operative to
+/// choose.
 pub fn choose_operative<'a>(
     rule: AssignRule,
     operatives: &'a [Operative],
     load: &BTreeMap<String, usize>,
     address: &str,
     named: Option<&str>,
-    exclude: Option<&str>,
+    exclude: &[&str],
 ) -> Option<&'a Operative> {
     let candidates: Vec<&Operative> = operatives
         .iter()
-        .filter(|o| Some(o.device.as_str()) != exclude)
+        .filter(|o| !exclude.contains(&o.device.as_str()))
         .collect();
     let least_loaded = |among: &[&'a Operative]| -> Option<&'a Operative> {
         // min_by_key keeps the first of equals: configuration order breaks ties.
@@ -248,7 +249,7 @@ mod tests {
         load: &BTreeMap<String, usize>,
         address: &str,
         named: Option<&str>,
-        exclude: Option<&str>,
+        exclude: &[&str],
     ) -> Option<String> {
         let crew = crew();
         choose_operative(rule, &crew, load, address, named, exclude).map(|o| o.device.clone())
@@ -257,7 +258,7 @@ mod tests {
     #[test]
     fn the_patch_rule_takes_the_operative_covering_the_postcode_else_the_least_loaded() {
         let busy = load(&[("hh-1", 5), ("hh-2", 1), ("hh-3", 0)]);
-        let at = |address| chosen(AssignRule::Patch, &busy, address, None, None);
+        let at = |address| chosen(AssignRule::Patch, &busy, address, None, &[]);
         // Busy or not, the patch's operative.
         assert_eq!(
             at("4 Swakeleys Road, Ickenham UB10 8BE").as_deref(),
@@ -288,20 +289,20 @@ mod tests {
     fn least_loaded_breaks_ties_by_configuration_order_and_skips_the_excluded() {
         let even = load(&[]);
         assert_eq!(
-            chosen(AssignRule::LeastLoaded, &even, "x", None, None).as_deref(),
+            chosen(AssignRule::LeastLoaded, &even, "x", None, &[]).as_deref(),
             Some("hh-1")
         );
         assert_eq!(
-            chosen(AssignRule::LeastLoaded, &even, "x", None, Some("hh-1")).as_deref(),
+            chosen(AssignRule::LeastLoaded, &even, "x", None, &["hh-1"]).as_deref(),
             Some("hh-2")
         );
         let uneven = load(&[("hh-1", 2), ("hh-2", 1), ("hh-3", 1)]);
         assert_eq!(
-            chosen(AssignRule::LeastLoaded, &uneven, "x", None, None).as_deref(),
+            chosen(AssignRule::LeastLoaded, &uneven, "x", None, &[]).as_deref(),
             Some("hh-2")
         );
         assert_eq!(
-            choose_operative(AssignRule::LeastLoaded, &[], &even, "x", None, None),
+            choose_operative(AssignRule::LeastLoaded, &[], &even, "x", None, &[]),
             None
         );
     }
@@ -310,16 +311,16 @@ mod tests {
     fn the_named_rule_takes_the_named_operative_if_configured_else_the_least_loaded() {
         let busy = load(&[("hh-3", 9)]);
         assert_eq!(
-            chosen(AssignRule::Named, &busy, "x", Some("hh-3"), None).as_deref(),
+            chosen(AssignRule::Named, &busy, "x", Some("hh-3"), &[]).as_deref(),
             Some("hh-3")
         );
         assert_eq!(
-            chosen(AssignRule::Named, &busy, "x", Some("nobody"), None).as_deref(),
+            chosen(AssignRule::Named, &busy, "x", Some("nobody"), &[]).as_deref(),
             Some("hh-1")
         );
         // Being taken from the named one (offline): someone else.
         assert_eq!(
-            chosen(AssignRule::Named, &busy, "x", Some("hh-3"), Some("hh-3")).as_deref(),
+            chosen(AssignRule::Named, &busy, "x", Some("hh-3"), &["hh-3"]).as_deref(),
             Some("hh-1")
         );
     }

@@ -339,10 +339,21 @@ fn a_job_on_a_handheld_offline_past_the_limit_goes_to_another_operative() {
         *sender.cancels.lock().unwrap(),
         vec![("hh-1".into(), job.id.clone())]
     );
+    // Offline too, with no one else to take it: it stays where it is.
+    presence.insert(
+        "hh-2".into(),
+        Presence {
+            online: Some(false),
+            last_seen: Some(T0),
+        },
+    );
+    site.repairs.tick(T0 + 5 * HOUR, &presence).unwrap();
+    let kept = site.repairs.job(&job.id).unwrap().unwrap();
+    assert_eq!((kept.device(), kept.rev), (Some("hh-2"), 2));
     // Staff withdraw it: its handheld is told.
     let cancelled = site
         .repairs
-        .cancel(&job.id, T0 + 4 * HOUR)
+        .cancel(&job.id, T0 + 6 * HOUR)
         .unwrap()
         .unwrap();
     assert_eq!(cancelled.status, RepairStatus::Cancelled);
