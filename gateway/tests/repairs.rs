@@ -145,6 +145,8 @@ async fn a_repair_raised_from_an_alert_reaches_the_handheld_moves_by_its_updates
     let alert_id = alerts[0]["id"].as_str().expect("an open alert").to_owned();
 
     // Staff raise a repair from it: it goes to the operative whose patch covers the home.
+    let mut events =
+        http::EventStream::open(gateway.http_addr, "/api/v1/repairs/events", MANAGER).await;
     let raised = http::post_json(
         &format!("{base}/api/v1/alerts/{alert_id}/repair"),
         Some(MANAGER),
@@ -164,6 +166,12 @@ async fn a_repair_raised_from_an_alert_reaches_the_handheld_moves_by_its_updates
     )
     .await;
     assert_eq!(again.status, 409, "one job for one alert: {}", again.body);
+
+    // Followers of the jobs' events hear of it.
+    let seen = events
+        .read_until(&format!("\"id\":\"{job_id}\""), DEADLINE)
+        .await;
+    assert!(seen.contains("event: repair"), "{seen}");
 
     // It reaches the handheld on its down topic, as a repair job.
     let job = wait_for("the job on the handheld", DEADLINE, || async {
@@ -223,6 +231,7 @@ async fn a_repair_raised_from_an_alert_reaches_the_handheld_moves_by_its_updates
         (repair(&base, &job_id).await["status"] == "arrived").then_some(())
     })
     .await;
+    events.read_until("\"status\":\"arrived\"", DEADLINE).await;
     let seen = tenant_view(&base, &report_id).await;
     assert_eq!(seen["status"], "in_progress");
     assert!(seen["status_notes"]
@@ -293,5 +302,6 @@ async fn a_repair_raised_from_an_alert_reaches_the_handheld_moves_by_its_updates
         .filter(|d| matches!(&d.body, DownBody::Job(j) if j.id == job_id))
         .count();
     assert_eq!(sent, 1);
+    drop(events);
     gateway.stop().await;
 }

@@ -59,7 +59,8 @@ pub struct RepairsConfig {
     /// `least_loaded`.
     pub rule: AssignRule,
     /// Seconds a handheld may stay offline with a job it has not started (dispatched, accepted,
-    /// en route) before the job goes to another operative. Default 7200 (2 hours).
+    /// en route) before the job goes to another operative not known to be offline (with none,
+    /// it stays). Default 7200 (2 hours).
     pub offline_limit_s: u64,
     /// Whether a critical alert (a lockout or fault, pressure below the critical 0.5 bar) raises
     /// an emergency job by itself. Default false: staff raise jobs.
