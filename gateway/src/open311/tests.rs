@@ -492,6 +492,12 @@ async fn service_definitions_have_no_attributes() {
          </service_definition>"
     ));
 
+    let reply = server.get("services/heating_fault.json").await;
+    assert_eq!(
+        reply.json(),
+        json!({"service_code": "heating_fault", "attributes": []})
+    );
+
     let reply = server.get("services/potholes.json").await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.json()[0]["code"], 404);
