@@ -602,6 +602,14 @@ fn staff_cases() -> Vec<Case> {
             NOT_FOUND,
         ),
         case(
+            "POST",
+            "/api/v1/alerts/A:fault:1/repair",
+            ADMIN,
+            JSON,
+            r#"{"priority": "whenever"}"#,
+            REFUSED,
+        ),
+        case(
             "GET",
             "/api/v1/repairs/events",
             None,

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -276,10 +277,16 @@ async fn raise_for_alert(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: Option<Json<RaiseForAlertBody>>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let role = authorize(&state, &headers, Role::AssetManager)?;
-    let body = body.map(|Json(b)| b).unwrap_or_default();
+    // The body is optional, but one that is there must be right.
+    let body: RaiseForAlertBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RaiseForAlertBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("body: {e}")))?
+    };
     check_description(body.description.as_deref())?;
     let (asset, kind, opened_at_ms) = parse_alert_id(&id)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no alert {id}")))?;
