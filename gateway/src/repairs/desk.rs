@@ -360,7 +360,10 @@ impl RepairDesk {
             }
             if status == RepairStatus::Raised {
                 // The operative declined it: someone else.
-                self.assign(&state, &mut job, &[device.as_str()], now);
+                let declined: Vec<String> =
+                    job.declined_by().into_iter().map(str::to_owned).collect();
+                let declined: Vec<&str> = declined.iter().map(String::as_str).collect();
+                self.assign(&state, &mut job, &declined, now);
             }
             self.commit(&mut state, job, &[], now)?;
         }
@@ -432,7 +435,11 @@ impl RepairDesk {
             let before = job.clone();
             match &job.dispatch {
                 None if job.status == RepairStatus::Raised => {
-                    self.assign(&state, &mut job, &[], now);
+                    // Not back to whoever declined it: with no one else, it waits for staff.
+                    let declined: Vec<String> =
+                        job.declined_by().into_iter().map(str::to_owned).collect();
+                    let declined: Vec<&str> = declined.iter().map(String::as_str).collect();
+                    self.assign(&state, &mut job, &declined, now);
                 }
                 Some(dispatch) => {
                     let seen = presence.get(&dispatch.device).copied().unwrap_or_default();
@@ -449,6 +456,9 @@ impl RepairDesk {
                         .map(|(device, _)| device.as_str())
                         .collect();
                     unavailable.push(&from);
+                    let declined: Vec<String> =
+                        job.declined_by().into_iter().map(str::to_owned).collect();
+                    unavailable.extend(declined.iter().map(String::as_str));
                     let next =
                         overdue.and_then(|ms| Some((ms, self.choose(&state, &job, &unavailable)?)));
                     if let Some((offline_ms, next)) = next {

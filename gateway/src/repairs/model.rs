@@ -306,6 +306,21 @@ impl Repair {
         self.dispatch.as_ref().map(|d| d.device.as_str())
     }
 
+    /// The devices whose operatives declined the job (cancelled it on their handheld).
+    pub fn declined_by(&self) -> Vec<&str> {
+        self.history
+            .iter()
+            .filter_map(|t| match &t.happened {
+                Happened::Update {
+                    status: JobStatus::Cancelled,
+                    device,
+                    ..
+                } => Some(device.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The job for the operative's handheld, at its current revision.
     pub fn wire_job(&self) -> proto::Job {
         proto::Job {

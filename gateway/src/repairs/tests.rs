@@ -709,3 +709,39 @@ mod open311 {
         ));
     }
 }
+
+#[test]
+fn a_job_declined_on_the_handheld_goes_to_another_operative_and_never_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let sender = Arc::new(Recorder::default());
+    let site = open(dir.path(), sender.clone(), settings());
+    let job = site.repairs.raise(staff_job("HIL-B-0001"), T0).unwrap();
+    site.repairs
+        .observe(
+            &dev("hh-1"),
+            &[update(1, &job.id, JobStatus::Cancelled)],
+            T0 + MIN,
+        )
+        .unwrap();
+    let moved = site.repairs.job(&job.id).unwrap().unwrap();
+    assert_eq!((moved.device(), moved.rev), (Some("hh-2"), 2));
+    site.repairs
+        .observe(
+            &dev("hh-2"),
+            &[update(1, &job.id, JobStatus::Cancelled)],
+            T0 + 2 * MIN,
+        )
+        .unwrap();
+    // Everyone declined: it waits for staff, tick after tick.
+    for minute in 3..6 {
+        site.repairs
+            .tick(T0 + minute * MIN, &online(&["hh-1", "hh-2"]))
+            .unwrap();
+    }
+    let waiting = site.repairs.job(&job.id).unwrap().unwrap();
+    assert_eq!(
+        (waiting.status, waiting.device()),
+        (RepairStatus::Raised, None)
+    );
+    assert_eq!(sender.jobs().len(), 2);
+}
