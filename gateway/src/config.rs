@@ -27,6 +27,8 @@ pub struct GatewayConfig {
     pub open311: Open311Config,
     /// Boilers: the domain's rules, how long raw telemetry is kept, the clock's tick.
     pub boilers: BoilersSettings,
+    /// Repairs: the operatives, how jobs are given to them, auto-raising and the attention time.
+    pub repairs: crate::repairs::RepairsConfig,
 }
 
 /// Boilers.
@@ -232,6 +234,7 @@ impl Default for GatewayConfig {
             missed_bins: MissedBinsConfig::default(),
             open311: Open311Config::default(),
             boilers: BoilersSettings::default(),
+            repairs: crate::repairs::RepairsConfig::default(),
         }
     }
 }
@@ -352,6 +355,9 @@ impl GatewayConfig {
                  accepted (boilers.rules.rollup.max_lateness_ms, {} days)",
                 rollup.max_lateness_ms / (24 * 60 * 60 * 1000)
             )));
+        }
+        if let Some(problem) = self.repairs.problem() {
+            return Err(ConfigError::Invalid(problem));
         }
         if self.http.staff_tokens.is_some() {
             return Err(ConfigError::Invalid(
@@ -475,5 +481,35 @@ mod tests {
         );
         assert!(parse_mqtt_url("http://x").is_err());
         assert!(parse_mqtt_url("mqtt://x:port").is_err());
+    }
+
+    #[test]
+    fn repairs_take_operatives_and_a_rule_and_refuse_bad_device_ids() {
+        let config = GatewayConfig::from_toml(
+            "[repairs]\nrule = 'patch'\nauto_raise = true\n\
+             [[repairs.operatives]]\ndevice = 'hh-ada'\nname = 'Ada'\npatch = ['UB10', 'UB8']\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let repairs = &config.repairs;
+        assert_eq!(repairs.rule, crate::repairs::AssignRule::Patch);
+        assert!(repairs.auto_raise);
+        assert_eq!(repairs.operatives[0].patch, vec!["UB10", "UB8"]);
+        // Off by default; two hours offline; a day to clear.
+        let defaults = GatewayConfig::default().repairs;
+        assert!(!defaults.auto_raise);
+        assert_eq!(
+            (defaults.offline_limit_s, defaults.attention_after_s),
+            (7200, 86400)
+        );
+        for bad in [
+            "[[repairs.operatives]]\ndevice = 'no spaces'\nname = 'A'\n",
+            "[[repairs.operatives]]\ndevice = 'hh'\nname = 'A'\n\
+             [[repairs.operatives]]\ndevice = 'hh'\nname = 'B'\n",
+            "[repairs]\ntick_s = 0\n",
+        ] {
+            let refused = GatewayConfig::from_toml(bad).and_then(|c| c.validate());
+            assert!(refused.is_err(), "{bad}");
+        }
     }
 }

@@ -13,7 +13,9 @@
 //!   tokens with their roles, integrations' Open311 keys);
 //! - [`missed_bins`]: the property register and the rules that decide residents' reports;
 //! - [`boilers`]: boiler samples' checks, rollups, efficiency, waste, forecasts and alerts; its
-//!   desk is fed every new telemetry record as the ingest stores it, and ticked by the clock.
+//!   desk is fed every new telemetry record as the ingest stores it, and ticked by the clock;
+//! - [`repairs`]: repair jobs raised from alerts, assets and tenants' reports, dispatched to
+//!   operatives' handhelds and moved by their updates.
 
 pub mod access;
 pub mod boilers;
@@ -30,6 +32,7 @@ pub mod missed_bins;
 pub mod open311;
 pub mod progress;
 pub mod record_time;
+pub mod repairs;
 pub mod reports;
 pub mod secret;
 pub mod storage;
@@ -51,6 +54,7 @@ use crate::devices::{Authenticator, DeviceRegistry};
 use crate::ingest::{IngestEvent, MqttEndpoint};
 use crate::metrics::Metrics;
 use crate::missed_bins::MissedBins;
+use crate::repairs::RepairDesk;
 use crate::reports::{DeskSettings, MqttJobSender, ReportDesk};
 use crate::storage::{Storage, Store, StoreError, StoreSettings};
 
@@ -87,6 +91,9 @@ pub enum GatewayError {
     /// The asset register or the boilers' alerts could not be loaded.
     #[error("could not load the boilers: {0}")]
     Boilers(StoreError),
+    /// The repair jobs could not be loaded.
+    #[error("could not load repair jobs: {0}")]
+    Repairs(StoreError),
     /// The gateway's own broker secret could not be made.
     #[error("could not make the gateway's broker secret: {0}")]
     Secret(devices::secret::SecretError),
@@ -109,6 +116,8 @@ pub struct Gateway {
     pub desk: Arc<ReportDesk>,
     /// Boilers: the register, telemetry and alerts.
     pub boilers: Arc<BoilerDesk>,
+    /// Repair jobs and tenants' heating reports.
+    pub repairs: Arc<RepairDesk>,
     /// Devices' credentials for the broker: adding or revoking one takes effect at the next
     /// connection.
     pub devices: DeviceRegistry,
@@ -246,6 +255,11 @@ impl Gateway {
             max_payload: config.mqtt.max_payload,
         };
         let mqtt_client = ingest::client(&endpoint);
+        // One sender for every kind of job: return jobs and repairs reach devices the same way.
+        let job_sender = Arc::new(MqttJobSender::new(
+            mqtt_client.0.clone(),
+            config.mqtt.max_payload,
+        ));
         let desk = Arc::new(
             ReportDesk::open(
                 MissedBins::new(
@@ -253,10 +267,7 @@ impl Gateway {
                     config.missed_bins.matching,
                 ),
                 storage.reports.clone(),
-                Arc::new(MqttJobSender::new(
-                    mqtt_client.0.clone(),
-                    config.mqtt.max_payload,
-                )),
+                job_sender.clone(),
                 DeskSettings {
                     dispatch: config.missed_bins.dispatch,
                     round_devices: config
@@ -287,6 +298,20 @@ impl Gateway {
             clock.clone(),
             shutdown.clone(),
         ));
+        let repairs = repairs::start(
+            &config.repairs,
+            repairs::Wiring {
+                store: storage.repairs.clone(),
+                sender: job_sender,
+                boilers: boilers.clone(),
+                records: store.clone(),
+                ingest_events: &events,
+                clock: clock.clone(),
+                shutdown: shutdown.clone(),
+            },
+            &mut tasks,
+        )
+        .map_err(GatewayError::Repairs)?;
         tasks.spawn(boilers::follow::run_ticks(
             boilers.clone(),
             store.clone(),
@@ -317,6 +342,7 @@ impl Gateway {
             clock: clock.clone(),
             boilers: boilers.clone(),
             boiler_store: storage.boilers.clone(),
+            repairs: repairs.clone(),
             ingest_events: events.clone(),
             shutdown: shutdown.clone(),
             sessions: Arc::new(http::dashboard::Sessions::new()),
@@ -339,6 +365,7 @@ impl Gateway {
             metrics,
             desk,
             boilers,
+            repairs,
             devices,
             access,
             events,

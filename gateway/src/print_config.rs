@@ -363,6 +363,46 @@ const BOILER_DESCRIPTIONS: &[(&str, &str)] = &[
         "boilers.rules.alerts.min_coverage",
         "Hours and days with less coverage than this say nothing either way.",
     ),
+    (
+        "repairs",
+        "Repairs: the operatives, how jobs are given to them, auto-raising and the attention time.",
+    ),
+    (
+        "repairs.operatives",
+        "The repairs operatives, each a [[repairs.operatives]] table with device (their \
+         handheld's device id), name and patch (postcode districts such as \"UB10\", or whole \
+         postcodes). None by default: jobs wait, raised, until one is configured.",
+    ),
+    (
+        "repairs.rule",
+        "Who takes a job: \"least_loaded\" (fewest open jobs, the first listed on a tie), \
+         \"patch\" (the least loaded of those whose patch covers the home's postcode, else of \
+         all) or \"named\" (the operative staff name when raising it, else the least loaded).",
+    ),
+    (
+        "repairs.offline_limit_s",
+        "Seconds a handheld may stay offline with a job it has not started (dispatched, \
+         accepted, en route) before the job goes to another operative.",
+    ),
+    (
+        "repairs.auto_raise",
+        "Whether a critical alert (a lockout or fault, pressure below the critical threshold) \
+         raises an emergency job by itself. Off: staff raise jobs.",
+    ),
+    (
+        "repairs.attention_after_s",
+        "Seconds after a job is completed within which its alert should clear; past that, the \
+         job is flagged for attention.",
+    ),
+    (
+        "repairs.tenant_priority",
+        "The priority of a job a tenant's heating report raises when no alert is open: \
+         \"emergency\", \"urgent\", \"routine\" or \"planned\".",
+    ),
+    (
+        "repairs.tick_s",
+        "Seconds between the repairs desk's ticks: sending what is unsent, reassigning, flagging.",
+    ),
 ];
 
 /// Options whose default is none, which TOML cannot write: (table, key, example, meaning).

@@ -15,8 +15,6 @@ use gateway::config::GatewayConfig;
 use gateway::storage::IncomingBatch;
 use gateway::Gateway;
 use proto::{DeviceId, Record, RecordBody, Telemetry, TimestampMs};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Staff's tokens, issued by each test's gateway.
 struct Tokens {
@@ -500,36 +498,6 @@ async fn every_route_needs_a_token_and_its_role() {
     gateway.stop().await;
 }
 
-/// Opens an event stream (server-sent events) on a raw connection, and waits for its headers:
-/// the handler has subscribed by then.
-async fn open_events(addr: std::net::SocketAddr, path: &str, token: &str) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {token}\r\n\
-         Accept: text/event-stream\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let head = read_until(&mut stream, "\r\n\r\n").await;
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    stream
-}
-
-/// Reads the stream until `needle` appears; returns all read so far.
-async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    tokio::time::timeout(DEADLINE, async {
-        while !String::from_utf8_lossy(&seen).contains(needle) {
-            let n = stream.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the event stream closed");
-            seen.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("no {needle:?} in {}", String::from_utf8_lossy(&seen)));
-    String::from_utf8_lossy(&seen).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_stream_alerts_and_one_boilers_samples() {
     let dir = tempfile::tempdir().unwrap();
@@ -549,10 +517,13 @@ async fn events_stream_alerts_and_one_boilers_samples() {
     .await;
     assert_eq!(imported.status, 200);
 
-    let mut alerts = open_events(gateway.http_addr, "/api/v1/alerts/events", &t.manager).await;
+    let mut alerts =
+        http::EventStream::open(gateway.http_addr, "/api/v1/alerts/events", &t.manager).await;
     gateway.store.ingest(&[samples()]).unwrap();
     // An event's name comes before its data.
-    let seen = read_until(&mut alerts, "\"kind\":\"pressure_low\"").await;
+    let seen = alerts
+        .read_until("\"kind\":\"pressure_low\"", DEADLINE)
+        .await;
     assert!(seen.contains("event: opened"), "{seen}");
 
     let unknown = http::get(
@@ -561,7 +532,7 @@ async fn events_stream_alerts_and_one_boilers_samples() {
     )
     .await;
     assert_eq!(unknown.status, 404);
-    let mut live = open_events(
+    let mut live = http::EventStream::open(
         gateway.http_addr,
         "/api/v1/assets/HIL-B-0002/events",
         &t.manager,
@@ -574,7 +545,7 @@ async fn events_stream_alerts_and_one_boilers_samples() {
     records.extend(telemetry(2, 3, "HIL-B-0002"));
     hub.send(records).await;
     hub.wait_acked(3, DEADLINE).await;
-    let seen = read_until(&mut live, "\"flow_c\":63.0").await;
+    let seen = live.read_until("\"flow_c\":63.0", DEADLINE).await;
     assert!(seen.contains("event: sample"), "{seen}");
     assert!(seen.contains("\"flow_c\":62.0"), "{seen}");
     assert!(!seen.contains("\"flow_c\":61.0"), "{seen}");

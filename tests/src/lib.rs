@@ -304,4 +304,51 @@ pub mod http {
         )
         .await
     }
+
+    /// A server-sent event stream opened on a raw connection (`Accept: text/event-stream`),
+    /// read as text as it comes.
+    pub struct EventStream {
+        stream: tokio::net::TcpStream,
+        seen: Vec<u8>,
+    }
+
+    impl EventStream {
+        /// Opens `path` on `addr` with bearer `token`, and waits for the answer's headers: the
+        /// handler has subscribed by then, so nothing sent after this is missed.
+        pub async fn open(addr: std::net::SocketAddr, path: &str, token: &str) -> Self {
+            use tokio::io::AsyncWriteExt;
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {token}\r\n\
+                 Accept: text/event-stream\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut events = Self {
+                stream,
+                seen: Vec::new(),
+            };
+            let head = events
+                .read_until("\r\n\r\n", std::time::Duration::from_secs(20))
+                .await;
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            events
+        }
+
+        /// Reads until `needle` appears, within `deadline`; returns everything read so far.
+        pub async fn read_until(&mut self, needle: &str, deadline: std::time::Duration) -> String {
+            use tokio::io::AsyncReadExt;
+            let mut buf = [0u8; 4096];
+            let (stream, seen) = (&mut self.stream, &mut self.seen);
+            tokio::time::timeout(deadline, async {
+                while !String::from_utf8_lossy(seen).contains(needle) {
+                    let n = stream.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the event stream closed");
+                    seen.extend_from_slice(&buf[..n]);
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("no {needle:?} in {}", String::from_utf8_lossy(seen)));
+            String::from_utf8_lossy(&self.seen).into_owned()
+        }
+    }
 }

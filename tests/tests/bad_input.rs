@@ -330,6 +330,17 @@ fn open311_cases(api_key: &str) -> Vec<Case> {
             BAD,
         ));
     }
+    // A heating report needs the home's UPRN, of a home whose boiler is on the register.
+    for location in ["lat=51.5&long=-0.1", "address_id=100021445101"] {
+        cases.push(case(
+            "POST",
+            format!("{base}/requests.json"),
+            None,
+            FORM,
+            format!("api_key={api_key}&service_code=heating_fault&{location}"),
+            BAD,
+        ));
+    }
     cases
 }
 
@@ -491,7 +502,14 @@ fn staff_cases() -> Vec<Case> {
             "uprn=1",
             MEDIA,
         ),
-        case("POST", "/api/v1/reports", ADMIN, JSON, huge_json, TOO_LARGE),
+        case(
+            "POST",
+            "/api/v1/reports",
+            ADMIN,
+            JSON,
+            huge_json.clone(),
+            TOO_LARGE,
+        ),
         case("POST", "/api/v1/properties", ADMIN, CSV, "", BAD),
         case(
             "POST",
@@ -508,6 +526,95 @@ fn staff_cases() -> Vec<Case> {
             CSV,
             "uprn,address\n1,'; DROP TABLE--\n",
             BAD,
+        ),
+        // Repairs: the register is empty, so no asset, alert or job exists.
+        case("GET", "/api/v1/repairs", None, None, "", UNAUTHORIZED),
+        case("POST", "/api/v1/repairs", None, JSON, "{}", UNAUTHORIZED),
+        case("GET", "/api/v1/repairs?limit=-1", ADMIN, None, "", BAD),
+        case(
+            "GET",
+            "/api/v1/repairs?status=sideways",
+            ADMIN,
+            None,
+            "",
+            BAD,
+        ),
+        case("GET", "/api/v1/repairs/RP-0", ADMIN, None, "", NOT_FOUND),
+        case("GET", "/api/v1/repairs/%00", ADMIN, None, "", NOT_FOUND),
+        case(
+            "POST",
+            "/api/v1/repairs/RP-0/cancel",
+            ADMIN,
+            None,
+            "",
+            NOT_FOUND,
+        ),
+        case("POST", "/api/v1/repairs", ADMIN, JSON, "", REFUSED),
+        case("POST", "/api/v1/repairs", ADMIN, JSON, "[]", REFUSED),
+        case(
+            "POST",
+            "/api/v1/repairs",
+            ADMIN,
+            JSON,
+            r#"{"asset": "NOPE", "description": "x"}"#,
+            REFUSED,
+        ),
+        case(
+            "POST",
+            "/api/v1/repairs",
+            ADMIN,
+            JSON,
+            r#"{"asset": "A", "description": "  "}"#,
+            BAD,
+        ),
+        case(
+            "POST",
+            "/api/v1/repairs",
+            ADMIN,
+            JSON,
+            r#"{"asset": "A", "description": "x", "priority": "yesterday"}"#,
+            REFUSED,
+        ),
+        case(
+            "POST",
+            "/api/v1/repairs",
+            ADMIN,
+            JSON,
+            r#"{"asset": "A", "description": "x", "due": "soon"}"#,
+            BAD,
+        ),
+        case("POST", "/api/v1/repairs", ADMIN, JSON, huge_json, TOO_LARGE),
+        case(
+            "POST",
+            "/api/v1/alerts/nonsense/repair",
+            ADMIN,
+            JSON,
+            "{}",
+            NOT_FOUND,
+        ),
+        case(
+            "POST",
+            "/api/v1/alerts/A:fault:1/repair",
+            ADMIN,
+            JSON,
+            "{}",
+            NOT_FOUND,
+        ),
+        case(
+            "POST",
+            "/api/v1/alerts/A:fault:1/repair",
+            ADMIN,
+            JSON,
+            r#"{"priority": "whenever"}"#,
+            REFUSED,
+        ),
+        case(
+            "GET",
+            "/api/v1/repairs/events",
+            None,
+            None,
+            "",
+            UNAUTHORIZED,
         ),
         case("DELETE", "/api/v1/reports", ADMIN, None, "", NOT_ALLOWED),
         case(

@@ -89,9 +89,10 @@ pub enum Action {
     ReadResidents,
     /// File and place residents' reports.
     ActOnReports,
-    /// Tenants' boilers: the asset register, telemetry, efficiency, the estate, alerts.
+    /// Tenants' boilers: the asset register, telemetry, efficiency, the estate, alerts, and
+    /// their repair jobs.
     ReadBoilers,
-    /// Acknowledge boilers' alerts.
+    /// Acknowledge boilers' alerts; raise and cancel repair jobs.
     ActOnBoilers,
     /// Import the registers; read the quarantine (raw prefixes of refused messages).
     Administer,

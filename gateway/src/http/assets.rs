@@ -8,8 +8,8 @@
 //! Handlers only parse, authorize, call the boiler desk or read the boilers' store, and format:
 //! times are RFC 3339 (UTC), every figure carries its unit in its name.
 
-mod events;
-mod views;
+pub(crate) mod events;
+pub(crate) mod views;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -22,7 +22,7 @@ use chrono::{DateTime, Datelike, NaiveDate};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{rfc3339, ApiError, AppState};
+use super::{repairs, rfc3339, ApiError, AppState};
 use crate::access::Staff;
 use crate::boilers::efficiency::{
     daily_efficiency, day_efficiency, month_bounds, month_efficiency, year_bounds,
@@ -190,6 +190,9 @@ fn asset_view(state: &AppState, asset: &Asset) -> Result<Value, ApiError> {
     let log = AssetLog::new(store, &asset.asset);
     let (day, efficiency) =
         day_efficiency(&log, yesterday, state.council_tz, asset.meters, &config)?;
+    // Jobs still open or watching their alert: from memory, so listing assets reads no jobs.
+    let live = state.repairs.live_for_asset(&asset.asset);
+    let index = repairs::by_alert(&live);
     Ok(json!({
         "asset": asset.asset,
         "uprn": asset.uprn,
@@ -203,7 +206,11 @@ fn asset_view(state: &AppState, asset: &Asset) -> Result<Value, ApiError> {
         "hub": asset.hub.as_str(),
         "state": asset_state(&open, latest.is_some()),
         "latest": latest.as_ref().map(sample_view),
-        "open_alerts": open.iter().map(alert_view).collect::<Vec<_>>(),
+        "open_alerts": open
+            .iter()
+            .map(|a| repairs::for_alert(alert_view(a), a, &index))
+            .collect::<Vec<_>>(),
+        "open_repairs": repairs::for_asset(&live, &asset.asset),
         "last_day_efficiency": efficiency_view(&day, efficiency.as_ref(), Some(yesterday.to_string())),
     }))
 }
@@ -251,7 +258,15 @@ async fn asset(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let asset = registered(&state, &id)?;
-    blocking(move || asset_view(&state, &asset).map(Json)).await
+    blocking(move || {
+        let mut view = asset_view(&state, &asset)?;
+        let jobs = state.repairs.jobs()?;
+        if let Value::Object(map) = &mut view {
+            map.insert("repairs".into(), repairs::for_asset(&jobs, &asset.asset));
+        }
+        Ok(Json(view))
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -329,7 +344,14 @@ async fn list_alerts(
                 .then_with(|| a.asset.cmp(&b.asset))
         });
         found.truncate(limit);
-        Ok(Json(found.iter().map(alert_view).collect()))
+        let jobs = state.repairs.jobs()?;
+        let index = repairs::by_alert(&jobs);
+        Ok(Json(
+            found
+                .iter()
+                .map(|a| repairs::for_alert(alert_view(a), a, &index))
+                .collect(),
+        ))
     })
     .await
 }

@@ -59,6 +59,12 @@ pub const STAFF_ROUTES: &[StaffRoute] = &[
     route("GET", "/api/v1/alerts", Action::ReadBoilers),
     route("POST", "/api/v1/alerts/:id/ack", Action::ActOnBoilers),
     route("GET", "/api/v1/alerts/events", Action::ReadBoilers),
+    route("POST", "/api/v1/alerts/:id/repair", Action::ActOnBoilers),
+    route("GET", "/api/v1/repairs", Action::ReadBoilers),
+    route("POST", "/api/v1/repairs", Action::ActOnBoilers),
+    route("GET", "/api/v1/repairs/events", Action::ReadBoilers),
+    route("GET", "/api/v1/repairs/:id", Action::ReadBoilers),
+    route("POST", "/api/v1/repairs/:id/cancel", Action::ActOnBoilers),
 ];
 
 /// What the route `path` does for `method`, if it is a staff route.

@@ -1,6 +1,7 @@
 //! The gateway's HTTP server: operations (`/healthz`, `/metrics`) and the staff API under
 //! `/api/v1`, whose every route needs a bearer token with a role that may do what the route
-//! does ([`guard`]; [`staff`] for missed bins, [`assets`] for boilers), but for the public
+//! does ([`guard`]; [`staff`] for missed bins, [`assets`] for boilers, [`repairs`] for repair
+//! jobs), but for the public
 //! bin-day lookup ([`bin_days`]); and the staff [`dashboard`], whose pages call that same API
 //! with a session cookie in place of the token.
 
@@ -8,6 +9,7 @@ pub mod assets;
 pub mod bin_days;
 pub mod dashboard;
 pub mod guard;
+pub mod repairs;
 pub mod staff;
 
 use std::sync::Arc;
@@ -49,6 +51,8 @@ pub struct AppState {
     pub boilers: Arc<crate::boilers::BoilerDesk>,
     /// Boilers' telemetry and rollups, read by the assets API.
     pub boiler_store: Arc<dyn crate::storage::BoilerStore>,
+    /// Repair jobs and tenants' heating reports.
+    pub repairs: Arc<crate::repairs::RepairDesk>,
     /// Batches as the ingest stores them: the live sample streams subscribe.
     pub ingest_events: tokio::sync::broadcast::Sender<crate::ingest::IngestEvent>,
     /// Cancelled when the gateway stops: long-lived responses (event streams) end then.
@@ -65,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/devices", get(devices))
         .merge(staff::routes())
         .merge(assets::routes())
+        .merge(repairs::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,
@@ -79,10 +84,17 @@ pub fn router(state: AppState) -> Router {
         .nest(
             "/open311/v2",
             crate::open311::router(
-                Arc::new(crate::reports::DeskOpen311::new(
-                    state.desk.clone(),
-                    state.access.clone(),
-                    state.clock.clone(),
+                Arc::new(crate::open311::ByService::new(
+                    Arc::new(crate::reports::DeskOpen311::new(
+                        state.desk.clone(),
+                        state.access.clone(),
+                        state.clock.clone(),
+                    )),
+                    Arc::new(crate::repairs::HeatingOpen311::new(
+                        state.repairs.clone(),
+                        state.clock.clone(),
+                        state.council_tz,
+                    )),
                 )),
                 state.open311.settings(),
                 state.council_tz,

@@ -78,32 +78,43 @@ impl Report {
     /// Keeps `comment`, received at `now`, unless the front end sent it before (same client
     /// id) or the report is full.
     pub fn add_comment(&mut self, comment: NewComment, now: TimestampMs) -> CommentAdded {
-        if let Some(client_id) = &comment.client_id {
-            let earlier = self
-                .comments
-                .iter()
-                .find(|kept| kept.client_id.as_ref() == Some(client_id));
-            if let Some(earlier) = earlier {
-                return CommentAdded::Again(earlier.id.clone());
-            }
-        }
-        if self.comments.len() >= MAX_COMMENTS {
-            return CommentAdded::Full;
-        }
-        let id = format!("{}-c{}", self.id, self.comments.len());
-        self.comments.push(Comment {
-            id: id.clone(),
-            client_id: comment.client_id,
-            received_at: now,
-            made_at: comment.made_at,
-            text: comment.text,
-            front_end_status: comment.front_end_status,
-            contact: comment.contact,
-            account_id: comment.account_id,
-            media_url: comment.media_url,
-        });
-        CommentAdded::New(id)
+        add_comment(&mut self.comments, &self.id, comment, now)
     }
+}
+
+/// Keeps `comment` on the report (or other request) `owner` in `comments`, received at `now`,
+/// unless the front end sent it before (same client id) or there are [`MAX_COMMENTS`] already:
+/// what every kind of resident's request does with their comments.
+pub fn add_comment(
+    comments: &mut Vec<Comment>,
+    owner: &str,
+    comment: NewComment,
+    now: TimestampMs,
+) -> CommentAdded {
+    if let Some(client_id) = &comment.client_id {
+        let earlier = comments
+            .iter()
+            .find(|kept| kept.client_id.as_ref() == Some(client_id));
+        if let Some(earlier) = earlier {
+            return CommentAdded::Again(earlier.id.clone());
+        }
+    }
+    if comments.len() >= MAX_COMMENTS {
+        return CommentAdded::Full;
+    }
+    let id = format!("{owner}-c{}", comments.len());
+    comments.push(Comment {
+        id: id.clone(),
+        client_id: comment.client_id,
+        received_at: now,
+        made_at: comment.made_at,
+        text: comment.text,
+        front_end_status: comment.front_end_status,
+        contact: comment.contact,
+        account_id: comment.account_id,
+        media_url: comment.media_url,
+    });
+    CommentAdded::New(id)
 }
 
 #[cfg(test)]

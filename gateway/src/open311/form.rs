@@ -25,9 +25,9 @@ use super::dates::{parse_client_time, parse_w3c, Bound};
 use super::error::FieldError;
 use super::model::{
     is_valid_request_id, Contact, LatLong, Location, NewRequestUpdate, NewServiceRequest,
-    Open311Status, RequestFilter, RequestSearch, UpdateSearch, DEFAULT_UPDATE_WINDOW_HOURS,
-    MAX_DESCRIPTION_CHARS, MAX_REQUEST_IDS, MAX_RESULTS, MAX_UPDATE_WINDOW_DAYS, MAX_WINDOW_DAYS,
-    MISSED_COLLECTION_CODE,
+    Open311Status, RequestFilter, RequestSearch, Subject, UpdateSearch,
+    DEFAULT_UPDATE_WINDOW_HOURS, MAX_DESCRIPTION_CHARS, MAX_REQUEST_IDS, MAX_RESULTS,
+    MAX_UPDATE_WINDOW_DAYS, MAX_WINDOW_DAYS, MISSED_COLLECTION_CODE,
 };
 
 /// Form or query fields in the order they came.
@@ -227,7 +227,7 @@ pub fn jurisdiction(pairs: &[(String, String)], served: Option<&str>) -> Result<
 pub fn new_request(pairs: &[(String, String)]) -> Result<NewServiceRequest, Vec<FieldError>> {
     let fields = Fields { pairs };
     let mut errors = Vec::new();
-    let stream = match fields.single("service_code") {
+    let subject = match fields.single("service_code") {
         // The one missed-collection service: the bin is in its attribute.
         Ok(Some(MISSED_COLLECTION_CODE)) => match fields.single(STREAM_ATTRIBUTE_FIELD) {
             Ok(Some(code)) => {
@@ -238,7 +238,7 @@ pub fn new_request(pairs: &[(String, String)]) -> Result<NewServiceRequest, Vec<
                         "must be one of the bin streams' codes (services.json lists them)",
                     ));
                 }
-                stream
+                stream.map(Subject::MissedBin)
             }
             Ok(None) => {
                 errors.push(FieldError::Missing {
@@ -252,13 +252,13 @@ pub fn new_request(pairs: &[(String, String)]) -> Result<NewServiceRequest, Vec<
             }
         },
         Ok(Some(code)) => {
-            let stream = BinStream::parse(code);
-            if stream.is_none() {
+            let subject = Subject::parse(code);
+            if subject.is_none() {
                 errors.push(FieldError::UnknownService {
                     code: shorten(code),
                 });
             }
-            stream
+            subject
         }
         Ok(None) => {
             errors.push(FieldError::Missing {
@@ -304,9 +304,9 @@ pub fn new_request(pairs: &[(String, String)]) -> Result<NewServiceRequest, Vec<
         }
     };
 
-    match (stream, location) {
-        (Some(stream), Some(location)) if errors.is_empty() => Ok(NewServiceRequest {
-            stream,
+    match (subject, location) {
+        (Some(subject), Some(location)) if errors.is_empty() => Ok(NewServiceRequest {
+            subject,
             location,
             description,
             contact,
@@ -572,10 +572,10 @@ pub fn request_filter(
     }
 
     let mut errors = Vec::new();
-    let mut streams = Vec::new();
+    let mut subjects = Vec::new();
     for code in fields.list("service_code") {
-        match BinStream::parse(code) {
-            Some(stream) if !streams.contains(&stream) => streams.push(stream),
+        match Subject::parse(code) {
+            Some(subject) if !subjects.contains(&subject) => subjects.push(subject),
             Some(_) => {}
             None => errors.push(FieldError::invalid(
                 "service_code",
@@ -586,8 +586,8 @@ pub fn request_filter(
             )),
         }
     }
-    if streams.is_empty() {
-        streams = BinStream::ALL.to_vec();
+    if subjects.is_empty() {
+        subjects = Subject::all();
     }
 
     let mut statuses = Vec::new();
@@ -641,7 +641,7 @@ pub fn request_filter(
 
     if errors.is_empty() {
         Ok(RequestFilter::Search(RequestSearch {
-            streams,
+            subjects,
             statuses,
             from,
             to,
@@ -777,7 +777,7 @@ mod tests {
             ("attribute[colour]", "green"),
         ]);
         let request = new_request(&form).unwrap();
-        assert_eq!(request.stream, BinStream::Garden);
+        assert_eq!(request.subject, Subject::MissedBin(BinStream::Garden));
         assert_eq!(request.location.address_id, Some(100_021_234_567));
         assert_eq!(
             request.location.position,
@@ -981,7 +981,7 @@ mod tests {
         };
         assert_eq!(search.to, now);
         assert_eq!(search.from, now - Duration::days(90));
-        assert_eq!(search.streams, BinStream::ALL.to_vec());
+        assert_eq!(search.subjects, Subject::all());
         assert_eq!(search.statuses.len(), 2);
         assert_eq!(search.limit, MAX_RESULTS);
     }
@@ -1000,7 +1000,13 @@ mod tests {
         let RequestFilter::Search(search) = request_filter(&query, now, London).unwrap() else {
             panic!("expected a search");
         };
-        assert_eq!(search.streams, vec![BinStream::Refuse, BinStream::Glass]);
+        assert_eq!(
+            search.subjects,
+            vec![
+                Subject::MissedBin(BinStream::Refuse),
+                Subject::MissedBin(BinStream::Glass)
+            ]
+        );
         assert_eq!(search.statuses, vec![Open311Status::Open]);
         assert_eq!(search.from, utc("2026-11-01T00:00:00Z"));
         assert_eq!(search.to, utc("2026-11-20T00:00:00Z"));

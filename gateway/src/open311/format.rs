@@ -116,14 +116,16 @@ pub fn respond(format: Format, status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-/// The service list.
-/// The service list; with `waste_only`, every service's keywords end in `waste_only`, which
-/// FixMyStreet's service import reads as "offer this on the waste pages only".
+/// The service list: the missed-bin services, the missed-collection one, then heating. With
+/// `waste_only`, every missed-bin service's keywords end in `waste_only`, which FixMyStreet's
+/// service import reads as "offer this on the waste pages only"; heating is not waste, so its
+/// keywords never do.
 pub fn services(format: Format, waste_only: bool) -> String {
-    let mut items: Vec<Item> = Service::all()
+    let mut items: Vec<Item> = Service::bins()
         .map(|service| service_item(service, waste_only))
         .collect();
     items.push(missed_collection_item(waste_only));
+    items.push(service_item(Service::heating(), false));
     list(format, "services", "service", &items)
 }
 
@@ -153,7 +155,7 @@ fn missed_collection_item(waste_only: bool) -> Item {
 /// streams' codes. Its `automated` (FixMyStreet's extension) is `hidden_field`: the waste pages
 /// fill it from the bin the resident picked.
 pub fn missed_collection_definition(format: Format) -> String {
-    let values: Vec<(&str, &str)> = Service::all()
+    let values: Vec<(&str, &str)> = Service::bins()
         .map(|service| (service.code(), service.name))
         .collect();
     let description = "The bin that was not emptied";
@@ -219,11 +221,11 @@ fn service_item(service: Service, waste_only: bool) -> Item {
         // The id comes back in the POST's answer.
         ("type", "realtime".into()),
         ("keywords", Value::Text(keywords)),
-        ("group", SERVICE_GROUP.into()),
+        ("group", service.group.into()),
     ]
 }
 
-/// A per-stream service's definition: no attributes (`metadata` is false for each).
+/// A per-stream (or the heating) service's definition: no attributes (`metadata` is false for each).
 pub fn service_definition(format: Format, service: Service) -> String {
     match format {
         Format::Json => serde_json::json!({
@@ -270,7 +272,7 @@ pub fn requests(format: Format, requests: &[ServiceRequest], tz: Tz, extended: b
 }
 
 fn request_item(request: &ServiceRequest, tz: Tz, extended: bool) -> Item {
-    let service = Service::for_stream(request.stream);
+    let service = Service::for_subject(request.subject);
     let number = |value: Option<f64>| value.map_or(Value::Absent, Value::Number);
     let status_notes = Some(request.status_notes.clone()).filter(|notes| !notes.is_empty());
     vec![

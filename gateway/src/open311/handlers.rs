@@ -175,11 +175,11 @@ async fn create(
     check_api_key(state, &pairs, form::CREATE_REQUEST).await?;
     check_jurisdiction(state, &pairs)?;
     let request = form::new_request(&pairs).map_err(Open311Error::from_fields)?;
-    let stream = request.stream;
+    let subject = request.subject;
     let created = blocking(state, move |backend| backend.create(request)).await?;
     tracing::info!(
         id = %created.id,
-        service_code = stream.as_str(),
+        service_code = subject.code(),
         "open311 service request created"
     );
     Ok(format::created(format, &created))

@@ -102,6 +102,7 @@
 //! Not implemented: `tokens/{token}` (every service is `realtime`, so there are no tokens) and
 //! service discovery.
 
+pub mod by_service;
 pub mod dates;
 pub mod error;
 pub mod form;
@@ -112,10 +113,11 @@ pub mod model;
 #[cfg(test)]
 mod tests;
 
+pub use by_service::ByService;
 pub use error::{FieldError, Open311Error};
 pub use handlers::{router, MAX_BODY_BYTES, MAX_MULTIPART_BYTES};
 pub use model::{
     BackendError, Contact, CreatedRequest, LatLong, Location, NewRequestUpdate, NewServiceRequest,
     Open311Backend, Open311Status, PostedUpdate, RequestFilter, RequestSearch, RequestUpdate,
-    Service, ServiceRequest, Settings, UpdateSearch, UpdateStatus,
+    Service, ServiceRequest, Settings, Subject, UpdateSearch, UpdateStatus, HEATING_CODE,
 };

@@ -1,6 +1,6 @@
 //! What the Open311 layer exchanges with the rest of the gateway: the [`Open311Backend`] seam,
 //! the requests it takes and returns, the updates FixMyStreet polls for ([`RequestUpdate`]), and
-//! the catalogue of services (one per bin stream).
+//! the catalogue of services (one per bin stream, and tenants' heating faults).
 //!
 //! Nothing here knows about HTTP or formats, so that the backend (over the reports store) and
 //! its tests need neither.
@@ -85,11 +85,53 @@ pub enum BackendError {
     Unavailable(String),
 }
 
+/// What a request is about: its service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// A missed collection of this bin.
+    MissedBin(BinStream),
+    /// A tenant's heating or hot-water fault ([`HEATING_CODE`]).
+    Heating,
+}
+
+impl Subject {
+    /// The `service_code`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Subject::MissedBin(stream) => stream.as_str(),
+            Subject::Heating => HEATING_CODE,
+        }
+    }
+
+    /// The subject whose `service_code` is `code` (matched exactly), if any.
+    pub fn parse(code: &str) -> Option<Self> {
+        if code == HEATING_CODE {
+            return Some(Subject::Heating);
+        }
+        BinStream::parse(code).map(Subject::MissedBin)
+    }
+
+    /// Every subject, in the services' order: the bin streams, then heating.
+    pub fn all() -> Vec<Self> {
+        let mut all: Vec<Self> = BinStream::ALL.into_iter().map(Subject::MissedBin).collect();
+        all.push(Subject::Heating);
+        all
+    }
+
+    /// The bin, for a missed collection.
+    pub fn stream(self) -> Option<BinStream> {
+        match self {
+            Subject::MissedBin(stream) => Some(stream),
+            Subject::Heating => None,
+        }
+    }
+}
+
 /// A resident's new report, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewServiceRequest {
-    /// The bin stream that was missed (the Open311 `service_code`).
-    pub stream: BinStream,
+    /// What it is about (the Open311 `service_code`).
+    pub subject: Subject,
     /// Where: every location the client gave, for the backend to try in turn.
     pub location: Location,
     /// What the resident wrote, at most [`MAX_DESCRIPTION_CHARS`] characters (a longer one is
@@ -223,8 +265,8 @@ pub struct ServiceRequest {
     /// Why it is in this state, with the crew's evidence, in plain English ("Your bin was not out
     /// when the crew passed at 07:42; photo taken").
     pub status_notes: String,
-    /// The bin stream (gives `service_code` and `service_name`).
-    pub stream: BinStream,
+    /// What it is about (gives `service_code` and `service_name`).
+    pub subject: Subject,
     /// What the resident wrote.
     pub description: Option<String>,
     /// Who deals with it ("Waste Services").
@@ -299,8 +341,8 @@ pub enum RequestFilter {
 /// A search over reports by stream, status and time reported.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestSearch {
-    /// The streams to include; never empty (all of them when the client names none).
-    pub streams: Vec<BinStream>,
+    /// The services to include; never empty (all of them when the client names none).
+    pub subjects: Vec<Subject>,
     /// The statuses to include; never empty.
     pub statuses: Vec<Open311Status>,
     /// Earliest `requested` to include (inclusive).
@@ -434,18 +476,27 @@ pub fn is_valid_request_id(id: &str) -> bool {
 /// One Open311 service: a type of report a resident can make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Service {
-    /// The stream; its wire name is the `service_code`.
-    pub stream: BinStream,
+    /// What it is about; its code is the `service_code`.
+    pub subject: Subject,
     /// Human-readable name.
     pub name: &'static str,
     /// A short description.
     pub description: &'static str,
     /// Comma-separated synonyms, for clients' search boxes.
     pub keywords: &'static str,
+    /// The group it is listed in.
+    pub group: &'static str,
 }
 
-/// The group every service belongs to.
+/// The group every missed-bin service belongs to.
 pub const SERVICE_GROUP: &str = "Missed bin";
+
+/// The service for tenants' heating and hot-water faults in council homes: a service of its
+/// own, answered by the repairs desk, matched to the home's boiler by its UPRN (`address_id`).
+pub const HEATING_CODE: &str = "heating_fault";
+
+/// The heating service's group.
+pub const HEATING_GROUP: &str = "Heating and hot water";
 
 /// The one service for a missed collection of any bin, beside the per-stream ones, as
 /// FixMyStreet's waste pages (WasteWorks) expect: the bin is in the attribute
@@ -467,7 +518,7 @@ pub const MISSED_COLLECTION: (&str, &str, &str) = (
 impl Service {
     /// The `service_code`.
     pub fn code(&self) -> &'static str {
-        self.stream.as_str()
+        self.subject.code()
     }
 
     /// The service for `stream`.
@@ -515,21 +566,47 @@ impl Service {
             ),
         };
         Self {
-            stream,
+            subject: Subject::MissedBin(stream),
             name,
             description,
             keywords,
+            group: SERVICE_GROUP,
         }
     }
 
-    /// Every service, one per bin stream, in [`BinStream::ALL`] order.
-    pub fn all() -> impl Iterator<Item = Service> {
+    /// The heating service.
+    pub fn heating() -> Self {
+        Self {
+            subject: Subject::Heating,
+            name: "No heating or hot water",
+            description: "The heating or hot water in your council home is not working, or the \
+                          boiler shows a fault. Give the home's UPRN as address_id.",
+            keywords: "heating, hot water, boiler, radiators, repair",
+            group: HEATING_GROUP,
+        }
+    }
+
+    /// The service for `subject`.
+    pub fn for_subject(subject: Subject) -> Self {
+        match subject {
+            Subject::MissedBin(stream) => Self::for_stream(stream),
+            Subject::Heating => Self::heating(),
+        }
+    }
+
+    /// The missed-bin services, one per bin stream, in [`BinStream::ALL`] order.
+    pub fn bins() -> impl Iterator<Item = Service> {
         BinStream::ALL.into_iter().map(Self::for_stream)
+    }
+
+    /// Every service: the missed-bin ones, then heating.
+    pub fn all() -> impl Iterator<Item = Service> {
+        Self::bins().chain(std::iter::once(Self::heating()))
     }
 
     /// The service whose code is `code`, if any (codes are matched exactly).
     pub fn by_code(code: &str) -> Option<Self> {
-        BinStream::parse(code).map(Self::for_stream)
+        Subject::parse(code).map(Self::for_subject)
     }
 }
 
@@ -539,12 +616,14 @@ mod tests {
 
     #[test]
     fn every_stream_is_a_service_with_its_wire_name_as_code() {
-        let services: Vec<_> = Service::all().collect();
+        let services: Vec<_> = Service::bins().collect();
         assert_eq!(services.len(), BinStream::ALL.len());
         for service in services {
             assert_eq!(Service::by_code(service.code()), Some(service));
             assert!(service.name.starts_with("Missed"));
         }
+        assert_eq!(Service::by_code("heating_fault"), Some(Service::heating()));
+        assert_eq!(Service::all().count(), BinStream::ALL.len() + 1);
         assert_eq!(Service::by_code("Refuse"), None);
     }
 

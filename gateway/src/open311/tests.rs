@@ -105,7 +105,7 @@ impl Open311Backend for FakeBackend {
             status: Open311Status::Open,
             extended_status: UpdateStatus::Open,
             status_notes: "Reported; a crew will check the round's records.".into(),
-            stream: request.stream,
+            subject: request.subject,
             description: request.description.clone(),
             agency_responsible: None,
             service_notice: None,
@@ -146,7 +146,7 @@ impl Open311Backend for FakeBackend {
             RequestFilter::Search(search) => requests
                 .iter()
                 .filter(|r| {
-                    search.streams.contains(&r.stream)
+                    search.subjects.contains(&r.subject)
                         && search.statuses.contains(&r.status)
                         && (search.from..=search.to).contains(&r.requested)
                 })
@@ -220,7 +220,7 @@ fn report(id: &str, stream: BinStream, status: Open311Status, requested: &str) -
             Open311Status::Closed => UpdateStatus::Fixed,
         },
         status_notes: String::new(),
-        stream,
+        subject: Subject::MissedBin(stream),
         description: None,
         agency_responsible: None,
         service_notice: None,
@@ -438,13 +438,17 @@ async fn services_list_one_service_per_stream_in_json_and_xml() {
     assert_eq!(reply.status, 200);
     let services = reply.json();
     let services = services.as_array().unwrap();
-    // One per stream, and the one missed-collection service WasteWorks uses, last.
-    assert_eq!(services.len(), BinStream::ALL.len() + 1);
+    // One per stream, the one missed-collection service WasteWorks uses, then heating.
+    assert_eq!(services.len(), BinStream::ALL.len() + 2);
     assert_eq!(
         services[BinStream::ALL.len()]["service_code"],
         "missed_collection"
     );
     assert_eq!(services[BinStream::ALL.len()]["metadata"], true);
+    let heating = &services[BinStream::ALL.len() + 1];
+    assert_eq!(heating["service_code"], "heating_fault");
+    assert_eq!(heating["group"], "Heating and hot water");
+    assert_eq!(heating["metadata"], false);
     assert_eq!(
         services[0],
         json!({
@@ -467,7 +471,7 @@ async fn services_list_one_service_per_stream_in_json_and_xml() {
     ));
     assert!(xml.contains("<metadata>false</metadata><type>realtime</type>"));
     assert!(xml.contains("<group>Missed bin</group></service>"));
-    assert_eq!(xml.matches("<service>").count(), BinStream::ALL.len() + 1);
+    assert_eq!(xml.matches("<service>").count(), BinStream::ALL.len() + 2);
     assert!(xml.ends_with("</services>\n"));
     server.stop().await;
 }
@@ -487,6 +491,12 @@ async fn service_definitions_have_no_attributes() {
         "<service_definition><service_code>garden</service_code><attributes></attributes>\
          </service_definition>"
     ));
+
+    let reply = server.get("services/heating_fault.json").await;
+    assert_eq!(
+        reply.json(),
+        json!({"service_code": "heating_fault", "attributes": []})
+    );
 
     let reply = server.get("services/potholes.json").await;
     assert_eq!(reply.status, 404);
@@ -512,7 +522,7 @@ async fn post_with_a_uprn_creates_a_request() {
     let created = server.backend.created();
     assert_eq!(created.len(), 1);
     let request = &created[0];
-    assert_eq!(request.stream, BinStream::Refuse);
+    assert_eq!(request.subject, Subject::MissedBin(BinStream::Refuse));
     assert_eq!(request.location.address_id, Some(KNOWN_UPRN));
     assert_eq!(
         request.description.as_deref(),
@@ -698,7 +708,7 @@ async fn get_one_request_with_local_offsets_and_404() {
         status: Open311Status::Closed,
         extended_status: UpdateStatus::NoFurtherAction,
         status_notes: "Your bin was not out when the crew passed at 07:42; photo taken.".into(),
-        stream: BinStream::Recycling,
+        subject: Subject::MissedBin(BinStream::Recycling),
         description: Some("Missed again".into()),
         agency_responsible: Some("Waste Services".into()),
         service_notice: None,
@@ -1298,7 +1308,7 @@ async fn fixmystreet_post_as_form_data_with_photos_in_json_and_xml() {
         .contains("<service_request_id>R2</service_request_id>"));
     let created = server.backend.created();
     assert_eq!(created.len(), 2);
-    assert_eq!(created[0].stream, BinStream::Recycling);
+    assert_eq!(created[0].subject, Subject::MissedBin(BinStream::Recycling));
     assert_eq!(created[0].contact.email.as_deref(), Some("ann@example.org"));
     assert!(created[0]
         .description
@@ -1689,7 +1699,10 @@ async fn the_missed_collection_service_takes_the_bin_as_an_attribute_in_json_and
     fields.push(("attribute[service_id]", "recycling".into()));
     let reply = server.post_form("requests.xml", &borrowed(&fields)).await;
     assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(server.backend.created()[0].stream, BinStream::Recycling);
+    assert_eq!(
+        server.backend.created()[0].subject,
+        Subject::MissedBin(BinStream::Recycling)
+    );
     // Without the bin, or with one we do not know: a 400 saying so.
     fields.pop();
     let reply = server.post_form("requests.json", &borrowed(&fields)).await;

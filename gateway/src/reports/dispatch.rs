@@ -1,7 +1,8 @@
-//! Sending return jobs to crews' devices: a `Job` on the device's `down` topic, QoS 1, into its
-//! persistent session, so a device that is offline gets it when it reconnects.
+//! Sending jobs to crews' and operatives' devices: a `Job` (or its withdrawal, a `JobCancel`) on
+//! the device's `down` topic, QoS 1, into its persistent session, so a device that is offline
+//! gets it when it reconnects. Return jobs for missed bins and repair jobs go the same way.
 
-use proto::{DeviceId, Down, DownBody, Job, TimestampMs, TopicKind, SCHEMA_VERSION};
+use proto::{DeviceId, Down, DownBody, Job, JobCancel, TimestampMs, TopicKind, SCHEMA_VERSION};
 use rumqttc::{AsyncClient, QoS};
 
 /// Why a job could not be handed to the broker.
@@ -19,6 +20,14 @@ pub enum DispatchError {
 pub trait JobSender: Send + Sync {
     /// Hands `job` for `device` to the transport without waiting for it to be delivered.
     fn send_job(&self, device: &DeviceId, job: Job, now: TimestampMs) -> Result<(), DispatchError>;
+
+    /// Hands the withdrawal of a job `device` has to the transport, likewise.
+    fn send_cancel(
+        &self,
+        device: &DeviceId,
+        cancel: JobCancel,
+        now: TimestampMs,
+    ) -> Result<(), DispatchError>;
 }
 
 /// Publishes jobs through the gateway's MQTT client.
@@ -37,12 +46,17 @@ impl MqttJobSender {
     }
 }
 
-impl JobSender for MqttJobSender {
-    fn send_job(&self, device: &DeviceId, job: Job, now: TimestampMs) -> Result<(), DispatchError> {
+impl MqttJobSender {
+    fn publish(
+        &self,
+        device: &DeviceId,
+        body: DownBody,
+        now: TimestampMs,
+    ) -> Result<(), DispatchError> {
         let down = Down {
             v: SCHEMA_VERSION,
             sent: now,
-            body: DownBody::Job(job),
+            body,
         };
         let payload = proto::encode(&down, self.max_payload)?;
         // try_publish: the desk runs on blocking threads; a full queue is reported, and the
@@ -54,5 +68,20 @@ impl JobSender for MqttJobSender {
             payload,
         )?;
         Ok(())
+    }
+}
+
+impl JobSender for MqttJobSender {
+    fn send_job(&self, device: &DeviceId, job: Job, now: TimestampMs) -> Result<(), DispatchError> {
+        self.publish(device, DownBody::Job(job), now)
+    }
+
+    fn send_cancel(
+        &self,
+        device: &DeviceId,
+        cancel: JobCancel,
+        now: TimestampMs,
+    ) -> Result<(), DispatchError> {
+        self.publish(device, DownBody::JobCancel(cancel), now)
     }
 }

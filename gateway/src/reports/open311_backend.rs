@@ -18,7 +18,7 @@ use crate::missed_bins::{
 use crate::open311::{
     BackendError, Contact, CreatedRequest, Location, NewRequestUpdate, NewServiceRequest,
     Open311Backend, Open311Status, PostedUpdate, RequestFilter, RequestUpdate, ServiceRequest,
-    UpdateSearch, UpdateStatus,
+    Subject, UpdateSearch, UpdateStatus,
 };
 
 /// Who residents are told deals with their report.
@@ -85,7 +85,7 @@ impl DeskOpen311 {
                 .last()
                 .map_or(update_status(report.status), transition_status),
             status_notes: notes,
-            stream: report.stream,
+            subject: Subject::MissedBin(report.stream),
             description: report.description.clone(),
             agency_responsible: Some(AGENCY.to_owned()),
             service_notice: Some(notice(report).to_owned()),
@@ -128,12 +128,18 @@ impl Open311Backend for DeskOpen311 {
 
     fn create(&self, request: NewServiceRequest) -> Result<CreatedRequest, BackendError> {
         let now = self.clock.now_ms();
-        let placed = self.property_for(&request.location, request.stream);
+        let Some(stream) = request.subject.stream() else {
+            return Err(BackendError::Invalid {
+                field: "service_code".into(),
+                message: "is not a missed-bin service".into(),
+            });
+        };
+        let placed = self.property_for(&request.location, stream);
         let filed = match placed {
             Ok(uprn) => self.desk.file(
                 NewReport {
                     uprn,
-                    stream: request.stream,
+                    stream,
                     description: request.description,
                     contact: Some(contact(&request.contact)),
                 },
@@ -152,7 +158,7 @@ impl Open311Backend for DeskOpen311 {
                 });
                 self.desk.file_unplaced(
                     NewUnplaced {
-                        stream: request.stream,
+                        stream,
                         pin,
                         description: request.description,
                         contact: Some(contact(&request.contact)),
@@ -200,7 +206,7 @@ impl Open311Backend for DeskOpen311 {
                     .map_err(unavailable)?;
                 reports.retain(|report| {
                     report.created_at <= search.to.timestamp_millis()
-                        && search.streams.contains(&report.stream)
+                        && search.subjects.contains(&Subject::MissedBin(report.stream))
                         && search.statuses.contains(&open311_status(report.status))
                 });
                 reports.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
@@ -270,7 +276,7 @@ impl Open311Backend for DeskOpen311 {
 }
 
 /// The resident's contact details as the report keeps them.
-fn contact(given: &Contact) -> missed_bins::Contact {
+pub(crate) fn contact(given: &Contact) -> missed_bins::Contact {
     let name = [&given.first_name, &given.last_name]
         .into_iter()
         .flatten()
@@ -438,7 +444,7 @@ fn expected_by(missed: &missed_bins::MissedBins, report: &Report) -> Option<Time
         .map(|job| job.due)
 }
 
-fn utc(ms: TimestampMs) -> DateTime<Utc> {
+pub(crate) fn utc(ms: TimestampMs) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 

@@ -37,6 +37,15 @@ impl JobSender for RecordingSender {
         self.sent.lock().unwrap().push((device.clone(), job));
         Ok(())
     }
+
+    fn send_cancel(
+        &self,
+        _device: &DeviceId,
+        _cancel: proto::JobCancel,
+        _now: TimestampMs,
+    ) -> Result<(), DispatchError> {
+        Ok(())
+    }
 }
 
 struct Fixture {

@@ -219,9 +219,10 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Crews' evidence (collection and round records) received at or after `since` (gateway
-    /// clock), oldest first, with the device that sent each: what the missed-bin rules replay at
-    /// start-up without reading every boiler's telemetry.
+    /// Crews' and operatives' evidence (collection, round and job update records) received at
+    /// or after `since` (gateway clock), oldest first, with the device that sent each: what the
+    /// missed-bin rules and the repairs desk replay at start-up without reading every boiler's
+    /// telemetry.
     fn evidence_since(
         &self,
         since: TimestampMs,

@@ -7,6 +7,7 @@
 //! - [`reports`]: residents' missed-bin reports and the property register ([`ReportStore`]);
 //! - [`boilers`]: boiler telemetry, rollups, the asset register and alert state
 //!   ([`BoilerStore`]), and [`AssetLog`], one boiler's telemetry as the domain reads it;
+//! - [`repairs`]: repair jobs and tenants' heating reports ([`RepairStore`]);
 //! - [`write_back`]: one ingested group's boiler telemetry written once, at its end;
 //! - [`devices`]: devices' credentials for the broker ([`CredentialStore`]);
 //! - [`access`]: staff's bearer tokens and integrations' Open311 keys ([`AccessStore`]);
@@ -22,6 +23,7 @@ pub mod embedded;
 mod error;
 pub mod ingest;
 pub mod quarantine;
+pub mod repairs;
 pub mod reports;
 pub mod write_back;
 
@@ -35,6 +37,7 @@ pub use embedded::{Migrated, SledStore};
 pub use error::{BackendError, StoreError};
 pub use ingest::{BatchOutcome, DeviceInfo, IncomingBatch, Store, StoreSettings, StoredRecord};
 pub use quarantine::{QuarantineEntry, QuarantineLimits, QuarantineUsage, Refused};
+pub use repairs::RepairStore;
 pub use reports::{ImportOrStoreError, Inserted, ReportStore};
 
 /// Every store the gateway uses, opened together on one backend.
@@ -50,6 +53,8 @@ pub struct Storage {
     pub devices: Arc<dyn CredentialStore>,
     /// Staff's and integrations' credentials.
     pub access: Arc<dyn AccessStore>,
+    /// Repair jobs and tenants' heating reports.
+    pub repairs: Arc<dyn RepairStore>,
 }
 
 impl Storage {

@@ -22,7 +22,7 @@ use crate::ingest::IngestEvent;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// An SSE response over `events`, ending when the gateway stops.
-fn respond(
+pub(crate) fn respond(
     state: &AppState,
     events: impl Stream<Item = Event> + Send + 'static,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
@@ -33,7 +33,8 @@ fn respond(
     Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
-fn lagged(missed: u64) -> Event {
+/// The event telling a client it missed `missed` events.
+pub(crate) fn lagged(missed: u64) -> Event {
     Event::default().event("lagged").data(missed.to_string())
 }
 

@@ -339,7 +339,7 @@ impl SledStore {
         };
         if matches!(
             record.body,
-            RecordBody::Collection(_) | RecordBody::RoundEvent(_)
+            RecordBody::Collection(_) | RecordBody::RoundEvent(_) | RecordBody::JobUpdate(_)
         ) {
             writes.insert(
                 keys::evidence_key(batch.received, device, seq),

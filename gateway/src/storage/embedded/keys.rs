@@ -30,7 +30,7 @@ use proto::{DeviceId, TimestampMs};
 pub const RUN: u8 = b'S';
 /// Format 2's stored record, one per key.
 pub const RECORD: u8 = b'R';
-/// A copy of a crew record (collection or round event), ordered by arrival.
+/// A copy of a crew or operative record (collection, round event, job update), ordered by arrival.
 pub const EVIDENCE: u8 = b'E';
 /// A boot's clock anchor.
 pub const ANCHOR: u8 = b'A';

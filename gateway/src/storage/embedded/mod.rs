@@ -8,6 +8,7 @@
 //! - [`devices`]: [`SledCredentialStore`], devices' credentials for the broker;
 //! - [`access`]: [`SledAccessStore`], staff's tokens and integrations' Open311 keys;
 //!   [`revocable`] is what both credentials' trees share.
+//! - [`repairs`]: [`SledRepairStore`], repair jobs and tenants' heating reports.
 
 pub mod access;
 pub mod boilers;
@@ -16,6 +17,7 @@ pub mod ingest;
 pub mod keys;
 pub mod migrate;
 pub mod quarantine;
+pub mod repairs;
 pub mod reports;
 mod revocable;
 #[cfg(test)]
@@ -29,6 +31,7 @@ pub use boilers::SledBoilerStore;
 pub use devices::SledCredentialStore;
 pub use ingest::SledStore;
 pub use migrate::Migrated;
+pub use repairs::SledRepairStore;
 pub use reports::SledReportStore;
 
 use super::{BackendError, Storage, StoreError, StoreSettings};
@@ -46,12 +49,14 @@ pub(super) fn open(dir: &Path, settings: StoreSettings) -> Result<Storage, Store
     let boilers = SledBoilerStore::open(ingest.db())?;
     let devices = SledCredentialStore::open(ingest.db())?;
     let access = SledAccessStore::open(ingest.db())?;
+    let repairs = SledRepairStore::open(ingest.db())?;
     Ok(Storage {
         ingest: Arc::new(ingest),
         reports: Arc::new(reports),
         boilers: Arc::new(boilers),
         devices: Arc::new(devices),
         access: Arc::new(access),
+        repairs: Arc::new(repairs),
     })
 }
 

@@ -101,6 +101,15 @@ impl JobSender for NoJobs {
     ) -> Result<(), DispatchError> {
         Ok(())
     }
+
+    fn send_cancel(
+        &self,
+        _device: &DeviceId,
+        _cancel: proto::JobCancel,
+        _now: TimestampMs,
+    ) -> Result<(), DispatchError> {
+        Ok(())
+    }
 }
 
 fn desk(store: &SledStore) -> ReportDesk {
