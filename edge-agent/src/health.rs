@@ -103,6 +103,7 @@ pub fn health(
         dead: Some(stats.dead_letters),
         faults: Some(stats.storage_faults),
         stalls: Some(stalls),
+        unverified: None,
         src,
     }
 }
