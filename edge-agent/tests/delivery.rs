@@ -4,6 +4,9 @@
 //! start, and with the gateway's acks lost, withheld or duplicated. Each record is identified by a
 //! unique UPRN or asset so that a record stored twice under two numbers would show.
 
+#[path = "support/signing.rs"]
+mod signing;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -34,6 +37,7 @@ fn broker() -> u16 {
 fn config(dir: &Path, device: &str, mqtt_port: u16) -> AgentConfig {
     let mut config = AgentConfig {
         device_id: device.into(),
+        signing: signing::signing(device),
         data_dir: dir.join(device),
         shutdown_deadline_s: 5,
         ..AgentConfig::default()

@@ -3,6 +3,9 @@
 //! app, answered idempotently when repeated, kept across a restart, and queued by the broker
 //! (persistent session) while the agent is away.
 
+#[path = "support/signing.rs"]
+mod signing;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -27,6 +30,7 @@ fn broker() -> u16 {
 fn config(dir: &Path, mqtt_port: u16) -> AgentConfig {
     let mut config = AgentConfig {
         device_id: "hh-7".into(),
+        signing: signing::signing("hh-7"),
         data_dir: dir.join("agent"),
         shutdown_deadline_s: 5,
         ..AgentConfig::default()

@@ -43,7 +43,7 @@ use crate::boilers::follow::FeedBoilers;
 use crate::boilers::{BoilerDesk, BoilerDeskSettings};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{parse_mqtt_url, GatewayConfig};
-use crate::devices::{Authenticator, DeviceRegistry};
+use crate::devices::{Authenticator, DeviceRegistry, Signatures};
 use crate::ingest::{IngestEvent, MqttEndpoint};
 use crate::metrics::Metrics;
 use crate::missed_bins::MissedBins;
@@ -89,6 +89,9 @@ pub enum GatewayError {
     /// A device in the configuration could not be provisioned.
     #[error("could not provision devices: {0}")]
     Provision(StoreError),
+    /// The gateway's signing key could not be read or made.
+    #[error("could not load the gateway's signing key: {0}")]
+    SigningKey(devices::DeviceError),
 }
 
 /// A running gateway.
@@ -106,8 +109,10 @@ pub struct Gateway {
     /// Boilers: the register, telemetry and alerts.
     pub boilers: Arc<BoilerDesk>,
     /// Devices' credentials for the broker: adding or revoking one takes effect at the next
-    /// connection.
+    /// connection (and, for its signing key, at its next envelope).
     pub devices: DeviceRegistry,
+    /// The gateway's signatures: its public key, and whether envelopes must be signed.
+    pub signatures: Arc<Signatures>,
     events: broadcast::Sender<IngestEvent>,
     ingest_ready: watch::Receiver<bool>,
     shutdown: CancellationToken,
@@ -178,6 +183,18 @@ impl Gateway {
             own_clients.clone(),
             clock.clone(),
         );
+        let signatures = Arc::new(Signatures::new(
+            devices.gateway_key().map_err(GatewayError::SigningKey)?,
+            devices.clone(),
+            config.signing.required,
+        ));
+        if !config.signing.required {
+            tracing::warn!(
+                "signing.required is off: envelopes that are not signed are stored and acked, so \
+                 anyone who can publish on a device's topic can send as that device, and acks and \
+                 jobs go unsigned to devices that do not sign. Only while migrating agents"
+            );
+        }
         let mut credentials = config
             .mqtt
             .username
@@ -248,6 +265,7 @@ impl Gateway {
                 Arc::new(MqttJobSender::new(
                     mqtt_client.0.clone(),
                     config.mqtt.max_payload,
+                    signatures.clone(),
                 )),
                 DeskSettings {
                     dispatch: config.missed_bins.dispatch,
@@ -293,6 +311,7 @@ impl Gateway {
             events.clone(),
             ready_tx,
             clock.clone(),
+            signatures.clone(),
             shutdown.clone(),
         ));
 
@@ -330,6 +349,7 @@ impl Gateway {
             desk,
             boilers,
             devices,
+            signatures,
             events,
             ingest_ready,
             shutdown,
