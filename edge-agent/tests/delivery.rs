@@ -174,6 +174,10 @@ async fn broker_up_every_record_stored_once_crews_records_first() {
         )
         .collect();
     assert_exactly_once(&gateway, "cab-1", &expected);
+    // Every batch came signed by the device, and every ack it acted on was the gateway's.
+    assert_eq!(gateway.unsigned(), 0);
+    assert_eq!(gateway.malformed(), 0);
+    assert_eq!(agent.link_status().borrow().unverified, 0);
 
     // The backlog's confirmations (numbers 151 to 180) all arrived before its telemetry.
     let order = gateway.arrival_order("cab-1");
