@@ -16,6 +16,9 @@
 
 mod common;
 
+#[path = "../tests/support/signing.rs"]
+mod signing;
+
 use std::time::{Duration, Instant};
 
 use edge_agent::agent::Agent;
@@ -53,6 +56,7 @@ async fn run() -> anyhow::Result<()> {
 
     let mut config = AgentConfig {
         device_id: DEVICE.into(),
+        signing: signing::signing(DEVICE),
         data_dir,
         ..AgentConfig::default()
     };

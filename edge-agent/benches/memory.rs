@@ -121,6 +121,7 @@ fn spawn(device: &str, data_dir: &Path, mqtt_port: u16) -> anyhow::Result<Child>
 /// Starts the binary for `device`, its API on `api_port`.
 fn spawn_on(device: &str, data_dir: &Path, mqtt_port: u16, api_port: u16) -> anyhow::Result<Child> {
     let child = Command::new(BIN)
+        .envs(fieldsync_tests::test_gateway::keys_for(device).agent_env())
         .args(["--device-id", device, "--data-dir"])
         .arg(data_dir)
         .args(["--mqtt-port", &mqtt_port.to_string()])

@@ -15,6 +15,9 @@ mod common;
 #[path = "../tests/support/stall_relay.rs"]
 mod stall_relay;
 
+#[path = "../tests/support/signing.rs"]
+mod signing;
+
 use std::time::{Duration, Instant};
 
 use edge_agent::agent::{now_ms, Agent};
@@ -61,6 +64,7 @@ async fn one_run(run: usize, port: u16, gateway: &TestGateway) -> anyhow::Result
 
     let mut config = AgentConfig {
         device_id: device.clone(),
+        signing: signing::signing(&device),
         data_dir,
         ..AgentConfig::default()
     };

@@ -96,6 +96,14 @@ impl Agent {
         config.validate()?;
         let device = config.device()?;
         let started = Instant::now();
+        if !config.signing.required {
+            tracing::warn!(
+                signs = config.signing.key.is_some(),
+                "signing.required is off: acks and jobs the gateway did not sign are acted on, so \
+                 anyone who can publish on this device's topics can make it delete records or \
+                 show a crew a false job. Only while migrating"
+            );
+        }
 
         // Store → outbox → jobs (one database; opening reads every record, so off the runtime).
         let dir = config.data_dir.clone();

@@ -39,6 +39,8 @@ pub struct AgentConfig {
     pub intervals: IntervalsConfig,
     /// The jobs the gateway sends.
     pub jobs: JobsConfig,
+    /// Signed messages: this device's key, the gateway's, and whether signatures are required.
+    pub signing: SigningConfig,
     /// Seconds that shutdown may take to send what is still unacked before it closes the link.
     /// Default 10.
     pub shutdown_deadline_s: u64,
@@ -94,6 +96,68 @@ pub struct TlsConfig {
     /// `cert`.
     #[serde(default)]
     pub key: Option<PathBuf>,
+}
+
+/// Signed messages (COSE_Sign1, Ed25519): the agent signs every batch with its key, and acts on
+/// an ack or a downlink message only if the gateway signed it for this device's topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SigningConfig {
+    /// Ignore (and count) every ack and downlink message the gateway did not sign, and sign every
+    /// batch. Default true; then `key` and `gateway_key` are required. Off only while migrating:
+    /// bare acks and jobs are acted on too (a signed one is still checked), batches are signed
+    /// only with a `key`, and the agent warns at every start.
+    pub required: bool,
+    /// This device's Ed25519 private key, 64 hex digits, as `gateway devices add` printed it.
+    /// Prefer the environment variable (FIELDSYNC_AGENT_SIGNING_KEY) to the file. Default: none.
+    pub key: Option<PrivateKey>,
+    /// The gateway's Ed25519 public key, 64 hex digits, as `gateway devices add` printed it.
+    /// Default: none.
+    pub gateway_key: Option<String>,
+}
+
+impl Default for SigningConfig {
+    fn default() -> Self {
+        Self {
+            required: true,
+            key: None,
+            gateway_key: None,
+        }
+    }
+}
+
+impl SigningConfig {
+    /// Required signing with these keys, as hex text (`gateway devices add` prints them so).
+    pub fn with_keys(key: impl Into<String>, gateway_key: impl Into<String>) -> Self {
+        Self {
+            required: true,
+            key: Some(PrivateKey::new(key)),
+            gateway_key: Some(gateway_key.into()),
+        }
+    }
+}
+
+/// A private key's text: its `Debug` does not show it, so it cannot end up in a log by accident.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PrivateKey(String);
+
+impl PrivateKey {
+    /// The key's text.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The key's text, to parse and nothing else.
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivateKey(…)")
+    }
 }
 
 /// Batching and resending.
@@ -184,6 +248,7 @@ impl Default for AgentConfig {
             api: ApiConfig::default(),
             intervals: IntervalsConfig::default(),
             jobs: JobsConfig::default(),
+            signing: SigningConfig::default(),
             shutdown_deadline_s: 10,
             asset: None,
             source: None,
@@ -344,6 +409,29 @@ impl AgentConfig {
         if !(1..=3650).contains(&self.jobs.keep_finished_days) {
             return invalid("jobs.keep_finished_days must be 1 to 3650".into());
         }
+        let signing = &self.signing;
+        if signing.key.is_some() != signing.gateway_key.is_some() {
+            return invalid("signing.key and signing.gateway_key go together".into());
+        }
+        if signing.required && signing.key.is_none() {
+            return invalid(
+                "signing.key and signing.gateway_key are required (the [signing] lines `gateway \
+                 devices add` printed, or FIELDSYNC_AGENT_SIGNING_KEY and \
+                 FIELDSYNC_AGENT_SIGNING_GATEWAY_KEY); signing.required = false runs without \
+                 them, only while migrating"
+                    .into(),
+            );
+        }
+        if let Some(key) = &signing.key {
+            if let Err(e) = proto::signed::signing_key_from_hex(key.reveal()) {
+                return invalid(format!("signing.key: {e}"));
+            }
+        }
+        if let Some(key) = &signing.gateway_key {
+            if let Err(e) = proto::signed::verifying_key_from_hex(key) {
+                return invalid(format!("signing.gateway_key: {e}"));
+            }
+        }
         if let Some(asset) = &self.asset {
             if let Err(e) = proto::validate::check_id("asset", asset) {
                 return invalid(format!("asset: {}", e.reason));
@@ -479,6 +567,16 @@ health_s = {health}
 # before it is pruned (1 to 3650).
 keep_finished_days = {keep_finished}
 
+[signing]
+# Sign every batch, and ignore (and count) every ack and job the gateway did not sign. Turn off
+# only while migrating agents: bare acks and jobs are then acted on too.
+required = {signing_required}
+# This device's Ed25519 private key and the gateway's public key, 64 hex digits each, as
+# `gateway devices add` printed them; required while signing is. Prefer
+# FIELDSYNC_AGENT_SIGNING_KEY to the file for the private key.
+# key = "…"
+# gateway_key = "…"
+
 # A boiler hub's sensor input, sampled every intervals.sample_s. Default: none. The kinds:
 #   kind = "otgw_tcp",  addr = "host:port": an OpenTherm Gateway over TCP (ser2net, or the ESP
 #                       firmware's port such as 25238), reconnected whenever it drops;
@@ -529,6 +627,7 @@ keep_finished_days = {keep_finished}
             sample = d.intervals.sample_s,
             health = d.intervals.health_s,
             keep_finished = d.jobs.keep_finished_days,
+            signing_required = d.signing.required,
         );
         out
     }
@@ -596,11 +695,52 @@ pub fn parse_source_flag(spec: &str) -> Result<SourceConfig, ConfigError> {
 mod tests {
     use super::*;
 
+    /// RFC 8032's first test key, as this device's and the gateway's.
+    const KEY: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+    const PUBLIC: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
     fn valid() -> AgentConfig {
         AgentConfig {
             device_id: "cab-0042".into(),
+            signing: SigningConfig {
+                required: true,
+                key: Some(PrivateKey::new(KEY)),
+                gateway_key: Some(PUBLIC.into()),
+            },
             ..AgentConfig::default()
         }
+    }
+
+    #[test]
+    fn signing_needs_both_keys_unless_turned_off_and_never_shows_the_private_one() {
+        valid().validate().unwrap();
+        let message = |config: AgentConfig| config.validate().unwrap_err().to_string();
+        let mut unkeyed = valid();
+        unkeyed.signing.key = None;
+        unkeyed.signing.gateway_key = None;
+        assert!(
+            message(unkeyed.clone()).contains("signing.key and signing.gateway_key are required")
+        );
+        unkeyed.signing.required = false;
+        unkeyed.validate().unwrap();
+        let mut half = valid();
+        half.signing.gateway_key = None;
+        assert!(message(half).contains("go together"));
+        let mut bad = valid();
+        bad.signing.gateway_key = Some("00".repeat(31));
+        assert!(message(bad).contains("signing.gateway_key"));
+        let mut bad = valid();
+        bad.signing.key = Some(PrivateKey::new("xyz"));
+        assert!(message(bad).contains("signing.key"));
+        assert!(!format!("{:?}", valid()).contains(KEY));
+        let parsed = AgentConfig::from_toml(&format!(
+            "[signing]\nkey = \"{KEY}\"\ngateway_key = \"{PUBLIC}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            parsed.signing.key.map(|k| k.reveal().to_owned()),
+            Some(KEY.into())
+        );
     }
 
     #[test]
@@ -645,6 +785,7 @@ mod tests {
         );
         let parsed = AgentConfig {
             device_id: "hub-1".into(),
+            signing: valid().signing,
             ..parsed
         };
         parsed.validate().unwrap();

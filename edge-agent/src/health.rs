@@ -1,5 +1,6 @@
 //! The device's own health record, every `intervals.health_s` (which the gateway can change):
-//! outbox depth and bytes, free disk, uptime and version, so that the gateway sees a device that
+//! outbox depth and bytes, free disk, uptime and version, stalls and the acks and jobs ignored
+//! for want of the gateway's signature, so that the gateway sees a device that
 //! is alive but falling behind (or filling its disk), not just one that is silent; and on a boiler
 //! hub the sensor source's state (`src`), so that a hub whose OTGW is unplugged, silent or in
 //! summary mode shows as such rather than as a boiler that stopped.
@@ -51,9 +52,12 @@ pub async fn run(
             }
         };
         let free = free_disk(&data_dir).await;
-        let stalls = link.borrow().stalls;
+        let (stalls, unverified) = {
+            let link = link.borrow();
+            (link.stalls, link.unverified)
+        };
         let src = source.as_ref().map(SourceMonitor::report);
-        let health = health(&stats, stalls, started.elapsed(), free, src);
+        let health = health(&stats, (stalls, unverified), started.elapsed(), free, src);
         match intake.accept(now_ms(), RecordBody::Health(health)).await {
             // The outbox logs its outages once, not once per record.
             Ok(_) | Err(OutboxError::StorageDown(_)) => {}
@@ -80,11 +84,12 @@ pub async fn free_disk(dir: &Path) -> Option<u64> {
     }
 }
 
-/// The health record for the outbox's `stats` and the link's `stalls` after `up` running, with
-/// `free` bytes of disk (`None`: unknown, reported as 0) and the sensor source's state `src`.
+/// The health record for the outbox's `stats` and the link's stalls and unverified messages
+/// after `up` running, with `free` bytes of disk (`None`: unknown, reported as 0) and the sensor
+/// source's state `src`.
 pub fn health(
     stats: &OutboxStats,
-    stalls: u64,
+    (stalls, unverified): (u64, u64),
     up: Duration,
     free: Option<u64>,
     src: Option<SourceHealth>,
@@ -103,6 +108,7 @@ pub fn health(
         dead: Some(stats.dead_letters),
         faults: Some(stats.storage_faults),
         stalls: Some(stalls),
+        unverified: Some(unverified),
         src,
     }
 }
@@ -137,7 +143,7 @@ mod tests {
         };
         let record = health(
             &stats,
-            2,
+            (2, 5),
             Duration::from_secs(3600),
             Some(5 << 30),
             Some(src.clone()),
@@ -145,8 +151,9 @@ mod tests {
         assert_eq!((record.depth, record.bytes, record.up), (12, 3400, 3600));
         assert_eq!(record.free, 5 << 30);
         assert_eq!(record.src, Some(src));
+        assert_eq!((record.stalls, record.unverified), (Some(2), Some(5)));
         record.validate().unwrap();
-        let bare = health(&stats, 0, Duration::ZERO, None, None);
+        let bare = health(&stats, (0, 0), Duration::ZERO, None, None);
         assert_eq!((bare.free, bare.src), (0, None), "unknown");
     }
 

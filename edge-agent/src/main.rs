@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use edge_agent::config::{parse_source_flag, AgentConfig, TlsConfig};
+use edge_agent::config::{parse_source_flag, AgentConfig, PrivateKey, TlsConfig};
 
 /// The fieldsync edge agent: stores every record from the in-cab or handheld app and the sensors
 /// durably, forwards them to the gateway over MQTT exactly once, and receives jobs and
@@ -64,6 +64,26 @@ struct Args {
         hide_env_values = true
     )]
     mqtt_password: Option<String>,
+
+    /// This device's Ed25519 private key (64 hex digits, from `gateway devices add`); prefer the
+    /// environment variable, which `ps` does not show. Default: none.
+    #[arg(
+        long,
+        env = "FIELDSYNC_AGENT_SIGNING_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    signing_key: Option<String>,
+
+    /// The gateway's Ed25519 public key (64 hex digits, from `gateway devices add`). Default:
+    /// none.
+    #[arg(long, env = "FIELDSYNC_AGENT_SIGNING_GATEWAY_KEY", global = true)]
+    signing_gateway_key: Option<String>,
+
+    /// Whether acks and jobs must be signed by the gateway and batches by this device (`true`
+    /// or `false`). Default true; false only while migrating.
+    #[arg(long, env = "FIELDSYNC_AGENT_SIGNING_REQUIRED", global = true)]
+    signing_required: Option<bool>,
 
     /// Seconds between MQTT keep-alive pings. Default 30.
     #[arg(long, env = "FIELDSYNC_AGENT_MQTT_KEEP_ALIVE_S", global = true)]
@@ -243,6 +263,13 @@ impl Args {
             &mut config.jobs.keep_finished_days,
             &self.jobs_keep_finished_days,
         );
+        if let Some(key) = &self.signing_key {
+            config.signing.key = Some(PrivateKey::new(key.as_str()));
+        }
+        if self.signing_gateway_key.is_some() {
+            config.signing.gateway_key = self.signing_gateway_key.clone();
+        }
+        set(&mut config.signing.required, &self.signing_required);
         if let Some(spec) = &self.source {
             config.source = Some(parse_source_flag(spec)?);
         }

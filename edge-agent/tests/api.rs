@@ -3,6 +3,9 @@
 //! malformed and huge bodies. Each gets a clear 4xx naming the field where there is one, and
 //! changes nothing: no sequence number is used, nothing is stored. Good input gets a 201.
 
+#[path = "support/signing.rs"]
+mod signing;
+
 use std::path::Path;
 
 use edge_agent::agent::Agent;
@@ -14,6 +17,7 @@ use serde_json::{json, Value};
 async fn agent(dir: &Path) -> Agent {
     let mut config = AgentConfig {
         device_id: "cab-api".into(),
+        signing: signing::signing("cab-api"),
         data_dir: dir.join("agent"),
         shutdown_deadline_s: 1,
         ..AgentConfig::default()
@@ -257,6 +261,7 @@ async fn a_full_outbox_answers_507_for_crews_records() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = AgentConfig {
         device_id: "cab-full".into(),
+        signing: signing::signing("cab-full"),
         data_dir: dir.path().join("agent"),
         shutdown_deadline_s: 1,
         ..AgentConfig::default()

@@ -5,6 +5,9 @@
 //! survived arrives too, and gap records account for exactly the numbers dropped: every sequence
 //! number is stored once or covered by one gap, and nothing else is lost.
 
+#[path = "support/signing.rs"]
+mod signing;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -78,6 +81,7 @@ async fn a_full_budget_thins_telemetry_refuses_crews_records_and_loses_nothing_e
     link.cut();
     let mut config = AgentConfig {
         device_id: device.into(),
+        signing: signing::signing(device),
         data_dir: dir.path().join(device),
         shutdown_deadline_s: 5,
         ..AgentConfig::default()

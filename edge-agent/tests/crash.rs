@@ -26,6 +26,7 @@ const POSTERS: usize = 3;
 
 fn spawn_agent(data_dir: &Path, mqtt_port: u16, api_port: u16) -> Child {
     Command::new(BIN)
+        .envs(fieldsync_tests::test_gateway::keys_for(DEVICE).agent_env())
         .args(["--device-id", DEVICE, "--data-dir"])
         .arg(data_dir)
         .args(["--mqtt-port", &mqtt_port.to_string()])

@@ -4,13 +4,16 @@
 //! holds up a device. The gateway here is a few lines over the embedded broker that stores
 //! everything but the poison, acks through it, and names it.
 
+#[path = "support/signing.rs"]
+mod signing;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use edge_agent::agent::Agent;
 use edge_agent::config::AgentConfig;
-use fieldsync_tests::{free_port, http, wait_for};
+use fieldsync_tests::{free_port, http, test_gateway, wait_for};
 use proto::{
     Ack, Envelope, RecordBody, Refusal, Topic, TopicKind, MAX_MESSAGE_BYTES, SCHEMA_VERSION,
 };
@@ -47,7 +50,10 @@ async fn refusing_gateway(port: u16) -> Stored {
             let Ok(topic) = Topic::parse(&publish.topic) else {
                 continue;
             };
-            let envelope: Envelope = proto::decode(&publish.payload, MAX_MESSAGE_BYTES).unwrap();
+            let device = topic.device.to_string();
+            let inner = test_gateway::open_from_device(&device, &publish.topic, &publish.payload)
+                .expect("a batch the device signed");
+            let envelope: Envelope = proto::decode(&inner, MAX_MESSAGE_BYTES).unwrap();
             let mut rej = Vec::new();
             for record in &envelope.recs {
                 held.insert(record.seq);
@@ -68,8 +74,9 @@ async fn refusing_gateway(port: u16) -> Stored {
                 thru,
                 rej,
             };
-            let payload = proto::encode(&ack, MAX_MESSAGE_BYTES).unwrap();
             let ack_topic = topic.device.topic(TopicKind::Ack);
+            let payload =
+                test_gateway::sign(&ack_topic, &proto::encode(&ack, MAX_MESSAGE_BYTES).unwrap());
             let client = client.clone();
             // Not awaited in the polling loop, which must keep turning to send it.
             tokio::spawn(async move {
@@ -90,6 +97,7 @@ async fn a_refused_record_is_dead_lettered_and_the_records_behind_it_are_deliver
     let dir = tempfile::tempdir().unwrap();
     let mut config = AgentConfig {
         device_id: "cab-poison".into(),
+        signing: signing::signing("cab-poison"),
         data_dir: dir.path().join("cab-poison"),
         shutdown_deadline_s: 5,
         ..AgentConfig::default()

@@ -4,6 +4,9 @@
 //! start, and with the gateway's acks lost, withheld or duplicated. Each record is identified by a
 //! unique UPRN or asset so that a record stored twice under two numbers would show.
 
+#[path = "support/signing.rs"]
+mod signing;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -34,6 +37,7 @@ fn broker() -> u16 {
 fn config(dir: &Path, device: &str, mqtt_port: u16) -> AgentConfig {
     let mut config = AgentConfig {
         device_id: device.into(),
+        signing: signing::signing(device),
         data_dir: dir.join(device),
         shutdown_deadline_s: 5,
         ..AgentConfig::default()
@@ -170,6 +174,10 @@ async fn broker_up_every_record_stored_once_crews_records_first() {
         )
         .collect();
     assert_exactly_once(&gateway, "cab-1", &expected);
+    // Every batch came signed by the device, and every ack it acted on was the gateway's.
+    assert_eq!(gateway.unsigned(), 0);
+    assert_eq!(gateway.malformed(), 0);
+    assert_eq!(agent.link_status().borrow().unverified, 0);
 
     // The backlog's confirmations (numbers 151 to 180) all arrived before its telemetry.
     let order = gateway.arrival_order("cab-1");

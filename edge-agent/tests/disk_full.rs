@@ -8,6 +8,9 @@
 //!
 //! Mounting a tmpfs needs root (CI runs as root); elsewhere the tests print why they skip.
 
+#[path = "support/signing.rs"]
+mod signing;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
@@ -94,6 +97,7 @@ async fn a_full_disk_answers_507_shows_in_status_and_recovers_without_a_restart(
     let data_dir = disk.path().join("agent");
     let mut config = AgentConfig {
         device_id: "cab-full".into(),
+        signing: signing::signing("cab-full"),
         data_dir: data_dir.clone(),
         shutdown_deadline_s: 1,
         ..AgentConfig::default()

@@ -3,6 +3,9 @@
 //! app, answered idempotently when repeated, kept across a restart, and queued by the broker
 //! (persistent session) while the agent is away.
 
+#[path = "support/signing.rs"]
+mod signing;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -27,6 +30,7 @@ fn broker() -> u16 {
 fn config(dir: &Path, mqtt_port: u16) -> AgentConfig {
     let mut config = AgentConfig {
         device_id: "hh-7".into(),
+        signing: signing::signing("hh-7"),
         data_dir: dir.join("agent"),
         shutdown_deadline_s: 5,
         ..AgentConfig::default()
@@ -210,5 +214,83 @@ async fn health_records_follow_the_pushed_interval() {
     assert_eq!(health[0].ver, env!("CARGO_PKG_VERSION"));
     // Free disk is measured (0 would mean unknown).
     assert!(health.iter().all(|h| h.free > 0), "{health:?}");
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_and_jobs_the_gateway_did_not_sign_are_ignored_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = broker();
+    let gateway = TestGateway::start(port).await;
+    gateway.withhold_acks(true);
+    let agent = Agent::start(config(dir.path(), port)).await.unwrap();
+    wait_connected(&agent).await;
+    let outbox = agent.intake().outbox().clone();
+    for n in 0..3 {
+        let body = RecordBody::Telemetry(proto::Telemetry {
+            asset: "B-1042".into(),
+            flow: Some(60.0 + n as f32),
+            ..proto::Telemetry::default()
+        });
+        agent
+            .intake()
+            .accept(1_764_000_000_000 + n, body)
+            .await
+            .unwrap();
+    }
+    gateway.wait_stored("hh-7", 3, DEADLINE).await;
+    let holding = outbox.stats().unwrap().next_seq - 1;
+
+    // Unsigned, and signed by a key that is not the gateway's as the gateway: acks through
+    // everything held, and a job.
+    let intruder = proto::signed::SigningKey::from_bytes(&[0x77; 32]);
+    let (ack_topic, down_topic) = ("fieldsync/v1/hh-7/ack", "fieldsync/v1/hh-7/down");
+    let ack = proto::encode(
+        &proto::Ack {
+            v: SCHEMA_VERSION,
+            thru: holding,
+            rej: Vec::new(),
+        },
+        MAX_MESSAGE_BYTES,
+    )
+    .unwrap();
+    let job = proto::encode(&job("J-FORGED", 1), MAX_MESSAGE_BYTES).unwrap();
+    let forge = |payload: &[u8], topic: &str| {
+        proto::signed::sign(payload, topic, "gateway", &intruder).unwrap()
+    };
+    let spoofs = [
+        (ack_topic, ack.clone()),
+        (ack_topic, forge(&ack, ack_topic)),
+        (down_topic, job.clone()),
+        (down_topic, forge(&job, down_topic)),
+        // The gateway's own signature, but made for the down topic, replayed on the ack topic.
+        (
+            ack_topic,
+            fieldsync_tests::test_gateway::sign(down_topic, &ack),
+        ),
+    ];
+    for (topic, payload) in &spoofs {
+        gateway.publish_raw(topic, payload.clone()).await;
+    }
+    let mut link = agent.link_status();
+    tokio::time::timeout(
+        DEADLINE,
+        link.wait_for(|status| status.unverified == spoofs.len() as u64),
+    )
+    .await
+    .expect("the agent counted every spoof")
+    .unwrap();
+    let stats = outbox.stats().unwrap();
+    assert_eq!(stats.acked_through, 0);
+    assert!(stats.depth >= holding, "{stats:?}");
+    assert!(jobs(&agent).await.is_empty());
+
+    // The gateway's real ack is acted on.
+    gateway.withhold_acks(false);
+    gateway.ack_now("hh-7").await;
+    wait_for("the real ack", DEADLINE, || async {
+        (outbox.stats().ok()?.acked_through == holding).then_some(())
+    })
+    .await;
     agent.shutdown().await;
 }

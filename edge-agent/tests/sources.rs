@@ -4,6 +4,9 @@
 //! become telemetry records at the test gateway, carrying the configured asset id, and the
 //! source's state and counters show in `GET /v1/status`.
 
+#[path = "support/signing.rs"]
+mod signing;
+
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -30,6 +33,7 @@ fn broker() -> u16 {
 fn config(dir: &Path, device: &str, mqtt_port: u16, source: SourceConfig) -> AgentConfig {
     let mut config = AgentConfig {
         device_id: device.into(),
+        signing: signing::signing(device),
         data_dir: dir.join(device),
         shutdown_deadline_s: 5,
         asset: Some("B-1042".into()),

@@ -6,14 +6,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use edge_agent::agent::Agent;
-use edge_agent::config::AgentConfig;
-use gateway::devices::{DeviceRegistry, Secret};
+use edge_agent::config::{AgentConfig, SigningConfig};
+use gateway::devices::{DeviceRegistry, Issued};
+use proto::signed::key_hex;
 use proto::DeviceId;
 
 use crate::SimError;
 
 /// What every simulated device's agent shares.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct AgentSettings {
     /// Each agent's database goes in `{data_root}/{device}`.
     pub data_root: PathBuf,
@@ -27,31 +28,32 @@ pub struct AgentSettings {
     pub health_s: u32,
     /// Seconds shutdown may spend sending what is unacked.
     pub shutdown_deadline_s: u64,
-    /// Each device's broker secret, by device id, as the gateway issued it; a device without one
-    /// connects without credentials (an external broker that wants none).
-    pub secrets: BTreeMap<String, Secret>,
+    /// Each device's credential, by device id, as the gateway issued it: its broker secret and
+    /// its signing keys. A device without one connects without credentials and does not sign
+    /// (an external broker that wants none, before a gateway that does not require signing).
+    pub credentials: BTreeMap<String, Issued>,
 }
 
-/// Issues each of `devices` a fresh secret from the gateway's `registry`, as `gateway devices
-/// add --replace` does (the demo's data directory may hold secrets of an earlier run, which its
-/// agents no longer have). Each is an argon2 hash, about a millisecond of a core: on the
-/// blocking pool, so that a load of a thousand hubs does not hold up the runtime.
-pub async fn issue_secrets(
+/// Issues each of `devices` a fresh secret and signing key from the gateway's `registry`, as
+/// `gateway devices add --replace` does (the demo's data directory may hold credentials of an
+/// earlier run, which its agents no longer have). Each is an argon2 hash, about a millisecond of
+/// a core: on the blocking pool, so that a load of a thousand hubs does not hold up the runtime.
+pub async fn issue_credentials(
     registry: &DeviceRegistry,
     devices: &[String],
-) -> Result<BTreeMap<String, Secret>, SimError> {
+) -> Result<BTreeMap<String, Issued>, SimError> {
     let (registry, devices) = (registry.clone(), devices.to_vec());
     tokio::task::spawn_blocking(move || {
-        let mut secrets = BTreeMap::new();
+        let mut credentials = BTreeMap::new();
         for device in devices {
             let id = DeviceId::new(device.as_str())
                 .map_err(|e| SimError::Invalid(format!("device id {device:?}: {e}")))?;
-            secrets.insert(device, registry.add(&id, true)?.secret);
+            credentials.insert(device, registry.add(&id, true)?);
         }
-        Ok(secrets)
+        Ok(credentials)
     })
     .await
-    .map_err(|e| SimError::Invalid(format!("issuing the devices' secrets stopped: {e}")))?
+    .map_err(|e| SimError::Invalid(format!("issuing the devices' credentials stopped: {e}")))?
 }
 
 impl AgentSettings {
@@ -74,9 +76,16 @@ impl AgentSettings {
                 config.mqtt.port = self.mqtt_port;
             }
         }
-        if let Some(secret) = self.secrets.get(device) {
-            config.mqtt.username = Some(device.to_owned());
-            config.mqtt.password = Some(secret.reveal().to_owned());
+        match self.credentials.get(device) {
+            Some(issued) => {
+                config.mqtt.username = Some(device.to_owned());
+                config.mqtt.password = Some(issued.secret.reveal().to_owned());
+                config.signing = SigningConfig::with_keys(
+                    key_hex(&issued.signing_key.to_bytes()),
+                    key_hex(&issued.gateway_key.to_bytes()),
+                );
+            }
+            None => config.signing.required = false,
         }
         // A dead link is noticed, and a restored one used, within seconds.
         config.mqtt.keep_alive_s = 10;
@@ -114,14 +123,27 @@ mod tests {
             sample_s: 1,
             health_s: 30,
             shutdown_deadline_s: 5,
-            secrets: BTreeMap::from([("hub-01".to_owned(), Secret::generate().unwrap())]),
+            credentials: BTreeMap::from([(
+                "hub-01".to_owned(),
+                Issued {
+                    device: DeviceId::new("hub-01").unwrap(),
+                    secret: gateway::devices::Secret::generate().unwrap(),
+                    signing_key: proto::signed::SigningKey::from_bytes(&[1; 32]),
+                    gateway_key: proto::signed::SigningKey::from_bytes(&[2; 32]).verifying_key(),
+                    replaced: false,
+                },
+            )]),
         };
         let hub = settings.config("hub-01", None);
         assert_eq!(hub.mqtt.username.as_deref(), Some("hub-01"));
         assert_eq!(
             hub.mqtt.password.as_deref(),
-            settings.secrets.get("hub-01").map(Secret::reveal)
+            settings
+                .credentials
+                .get("hub-01")
+                .map(|c| c.secret.reveal())
         );
+        assert!(hub.signing.required && hub.signing.key.is_some());
         hub.validate().unwrap();
         assert_eq!(hub.data_dir, PathBuf::from("data/demo/agents/hub-01"));
         assert_eq!(hub.mqtt.port, 41883);

@@ -289,8 +289,8 @@ impl Demo {
             .chain(std::iter::once(&operative_id))
             .cloned()
             .collect();
-        let secrets = match crate::agents::issue_secrets(&gateway.devices, &devices).await {
-            Ok(secrets) => secrets,
+        let credentials = match crate::agents::issue_credentials(&gateway.devices, &devices).await {
+            Ok(credentials) => credentials,
             Err(error) => {
                 gateway.stop().await;
                 return Err(error);
@@ -303,7 +303,7 @@ impl Demo {
             sample_s: config.sample_s,
             health_s: 30,
             shutdown_deadline_s: 5,
-            secrets,
+            credentials,
         };
         let clock = match config.start_at {
             Some(time) => SimClock::starting_at(

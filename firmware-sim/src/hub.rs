@@ -177,7 +177,7 @@ pub async fn run_fleet(
         health_s: 30,
         shutdown_deadline_s: 5,
         // The fleet's broker is the operator's: credentials for it are not ours to issue.
-        secrets: Default::default(),
+        credentials: Default::default(),
     };
     let clock = SimClock::start(config.speed);
     let mut hubs = Vec::with_capacity(config.count);

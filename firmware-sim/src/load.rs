@@ -121,8 +121,8 @@ pub async fn run(
     };
     // The gateway in this process issues its devices' credentials; an external broker's are
     // the operator's.
-    let secrets = match &gateway {
-        Some(gateway) => crate::agents::issue_secrets(&gateway.devices, &devices).await?,
+    let credentials = match &gateway {
+        Some(gateway) => crate::agents::issue_credentials(&gateway.devices, &devices).await?,
         None => Default::default(),
     };
     let settings = AgentSettings {
@@ -132,7 +132,7 @@ pub async fn run(
         sample_s: 60,
         health_s: 60,
         shutdown_deadline_s: 10,
-        secrets,
+        credentials,
     };
     let started = Instant::now();
     let mut agents: Vec<Agent> = Vec::with_capacity(config.hubs);

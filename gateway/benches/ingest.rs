@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use fieldsync_tests::{free_port, telemetry, FakeDevice};
+use fieldsync_tests::{free_port, telemetry, DeviceKeys, FakeDevice};
 use gateway::config::GatewayConfig;
 use gateway::Gateway;
 
@@ -48,9 +48,20 @@ async fn main() {
         "the ingest never subscribed"
     );
     let port = gateway.mqtt.1;
+    // Each device enrolled as `gateway devices add` does, signing its batches.
+    let keys = |id: &str| {
+        let issued = gateway
+            .devices
+            .add(&proto::DeviceId::new(id).unwrap(), true)
+            .unwrap();
+        DeviceKeys {
+            device: issued.signing_key,
+            gateway: issued.gateway_key,
+        }
+    };
 
     // Latency first, on an idle gateway: one device, one 100-record batch at a time.
-    let device = FakeDevice::connect("bench-ping", port).await;
+    let device = FakeDevice::connect_signed("bench-ping", port, keys("bench-ping")).await;
     let mut latencies = Vec::with_capacity(pings);
     for i in 0..pings as u64 {
         let first = i * records + 1;
@@ -77,7 +88,8 @@ async fn main() {
     // Throughput: every device sends its batches with up to `window` unacked at a time.
     let mut fleet = Vec::with_capacity(devices);
     for d in 0..devices {
-        fleet.push(FakeDevice::connect(&format!("bench-{d}"), port).await);
+        let id = format!("bench-{d}");
+        fleet.push(FakeDevice::connect_signed(&id, port, keys(&id)).await);
     }
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();

@@ -15,8 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fieldsync_tests::{free_port, http, wait_for, FakeDevice};
-use proto::TopicKind;
+use fieldsync_tests::{free_port, http, wait_for, DeviceKeys, FakeDevice};
 
 const DEADLINE: Duration = Duration::from_secs(180);
 
@@ -119,6 +118,18 @@ async fn main() {
     };
     // The fake devices connect without credentials, to the embedded broker.
     let anonymous = external.is_none().then_some("--mqtt-allow-anonymous");
+    // The flooding device is enrolled, so that its garbage is signed and judged on what is
+    // inside, as a genuine device's bad batches are.
+    let flooder = format!("bench-flood-{}", std::process::id());
+    let issued = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["--config", config.to_str().unwrap()])
+        .args(["--data-dir", data.to_str().unwrap()])
+        .args(["devices", "add", &flooder])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(issued.status.success(), "{issued:?}");
+    let keys = DeviceKeys::from_agent_config(&String::from_utf8_lossy(&issued.stdout)).unwrap();
     let mut gateway = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .args(["--config", config.to_str().unwrap()])
         .args(["--data-dir", data.to_str().unwrap()])
@@ -136,15 +147,13 @@ async fn main() {
         matches!(response, Ok(response) if response.status == 200).then_some(())
     })
     .await;
-    let device =
-        FakeDevice::connect(&format!("bench-flood-{}", std::process::id()), mqtt_port).await;
-    let up = device.id.topic(TopicKind::Up);
+    let device = FakeDevice::connect_signed(&flooder, mqtt_port, keys).await;
     let mut samples = vec![sample("started", &gateway, &data, &log)];
 
     let started = Instant::now();
     for i in 0..small {
         device
-            .send_raw(&up, format!("\u{ff}not cbor {i:0>120}").into_bytes())
+            .send_up(format!("\u{ff}not cbor {i:0>120}").into_bytes())
             .await;
     }
     wait_for("the small messages quarantined", DEADLINE, || async {
@@ -162,7 +171,7 @@ async fn main() {
     let started = Instant::now();
     let payload = vec![0xff_u8; proto::MAX_MESSAGE_BYTES - 1024];
     for _ in 0..large {
-        device.send_raw(&up, payload.clone()).await;
+        device.send_up(payload.clone()).await;
     }
     wait_for("the large messages quarantined", DEADLINE, || async {
         (metric(http_port, "fieldsync_quarantined_total").await >= small + large).then_some(())

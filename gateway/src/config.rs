@@ -29,6 +29,27 @@ pub struct GatewayConfig {
     pub boilers: BoilersSettings,
     /// Repairs: the operatives, how jobs are given to them, auto-raising and the attention time.
     pub repairs: crate::repairs::RepairsConfig,
+    /// Signed messages: whether devices' envelopes must be signed.
+    pub signing: SigningConfig,
+}
+
+/// Signed messages (COSE_Sign1, Ed25519): devices sign their envelopes, the gateway its acks and
+/// downlink messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SigningConfig {
+    /// Refuse every envelope not signed by the device its topic names, and sign every ack and
+    /// downlink message. Default true. Off only while migrating agents that do not sign yet:
+    /// bare envelopes are then taken (a signed one is still checked), an ack is signed only if
+    /// the envelope it answers was, and a downlink message only if its device has a key; the
+    /// gateway warns at every start.
+    pub required: bool,
+}
+
+impl Default for SigningConfig {
+    fn default() -> Self {
+        Self { required: true }
+    }
 }
 
 /// Boilers.
@@ -235,6 +256,7 @@ impl Default for GatewayConfig {
             open311: Open311Config::default(),
             boilers: BoilersSettings::default(),
             repairs: crate::repairs::RepairsConfig::default(),
+            signing: SigningConfig::default(),
         }
     }
 }
@@ -435,6 +457,14 @@ mod tests {
         let anonymous_external = "[mqtt]\nurl = 'mqtt://x'\nallow_anonymous = true";
         assert!(GatewayConfig::from_toml(anonymous_external).is_err());
         assert!(!GatewayConfig::default().mqtt.allow_anonymous);
+        assert!(GatewayConfig::default().signing.required);
+        assert!(
+            !GatewayConfig::from_toml("[signing]\nrequired = false")
+                .unwrap()
+                .signing
+                .required
+        );
+        assert!(GatewayConfig::from_toml("[signing]\nkey = 'x'").is_err());
         assert!(GatewayConfig::from_toml("[devices]\nprovisioned = ['a/b']").is_err());
         assert!(GatewayConfig::from_toml("[boilers]\ntick_s = 0").is_err());
         assert!(GatewayConfig::from_toml("[boilers]\nraw_retention_days = 7").is_err());

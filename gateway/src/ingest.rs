@@ -4,10 +4,13 @@
 //! that cannot be taken is refused on its own: the rest of its batch is stored, and the ack moves
 //! past it and names it (`Ack.rej`), so one poison record never stalls a device.
 //!
+//! Every envelope must be signed by the device its topic names ([`Signatures`]); one that is not
+//! is quarantined with the reason, never stored and never acked. Acks are signed by the gateway.
+//!
 //! Two tasks: the event loop, which only moves packets (it must keep polling so that our own
 //! publishes go out), and the writer, which drains whatever has arrived into one group commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +20,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
+use crate::devices::signatures::{Checked, Signatures};
 use crate::log_throttle::{KeyedThrottle, Throttle};
 use crate::metrics::Metrics;
 use crate::storage::{BatchOutcome, IncomingBatch, Refused, Store, StoreError};
@@ -76,6 +80,7 @@ pub async fn run(
     events: broadcast::Sender<IngestEvent>,
     ready: watch::Sender<bool>,
     clock: SharedClock,
+    signatures: Arc<Signatures>,
     shutdown: CancellationToken,
 ) {
     // Unbounded, yet bounded by the broker: with manual acks it stops sending once its in-flight
@@ -101,6 +106,7 @@ pub async fn run(
         events,
         max_payload: endpoint.max_payload,
         clock,
+        signatures,
         warnings: std::sync::Mutex::new(Warnings {
             quarantined: Throttle::default(),
             unprovisioned: KeyedThrottle::new(WARN_EVERY_MS, THROTTLED_DEVICES),
@@ -226,47 +232,102 @@ fn is_oversized(error: &rumqttc::ConnectionError) -> bool {
 
 /// What one received message turned out to be.
 enum Classified {
-    Batch(IncomingBatch),
+    /// A batch, and whether it came signed.
+    Batch(IncomingBatch, bool),
     State(proto::DeviceId, State),
     /// A cleared retained message: nothing to do but acknowledge it.
     Ignore,
-    Refuse(String),
+    /// Refused, with the reason; `unverified` if for its signature.
+    Refuse {
+        reason: String,
+        unverified: bool,
+    },
 }
 
-fn classify(publish: &Publish, received: i64, max_payload: usize) -> Classified {
+fn refuse(reason: impl ToString) -> Classified {
+    Classified::Refuse {
+        reason: reason.to_string(),
+        unverified: false,
+    }
+}
+
+fn classify(
+    publish: &Publish,
+    received: i64,
+    max_payload: usize,
+    signatures: &Signatures,
+) -> Classified {
     let topic = match Topic::parse(&publish.topic) {
         Ok(topic) => topic,
-        Err(e) => return Classified::Refuse(e.to_string()),
+        Err(e) => return refuse(e),
     };
     match topic.kind {
-        // A bad header refuses the message; a bad record refuses only that record.
-        TopicKind::Up => match proto::decode_batch(&publish.payload, max_payload) {
-            Ok(batch) if batch.dev != topic.device => Classified::Refuse(format!(
-                "envelope is from device {} but arrived on {}'s topic",
-                batch.dev, topic.device
-            )),
-            Ok(batch) => Classified::Batch(IncomingBatch {
-                device: batch.dev,
-                topic: publish.topic.clone(),
-                payload: publish.payload.clone(),
-                received,
-                sent: batch.sent,
-                boot: batch.boot,
-                mono: batch.mono,
-                records: batch.records,
-                refused: batch.refused,
-            }),
-            Err(e) => Classified::Refuse(e.to_string()),
-        },
+        // Too large, a bad signature or a bad header refuses the message; a bad record refuses
+        // only that record.
+        TopicKind::Up if publish.payload.len() > max_payload => {
+            refuse(proto::DecodeError::TooLarge {
+                size: publish.payload.len(),
+                max: max_payload,
+            })
+        }
+        TopicKind::Up => {
+            let checked =
+                match signatures.check_envelope(&topic.device, &publish.topic, &publish.payload) {
+                    Ok(checked) => checked,
+                    Err(e) => {
+                        return Classified::Refuse {
+                            reason: e.to_string(),
+                            unverified: true,
+                        }
+                    }
+                };
+            let (envelope, signed) = match &checked {
+                Checked::Signed(inner) => (inner.as_slice(), true),
+                Checked::Bare(bytes) => (*bytes, false),
+            };
+            match proto::decode_batch(envelope, max_payload) {
+                Ok(batch) if batch.dev != topic.device => refuse(format!(
+                    "envelope is from device {} but arrived on {}'s topic",
+                    batch.dev, topic.device
+                )),
+                Ok(batch) => Classified::Batch(
+                    IncomingBatch {
+                        device: batch.dev,
+                        topic: publish.topic.clone(),
+                        payload: publish.payload.clone(),
+                        received,
+                        sent: batch.sent,
+                        boot: batch.boot,
+                        mono: batch.mono,
+                        records: batch.records,
+                        refused: batch.refused,
+                    },
+                    signed,
+                ),
+                Err(e) => refuse(e),
+            }
+        }
         TopicKind::State if publish.payload.is_empty() => Classified::Ignore,
         TopicKind::State => match proto::decode::<State>(&publish.payload, max_payload) {
             Ok(state) => Classified::State(topic.device, state),
-            Err(e) => Classified::Refuse(e.to_string()),
+            Err(e) => refuse(e),
         },
         TopicKind::Ack | TopicKind::Down => {
-            Classified::Refuse("the gateway does not take messages on this topic".into())
+            refuse("the gateway does not take messages on this topic")
         }
     }
+}
+
+/// One group, classified and stored.
+struct Committed {
+    outcomes: Vec<BatchOutcome>,
+    /// Devices whose batches in the group came signed (their acks are signed even when signing
+    /// is optional).
+    signed: BTreeSet<proto::DeviceId>,
+    /// What was quarantined: topic and reason.
+    refused: Vec<(String, String)>,
+    /// Of which refused for their signature.
+    unverified: u64,
 }
 
 /// How often a repeated warning (quarantined messages, unprovisioned devices) is logged.
@@ -290,6 +351,7 @@ struct Writer {
     events: broadcast::Sender<IngestEvent>,
     max_payload: usize,
     clock: SharedClock,
+    signatures: Arc<Signatures>,
     warnings: std::sync::Mutex<Warnings>,
 }
 
@@ -312,34 +374,43 @@ impl Writer {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Stores one group durably, then acks it to devices and to the broker.
+    /// Stores one group durably, then acks it to devices and to the broker. Checking signatures
+    /// and decoding are done on the blocking thread with the writes: a group of 512 envelopes is
+    /// tens of milliseconds of Ed25519, which must not hold up the runtime.
     async fn commit(&self, group: &[(Publish, Instant)]) -> Result<(), StoreError> {
         Metrics::add(&self.metrics.messages_in, group.len() as u64);
         let received = self.clock.now_ms();
-        let mut batches = Vec::new();
-        let mut states = Vec::new();
-        let mut refused = Vec::new();
-        for (publish, _) in group {
-            match classify(publish, received, self.max_payload) {
-                Classified::Batch(batch) => batches.push(batch),
-                Classified::State(device, state) => states.push((device, state)),
-                Classified::Ignore => {}
-                Classified::Refuse(reason) => {
-                    if let Some(before) = self.warnings().quarantined.hit(received, WARN_EVERY_MS) {
-                        tracing::warn!(
-                            topic = %publish.topic,
-                            %reason,
-                            unlogged_before = before,
-                            "quarantined a message (one line a minute at most while they keep coming)"
-                        );
+        let publishes: Vec<Publish> = group.iter().map(|(publish, _)| publish.clone()).collect();
+        let (store, signatures, max_payload) = (
+            self.store.clone(),
+            self.signatures.clone(),
+            self.max_payload,
+        );
+        let committed = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let mut batches = Vec::new();
+            let mut signed = BTreeSet::new();
+            let mut states = Vec::new();
+            let mut refused = Vec::new();
+            let mut unverified = 0;
+            for publish in &publishes {
+                match classify(publish, received, max_payload, &signatures) {
+                    Classified::Batch(batch, was_signed) => {
+                        if was_signed {
+                            signed.insert(batch.device.clone());
+                        }
+                        batches.push(batch);
                     }
-                    refused.push((publish.topic.clone(), reason, publish.payload.clone()));
+                    Classified::State(device, state) => states.push((device, state)),
+                    Classified::Ignore => {}
+                    Classified::Refuse {
+                        reason,
+                        unverified: for_signature,
+                    } => {
+                        unverified += u64::from(for_signature);
+                        refused.push((publish.topic.clone(), reason, publish.payload.clone()));
+                    }
                 }
             }
-        }
-
-        let store = self.store.clone();
-        let outcomes = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let entries: Vec<Refused<'_>> = refused
                 .iter()
                 .map(|(topic, reason, payload)| Refused {
@@ -354,17 +425,36 @@ impl Writer {
             for (device, state) in &states {
                 store.record_state(device, state, received)?;
             }
-            Ok((store.ingest(&batches)?, refused.len()))
+            Ok(Committed {
+                outcomes: store.ingest(&batches)?,
+                signed,
+                refused: refused
+                    .into_iter()
+                    .map(|(topic, reason, _)| (topic, reason))
+                    .collect(),
+                unverified,
+            })
         })
         .await
         .map_err(|e| StoreError::Corrupt {
             key: "ingest".into(),
             reason: format!("store task failed: {e}"),
         })??;
-        let (outcomes, refused) = outcomes;
-        Metrics::add(&self.metrics.quarantined, refused as u64);
+        for (topic, reason) in &committed.refused {
+            if let Some(before) = self.warnings().quarantined.hit(received, WARN_EVERY_MS) {
+                tracing::warn!(
+                    %topic,
+                    %reason,
+                    unlogged_before = before,
+                    "quarantined a message (one line a minute at most while they keep coming)"
+                );
+            }
+        }
+        Metrics::add(&self.metrics.quarantined, committed.refused.len() as u64);
+        Metrics::add(&self.metrics.envelopes_unverified, committed.unverified);
 
-        self.publish_acks(&outcomes).await;
+        self.publish_acks(&committed.outcomes, &committed.signed)
+            .await;
         for (publish, _) in group {
             if let Err(e) = self.client.ack(publish).await {
                 tracing::warn!(error = %e, "could not acknowledge an MQTT message");
@@ -373,7 +463,7 @@ impl Writer {
         for (_, arrived) in group {
             self.metrics.observe_lag(arrived.elapsed());
         }
-        for outcome in outcomes {
+        for outcome in committed.outcomes {
             self.count(&outcome, received);
             let _ = self.events.send(IngestEvent::Stored(Arc::new(outcome)));
         }
@@ -383,7 +473,7 @@ impl Writer {
 
     /// Publishes each device's latest cumulative ack once per group, with every refusal of its
     /// batches in the group (split over several acks with the same `thru` if there are many).
-    async fn publish_acks(&self, outcomes: &[BatchOutcome]) {
+    async fn publish_acks(&self, outcomes: &[BatchOutcome], signed: &BTreeSet<proto::DeviceId>) {
         let mut latest: BTreeMap<&proto::DeviceId, (u64, Vec<Refusal>)> = BTreeMap::new();
         for outcome in outcomes {
             let (thru, rej) = latest.entry(&outcome.device).or_default();
@@ -410,28 +500,32 @@ impl Writer {
                         thru,
                         rej,
                     },
+                    signed.contains(device),
                 )
                 .await;
             }
         }
     }
 
-    async fn publish_ack(&self, device: &proto::DeviceId, ack: Ack) {
-        let payload = match proto::encode(&ack, self.max_payload) {
+    async fn publish_ack(&self, device: &proto::DeviceId, ack: Ack, envelope_signed: bool) {
+        let topic = device.topic(TopicKind::Ack);
+        let sealed = proto::encode(&ack, self.max_payload)
+            .map_err(|e| e.to_string())
+            .and_then(|payload| {
+                self.signatures
+                    .seal_ack(&topic, payload, envelope_signed)
+                    .map_err(|e| e.to_string())
+            });
+        let payload = match sealed {
             Ok(payload) => payload,
-            Err(e) => {
-                tracing::error!(error = %e, "could not encode an ack");
+            Err(error) => {
+                tracing::error!(%error, "could not encode or sign an ack");
                 return;
             }
         };
         match self
             .client
-            .publish(
-                device.topic(TopicKind::Ack),
-                QoS::AtLeastOnce,
-                false,
-                payload,
-            )
+            .publish(topic, QoS::AtLeastOnce, false, payload)
             .await
         {
             Ok(()) => Metrics::add(&self.metrics.acks_sent, 1),

@@ -50,7 +50,7 @@ use crate::boilers::follow::FeedBoilers;
 use crate::boilers::{BoilerDesk, BoilerDeskSettings};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{parse_mqtt_url, GatewayConfig};
-use crate::devices::{Authenticator, DeviceRegistry};
+use crate::devices::{Authenticator, DeviceRegistry, Signatures};
 use crate::ingest::{IngestEvent, MqttEndpoint};
 use crate::metrics::Metrics;
 use crate::missed_bins::MissedBins;
@@ -100,6 +100,9 @@ pub enum GatewayError {
     /// A device in the configuration could not be provisioned.
     #[error("could not provision devices: {0}")]
     Provision(StoreError),
+    /// The gateway's signing key could not be read or made.
+    #[error("could not load the gateway's signing key: {0}")]
+    SigningKey(devices::DeviceError),
 }
 
 /// A running gateway.
@@ -119,11 +122,13 @@ pub struct Gateway {
     /// Repair jobs and tenants' heating reports.
     pub repairs: Arc<RepairDesk>,
     /// Devices' credentials for the broker: adding or revoking one takes effect at the next
-    /// connection.
+    /// connection (and, for its signing key, at its next envelope).
     pub devices: DeviceRegistry,
     /// Staff's bearer tokens and integrations' Open311 keys: adding or revoking one takes effect
     /// at the next request.
     pub access: AccessRegistry,
+    /// The gateway's signatures: its public key, and whether envelopes must be signed.
+    pub signatures: Arc<Signatures>,
     events: broadcast::Sender<IngestEvent>,
     ingest_ready: watch::Receiver<bool>,
     shutdown: CancellationToken,
@@ -195,6 +200,18 @@ impl Gateway {
             clock.clone(),
         );
         let access = AccessRegistry::new(storage.access.clone(), clock.clone());
+        let signatures = Arc::new(Signatures::new(
+            devices.gateway_key().map_err(GatewayError::SigningKey)?,
+            devices.clone(),
+            config.signing.required,
+        ));
+        if !config.signing.required {
+            tracing::warn!(
+                "signing.required is off: envelopes that are not signed are stored and acked, so \
+                 anyone who can publish on a device's topic can send as that device, and acks and \
+                 jobs go unsigned to devices that do not sign. Only while migrating agents"
+            );
+        }
         let mut credentials = config
             .mqtt
             .username
@@ -259,6 +276,7 @@ impl Gateway {
         let job_sender = Arc::new(MqttJobSender::new(
             mqtt_client.0.clone(),
             config.mqtt.max_payload,
+            signatures.clone(),
         ));
         let desk = Arc::new(
             ReportDesk::open(
@@ -327,6 +345,7 @@ impl Gateway {
             events.clone(),
             ready_tx,
             clock.clone(),
+            signatures.clone(),
             shutdown.clone(),
         ));
 
@@ -368,6 +387,7 @@ impl Gateway {
             repairs,
             devices,
             access,
+            signatures,
             events,
             ingest_ready,
             shutdown,

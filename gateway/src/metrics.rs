@@ -15,6 +15,9 @@ pub struct Metrics {
     pub duplicates: AtomicU64,
     /// Messages refused into the quarantine.
     pub quarantined: AtomicU64,
+    /// Of which envelopes refused for their signature: unsigned while signing is required, or
+    /// not signed by the device their topic names.
+    pub envelopes_unverified: AtomicU64,
     /// Records of batches refused (the rest of each batch stored), first refusals only.
     pub records_refused: AtomicU64,
     /// Quarantine entries evicted (oldest first, over the caps or the retention) since start.
@@ -115,6 +118,11 @@ impl Metrics {
                 "fieldsync_quarantined_total",
                 "Messages refused into the quarantine.",
                 &self.quarantined,
+            ),
+            (
+                "fieldsync_envelopes_unverified_total",
+                "Envelopes quarantined for their signature: unsigned, or not by their topic's device.",
+                &self.envelopes_unverified,
             ),
             (
                 "fieldsync_records_refused_total",

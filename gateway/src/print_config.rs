@@ -45,6 +45,18 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
     ),
     ("devices", "The device registry."),
     (
+        "signing",
+        "Signed messages (COSE_Sign1, Ed25519): devices sign their envelopes with the key \
+         `gateway devices add` issued, the gateway its acks and downlink messages with its own.",
+    ),
+    (
+        "signing.required",
+        "Refuse (quarantine) every envelope not signed by the device its topic names, and sign \
+         every ack and downlink message. Turn off only while migrating agents that do not sign \
+         yet: bare envelopes are then taken, a signed one is still checked, and acks and jobs \
+         are signed only for devices that sign; the gateway warns at every start.",
+    ),
+    (
         "devices.provisioned",
         "Devices provisioned at start; records from others are kept but flagged.",
     ),

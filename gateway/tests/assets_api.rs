@@ -4,11 +4,13 @@
 //! listed and acknowledged, telemetry and efficiency over ranges, the estate; bad parameters
 //! answered 400 by name; and every route refusing a missing token (401) and the wrong role (403).
 
+mod support;
+
 use std::sync::Arc;
 
 use std::time::Duration;
 
-use fieldsync_tests::{free_port, http, telemetry, FakeDevice};
+use fieldsync_tests::{free_port, http, telemetry};
 use gateway::access::Role;
 use gateway::clock::FixedClock;
 use gateway::config::GatewayConfig;
@@ -538,7 +540,7 @@ async fn events_stream_alerts_and_one_boilers_samples() {
         &t.manager,
     )
     .await;
-    let hub = FakeDevice::connect("hub-0002", gateway.mqtt.1).await;
+    let hub = support::enrolled(&gateway, "hub-0002").await;
     // Another asset's sample from the same hub (flow 61 °C, first) is not this boiler's; its
     // own follow (flow 62 and 63 °C), in order.
     let mut records = telemetry(1, 1, "HIL-B-0001");

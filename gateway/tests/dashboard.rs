@@ -8,6 +8,8 @@
 //! alert raised during the test (a pressure drop sent through the broker) appears without a
 //! reload with its samples, and every control is reachable by keyboard.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use std::time::Duration;
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
-use fieldsync_tests::{free_port, http, wait_for, FakeDevice};
+use fieldsync_tests::{free_port, http, wait_for};
 use gateway::access::Role;
 use gateway::clock::FixedClock;
 use gateway::config::GatewayConfig;
@@ -765,7 +767,7 @@ async fn the_dashboard_in_headless_chromium() {
         .unwrap();
     assert!(none.is_empty(), "no alert before the drop");
     // Through the broker, as the hub would send them, dated by the gateway's clock.
-    let hub = FakeDevice::connect("hub-0001", gateway.mqtt.1).await;
+    let hub = support::enrolled(&gateway, "hub-0001").await;
     let sent = (LOW_FROM_MIN - 60) as u64;
     let low = samples_at(LOW_FROM_MIN..LOW_FROM_MIN + 5, sent + 1, 0.8).records;
     let last = low.last().unwrap().seq;
@@ -777,11 +779,9 @@ async fn the_dashboard_in_headless_chromium() {
         boot: None,
         mono: None,
     };
-    hub.send_raw(
-        &hub.id.topic(TopicKind::Up),
-        proto::encode(&envelope, MAX_MESSAGE_BYTES).unwrap(),
-    )
-    .await;
+    let up = hub.id.topic(TopicKind::Up);
+    let payload = proto::encode(&envelope, MAX_MESSAGE_BYTES).unwrap();
+    hub.send_raw(&up, hub.seal(&up, payload)).await;
     hub.wait_acked(last, DEADLINE).await;
     let row = browser
         .wait()

@@ -138,6 +138,15 @@ async fn the_printed_configuration_is_what_an_agent_needs() {
         agent_config.mqtt.password.as_deref(),
         Some(issued.secret.reveal())
     );
+    let signing = &agent_config.signing;
+    assert_eq!(
+        signing.key.as_ref().map(|key| key.reveal().to_owned()),
+        Some(proto::signed::key_hex(&issued.signing_key.to_bytes()))
+    );
+    assert_eq!(
+        signing.gateway_key.as_deref(),
+        Some(proto::signed::key_hex(&gateway.signatures.public_key().to_bytes()).as_str())
+    );
     agent_config.data_dir = dir.path().join("agent");
     agent_config.api.listen = ([127, 0, 0, 1], 0).into();
     agent_config.intervals.health_s = 1;
@@ -176,6 +185,8 @@ fn an_address_of_any_interface_is_left_for_the_operator_to_fill_in() {
     let issued = gateway::devices::Issued {
         device: id("cab-1"),
         secret: gateway::devices::Secret::generate().unwrap(),
+        signing_key: proto::signed::SigningKey::from_bytes(&[1; 32]),
+        gateway_key: proto::signed::SigningKey::from_bytes(&[2; 32]).verifying_key(),
         replaced: false,
     };
     let text = snippet::agent_config(&issued, ([0, 0, 0, 0], 1883).into());

@@ -2,17 +2,21 @@
 //! Ingest over the embedded broker with real MQTT clients: records stored once and acked,
 //! replays deduplicated, bad messages quarantined while good traffic flows, a poison record
 //! refused by name while the rest of its batch is stored and acked, and nothing acked lost when
-//! the gateway process is killed.
+//! the gateway process is killed; envelopes not signed by their topic's device refused, never
+//! stored nor acked.
+
+mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fieldsync_tests::{free_port, http, telemetry, wait_for, FakeDevice};
+use fieldsync_tests::{free_port, http, telemetry, wait_for, DeviceKeys, FakeDevice};
 use gateway::access::Role;
 use gateway::config::GatewayConfig;
 use gateway::storage::Store as _;
 use gateway::Gateway;
 use proto::DeviceId;
+use support::enrolled;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -50,7 +54,7 @@ async fn start(config: GatewayConfig) -> Gateway {
 async fn stores_each_record_once_and_acks_replays() {
     let dir = tempfile::tempdir().unwrap();
     let gateway = start(config(dir.path())).await;
-    let device = FakeDevice::connect("hub-1", gateway.mqtt.1).await;
+    let device = enrolled(&gateway, "hub-1").await;
     let id = DeviceId::new("hub-1").unwrap();
 
     device.send(telemetry(1, 50, "B-1")).await;
@@ -81,7 +85,7 @@ async fn stores_each_record_once_and_acks_replays() {
 async fn acks_only_a_complete_prefix_when_records_arrive_out_of_order() {
     let dir = tempfile::tempdir().unwrap();
     let gateway = start(config(dir.path())).await;
-    let device = FakeDevice::connect("hub-1", gateway.mqtt.1).await;
+    let device = enrolled(&gateway, "hub-1").await;
 
     device.send(telemetry(11, 20, "B-1")).await;
     wait_for("an ack for the early batch", DEADLINE, || async {
@@ -99,19 +103,16 @@ async fn quarantines_bad_messages_while_good_traffic_flows() {
     let dir = tempfile::tempdir().unwrap();
     let gateway = start(config(dir.path())).await;
     let token = admin_token(&gateway);
-    let device = FakeDevice::connect("hub-1", gateway.mqtt.1).await;
+    let device = enrolled(&gateway, "hub-1").await;
     let up = device.id.topic(proto::TopicKind::Up);
 
-    device.send_raw(&up, b"\xff\x00 not cbor".to_vec()).await;
+    device.send_up(b"\xff\x00 not cbor".to_vec()).await;
     device.send(telemetry(1, 5, "B-1")).await;
     // A batch claiming to be from another device.
     let mut other = device.envelope(telemetry(6, 6, "B-1"));
     other.dev = DeviceId::new("hub-2").unwrap();
     device
-        .send_raw(
-            &up,
-            proto::encode(&other, proto::MAX_MESSAGE_BYTES).unwrap(),
-        )
+        .send_up(proto::encode(&other, proto::MAX_MESSAGE_BYTES).unwrap())
         .await;
     // Over the gateway's payload limit, yet under the broker's packet limit (sized for the
     // longest topic, 62 bytes longer than hub-1's), so it reaches the gateway.
@@ -151,7 +152,10 @@ async fn quarantines_bad_messages_while_good_traffic_flows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flags_records_from_unprovisioned_devices_but_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
-    let gateway = start(config(dir.path())).await;
+    // A device without a credential has no key to sign with: only while signing is optional.
+    let mut config = config(dir.path());
+    config.signing.required = false;
+    let gateway = start(config).await;
     let token = admin_token(&gateway);
     let stranger = FakeDevice::connect("stranger-9", gateway.mqtt.1).await;
     stranger.send(telemetry(1, 3, "B-1")).await;
@@ -174,6 +178,62 @@ async fn flags_records_from_unprovisioned_devices_but_keeps_them() {
     gateway.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_not_signed_by_their_topics_device_are_refused_never_stored_nor_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = start(config(dir.path())).await;
+    let victim = enrolled(&gateway, "hub-1").await;
+    let intruder_id = DeviceId::new("hub-2").unwrap();
+    let intruder_keys = support::keys(&gateway.devices.add(&intruder_id, true).unwrap());
+    let intruder = FakeDevice::connect_signed("hub-2", gateway.mqtt.1, intruder_keys.clone()).await;
+
+    // hub-2 publishes records 1 to 5 on hub-1's topic: signed as itself, signed as hub-1 with
+    // its own key, and unsigned.
+    let up = victim.id.topic(proto::TopicKind::Up);
+    let forged = proto::encode(
+        &victim.envelope(telemetry(1, 5, "B-1")),
+        proto::MAX_MESSAGE_BYTES,
+    )
+    .unwrap();
+    intruder
+        .send_raw(&up, intruder.seal(&up, forged.clone()))
+        .await;
+    let as_victim = proto::signed::sign(&forged, &up, "hub-1", &intruder_keys.device).unwrap();
+    intruder.send_raw(&up, as_victim).await;
+    intruder.send_raw(&up, forged).await;
+    // Then hub-1 itself sends 1 to 3.
+    victim.send(telemetry(1, 3, "B-1")).await;
+    victim.wait_acked(3, DEADLINE).await;
+
+    let url = format!("http://{}/api/v1/quarantine", gateway.http_addr);
+    let token = admin_token(&gateway);
+    let entries = wait_for("three quarantined envelopes", DEADLINE, || async {
+        let entries = http::get(&url, Some(&token)).await.json();
+        (entries.as_array().map(Vec::len) == Some(3)).then_some(entries)
+    })
+    .await;
+    let reasons: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    for expected in ["signed as \"hub-2\"", "bad signature", "unsigned envelope"] {
+        assert!(
+            reasons.iter().any(|r| r.contains(expected)),
+            "{expected}: {reasons:?}"
+        );
+    }
+    // Nothing forged was stored, nor acked: 4 and 5 came only from the intruder.
+    assert_eq!(gateway.store.record_count(&victim.id).unwrap(), 3);
+    assert_eq!(victim.acked_through(), 3);
+    assert!(gateway
+        .metrics
+        .render()
+        .contains("fieldsync_envelopes_unverified_total 3\n"));
+    gateway.stop().await;
+}
+
 /// Every ack the gateway publishes to one device, decoded: the fake device keeps only the
 /// highest `thru`, and these tests read the refusals too.
 struct AckListener {
@@ -181,7 +241,11 @@ struct AckListener {
 }
 
 impl AckListener {
-    async fn start(device: &DeviceId, port: u16) -> Self {
+    async fn start(device: &DeviceId, port: u16, gateway: proto::signed::VerifyingKey) -> Self {
+        let keys = DeviceKeys {
+            device: proto::signed::SigningKey::from_bytes(&[0; 32]),
+            gateway,
+        };
         use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
         let mut options = MqttOptions::new(format!("acks-of-{device}"), "127.0.0.1", port);
         options.set_max_packet_size(1 << 20, 1 << 20);
@@ -200,7 +264,13 @@ impl AckListener {
                         let _ = subscribed_tx.send(true);
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
-                        let ack = proto::decode::<proto::Ack>(&publish.payload, 1 << 20);
+                        let payload = fieldsync_tests::open_from_gateway(
+                            &publish.payload,
+                            &publish.topic,
+                            Some(&keys),
+                        )
+                        .expect("an ack the gateway signed");
+                        let ack = proto::decode::<proto::Ack>(&payload, 1 << 20);
                         sink.lock().unwrap().push(ack.unwrap());
                     }
                     Ok(_) => {}
@@ -251,11 +321,11 @@ async fn a_poison_record_is_refused_by_name_and_the_rest_of_its_batch_stored_and
     let dir = tempfile::tempdir().unwrap();
     let gateway = start(config(dir.path())).await;
     let token = admin_token(&gateway);
-    let device = FakeDevice::connect("hub-1", gateway.mqtt.1).await;
-    let listener = AckListener::start(&device.id, gateway.mqtt.1).await;
+    let device = enrolled(&gateway, "hub-1").await;
+    let listener =
+        AckListener::start(&device.id, gateway.mqtt.1, gateway.signatures.public_key()).await;
 
-    let up = device.id.topic(proto::TopicKind::Up);
-    device.send_raw(&up, poisoned(&device, 1, 10, 4, 7)).await;
+    device.send_up(poisoned(&device, 1, 10, 4, 7)).await;
     device.wait_acked(10, DEADLINE).await;
     let refused = |ack: &proto::Ack| ack.rej.iter().map(|r| r.seq).collect::<Vec<_>>();
     let first = wait_for("the ack naming the refusal", DEADLINE, || async {
@@ -266,7 +336,7 @@ async fn a_poison_record_is_refused_by_name_and_the_rest_of_its_batch_stored_and
     assert_eq!(gateway.store.record_count(&device.id).unwrap(), 8);
 
     // A resend (the ack was lost, say) gets the same refusal, and nothing is counted twice.
-    device.send_raw(&up, poisoned(&device, 1, 10, 4, 7)).await;
+    device.send_up(poisoned(&device, 1, 10, 4, 7)).await;
     let again = wait_for("the resend's ack", DEADLINE, || async {
         let acks = listener.acks();
         (acks.len() >= 2).then(|| acks[1].clone())
@@ -318,10 +388,23 @@ fn spawn_gateway(dir: &std::path::Path, mqtt_port: u16, http_port: u16) -> Child
         .unwrap()
 }
 
+/// `gateway devices add ID` on the store in `dir` (no gateway running on it): the keys it printed.
+fn issue_with_binary(dir: &std::path::Path, id: &str) -> DeviceKeys {
+    let output = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["--data-dir", dir.to_str().unwrap(), "devices", "add", id])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    DeviceKeys::from_agent_config(&String::from_utf8_lossy(&output.stdout))
+        .expect("`gateway devices add` printed the device's keys")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_gateway_loses_nothing_it_acked() {
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
+    let keys = issue_with_binary(&store_dir, "hub-1");
     let mut acked = 0;
     for round in 0..3u64 {
         let (mqtt_port, http_port) = (free_port(), free_port());
@@ -332,7 +415,7 @@ async fn a_killed_gateway_loses_nothing_it_acked() {
             matches!(response, Ok(response) if response.status == 200).then_some(())
         })
         .await;
-        let device = FakeDevice::connect("hub-1", mqtt_port).await;
+        let device = FakeDevice::connect_signed("hub-1", mqtt_port, keys.clone()).await;
         let first = round * 100 + 1;
         for start in (first..first + 100).step_by(20) {
             device.send(telemetry(start, start + 19, "B-1")).await;
@@ -375,7 +458,8 @@ async fn ingests_through_an_external_broker_with_a_shared_subscription() {
     let (host, port) = gateway.mqtt.clone();
     assert_eq!(host, "127.0.0.1");
 
-    let device = FakeDevice::connect(&format!("ext-{run}"), port).await;
+    let device = enrolled(&gateway, &format!("ext-{run}")).await;
+    assert_eq!(gateway.mqtt.1, port);
     device.send(telemetry(1, 20, "B-1")).await;
     device.send(telemetry(1, 20, "B-1")).await;
     device.wait_acked(20, DEADLINE).await;

@@ -5,6 +5,8 @@
 //! does not redeliver it; a packet that could not carry a valid payload on any topic is refused by
 //! the broker, which closes the sender's connection (MQTT 3.1.1 has no reason code).
 
+mod support;
+
 use std::time::Duration;
 
 use fieldsync_tests::{free_port, wait_for, FakeDevice};
@@ -13,6 +15,7 @@ use gateway::config::GatewayConfig;
 use gateway::Gateway;
 use proto::{DeviceId, Envelope, Record, RecordBody, TopicKind, MAX_MESSAGE_BYTES};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use support::enrolled;
 
 const DEADLINE: Duration = Duration::from_secs(20);
 /// Notes this long or longer have a three-byte CBOR text header, so each more character is
@@ -80,22 +83,36 @@ fn batch_of_exact_size(device: &FakeDevice, first: u64, size: usize) -> (Vec<u8>
     (bytes, last)
 }
 
+/// As [`batch_of_exact_size`], signed by `device`: the signed message is exactly `size` bytes,
+/// since the limit is on what the broker carries.
+fn signed_of_exact_size(device: &FakeDevice, first: u64, size: usize) -> (Vec<u8>, u64) {
+    let up = device.id.topic(TopicKind::Up);
+    // What signing adds is the same for any payload of about this size.
+    let probe = size - 1000;
+    let overhead = device.seal(&up, vec![0; probe]).len() - probe;
+    let (inner, last) = batch_of_exact_size(device, first, size - overhead);
+    let sealed = device.seal(&up, inner);
+    assert_eq!(sealed.len(), size);
+    (sealed, last)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payloads_at_the_limit_are_stored_and_one_byte_over_is_quarantined_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let gateway = start(dir.path()).await;
-    let device = FakeDevice::connect("hub-1", gateway.mqtt.1).await;
+    let device = enrolled(&gateway, "hub-1").await;
     let id = DeviceId::new("hub-1").unwrap();
     let up = id.topic(TopicKind::Up);
 
-    let (below, below_last) = batch_of_exact_size(&device, 1, MAX_MESSAGE_BYTES - 1);
+    let (below, below_last) = signed_of_exact_size(&device, 1, MAX_MESSAGE_BYTES - 1);
     device.send_raw(&up, below).await;
     device.wait_acked(below_last, DEADLINE).await;
-    let (at, at_last) = batch_of_exact_size(&device, below_last + 1, MAX_MESSAGE_BYTES);
+    let (at, at_last) = signed_of_exact_size(&device, below_last + 1, MAX_MESSAGE_BYTES);
     device.send_raw(&up, at).await;
     device.wait_acked(at_last, DEADLINE).await;
     assert_eq!(gateway.store.record_count(&id).unwrap(), at_last);
 
+    // No one can sign a message over the limit; the size is judged before the signature.
     let (over, _) = batch_of_exact_size(&device, at_last + 1, MAX_MESSAGE_BYTES + 1);
     device.send_raw(&up, over).await;
     let entry = wait_for("the oversized batch in quarantine", DEADLINE, || async {
@@ -120,7 +137,7 @@ async fn payloads_at_the_limit_are_stored_and_one_byte_over_is_quarantined_with_
 
     // The device is still connected and its next batch goes through: the oversized one was
     // acknowledged to the broker, not left to be redelivered.
-    let (next, next_last) = batch_of_exact_size(&device, at_last + 1, 10_000);
+    let (next, next_last) = signed_of_exact_size(&device, at_last + 1, 10_000);
     device.send_raw(&up, next).await;
     device.wait_acked(next_last, DEADLINE).await;
     assert_eq!(gateway.store.quarantined(10, None).unwrap().len(), 1);
@@ -161,7 +178,7 @@ async fn the_embedded_broker_closes_a_connection_whose_packet_no_valid_payload_f
     assert!(closed, "the broker acked an oversized packet");
 
     // The gateway saw nothing, and a device keeps working.
-    let device = FakeDevice::connect("hub-1", gateway.mqtt.1).await;
+    let device = enrolled(&gateway, "hub-1").await;
     device.send(fieldsync_tests::telemetry(1, 10, "B-1")).await;
     device.wait_acked(10, DEADLINE).await;
     assert!(gateway.store.quarantined(10, None).unwrap().is_empty());

@@ -5,9 +5,11 @@
 //! `GET requests/{id}.json` as a resident's front end would, and through
 //! `GET servicerequestupdates.json` as FixMyStreet polls for what happened.
 
+mod support;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fieldsync_tests::{free_port, http, wait_for, FakeDevice};
+use fieldsync_tests::{free_port, http, wait_for};
 use gateway::access::Role;
 use gateway::config::GatewayConfig;
 use gateway::Gateway;
@@ -198,7 +200,7 @@ async fn reports_are_rejected_from_evidence_or_dispatched_and_closed() {
     assert_eq!(imported.json()["imported"], 3);
 
     // The crew's day: no. 2 not put out, no. 4 emptied, round complete.
-    let cab = FakeDevice::connect("cab-rcv07", gateway.mqtt.1).await;
+    let cab = support::enrolled(&gateway, "cab-rcv07").await;
     cab.send(vec![
         round(1, RoundPhase::Started),
         collection(2, 100_021_445_101, Outcome::NotPresented, None),
@@ -808,7 +810,7 @@ async fn fixmystreet_second_reporters_comments_and_failed_returns() {
     )
     .await;
     assert_eq!(imported.status, 200, "{}", imported.body);
-    let cab = FakeDevice::connect("cab-rcv07", gateway.mqtt.1).await;
+    let cab = support::enrolled(&gateway, "cab-rcv07").await;
     cab.send(vec![
         round(1, RoundPhase::Started),
         round(2, RoundPhase::Completed),

@@ -5,10 +5,12 @@
 //! states; a tenant's Open311 heating report for the same boiler follows it; and the alert,
 //! cleared after the repair, closes with the job as its evidence.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use fieldsync_tests::{free_port, http, wait_for, FakeDevice};
+use fieldsync_tests::{free_port, http, wait_for};
 use gateway::access::Role;
 use gateway::clock::FixedClock;
 use gateway::config::GatewayConfig;
@@ -147,7 +149,7 @@ async fn a_repair_raised_from_an_alert_reaches_the_handheld_moves_by_its_updates
     )
     .await;
     assert_eq!(imported.status, 200, "{}", imported.body);
-    let handheld = FakeDevice::connect("hh-ada", gateway.mqtt.1).await;
+    let handheld = support::enrolled(&gateway, "hh-ada").await;
 
     // The boiler loses pressure: an alert opens.
     gateway.store.ingest(&[samples(0..5, 1, 0.4)]).unwrap();

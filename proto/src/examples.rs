@@ -399,6 +399,7 @@ pub fn envelope_health() -> Envelope {
             dead: Some(1),
             faults: Some(0),
             stalls: Some(3),
+            unverified: Some(2),
             // A cab tablet has no sensor source.
             src: None,
         }),
@@ -419,6 +420,7 @@ pub fn health_with_source() -> Health {
         dead: Some(0),
         faults: Some(0),
         stalls: Some(0),
+        unverified: Some(0),
         src: Some(SourceHealth {
             st: SourceStatus::Summary,
             why: Some("the OTGW is in PS=1 summary mode: send it PS=0".into()),

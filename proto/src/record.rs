@@ -500,6 +500,10 @@ pub struct Health {
     /// Connections the agent dropped since it started because the gateway's acks stopped coming.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stalls: Option<u64>,
+    /// Acks and downlink messages the agent ignored since it started because they were not
+    /// signed by the gateway: unsigned, badly signed, or signed for another topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unverified: Option<u64>,
     /// The state of the device's sensor source (a boiler hub's OpenTherm Gateway), if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src: Option<SourceHealth>,

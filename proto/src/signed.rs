@@ -146,6 +146,44 @@ pub fn open(
     Ok(Opened { kid, payload })
 }
 
+/// Why the text of a key could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    /// Not 64 hexadecimal digits.
+    #[error("an Ed25519 key is 64 hexadecimal digits (32 bytes)")]
+    Hex,
+    /// 32 bytes that are not an Ed25519 public key.
+    #[error("not an Ed25519 public key")]
+    NotAPoint,
+}
+
+/// A key's 32 bytes as lowercase hexadecimal, the form configuration files carry.
+pub fn key_hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn key_bytes(text: &str) -> Result<[u8; 32], KeyError> {
+    let text = text.trim();
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(KeyError::Hex);
+    }
+    let mut bytes = [0u8; 32];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| KeyError::Hex)?;
+    }
+    Ok(bytes)
+}
+
+/// A private (signing) key from its [`key_hex`] text.
+pub fn signing_key_from_hex(text: &str) -> Result<SigningKey, KeyError> {
+    key_bytes(text).map(|bytes| SigningKey::from_bytes(&bytes))
+}
+
+/// A public (verifying) key from its [`key_hex`] text.
+pub fn verifying_key_from_hex(text: &str) -> Result<VerifyingKey, KeyError> {
+    VerifyingKey::from_bytes(&key_bytes(text)?).map_err(|_| KeyError::NotAPoint)
+}
+
 /// Whether `bytes` looks like a signed message (CBOR tag 18 first), as opposed to a bare one:
 /// for a receiver that must tell the two apart while unsigned operation is still configured.
 pub fn is_signed(bytes: &[u8]) -> bool {
@@ -289,6 +327,43 @@ mod tests {
             open_with(&vec![0xD2; MAX_MESSAGE_BYTES + 1], TOPIC, &key),
             Err(VerifyError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn keys_read_back_from_their_hex_and_nothing_else_does() {
+        let key = key();
+        let text = key_hex(&key.to_bytes());
+        assert_eq!(
+            text,
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
+        );
+        assert_eq!(signing_key_from_hex(&text).unwrap().to_bytes(), SECRET);
+        let public = key_hex(&key.verifying_key().to_bytes());
+        assert_eq!(
+            verifying_key_from_hex(&public).unwrap(),
+            key.verifying_key()
+        );
+        for bad in [
+            "",
+            "9d61",
+            &text[1..],
+            &format!("{text}00"),
+            &"zz".repeat(32),
+            &"é".repeat(32),
+        ] {
+            assert_eq!(
+                signing_key_from_hex(bad).err(),
+                Some(KeyError::Hex),
+                "{bad:?}"
+            );
+        }
+        // The point (2, ...) is not on the curve: y = 2 has no x.
+        let mut off_curve = [0u8; 32];
+        off_curve[0] = 2;
+        assert_eq!(
+            verifying_key_from_hex(&key_hex(&off_curve)),
+            Err(KeyError::NotAPoint)
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use fieldsync_tests::{free_port, system::unique_id, telemetry, FakeDevice};
+use fieldsync_tests::{free_port, system::unique_id, telemetry, DeviceKeys, FakeDevice};
 use gateway::config::GatewayConfig;
 use gateway::Gateway;
 use proto::{Ack, Envelope, MAX_MESSAGE_BYTES, SCHEMA_VERSION};
@@ -40,11 +40,23 @@ struct Load {
     window: u64,
 }
 
-/// Runs `load` against whatever answers acks on `port`; records per second.
-async fn drive(host: &str, port: u16, load: Load) -> f64 {
+/// Runs `load` against whatever answers acks on `port`; records per second. With `gateway`,
+/// each device is enrolled by it and signs, as a real one does.
+async fn drive(host: &str, port: u16, load: Load, gateway: Option<&Gateway>) -> f64 {
     let mut fleet = Vec::new();
     for _ in 0..load.devices {
-        fleet.push(FakeDevice::connect_to(&unique_id("e2e"), host, port).await);
+        let id = unique_id("e2e");
+        let keys = gateway.map(|gateway| {
+            let issued = gateway
+                .devices
+                .add(&proto::DeviceId::new(id.as_str()).unwrap(), true)
+                .unwrap();
+            DeviceKeys {
+                device: issued.signing_key,
+                gateway: issued.gateway_key,
+            }
+        });
+        fleet.push(FakeDevice::connect_to(&id, host, port, keys).await);
     }
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -175,14 +187,14 @@ async fn compare(name: &str, external: Option<&str>, loads: &[Load]) {
     };
     for load in loads {
         let echo = start_echo(&host, port).await;
-        let bare = drive(&host, port, *load).await;
+        let bare = drive(&host, port, *load, None).await;
         echo.abort();
         let gateway = start_gateway(dir.path(), external).await;
         let (gateway_host, gateway_port) = match external {
             Some(_) => (host.clone(), port),
             None => ("127.0.0.1".to_owned(), gateway.mqtt.1),
         };
-        let stored = drive(&gateway_host, gateway_port, *load).await;
+        let stored = drive(&gateway_host, gateway_port, *load, Some(&gateway)).await;
         gateway.stop().await;
         println!(
             "{name}, {} devices × {} batches × {} record(s), window {}: broker alone {:.0} rec/s, \

@@ -16,6 +16,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use proto::signed::{self, SigningKey, VerifyingKey};
 use proto::{Ack, DeviceId, Down, Envelope, Record, TopicKind, MAX_MESSAGE_BYTES, SCHEMA_VERSION};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter};
 use tokio::sync::watch;
@@ -47,11 +48,82 @@ where
     }
 }
 
+/// A device's keys as `gateway devices add` issues them: its own signing key, and the gateway's
+/// public key.
+#[derive(Debug, Clone)]
+pub struct DeviceKeys {
+    /// Signs the device's envelopes.
+    pub device: SigningKey,
+    /// Checks the gateway's acks and downlink messages.
+    pub gateway: VerifyingKey,
+}
+
+impl DeviceKeys {
+    /// The keys in an agent configuration `gateway devices add` printed (`[signing]`'s `key` and
+    /// `gateway_key`), if it holds both.
+    pub fn from_agent_config(text: &str) -> Option<Self> {
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().strip_prefix('='))
+                .map(|quoted| quoted.trim().trim_matches('"').to_owned())
+        };
+        Some(Self {
+            device: signed::signing_key_from_hex(&value("key")?).ok()?,
+            gateway: signed::verifying_key_from_hex(&value("gateway_key")?).ok()?,
+        })
+    }
+
+    /// The private and the gateway's public key as hex text, as an agent's `[signing]` holds
+    /// them.
+    pub fn hex(&self) -> (String, String) {
+        (
+            signed::key_hex(&self.device.to_bytes()),
+            signed::key_hex(&self.gateway.to_bytes()),
+        )
+    }
+
+    /// The environment that hands these keys to an `edge-agent` process.
+    pub fn agent_env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "FIELDSYNC_AGENT_SIGNING_KEY".to_owned(),
+                signed::key_hex(&self.device.to_bytes()),
+            ),
+            (
+                "FIELDSYNC_AGENT_SIGNING_GATEWAY_KEY".to_owned(),
+                signed::key_hex(&self.gateway.to_bytes()),
+            ),
+        ]
+    }
+}
+
+/// The key id the gateway signs with.
+pub const GATEWAY_KID: &str = "gateway";
+
+/// The message inside `payload` received on `topic`: opened with `keys`' gateway key if signed
+/// (`None` if it does not verify), as it is if bare.
+pub fn open_from_gateway(
+    payload: &[u8],
+    topic: &str,
+    keys: Option<&DeviceKeys>,
+) -> Option<Vec<u8>> {
+    if !signed::is_signed(payload) {
+        return Some(payload.to_vec());
+    }
+    let gateway = keys?.gateway;
+    signed::open(payload, topic, |kid| {
+        (kid == GATEWAY_KID).then_some(gateway)
+    })
+    .ok()
+    .map(|opened| opened.payload)
+}
+
 /// A fake device: an MQTT client that publishes raw payloads or `proto` batches on its own `up`
-/// topic and records the highest ack the gateway has sent it.
+/// topic (signed, if it has keys) and records the highest ack the gateway has sent it.
 pub struct FakeDevice {
     /// The device's id.
     pub id: DeviceId,
+    keys: Option<DeviceKeys>,
     client: AsyncClient,
     acked: watch::Receiver<u64>,
     acks_received: Arc<Mutex<u64>>,
@@ -60,13 +132,20 @@ pub struct FakeDevice {
 }
 
 impl FakeDevice {
-    /// Connects `id` to the broker on 127.0.0.1:`port` and subscribes to its ack and down topics.
+    /// Connects `id`, which does not sign, to the broker on 127.0.0.1:`port` and subscribes to
+    /// its ack and down topics.
     pub async fn connect(id: &str, port: u16) -> Self {
-        Self::connect_to(id, "127.0.0.1", port).await
+        Self::connect_to(id, "127.0.0.1", port, None).await
     }
 
-    /// Connects `id` to the broker on `host`:`port` and subscribes to its ack and down topics.
-    pub async fn connect_to(id: &str, host: &str, port: u16) -> Self {
+    /// Connects `id`, signing with `keys`, to the broker on 127.0.0.1:`port`.
+    pub async fn connect_signed(id: &str, port: u16, keys: DeviceKeys) -> Self {
+        Self::connect_to(id, "127.0.0.1", port, Some(keys)).await
+    }
+
+    /// Connects `id` to the broker on `host`:`port` and subscribes to its ack and down topics;
+    /// with `keys` it signs its batches and reads only acks and downlink the gateway signed.
+    pub async fn connect_to(id: &str, host: &str, port: u16, keys: Option<DeviceKeys>) -> Self {
         let id = DeviceId::new(id).unwrap();
         let mut options = MqttOptions::new(format!("fake-{id}"), host, port);
         options
@@ -87,6 +166,7 @@ impl FakeDevice {
         let downs_for_loop = downs.clone();
         let refused = Arc::new(Mutex::new(Vec::new()));
         let refused_for_loop = refused.clone();
+        let keys_for_loop = keys.clone();
         tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
@@ -98,16 +178,19 @@ impl FakeDevice {
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         let _ = subscribed_tx.send(true);
                     }
-                    Ok(Event::Incoming(Packet::Publish(publish)))
-                        if publish.topic == down_topic =>
-                    {
-                        if let Ok(down) = proto::decode::<Down>(&publish.payload, MAX_MESSAGE_BYTES)
-                        {
-                            downs_for_loop.lock().unwrap().push(down);
-                        }
-                    }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
-                        if let Ok(ack) = proto::decode::<Ack>(&publish.payload, MAX_MESSAGE_BYTES) {
+                        let Some(payload) = open_from_gateway(
+                            &publish.payload,
+                            &publish.topic,
+                            keys_for_loop.as_ref(),
+                        ) else {
+                            continue;
+                        };
+                        if publish.topic == down_topic {
+                            if let Ok(down) = proto::decode::<Down>(&payload, MAX_MESSAGE_BYTES) {
+                                downs_for_loop.lock().unwrap().push(down);
+                            }
+                        } else if let Ok(ack) = proto::decode::<Ack>(&payload, MAX_MESSAGE_BYTES) {
                             *counter.lock().unwrap() += 1;
                             refused_for_loop
                                 .lock()
@@ -127,6 +210,7 @@ impl FakeDevice {
             .unwrap();
         Self {
             id,
+            keys,
             client,
             acked,
             acks_received,
@@ -157,10 +241,26 @@ impl FakeDevice {
         }
     }
 
-    /// Publishes `records` as one batch on the device's `up` topic.
+    /// Publishes `records` as one batch on the device's `up` topic, signed if it has keys.
     pub async fn send(&self, records: Vec<Record>) {
         let payload = proto::encode(&self.envelope(records), MAX_MESSAGE_BYTES).unwrap();
-        self.send_raw(&self.id.topic(TopicKind::Up), payload).await;
+        self.send_up(payload).await;
+    }
+
+    /// Publishes an encoded envelope (or any payload) on the device's `up` topic, signed if it
+    /// has keys.
+    pub async fn send_up(&self, payload: Vec<u8>) {
+        let topic = self.id.topic(TopicKind::Up);
+        let payload = self.seal(&topic, payload);
+        self.send_raw(&topic, payload).await;
+    }
+
+    /// `payload` as this device would publish it on `topic`: signed if it has keys.
+    pub fn seal(&self, topic: &str, payload: Vec<u8>) -> Vec<u8> {
+        match &self.keys {
+            Some(keys) => signed::sign(&payload, topic, self.id.as_str(), &keys.device).unwrap(),
+            None => payload,
+        }
     }
 
     /// Publishes any payload on any topic.

@@ -6,6 +6,7 @@
 //! The binaries are the ones cargo built beside the test (`cargo test --workspace` builds every
 //! package's binaries); a test fails with a clear message when they are missing.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,7 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::{free_port, wait_for};
+use crate::{free_port, wait_for, DeviceKeys};
 
 /// How long a process may take to start, stop or catch up.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -168,15 +169,39 @@ pub struct GatewayProcess {
     pub admin_token: String,
     /// A front end's Open311 `api_key`, issued by `gateway integrations add`.
     pub api_key: String,
+    /// Each enrolled device's signing keys, as `gateway devices add` printed them.
+    keys: BTreeMap<String, DeviceKeys>,
 }
 
 impl GatewayProcess {
-    /// Writes a configuration into `dir` and starts the gateway on it; returns once it is ready
-    /// (`/healthz` answers 200: the ingest is subscribed).
-    pub async fn start(dir: &Path, broker: &Broker) -> Self {
+    /// Writes a configuration into `dir`, enrols `devices` (`gateway devices add`, for their
+    /// signing keys) and starts the gateway; returns once it is ready (`/healthz` answers 200:
+    /// the ingest is subscribed). Its embedded broker lets any client in: the agents started
+    /// for `devices` sign, and device identity is tested with `start_with_devices`.
+    pub async fn start(dir: &Path, broker: &Broker, devices: &[&str]) -> Self {
         let mut gateway = Self::configure(dir, broker, true);
+        for device in devices {
+            gateway.enrol(device);
+        }
         gateway.spawn().await;
         gateway
+    }
+
+    /// Runs `gateway devices add DEVICE --replace` (the gateway stopped) and keeps the keys it
+    /// printed; returns the whole agent configuration it printed.
+    pub fn enrol(&mut self, device: &str) -> String {
+        let config = self.devices(&["add", device, "--replace"]);
+        let keys = DeviceKeys::from_agent_config(&config)
+            .expect("`gateway devices add` printed no signing keys");
+        self.keys.insert(device.to_owned(), keys);
+        config
+    }
+
+    /// `device`'s keys, as enrolled.
+    pub fn keys(&self, device: &str) -> &DeviceKeys {
+        self.keys
+            .get(device)
+            .unwrap_or_else(|| panic!("{device} was not enrolled with this gateway"))
     }
 
     /// Starts a gateway on its embedded broker on `port` that lets in only `devices`, each
@@ -191,7 +216,7 @@ impl GatewayProcess {
         let passwords = devices
             .iter()
             .map(|device| {
-                let config = gateway.devices(&["add", device]);
+                let config = gateway.enrol(device);
                 let password = config
                     .lines()
                     .find_map(|line| line.strip_prefix("password = "))
@@ -255,6 +280,7 @@ impl GatewayProcess {
             broker: broker.clone(),
             admin_token: String::new(),
             api_key: String::new(),
+            keys: BTreeMap::new(),
         };
         gateway.admin_token = gateway.issue(&["staff", "add", "admin", "--role", "admin"]);
         gateway.api_key = gateway.issue(&["integrations", "add", "front-end"]);
@@ -332,20 +358,27 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
-    /// Starts an agent for `device`, its store in `dir/{device}`, connected to `broker`; returns
-    /// once its API answers.
-    pub async fn start(dir: &Path, device: &str, broker: (String, u16)) -> Self {
-        Self::start_with_env(dir, device, broker, Vec::new()).await
+    /// Starts an agent for `device`, its store in `dir/{device}`, connected to `broker`, with the
+    /// signing keys `gateway` enrolled it with; returns once its API answers.
+    pub async fn start(
+        dir: &Path,
+        device: &str,
+        broker: (String, u16),
+        gateway: &GatewayProcess,
+    ) -> Self {
+        Self::start_with_env(dir, device, broker, gateway, Vec::new()).await
     }
 
-    /// As [`AgentProcess::start`], with `env` set for the process at every start (a faked
+    /// As [`AgentProcess::start`], with `env` set for the process at every start too (a faked
     /// clock, say: [`crate::faketime`]).
     pub async fn start_with_env(
         dir: &Path,
         device: &str,
         broker: (String, u16),
-        env: Vec<(String, String)>,
+        gateway: &GatewayProcess,
+        mut env: Vec<(String, String)>,
     ) -> Self {
+        env.extend(gateway.keys(device).agent_env());
         let mut agent = Self {
             child: Owned::default(),
             data_dir: dir.join(device),

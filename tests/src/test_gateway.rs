@@ -1,6 +1,8 @@
 //! A small gateway for agents' tests that speaks `proto` over MQTT: subscribes to every device's
 //! `up` and `state` topics, keeps each record in memory keyed by (device, seq), and acks
 //! cumulatively, with knobs to drop, withhold or duplicate acks. It also sends `down` messages.
+//! It signs what it sends with a fixed test key and checks devices' signatures with keys derived
+//! from their ids ([`keys_for`]), which is how the agents under test are configured.
 //!
 //! [`LinkProxy`] sits between an agent and the broker and can cut the link and restore it, since
 //! the embedded broker cannot be stopped.
@@ -10,10 +12,47 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use proto::signed::{self, SigningKey};
 use proto::{
     Ack, Down, Envelope, Record, RecordBody, State, Topic, TopicKind, MAX_MESSAGE_BYTES,
     SCHEMA_VERSION,
 };
+
+use crate::{DeviceKeys, GATEWAY_KID};
+
+/// The test gateway's signing key.
+fn gateway_key() -> SigningKey {
+    SigningKey::from_bytes(&[0x42; 32])
+}
+
+/// The keys of `device` for the test gateway: its signing key, derived from its id (these are
+/// test keys, not secrets), and the test gateway's public key.
+pub fn keys_for(device: &str) -> DeviceKeys {
+    let id = device.as_bytes();
+    let mut seed = [0u8; 32];
+    for (i, byte) in seed.iter_mut().enumerate() {
+        *byte = id.get(i % id.len().max(1)).copied().unwrap_or(0) ^ (i as u8) ^ 0x5a;
+    }
+    // Ids of different lengths would otherwise cycle into the same seed.
+    seed[31] ^= id.len() as u8;
+    DeviceKeys {
+        device: SigningKey::from_bytes(&seed),
+        gateway: gateway_key().verifying_key(),
+    }
+}
+
+/// `payload` signed by the test gateway for `topic`.
+pub fn sign(topic: &str, payload: &[u8]) -> Vec<u8> {
+    signed::sign(payload, topic, GATEWAY_KID, &gateway_key()).unwrap()
+}
+
+/// The envelope in `payload`, which `device` signed with its [`keys_for`] for `topic`.
+pub fn open_from_device(device: &str, topic: &str, payload: &[u8]) -> Option<Vec<u8>> {
+    let key = keys_for(device).device.verifying_key();
+    signed::open(payload, topic, |kid| (kid == device).then_some(key))
+        .map(|opened| opened.payload)
+        .ok()
+}
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -38,8 +77,10 @@ struct Seen {
     acks_sent: u64,
     /// States received, in order.
     states: Vec<(String, State)>,
-    /// Payloads that did not decode.
+    /// Payloads that did not decode, or whose signature did not verify.
     malformed: u64,
+    /// Envelopes that came unsigned (stored all the same).
+    unsigned: u64,
 }
 
 /// Knobs a test turns while the gateway runs.
@@ -162,6 +203,11 @@ impl TestGateway {
         self.seen.lock().unwrap().malformed
     }
 
+    /// Envelopes that came unsigned.
+    pub fn unsigned(&self) -> u64 {
+        self.seen.lock().unwrap().unsigned
+    }
+
     /// Batches received.
     pub fn batches(&self) -> u64 {
         self.seen.lock().unwrap().batches
@@ -206,18 +252,20 @@ impl TestGateway {
     /// Publishes an ack for `device` now, whatever the knobs say.
     pub async fn ack_now(&self, device: &str) {
         let thru = self.acked_through(device);
-        let payload = encode_ack(thru);
         let topic = format!("fieldsync/v1/{device}/ack");
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await
-            .unwrap();
+        let payload = sign(&topic, &encode_ack(thru));
+        self.publish_raw(&topic, payload).await;
     }
 
-    /// Publishes `down` on `device`'s down topic (QoS 1, not retained).
+    /// Publishes `down` on `device`'s down topic (QoS 1, not retained), signed.
     pub async fn send_down(&self, device: &str, down: &Down) {
-        let payload = proto::encode(down, MAX_MESSAGE_BYTES).unwrap();
         let topic = format!("fieldsync/v1/{device}/down");
+        let payload = sign(&topic, &proto::encode(down, MAX_MESSAGE_BYTES).unwrap());
+        self.publish_raw(&topic, payload).await;
+    }
+
+    /// Publishes `payload` on `topic` as it is (QoS 1, not retained): a forgery, say.
+    pub async fn publish_raw(&self, topic: &str, payload: Vec<u8>) {
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload)
             .await
@@ -261,7 +309,15 @@ fn receive(
             Vec::new()
         }
         TopicKind::Up => {
-            let Ok(envelope) = proto::decode::<Envelope>(payload, MAX_MESSAGE_BYTES) else {
+            let opened = if signed::is_signed(payload) {
+                open_from_device(&device, &topic.device.topic(TopicKind::Up), payload)
+            } else {
+                seen.unsigned += 1;
+                Some(payload.to_vec())
+            };
+            let Some(envelope) =
+                opened.and_then(|bytes| proto::decode::<Envelope>(&bytes, MAX_MESSAGE_BYTES).ok())
+            else {
                 seen.malformed += 1;
                 return Vec::new();
             };
@@ -284,8 +340,9 @@ fn receive(
             };
             seen.acks_sent += copies;
             let ack_topic = topic.device.topic(TopicKind::Ack);
+            let ack = sign(&ack_topic, &encode_ack(thru));
             (0..copies)
-                .map(|_| (ack_topic.clone(), encode_ack(thru)))
+                .map(|_| (ack_topic.clone(), ack.clone()))
                 .collect()
         }
         TopicKind::Ack | TopicKind::Down => Vec::new(),

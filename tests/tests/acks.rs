@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 async fn acks_lost_duplicated_and_reordered(broker: Broker) {
     let _exclusive = fieldsync_tests::system::external_broker_lock(&broker).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut gateway = GatewayProcess::start(dir.path(), &broker).await;
+    let device = unique_id("cab");
+    let mut gateway = GatewayProcess::start(dir.path(), &broker, &[&device]).await;
     let (host, port) = broker.address();
     assert_eq!(host, "127.0.0.1", "the relay forwards to a local broker");
     let relay = AckFaultRelay::start(
@@ -30,9 +31,13 @@ async fn acks_lost_duplicated_and_reordered(broker: Broker) {
         },
     )
     .await;
-    let device = unique_id("cab");
-    let mut agent =
-        AgentProcess::start(dir.path(), &device, ("127.0.0.1".into(), relay.port)).await;
+    let mut agent = AgentProcess::start(
+        dir.path(),
+        &device,
+        ("127.0.0.1".into(), relay.port),
+        &gateway,
+    )
+    .await;
 
     let stop = CancellationToken::new();
     let poster = tokio::spawn(post_until(agent.api_port, 600_000_000_000, stop.clone()));

@@ -40,10 +40,10 @@ async fn post_until_gone(port: u16, first: u64, round: u64, accepted: Arc<Mutex<
 async fn run(broker: Broker) {
     let _exclusive = fieldsync_tests::system::external_broker_lock(&broker).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut gateway = GatewayProcess::start(dir.path(), &broker).await;
     let device = unique_id("cab");
+    let mut gateway = GatewayProcess::start(dir.path(), &broker, &[&device]).await;
     let accepted = Arc::new(Mutex::new(Accepted::default()));
-    let mut agent = AgentProcess::start(dir.path(), &device, broker.address()).await;
+    let mut agent = AgentProcess::start(dir.path(), &device, broker.address(), &gateway).await;
     for life in 0..LIVES {
         let posters: Vec<_> = (0..POSTERS)
             .map(|first| {

@@ -849,8 +849,9 @@ async fn run_corpus(name: &str, base: &str, cases: &[Case], admin: &str) -> Vec<
 async fn every_http_route_refuses_bad_input_clearly_and_stays_up() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::Embedded(fieldsync_tests::free_port());
-    let gateway = GatewayProcess::start(dir.path(), &broker).await;
-    let agent = AgentProcess::start(dir.path(), &unique_id("cab"), broker.address()).await;
+    let cab = unique_id("cab");
+    let gateway = GatewayProcess::start(dir.path(), &broker, &[&cab]).await;
+    let agent = AgentProcess::start(dir.path(), &cab, broker.address(), &gateway).await;
 
     let mut wrong = Vec::new();
     let gateway_base = gateway.url("");

@@ -56,15 +56,16 @@ async fn clocks_hours_wrong(broker: Broker, clock_dir: &std::path::Path) -> Resu
     let _exclusive = fieldsync_tests::system::external_broker_lock(&broker).await;
     let dir = tempfile::tempdir().unwrap();
     let clock = FakeClock::new(clock_dir, -3 * HOUR_S)?;
-    let mut gateway = GatewayProcess::start(dir.path(), &broker).await;
+    let device = unique_id("cab");
+    let mut gateway = GatewayProcess::start(dir.path(), &broker, &[&device]).await;
     let (host, port) = broker.address();
     assert_eq!(host, "127.0.0.1", "the relay forwards to a local broker");
     let proxy = LinkProxy::start(port).await;
-    let device = unique_id("cab");
     let mut agent = AgentProcess::start_with_env(
         dir.path(),
         &device,
         ("127.0.0.1".into(), proxy.port),
+        &gateway,
         clock.env(),
     )
     .await;

@@ -26,8 +26,14 @@ async fn connects(port: u16, device: &str, password: &str) -> bool {
 }
 
 /// An agent for `device` that presents `password` (through the environment, as an operator
-/// would keep it out of the configuration file).
-async fn agent(dir: &std::path::Path, device: &str, password: &str, port: u16) -> AgentProcess {
+/// would keep it out of the configuration file), signing with the keys it was issued.
+async fn agent(
+    dir: &std::path::Path,
+    gateway: &GatewayProcess,
+    device: &str,
+    password: &str,
+    port: u16,
+) -> AgentProcess {
     let env = vec![
         (
             "FIELDSYNC_AGENT_MQTT_USERNAME".to_owned(),
@@ -38,7 +44,7 @@ async fn agent(dir: &std::path::Path, device: &str, password: &str, port: u16) -
             password.to_owned(),
         ),
     ];
-    AgentProcess::start_with_env(dir, device, ("127.0.0.1".to_owned(), port), env).await
+    AgentProcess::start_with_env(dir, device, ("127.0.0.1".to_owned(), port), gateway, env).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,8 +55,8 @@ async fn issued_devices_deliver_and_revoked_ones_are_shut_out() {
         GatewayProcess::start_with_devices(dir.path(), port, &["cab-1", "cab-2"]).await;
     let (cab1, cab2) = (&passwords[0].1, &passwords[1].1);
 
-    let mut first = agent(dir.path(), "cab-1", cab1, port).await;
-    let second = agent(dir.path(), "cab-2", cab2, port).await;
+    let mut first = agent(dir.path(), &gateway, "cab-1", cab1, port).await;
+    let second = agent(dir.path(), &gateway, "cab-2", cab2, port).await;
     for agent in [&first, &second] {
         post_collection(agent.api_port, 100_000_000_001, "collected", "R-1")
             .await

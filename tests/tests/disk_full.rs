@@ -41,9 +41,9 @@ async fn storage_state(agent: &AgentProcess) -> String {
 async fn full_and_recovered(broker: Broker, disk: &Tmpfs) {
     let _exclusive = fieldsync_tests::system::external_broker_lock(&broker).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut gateway = GatewayProcess::start(dir.path(), &broker).await;
     let device = unique_id("cab");
-    let mut agent = AgentProcess::start(disk.path(), &device, broker.address()).await;
+    let mut gateway = GatewayProcess::start(dir.path(), &broker, &[&device]).await;
+    let mut agent = AgentProcess::start(disk.path(), &device, broker.address(), &gateway).await;
     let mut accepted = Accepted::default();
 
     post(agent.api_port, 700_000_000_000, 100, 201, &mut accepted).await;

@@ -140,7 +140,9 @@ async fn check_decisions(gateway: &GatewayProcess, round_of_reports: u64) {
 async fn run(broker: Broker) {
     let _exclusive = fieldsync_tests::system::external_broker_lock(&broker).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut gateway = GatewayProcess::start(dir.path(), &broker).await;
+    let cabs: Vec<String> = (0..CABS).map(|_| unique_id("cab")).collect();
+    let enrolled: Vec<&str> = cabs.iter().map(String::as_str).collect();
+    let mut gateway = GatewayProcess::start(dir.path(), &broker, &enrolled).await;
     let imported = http::request(
         "POST",
         &gateway.url("/api/v1/properties"),
@@ -152,8 +154,8 @@ async fn run(broker: Broker) {
     assert_eq!(imported.status, 200, "{}", imported.body);
 
     let mut agents = Vec::new();
-    for _ in 0..CABS {
-        agents.push(AgentProcess::start(dir.path(), &unique_id("cab"), broker.address()).await);
+    for cab in &cabs {
+        agents.push(AgentProcess::start(dir.path(), cab, broker.address(), &gateway).await);
     }
     for agent in &agents {
         let started = fieldsync_tests::system::agent_request(

@@ -19,13 +19,18 @@ use tokio_util::sync::CancellationToken;
 async fn cut_flap_and_stall(broker: Broker) {
     let _exclusive = fieldsync_tests::system::external_broker_lock(&broker).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut gateway = GatewayProcess::start(dir.path(), &broker).await;
+    let device = unique_id("cab");
+    let mut gateway = GatewayProcess::start(dir.path(), &broker, &[&device]).await;
     let (host, port) = broker.address();
     assert_eq!(host, "127.0.0.1", "the relay forwards to a local broker");
     let proxy = LinkProxy::start(port).await;
-    let device = unique_id("cab");
-    let mut agent =
-        AgentProcess::start(dir.path(), &device, ("127.0.0.1".into(), proxy.port)).await;
+    let mut agent = AgentProcess::start(
+        dir.path(),
+        &device,
+        ("127.0.0.1".into(), proxy.port),
+        &gateway,
+    )
+    .await;
     let stop = CancellationToken::new();
     let poster = tokio::spawn(post_until(agent.api_port, 400_000_000_000, stop.clone()));
 
@@ -79,11 +84,11 @@ async fn a_broker_killed_and_restarted_under_load_loses_nothing() {
         return;
     };
     let broker = Broker::External("127.0.0.1".into(), mosquitto.port);
-    let mut gateway = GatewayProcess::start(dir.path(), &broker).await;
     let devices = [unique_id("cab"), unique_id("cab")];
+    let mut gateway = GatewayProcess::start(dir.path(), &broker, &[&devices[0], &devices[1]]).await;
     let mut agents = Vec::new();
     for device in &devices {
-        agents.push(AgentProcess::start(dir.path(), device, broker.address()).await);
+        agents.push(AgentProcess::start(dir.path(), device, broker.address(), &gateway).await);
     }
     let stop = CancellationToken::new();
     let posters: Vec<_> = agents

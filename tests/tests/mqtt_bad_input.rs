@@ -6,14 +6,15 @@
 //! - a batch with bad records among good ones has the good ones stored, and the bad ones named in
 //!   the ack's refusals, so the device's acks move on (one poison record never stalls a device).
 //!
-//! Afterwards the same device's good batches are stored and acked as usual, and the counts are
-//! printed.
+//! The device signs its envelopes, as the gateway requires (so each case reaches the decoder),
+//! and an envelope that comes unsigned is quarantined too. Afterwards the same device's good
+//! batches are stored and acked as usual, and the counts are printed.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fieldsync_tests::system::{unique_id, Broker};
-use fieldsync_tests::{free_port, telemetry, wait_for, FakeDevice};
+use fieldsync_tests::{free_port, telemetry, wait_for, DeviceKeys, FakeDevice};
 use gateway::config::GatewayConfig;
 use gateway::Gateway;
 use proto::{Envelope, Record, TopicKind, MAX_MESSAGE_BYTES, SCHEMA_VERSION};
@@ -229,27 +230,50 @@ async fn run(broker: Broker) {
         Broker::Embedded(_) => ("127.0.0.1".to_owned(), gateway.mqtt.1),
         Broker::External(host, port) => (host.clone(), *port),
     };
-    let device = FakeDevice::connect_to(&unique_id("vendor"), &host, port).await;
+    let id = proto::DeviceId::new(unique_id("vendor")).unwrap();
+    let issued = gateway.devices.add(&id, true).unwrap();
+    let keys = DeviceKeys {
+        device: issued.signing_key.clone(),
+        gateway: issued.gateway_key,
+    };
+    let device = FakeDevice::connect_to(id.as_str(), &host, port, Some(keys)).await;
+    let up = device.id.topic(TopicKind::Up).to_string();
 
-    // Whole messages that cannot be read: each quarantined, none acked.
-    let cases = whole_message_cases(&device);
+    // Whole messages that cannot be read: each quarantined, none acked. What goes on the up
+    // topic is signed, so that it is judged on what is inside (one too large to sign is judged
+    // on its size first).
+    let mut cases = whole_message_cases(&device);
+    let unsigned = proto::encode(&device.envelope(telemetry(1, 3, "B-1")), MAX_MESSAGE_BYTES);
     let before = quarantined(&gateway);
     for (name, topic, payload) in &cases {
         let expected = quarantined(&gateway) + 1;
-        device.send_raw(topic, payload.clone()).await;
+        let fits = payload.len() + proto::signed::SIGNED_OVERHEAD <= MAX_MESSAGE_BYTES;
+        let payload = match *topic == up && fits {
+            true => device.seal(topic, payload.clone()),
+            false => payload.clone(),
+        };
+        device.send_raw(topic, payload).await;
         wait_for(&format!("{name} to be quarantined"), DEADLINE, || async {
             (quarantined(&gateway) >= expected).then_some(())
         })
         .await;
     }
+    let expected = quarantined(&gateway) + 1;
+    device.send_raw(&up, unsigned.unwrap()).await;
+    wait_for(
+        "the unsigned envelope to be quarantined",
+        DEADLINE,
+        || async { (quarantined(&gateway) >= expected).then_some(()) },
+    )
+    .await;
+    cases.push(("an unsigned envelope", up.clone(), Vec::new()));
     assert_eq!(quarantined(&gateway) - before, cases.len() as u64);
     assert_eq!(device.acked_through(), 0, "nothing readable was sent yet");
 
     // A batch with five bad records among eight: the good stored, the bad refused by name, and
     // the ack past all of them.
     let (payload, bad) = poisoned_batch(&device);
-    let up = device.id.topic(TopicKind::Up).to_string();
-    device.send_raw(&up, payload.clone()).await;
+    device.send_up(payload.clone()).await;
     device.wait_acked(8, DEADLINE).await;
     let refused: BTreeSet<u64> = device.refused().iter().map(|r| r.seq).collect();
     assert_eq!(refused, bad, "{:?}", device.refused());
@@ -266,7 +290,7 @@ async fn run(broker: Broker) {
     device.wait_acked(20, DEADLINE).await;
     assert_eq!(gateway.store.record_count(&id).unwrap(), 3 + 12);
     let refusals_so_far = device.refused().len();
-    device.send_raw(&up, payload).await;
+    device.send_up(payload).await;
     let again = wait_for("the resend's refusals", DEADLINE, || async {
         let all = device.refused();
         (all.len() >= refusals_so_far + bad.len()).then(|| all[refusals_so_far..].to_vec())

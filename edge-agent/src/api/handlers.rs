@@ -240,6 +240,9 @@ pub struct LinkView {
     pub ack_rtt_ms: Option<u64>,
     /// How long a batch may wait for its ack before the link counts as stalled (ms).
     pub stall_after_ms: u64,
+    /// Acks and downlink messages ignored since the agent started because the gateway did not
+    /// sign them for this device's topic: nothing was deleted or applied for them.
+    pub unverified: u64,
 }
 
 /// The outbox, for the status.
@@ -337,6 +340,7 @@ pub async fn status(State(state): State<ApiState>) -> Result<Json<StatusView>, A
             stalls: link.stalls,
             ack_rtt_ms: link.ack_rtt_ms,
             stall_after_ms: link.stall_after_ms,
+            unverified: link.unverified,
         },
         outbox: OutboxView {
             depth: stats.depth,

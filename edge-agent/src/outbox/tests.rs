@@ -44,6 +44,7 @@ fn health() -> RecordBody {
         dead: None,
         faults: None,
         stalls: None,
+        unverified: None,
         src: None,
     })
 }

@@ -99,7 +99,11 @@ pub fn encode_batch(
         boot: stamp.map(|(stamp, _)| stamp.boot),
         mono: stamp.map(|(stamp, now)| stamp.mono_at(now)),
     };
-    proto::encode(&envelope, MAX_MESSAGE_BYTES)
+    // Room for the signature: the signed message is what must fit the limit.
+    proto::encode(
+        &envelope,
+        MAX_MESSAGE_BYTES - proto::signed::SIGNED_OVERHEAD,
+    )
 }
 
 /// One message ready to publish: the records it carries and its encoding.

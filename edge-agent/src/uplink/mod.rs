@@ -7,6 +7,8 @@
 //! - `receiver`: acknowledges the gateway's acks at once and applies them, coalesced, in its
 //!   `AckApplier` (only they delete records); hands jobs and configuration to the
 //!   [`crate::downlink`], acknowledging each once it is on disk.
+//! - [`signing`]: batches signed with the device's key; acks and downlink acted on only if the
+//!   gateway signed them for their topic (others are ignored and counted in the status).
 //! - [`intake`]: how records enter the outbox and wake the sender.
 //! - `options` and `tls`: the MQTT client's settings; [`status`]: the link's state for the API.
 //!
@@ -20,6 +22,7 @@ pub mod intake;
 pub mod options;
 mod receiver;
 mod sender;
+pub mod signing;
 pub mod stall;
 pub mod status;
 pub mod tls;
@@ -48,6 +51,7 @@ use backoff::Backoff;
 use connection::Connection;
 use receiver::{AckApplier, Receiver};
 use sender::Sender;
+use signing::Signing;
 use stall::StallDetector;
 
 /// Requests the MQTT client queues beyond its in-flight window: room for acknowledgements and
@@ -87,6 +91,8 @@ impl Uplink {
         batching: watch::Receiver<Batching>,
     ) -> Result<Self, OptionsError> {
         let boot = stamp.boot;
+        let signing = Signing::from_config(device.clone(), &config.signing)
+            .map_err(|e| OptionsError::Signing(e.to_string()))?;
         let options = options::mqtt_options(config, &device, boot, now_ms())?;
         let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
         eventloop
@@ -131,6 +137,8 @@ impl Uplink {
                 downlink,
                 acks: acks_tx,
                 stall: Arc::clone(&stall),
+                signing: signing.clone(),
+                status: Arc::clone(&status),
             }
             .run(incoming_rx),
         );
@@ -153,6 +161,7 @@ impl Uplink {
                 link: status.subscribe(),
                 hurry: hurry_rx,
                 stall,
+                signing,
                 stop: stop_sending.clone(),
             }
             .run(),

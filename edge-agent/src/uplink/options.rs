@@ -76,6 +76,9 @@ pub enum OptionsError {
     /// The state message could not be encoded (a negative clock, say).
     #[error("cannot encode the device state: {0}")]
     State(#[from] EncodeError),
+    /// The signing keys are unusable (the message names the option).
+    #[error("{0}")]
+    Signing(String),
 }
 
 #[cfg(test)]

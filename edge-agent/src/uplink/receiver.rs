@@ -1,5 +1,7 @@
 //! The receiving half of the uplink: hands the gateway's acks to the [`AckApplier`] (only they
 //! delete records) and jobs and configuration to the downlink, and acknowledges each MQTT message.
+//! Only what the gateway signed for its topic gets that far ([`Signing::open`]); anything else is
+//! acknowledged to the broker, ignored and counted (`LinkStatus::unverified`).
 //!
 //! A job or a configuration is acknowledged only once it is on disk, so that a crash before that
 //! gets it redelivered. An ack is acknowledged at once, before it is applied: acks are cumulative
@@ -16,6 +18,7 @@ use proto::{Ack, DeviceId, Refusal, TopicKind, MAX_MESSAGE_BYTES};
 use rumqttc::{AsyncClient, Publish};
 use tokio::sync::{mpsc, watch};
 
+use super::signing::{Ignored, Signing};
 use super::stall::StallDetector;
 use super::status::{LastAck, LinkStatus};
 use crate::agent::now_ms;
@@ -34,6 +37,10 @@ pub(super) struct Receiver {
     pub acks: mpsc::UnboundedSender<Ack>,
     /// Told when each ack arrives, for the round trip and stalls.
     pub stall: Arc<Mutex<StallDetector>>,
+    /// Opens what the gateway signed.
+    pub signing: Signing,
+    /// Where ignored messages are counted.
+    pub status: Arc<watch::Sender<LinkStatus>>,
 }
 
 /// What to do with the MQTT message once handled.
@@ -50,10 +57,16 @@ impl Receiver {
         let ack_topic = self.device.topic(TopicKind::Ack);
         let down_topic = self.device.topic(TopicKind::Down);
         while let Some(publish) = incoming.recv().await {
-            let handled = if publish.topic == ack_topic {
-                self.on_ack(&publish.payload)
-            } else if publish.topic == down_topic {
-                self.on_down(&publish.payload).await
+            let is_ack = publish.topic == ack_topic;
+            let handled = if is_ack || publish.topic == down_topic {
+                match self.signing.open(&publish.topic, &publish.payload) {
+                    Ok(payload) if is_ack => self.on_ack(&payload),
+                    Ok(payload) => self.on_down(&payload).await,
+                    Err(why) => {
+                        self.ignore(&publish.topic, &why);
+                        Handled::Ack
+                    }
+                }
             } else {
                 tracing::warn!(topic = %publish.topic, "message on a topic not subscribed to");
                 Handled::Ack
@@ -63,6 +76,24 @@ impl Receiver {
                     tracing::debug!(error = %e, "cannot acknowledge a message");
                 }
             }
+        }
+    }
+
+    /// Counts a message the gateway did not sign, and says so: the first, then at every power of
+    /// two, since whoever sends them can send them without end.
+    fn ignore(&self, topic: &str, why: &Ignored) {
+        let mut count = 0;
+        self.status.send_modify(|status| {
+            status.unverified += 1;
+            count = status.unverified;
+        });
+        if count.is_power_of_two() {
+            tracing::warn!(
+                topic,
+                reason = %why,
+                ignored_so_far = count,
+                "ignored a message the gateway did not sign (nothing acted on)"
+            );
         }
     }
 

@@ -28,6 +28,9 @@ pub struct LinkStatus {
     pub ack_rtt_ms: Option<u64>,
     /// How long a batch may wait for its ack before the link counts as stalled, in milliseconds.
     pub stall_after_ms: u64,
+    /// Acks and downlink messages ignored since the agent started because the gateway did not
+    /// sign them for their topic (unsigned, badly signed, or signed for another topic).
+    pub unverified: u64,
 }
 
 impl LinkStatus {

@@ -4,22 +4,29 @@
 //!   (`gateway devices revoke`) and lists who has one, through the storage seam's
 //!   [`CredentialStore`]; only the secret's hash is stored;
 //! - [`secret`]: generating, hashing and verifying secrets (argon2id);
+//! - [`keys`]: devices' Ed25519 key pairs, made at issue, and the gateway's own signing key;
+//! - [`signatures`]: the ingest's and the dispatchers' side of signed messages: each envelope
+//!   checked against its device's key, acks and downlink signed with the gateway's;
 //! - [`auth`]: the broker's decision on each connection (client id = device id = username, the
 //!   secret, not revoked), and the gateway's own client, whose secret lives only in memory;
 //! - [`snippet`]: the agent's configuration for a newly issued secret.
 
 pub mod auth;
+pub mod keys;
 pub mod secret;
+pub mod signatures;
 pub mod snippet;
 
 use std::sync::Arc;
 
+use proto::signed::{SigningKey, VerifyingKey};
 use proto::{DeviceId, TimestampMs};
 
 use crate::clock::SharedClock;
 use crate::storage::{CredentialStore, DeviceCredential, Revoked, Store, StoreError};
 pub use auth::{AuthRefusal, Authenticator};
 pub use secret::Secret;
+pub use signatures::Signatures;
 
 /// What the registry can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -60,13 +67,18 @@ pub fn rfc3339(ms: TimestampMs) -> String {
     )
 }
 
-/// A credential just issued: the only time its secret exists outside the device.
+/// A credential just issued: the only time its secret and its private key exist outside the
+/// device. `Debug` shows neither.
 #[derive(Debug, Clone)]
 pub struct Issued {
     /// The device.
     pub device: DeviceId,
     /// Its secret, to put in the agent's configuration.
     pub secret: Secret,
+    /// Its Ed25519 private key, which signs its envelopes: for the agent's configuration.
+    pub signing_key: SigningKey,
+    /// The gateway's public key, which the agent checks acks and downlink messages with.
+    pub gateway_key: VerifyingKey,
     /// Whether an earlier credential was replaced.
     pub replaced: bool,
 }
@@ -119,8 +131,11 @@ impl DeviceRegistry {
             return Err(DeviceError::Reserved(device.clone()));
         }
         let secret = Secret::generate()?;
+        let signing_key = keys::generate()?;
+        let gateway_key = self.gateway_key()?.verifying_key();
         let credential = DeviceCredential {
             hash: secret::hash(&secret)?,
+            public_key: Some(signing_key.verifying_key().to_bytes().to_vec()),
             issued: self.clock.now_ms(),
             revoked: None,
         };
@@ -145,8 +160,27 @@ impl DeviceRegistry {
         Ok(Issued {
             device: device.clone(),
             secret,
+            signing_key,
+            gateway_key,
             replaced,
         })
+    }
+
+    /// The gateway's signing key: made and stored the first time it is asked for (by the first
+    /// start, or the first `gateway devices add`), the same ever after.
+    pub fn gateway_key(&self) -> Result<SigningKey, DeviceError> {
+        keys::gateway_key(self.credentials.as_ref())
+    }
+
+    /// The public key `device`'s envelopes must verify with: none if it has no credential, a
+    /// revoked one, or one issued before devices had keys.
+    pub fn device_key(&self, device: &DeviceId) -> Result<Option<VerifyingKey>, StoreError> {
+        Ok(self
+            .credentials
+            .credential(device)?
+            .filter(|credential| credential.revoked.is_none())
+            .and_then(|credential| credential.public_key)
+            .and_then(|bytes| keys::public_key(&bytes)))
     }
 
     /// Revokes `device`'s credential: from now on it cannot connect. Its records stay. A

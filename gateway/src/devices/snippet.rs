@@ -1,9 +1,12 @@
-//! The agent's configuration for a newly issued secret, as `gateway devices add` prints it: the
-//! lines to put in the device's `edge-agent` configuration file, so that what the gateway checks
-//! (client id = username = device id, the secret as password) is what the agent sends.
+//! The agent's configuration for a newly issued credential, as `gateway devices add` prints it:
+//! the lines to put in the device's `edge-agent` configuration file, so that what the gateway
+//! checks (client id = username = device id, the secret as password, envelopes signed with the
+//! device's key) is what the agent sends, and the agent checks what the gateway signs.
 
 use std::fmt::Write;
 use std::net::SocketAddr;
+
+use proto::signed::key_hex;
 
 use super::Issued;
 
@@ -20,8 +23,9 @@ pub fn agent_config(issued: &Issued, mqtt_listen: SocketAddr) -> String {
     let _ = write!(
         out,
         r#"# edge-agent configuration for device {device}.
-# The password is shown this once: the gateway keeps only its hash. Keep it out of version
-# control; FIELDSYNC_AGENT_MQTT_PASSWORD may carry it instead of this file.
+# The password and the signing key are shown this once: the gateway keeps only the password's
+# hash and the key's public half. Keep them out of version control; FIELDSYNC_AGENT_MQTT_PASSWORD
+# and FIELDSYNC_AGENT_SIGNING_KEY may carry them instead of this file.
 device_id = "{device}"
 
 [mqtt]
@@ -30,9 +34,17 @@ port = {port}
 # The gateway's broker wants the device id as username, and as client id (the default).
 username = "{device}"
 password = "{secret}"
+
+[signing]
+# This device's Ed25519 private key: it signs every batch, so no one else can send as {device}.
+key = "{key}"
+# The gateway's public key: acks and jobs not signed with it are ignored.
+gateway_key = "{gateway_key}"
 "#,
         port = mqtt_listen.port(),
         secret = issued.secret.reveal(),
+        key = key_hex(&issued.signing_key.to_bytes()),
+        gateway_key = key_hex(&issued.gateway_key.to_bytes()),
     );
     out
 }

@@ -1,6 +1,7 @@
 //! What the device registry's credentials are, as every backend keeps them: per device, the
-//! argon2 hash of the secret the device presents to the broker (never the secret), when it was
-//! issued and when, if ever, it was revoked. A revoked entry is kept, so `gateway devices list`
+//! argon2 hash of the secret the device presents to the broker (never the secret), the public
+//! half of the Ed25519 key it signs its envelopes with, when it was issued and when, if ever, it
+//! was revoked; and the gateway's own Ed25519 signing key, made once. A revoked entry is kept, so `gateway devices list`
 //! still shows the device and re-adding it is a deliberate act. The embedded backend's tree is in
 //! [`super::embedded::devices`].
 
@@ -15,6 +16,11 @@ pub struct DeviceCredential {
     /// The secret's argon2 hash as a PHC string (algorithm, parameters, salt and hash), so the
     /// parameters can be raised later without invalidating what was issued.
     pub hash: String,
+    /// The device's Ed25519 public key, which its envelopes must verify with. Absent on
+    /// credentials issued before devices signed: such a device's envelopes are accepted only
+    /// while `signing.required` is off, until `gateway devices add --replace` gives it a key.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub public_key: Option<Vec<u8>>,
     /// When it was issued (gateway clock).
     pub issued: TimestampMs,
     /// When it was revoked (gateway clock); a revoked device cannot connect.
@@ -56,4 +62,10 @@ pub trait CredentialStore: Send + Sync + 'static {
 
     /// Every device with a credential, by id.
     fn credentials(&self) -> Result<Vec<(DeviceId, DeviceCredential)>, StoreError>;
+
+    /// The gateway's Ed25519 signing key (its 32 secret bytes): the one stored, or else
+    /// `candidate`, stored now. Atomic, so that gateways sharing a store agree on one key, and
+    /// durable, since every device is configured with its public half. The store's directory is
+    /// therefore as secret as the key itself.
+    fn signing_key_or_insert(&self, candidate: &[u8; 32]) -> Result<[u8; 32], StoreError>;
 }

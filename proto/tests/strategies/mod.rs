@@ -250,22 +250,32 @@ pub fn health() -> impl Strategy<Value = Health> {
         option::of(any::<i16>()),
         array::uniform4(any::<u64>()),
         id(),
-        array::uniform3(option::of(any::<u64>())),
+        array::uniform4(option::of(any::<u64>())),
         option::of(source_health()),
     )
         .prop_map(
-            |(batt, rssi, [depth, bytes, free, up], ver, [dead, faults, stalls], src)| Health {
+            |(
                 batt,
                 rssi,
-                depth,
-                bytes,
-                free,
-                up,
+                [depth, bytes, free, up],
                 ver,
-                dead,
-                faults,
-                stalls,
+                [dead, faults, stalls, unverified],
                 src,
+            )| {
+                Health {
+                    batt,
+                    rssi,
+                    depth,
+                    bytes,
+                    free,
+                    up,
+                    ver,
+                    dead,
+                    faults,
+                    stalls,
+                    unverified,
+                    src,
+                }
             },
         )
 }

@@ -3,6 +3,7 @@
 //!
 //! - `device_credentials`: device id → [`DeviceCredential`]. A device id is the whole key, so
 //!   no separator is needed.
+//! - `gateway_keys`: `signing` → the gateway's Ed25519 signing key, 32 bytes.
 
 use proto::{DeviceId, TimestampMs};
 
@@ -16,7 +17,11 @@ use crate::storage::StoreError;
 pub struct SledCredentialStore {
     db: sled::Db,
     credentials: sled::Tree,
+    keys: sled::Tree,
 }
+
+/// The gateway's signing key's entry in `gateway_keys`.
+const SIGNING_KEY: &[u8] = b"signing";
 
 impl SledCredentialStore {
     /// Opens the credentials' tree in `db`.
@@ -24,6 +29,7 @@ impl SledCredentialStore {
         Ok(Self {
             db: db.clone(),
             credentials: db.open_tree("device_credentials")?,
+            keys: db.open_tree("gateway_keys")?,
         })
     }
 
@@ -93,6 +99,26 @@ impl CredentialStore for SledCredentialStore {
         }
         Ok(all)
     }
+
+    fn signing_key_or_insert(&self, candidate: &[u8; 32]) -> Result<[u8; 32], StoreError> {
+        let swapped =
+            self.keys
+                .compare_and_swap(SIGNING_KEY, None::<&[u8]>, Some(&candidate[..]))?;
+        let stored = match swapped {
+            Ok(()) => {
+                self.db.flush()?;
+                return Ok(*candidate);
+            }
+            Err(existing) => existing.current,
+        };
+        stored
+            .as_deref()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                key: "gateway_keys/signing".into(),
+                reason: "the gateway's signing key is not 32 bytes".into(),
+            })
+    }
 }
 
 #[cfg(test)]
@@ -109,6 +135,7 @@ mod tests {
     fn credential(hash: &str) -> DeviceCredential {
         DeviceCredential {
             hash: hash.to_owned(),
+            public_key: Some(vec![7; 32]),
             issued: 1_000,
             revoked: None,
         }
@@ -124,6 +151,17 @@ mod tests {
         store.replace(&cab, &credential("third")).unwrap();
         assert_eq!(store.credential(&cab).unwrap().unwrap().hash, "third");
         assert_eq!(store.credentials().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_gateways_key_is_made_once_and_kept() {
+        let (_dir, store) = store();
+        assert_eq!(store.signing_key_or_insert(&[1; 32]).unwrap(), [1; 32]);
+        assert_eq!(store.signing_key_or_insert(&[2; 32]).unwrap(), [1; 32]);
+        let cab = DeviceId::new("cab-1").unwrap();
+        store.insert_new(&cab, &credential("h")).unwrap();
+        let stored = store.credential(&cab).unwrap().unwrap();
+        assert_eq!(stored.public_key, Some(vec![7; 32]));
     }
 
     #[test]
