@@ -206,6 +206,21 @@ impl GatewayProcess {
         (gateway, passwords)
     }
 
+    /// Starts a gateway on the external broker on 127.0.0.1:`port`, logging in as `username`
+    /// (also its client id, as a broker with `use_username_as_clientid` makes it) with
+    /// `password`; returns it once ready (subscribed: the broker granted its subscriptions).
+    pub async fn start_with_broker_login(
+        dir: &Path,
+        port: u16,
+        username: &str,
+        password: &str,
+    ) -> Self {
+        let broker = Broker::External("127.0.0.1".into(), port);
+        let mut gateway = Self::configure_with(dir, &broker, true, Some((username, password)));
+        gateway.spawn().await;
+        gateway
+    }
+
     /// Runs `gateway devices ARGS` on its configuration (the gateway must be stopped); returns
     /// what it printed, panicking if it failed.
     pub fn devices(&self, args: &[&str]) -> String {
@@ -227,6 +242,17 @@ impl GatewayProcess {
 
     /// Writes its configuration; `anonymous` lets any client into the embedded broker.
     fn configure(dir: &Path, broker: &Broker, anonymous: bool) -> Self {
+        Self::configure_with(dir, broker, anonymous, None)
+    }
+
+    /// As [`GatewayProcess::configure`], logging in to an external broker with `login`
+    /// (username, password), the username also its client id.
+    fn configure_with(
+        dir: &Path,
+        broker: &Broker,
+        anonymous: bool,
+        login: Option<(&str, &str)>,
+    ) -> Self {
         let data_dir = dir.join("gateway-store");
         let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mqtt = match broker {
@@ -236,10 +262,16 @@ impl GatewayProcess {
             Broker::Embedded(port) => {
                 format!("listen = \"127.0.0.1:{port}\"\nallow_anonymous = {anonymous}")
             }
-            Broker::External(host, port) => format!(
-                "url = \"mqtt://{host}:{port}\"\nclient_id = \"{}\"",
-                unique_id("gateway")
-            ),
+            Broker::External(host, port) => match login {
+                Some((username, password)) => format!(
+                    "url = \"mqtt://{host}:{port}\"\nclient_id = {username:?}\n\
+                     username = {username:?}\npassword = {password:?}"
+                ),
+                None => format!(
+                    "url = \"mqtt://{host}:{port}\"\nclient_id = \"{}\"",
+                    unique_id("gateway")
+                ),
+            },
         };
         let config = dir.join("gateway.toml");
         let text = format!(
@@ -492,6 +524,18 @@ pub struct PrivateMosquitto {
 impl PrivateMosquitto {
     /// Starts one, configured from `dir`; waits until it listens.
     pub async fn start(dir: &Path) -> Option<Self> {
+        Self::start_with(dir, |port| {
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_queued_messages 100000\nmessage_size_limit 0\n"
+            )
+        })
+        .await
+    }
+
+    /// Starts one on the configuration `config` gives for its port, written into `dir`; waits
+    /// until it listens.
+    pub async fn start_with(dir: &Path, config: impl FnOnce(u16) -> String) -> Option<Self> {
         let binary = [
             "/usr/sbin/mosquitto",
             "/usr/bin/mosquitto",
@@ -501,15 +545,9 @@ impl PrivateMosquitto {
         .map(PathBuf::from)
         .find(|path| path.exists())?;
         let port = free_port();
+        let text = config(port);
         let config = dir.join("mosquitto.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_queued_messages 100000\nmessage_size_limit 0\n"
-            ),
-        )
-        .ok()?;
+        std::fs::write(&config, text).ok()?;
         let mut mosquitto = Self {
             child: Owned::default(),
             binary,
