@@ -182,6 +182,32 @@ pub struct MqttConfig {
     /// Default and maximum: the protocol's limit, `proto::MAX_MESSAGE_BYTES` (256 KiB); lower it
     /// only with the agents' `uplink.batch_max_bytes` below it.
     pub max_payload: usize,
+    /// A TLS listener for the embedded broker beside its plain one (`listen`, which the
+    /// gateway's own client keeps using: leave it on 127.0.0.1 to give devices TLS only).
+    /// Embedded broker only. Default: none.
+    pub tls: Option<MqttTlsConfig>,
+}
+
+/// The embedded broker's TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTlsConfig {
+    /// Its address, e.g. `0.0.0.0:8883`.
+    pub listen: SocketAddr,
+    /// The broker's certificate, then any intermediates, as PEM.
+    pub cert: PathBuf,
+    /// The certificate's private key, as PEM.
+    pub key: PathBuf,
+}
+
+impl MqttTlsConfig {
+    /// Its certificate and key.
+    pub fn files(&self) -> crate::tls::TlsFiles {
+        crate::tls::TlsFiles {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
+    }
 }
 
 /// The HTTP server.
@@ -192,6 +218,8 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Bearer tokens for the staff API, each with its role. Default: none (staff API closed).
     pub staff_tokens: BTreeMap<String, Role>,
+    /// Serve HTTPS instead of plain HTTP, with this certificate and key. Default: none.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// What a staff token may do.
@@ -246,6 +274,7 @@ impl Default for MqttConfig {
             password: None,
             allow_anonymous: false,
             max_payload: proto::MAX_MESSAGE_BYTES,
+            tls: None,
         }
     }
 }
@@ -255,6 +284,7 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             staff_tokens: BTreeMap::new(),
+            tls: None,
         }
     }
 }
@@ -309,6 +339,13 @@ impl GatewayConfig {
         }
         if let Some(url) = &self.mqtt.url {
             parse_mqtt_url(url).map_err(ConfigError::Invalid)?;
+            if self.mqtt.tls.is_some() {
+                return Err(ConfigError::Invalid(
+                    "mqtt.tls is the embedded broker's TLS listener; an external broker (mqtt.url) \
+                     has its own"
+                        .into(),
+                ));
+            }
             if self.mqtt.allow_anonymous {
                 return Err(ConfigError::Invalid(
                     "mqtt.allow_anonymous applies to the embedded broker only; an external \
@@ -411,6 +448,9 @@ mod tests {
         assert!(GatewayConfig::from_toml("[mqtt]\nshared_group = 'g'").is_err());
         let anonymous_external = "[mqtt]\nurl = 'mqtt://x'\nallow_anonymous = true";
         assert!(GatewayConfig::from_toml(anonymous_external).is_err());
+        let tls_external =
+            "[mqtt]\nurl = 'mqtt://x'\n[mqtt.tls]\nlisten = '0.0.0.0:8883'\ncert = 'c'\nkey = 'k'";
+        assert!(GatewayConfig::from_toml(tls_external).is_err());
         assert!(!GatewayConfig::default().mqtt.allow_anonymous);
         assert!(GatewayConfig::from_toml("[devices]\nprovisioned = ['a/b']").is_err());
         assert!(GatewayConfig::from_toml("[boilers]\ntick_s = 0").is_err());

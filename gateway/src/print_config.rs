@@ -392,6 +392,21 @@ const UNSET: &[(&str, &str, &str, &str)] = &[
         "Password for the external broker. Default: none.",
     ),
     (
+        "mqtt",
+        "tls",
+        "{ listen = \"0.0.0.0:8883\", cert = \"/etc/fieldsync/mqtt.pem\", key = \"/etc/fieldsync/mqtt.key\" }",
+        "A TLS listener for the embedded broker (certificate chain and key as PEM), beside the \
+         plain `listen`, which the gateway's own client keeps using: leave that on 127.0.0.1 to \
+         give devices TLS only. Default: none.",
+    ),
+    (
+        "http",
+        "tls",
+        "{ cert = \"/etc/fieldsync/http.pem\", key = \"/etc/fieldsync/http.key\" }",
+        "Serve HTTPS instead of plain HTTP, with this certificate chain and key (PEM). Default: \
+         none.",
+    ),
+    (
         "open311",
         "jurisdiction_id",
         "\"hillingdon.gov.uk\"",

@@ -170,6 +170,9 @@ pub struct GatewayProcess {
     pub http: SocketAddr,
     /// The broker it uses.
     pub broker: Broker,
+    /// With TLS on both listeners: the CA its certificate is signed by, and the embedded
+    /// broker's TLS port.
+    pub tls: Option<(PathBuf, u16)>,
 }
 
 impl GatewayProcess {
@@ -189,21 +192,9 @@ impl GatewayProcess {
         port: u16,
         devices: &[&str],
     ) -> (Self, Vec<(String, String)>) {
-        let mut gateway = Self::configure(dir, &Broker::Embedded(port), false);
-        let passwords = devices
-            .iter()
-            .map(|device| {
-                let config = gateway.devices(&["add", device]);
-                let password = config
-                    .lines()
-                    .find_map(|line| line.strip_prefix("password = "))
-                    .map(|quoted| quoted.trim_matches('"').to_owned())
-                    .expect("`gateway devices add` printed no password");
-                ((*device).to_owned(), password)
-            })
-            .collect();
-        gateway.spawn().await;
-        (gateway, passwords)
+        Self::configure(dir, &Broker::Embedded(port), false)
+            .issue_and_spawn(devices)
+            .await
     }
 
     /// Starts a gateway on the external broker on 127.0.0.1:`port`, logging in as `username`
@@ -219,6 +210,49 @@ impl GatewayProcess {
         let mut gateway = Self::configure_with(dir, &broker, true, Some((username, password)));
         gateway.spawn().await;
         gateway
+    }
+
+    /// [`GatewayProcess::start_with_devices`] with TLS on both listeners: HTTPS, and the embedded
+    /// broker's TLS listener on a port of its own, both serving `pki`'s server certificate.
+    pub async fn start_with_devices_tls(
+        dir: &Path,
+        port: u16,
+        devices: &[&str],
+        pki: &crate::pki::TestPki,
+    ) -> (Self, Vec<(String, String)>) {
+        let tls_port = free_port();
+        let extra = format!(
+            "[http.tls]\ncert = {:?}\nkey = {:?}\n\
+             [mqtt.tls]\nlisten = \"127.0.0.1:{tls_port}\"\ncert = {:?}\nkey = {:?}\n",
+            pki.cert, pki.key, pki.cert, pki.key
+        );
+        let gateway = Self::configure(dir, &Broker::Embedded(port), false);
+        let text = std::fs::read_to_string(&gateway.config).expect("the gateway's configuration");
+        std::fs::write(&gateway.config, text + &extra).expect("writing its TLS settings");
+        Self {
+            tls: Some((pki.ca.clone(), tls_port)),
+            ..gateway
+        }
+        .issue_and_spawn(devices)
+        .await
+    }
+
+    /// Issues each of `devices` its credential, then starts; returns each device's password.
+    async fn issue_and_spawn(mut self, devices: &[&str]) -> (Self, Vec<(String, String)>) {
+        let passwords = devices
+            .iter()
+            .map(|device| {
+                let config = self.devices(&["add", device]);
+                let password = config
+                    .lines()
+                    .find_map(|line| line.strip_prefix("password = "))
+                    .map(|quoted| quoted.trim_matches('"').to_owned())
+                    .expect("`gateway devices add` printed no password");
+                ((*device).to_owned(), password)
+            })
+            .collect();
+        self.spawn().await;
+        (self, passwords)
     }
 
     /// Runs `gateway devices ARGS` on its configuration (the gateway must be stopped); returns
@@ -289,6 +323,7 @@ impl GatewayProcess {
             data_dir,
             http,
             broker: broker.clone(),
+            tls: None,
         }
     }
 
@@ -303,16 +338,27 @@ impl GatewayProcess {
             .expect("cannot start the gateway binary");
         self.child.set(child);
         let url = self.url("/healthz");
+        let ca = self.tls.as_ref().map(|(ca, _)| ca.clone());
         wait_for("the gateway to be ready", DEADLINE, || async {
-            let response = crate::http::try_request("GET", &url, None, None, Vec::new()).await;
-            response.ok().filter(|r| r.status == 200).map(|_| ())
+            let status = match &ca {
+                None => crate::http::try_request("GET", &url, None, None, Vec::new())
+                    .await
+                    .ok()
+                    .map(|r| r.status),
+                Some(ca) => crate::http::try_request_tls("GET", &url, ca, None, Vec::new())
+                    .await
+                    .ok()
+                    .map(|r| r.status),
+            };
+            (status == Some(200)).then_some(())
         })
         .await;
     }
 
-    /// `http://{its address}{path}`.
+    /// `http://{its address}{path}`, or `https://` with TLS.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.http)
     }
 
     /// Kills it with SIGKILL: nothing is flushed, nothing said goodbye.

@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod bin_days;
+pub mod serve;
 pub mod staff;
 
 use std::sync::Arc;
