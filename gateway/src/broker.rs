@@ -91,7 +91,9 @@ fn broker_config(
     auth: Option<Arc<Authenticator>>,
 ) -> Config {
     let mut connections = ConnectionSettings {
-        connection_timeout_ms: 60_000,
+        // A client has this long after its TCP connection to send CONNECT (and pass the
+        // credential check), so that idle sockets cannot pile up.
+        connection_timeout_ms: 10_000,
         // A packet over this closes the sender's connection (MQTT 3.1.1 has no reason code); a
         // payload over `max_payload` on a shorter topic still reaches the gateway, which
         // quarantines it with its reason.

@@ -220,6 +220,48 @@ pub struct HttpConfig {
     pub staff_tokens: BTreeMap<String, Role>,
     /// Serve HTTPS instead of plain HTTP, with this certificate and key. Default: none.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// What one client may take: bodies, time, connections, Open311 posts.
+    pub limits: HttpLimits,
+}
+
+/// The HTTP server's abuse limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// The largest request body of any route that sets no larger one of its own (the property
+    /// and asset registers, Open311's multipart uploads), in bytes. Default 64 KiB.
+    pub max_body_bytes: usize,
+    /// Seconds a request may take, reading its body included, before it is answered 408.
+    /// Event streams are not cut: the limit is on the time to their first byte. Default 60.
+    pub request_timeout_s: u64,
+    /// Open connections at most. Default 1024.
+    pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64) at most. Default 64.
+    pub max_connections_per_address: usize,
+    /// Open311 posts (requests, comments) from one client address. Default a burst of 100,
+    /// then 300 a minute: FixMyStreet posts every resident's report from its own server.
+    pub open311_posts_per_address: crate::http::rate_limit::Rate,
+    /// Open311 posts with one `api_key`. Default a burst of 60, then 120 a minute.
+    pub open311_posts_per_key: crate::http::rate_limit::Rate,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            request_timeout_s: 60,
+            max_connections: 1024,
+            max_connections_per_address: 64,
+            open311_posts_per_address: crate::http::rate_limit::Rate {
+                burst: 100,
+                per_minute: 300,
+            },
+            open311_posts_per_key: crate::http::rate_limit::Rate {
+                burst: 60,
+                per_minute: 120,
+            },
+        }
+    }
 }
 
 /// What a staff token may do.
@@ -285,6 +327,7 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             staff_tokens: BTreeMap::new(),
             tls: None,
+            limits: HttpLimits::default(),
         }
     }
 }
@@ -388,6 +431,27 @@ impl GatewayConfig {
                  accepted (boilers.rules.rollup.max_lateness_ms, {} days)",
                 rollup.max_lateness_ms / (24 * 60 * 60 * 1000)
             )));
+        }
+        let limits = &self.http.limits;
+        if limits.max_body_bytes == 0
+            || limits.request_timeout_s == 0
+            || limits.max_connections == 0
+            || limits.max_connections_per_address == 0
+        {
+            return Err(ConfigError::Invalid(
+                "http.limits: every limit must be at least 1".into(),
+            ));
+        }
+        for rate in [
+            limits.open311_posts_per_address,
+            limits.open311_posts_per_key,
+        ] {
+            if rate.burst == 0 || rate.per_minute == 0 {
+                return Err(ConfigError::Invalid(
+                    "http.limits: an Open311 rate needs a burst and a per_minute of at least 1"
+                        .into(),
+                ));
+            }
         }
         if self.open311.api_keys.iter().any(|key| key.len() < 16) {
             return Err(ConfigError::Invalid(

@@ -135,10 +135,6 @@ pub struct Gateway {
     tasks: JoinSet<()>,
 }
 
-/// Open HTTP connections at most: beyond what staff, front ends and dashboards need, within the
-/// process's file descriptors.
-const HTTP_MAX_CONNECTIONS: usize = 1024;
-
 /// How long shutdown waits for tasks to finish their current work.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -352,27 +348,31 @@ impl Gateway {
             shutdown.clone(),
         ));
 
-        let app = http::router(http::AppState {
-            store: store.clone(),
-            metrics: metrics.clone(),
-            ingest_ready: ingest_ready.clone(),
-            staff_tokens: Arc::new(config.http.staff_tokens.clone()),
-            max_clock_skew_ms: max_clock_skew_ms(&config),
-            desk: desk.clone(),
-            open311: Arc::new(config.open311.clone()),
-            council_tz: config.missed_bins.calendar.tz,
-            clock: clock.clone(),
-            boilers: boilers.clone(),
-            boiler_store: storage.boilers.clone(),
-            ingest_events: events.clone(),
-            shutdown: shutdown.clone(),
-        });
+        let app = http::router(
+            http::AppState {
+                store: store.clone(),
+                metrics: metrics.clone(),
+                ingest_ready: ingest_ready.clone(),
+                staff_tokens: Arc::new(config.http.staff_tokens.clone()),
+                max_clock_skew_ms: max_clock_skew_ms(&config),
+                desk: desk.clone(),
+                open311: Arc::new(config.open311.clone()),
+                council_tz: config.missed_bins.calendar.tz,
+                clock: clock.clone(),
+                boilers: boilers.clone(),
+                boiler_store: storage.boilers.clone(),
+                ingest_events: events.clone(),
+                shutdown: shutdown.clone(),
+            },
+            &config.http.limits,
+        );
         tasks.spawn(http::serve::serve(
             http_listener,
             app,
             http_tls,
             http::serve::ServeLimits {
-                max_connections: HTTP_MAX_CONNECTIONS,
+                max_connections: config.http.limits.max_connections,
+                max_connections_per_address: config.http.limits.max_connections_per_address,
             },
             shutdown.clone(),
         ));

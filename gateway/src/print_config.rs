@@ -43,6 +43,42 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "Bearer tokens for the staff API, each with its role: \"viewer\", \"asset_manager\", \
          \"supervisor\" or \"admin\". None by default: the staff API is closed.",
     ),
+    (
+        "http.limits",
+        "What one client may take of the HTTP server: bodies, time, connections, Open311 posts.",
+    ),
+    (
+        "http.limits.max_body_bytes",
+        "The largest request body of a route that sets no larger one of its own (the registers' \
+         CSV imports, Open311's multipart uploads), in bytes.",
+    ),
+    (
+        "http.limits.request_timeout_s",
+        "Seconds a request may take, reading its body included, before it is answered 408 \
+         (an event stream's limit is on its first byte).",
+    ),
+    (
+        "http.limits.max_connections",
+        "Open HTTP connections at most.",
+    ),
+    (
+        "http.limits.max_connections_per_address",
+        "Open HTTP connections from one client address (IPv6: one /64) at most.",
+    ),
+    (
+        "http.limits.open311_posts_per_address",
+        "Open311 posts (requests, comments) from one client address: a burst, then per_minute. \
+         FixMyStreet posts every resident's report from its own server.",
+    ),
+    (
+        "http.limits.open311_posts_per_key",
+        "Open311 posts with one api_key: a burst, then per_minute.",
+    ),
+    (
+        "http.limits.*.burst",
+        "How many may come at once after a quiet spell.",
+    ),
+    ("http.limits.*.per_minute", "How many a minute, sustained."),
     ("devices", "The device registry."),
     (
         "devices.provisioned",

@@ -1,9 +1,11 @@
 //! Serving the HTTP router on a listener, over plain TCP or TLS (rustls), one task per connection:
 //! a TLS handshake and a request's headers each have a deadline, connections are bounded in
-//! number, and each request carries its peer's address (`ConnectInfo`) for per-address limits.
+//! number, in all and per client address (so that one client cannot take every place), and each
+//! request carries its peer's address (`ConnectInfo`) for per-address limits.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -31,6 +33,58 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct ServeLimits {
     /// Open connections at most; more are closed as they arrive.
     pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64) at most.
+    pub max_connections_per_address: usize,
+}
+
+/// Open connections per client address; an address is in the map only while it has one, so the
+/// map is no larger than the connections.
+#[derive(Clone, Default)]
+struct PerAddress(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+impl PerAddress {
+    /// A place for one more connection from `ip`, if it has fewer than `max`.
+    fn take(&self, ip: IpAddr, max: usize) -> Option<AddressPlace> {
+        let key = super::rate_limit::client_key(ip);
+        let mut open = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(key).or_insert(0);
+        if *count >= max {
+            if *count == 0 {
+                open.remove(&key);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(AddressPlace {
+            map: self.clone(),
+            key,
+        })
+    }
+}
+
+/// One connection's place in its address's count, given back when dropped.
+struct AddressPlace {
+    map: PerAddress,
+    key: IpAddr,
+}
+
+impl Drop for AddressPlace {
+    fn drop(&mut self) {
+        let mut open = self
+            .map
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// Serves `app` on `listener` (over TLS with `tls`) until `shutdown`, then lets open connections
@@ -43,6 +97,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = PerAddress::default();
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -59,12 +114,15 @@ pub async fn serve(
                 continue;
             }
         };
+        let Some(place) = per_address.take(peer.ip(), limits.max_connections_per_address) else {
+            continue;
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             continue;
         };
         let (app, tls, shutdown) = (app.clone(), tls.clone(), shutdown.clone());
         connections.spawn(async move {
-            let _permit = permit;
+            let _places = (permit, place);
             connection(stream, peer, app, tls, shutdown).await;
         });
     }
