@@ -91,7 +91,9 @@ fn broker_config(
     auth: Option<Arc<Authenticator>>,
 ) -> Config {
     let mut connections = ConnectionSettings {
-        connection_timeout_ms: 60_000,
+        // A client has this long after its TCP connection to send CONNECT (and pass the
+        // credential check), so that idle sockets cannot pile up.
+        connection_timeout_ms: 10_000,
         // A packet over this closes the sender's connection (MQTT 3.1.1 has no reason code); a
         // payload over `max_payload` on a shorter topic still reaches the gateway, which
         // quarantines it with its reason.
@@ -114,7 +116,7 @@ fn broker_config(
     Config {
         id: 0,
         router: RouterConfig {
-            max_connections: 10_010,
+            max_connections: MAX_CONNECTIONS,
             max_outgoing_packet_count: 1000,
             max_segment_size: DEVICE_LOG_SEGMENT_BYTES,
             max_segment_count: DEVICE_LOG_SEGMENTS,
@@ -135,6 +137,9 @@ fn broker_config(
         ..Config::default()
     }
 }
+
+/// Connections the broker takes at most: 10,000 devices and the gateway's own.
+pub const MAX_CONNECTIONS: usize = 10_010;
 
 /// How many secrets are checked at once: each argon2 check takes 19 MiB and tens of
 /// milliseconds of a core, so a crowd of connections (a fleet back after an outage, or someone

@@ -219,6 +219,32 @@ pub struct MqttConfig {
     /// Default and maximum: the protocol's limit, `proto::MAX_MESSAGE_BYTES` (256 KiB); lower it
     /// only with the agents' `uplink.batch_max_bytes` below it.
     pub max_payload: usize,
+    /// A TLS listener for the embedded broker beside its plain one (`listen`, which the
+    /// gateway's own client keeps using: leave it on 127.0.0.1 to give devices TLS only).
+    /// Embedded broker only. Default: none.
+    pub tls: Option<MqttTlsConfig>,
+}
+
+/// The embedded broker's TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTlsConfig {
+    /// Its address, e.g. `0.0.0.0:8883`.
+    pub listen: SocketAddr,
+    /// The broker's certificate, then any intermediates, as PEM.
+    pub cert: PathBuf,
+    /// The certificate's private key, as PEM.
+    pub key: PathBuf,
+}
+
+impl MqttTlsConfig {
+    /// Its certificate and key.
+    pub fn files(&self) -> crate::tls::TlsFiles {
+        crate::tls::TlsFiles {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
+    }
 }
 
 /// The HTTP server.
@@ -232,6 +258,50 @@ pub struct HttpConfig {
     /// advice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staff_tokens: Option<toml::Value>,
+    /// Serve HTTPS instead of plain HTTP, with this certificate and key. Default: none.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// What one client may take: bodies, time, connections, Open311 posts.
+    pub limits: HttpLimits,
+}
+
+/// The HTTP server's abuse limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// The largest request body of any route that sets no larger one of its own (the property
+    /// and asset registers, Open311's multipart uploads), in bytes. Default 64 KiB.
+    pub max_body_bytes: usize,
+    /// Seconds a request may take, reading its body included, before it is answered 408.
+    /// Event streams are not cut: the limit is on the time to their first byte. Default 60.
+    pub request_timeout_s: u64,
+    /// Open connections at most. Default 1024.
+    pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64) at most. Default 64.
+    pub max_connections_per_address: usize,
+    /// Open311 posts (requests, comments) from one client address. Default a burst of 100,
+    /// then 300 a minute: FixMyStreet posts every resident's report from its own server.
+    pub open311_posts_per_address: crate::http::rate_limit::Rate,
+    /// Open311 posts with one `api_key`. Default a burst of 60, then 120 a minute.
+    pub open311_posts_per_key: crate::http::rate_limit::Rate,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            request_timeout_s: 60,
+            max_connections: 1024,
+            max_connections_per_address: 64,
+            open311_posts_per_address: crate::http::rate_limit::Rate {
+                burst: 100,
+                per_minute: 300,
+            },
+            open311_posts_per_key: crate::http::rate_limit::Rate {
+                burst: 60,
+                per_minute: 120,
+            },
+        }
+    }
 }
 
 /// The device registry's settings.
@@ -272,6 +342,7 @@ impl Default for MqttConfig {
             password: None,
             allow_anonymous: false,
             max_payload: proto::MAX_MESSAGE_BYTES,
+            tls: None,
         }
     }
 }
@@ -281,6 +352,8 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             staff_tokens: None,
+            tls: None,
+            limits: HttpLimits::default(),
         }
     }
 }
@@ -335,6 +408,13 @@ impl GatewayConfig {
         }
         if let Some(url) = &self.mqtt.url {
             parse_mqtt_url(url).map_err(ConfigError::Invalid)?;
+            if self.mqtt.tls.is_some() {
+                return Err(ConfigError::Invalid(
+                    "mqtt.tls is the embedded broker's TLS listener; an external broker (mqtt.url) \
+                     has its own"
+                        .into(),
+                ));
+            }
             if self.mqtt.allow_anonymous {
                 return Err(ConfigError::Invalid(
                     "mqtt.allow_anonymous applies to the embedded broker only; an external \
@@ -380,6 +460,27 @@ impl GatewayConfig {
         }
         if let Some(problem) = self.repairs.problem() {
             return Err(ConfigError::Invalid(problem));
+        }
+        let limits = &self.http.limits;
+        if limits.max_body_bytes == 0
+            || limits.request_timeout_s == 0
+            || limits.max_connections == 0
+            || limits.max_connections_per_address == 0
+        {
+            return Err(ConfigError::Invalid(
+                "http.limits: every limit must be at least 1".into(),
+            ));
+        }
+        for rate in [
+            limits.open311_posts_per_address,
+            limits.open311_posts_per_key,
+        ] {
+            if rate.burst == 0 || rate.per_minute == 0 {
+                return Err(ConfigError::Invalid(
+                    "http.limits: an Open311 rate needs a burst and a per_minute of at least 1"
+                        .into(),
+                ));
+            }
         }
         if self.http.staff_tokens.is_some() {
             return Err(ConfigError::Invalid(
@@ -456,6 +557,9 @@ mod tests {
         assert!(GatewayConfig::from_toml("[mqtt]\nshared_group = 'g'").is_err());
         let anonymous_external = "[mqtt]\nurl = 'mqtt://x'\nallow_anonymous = true";
         assert!(GatewayConfig::from_toml(anonymous_external).is_err());
+        let tls_external =
+            "[mqtt]\nurl = 'mqtt://x'\n[mqtt.tls]\nlisten = '0.0.0.0:8883'\ncert = 'c'\nkey = 'k'";
+        assert!(GatewayConfig::from_toml(tls_external).is_err());
         assert!(!GatewayConfig::default().mqtt.allow_anonymous);
         assert!(GatewayConfig::default().signing.required);
         assert!(

@@ -9,8 +9,9 @@
 //!   monotonic clock;
 //! - [`ingest`]: the MQTT subscriber that stores batches once and acks them ([`progress`] keeps
 //!   the per-device bookkeeping);
-//! - [`http`]: health, metrics and the staff API, whose callers [`access`] knows (staff's
-//!   tokens with their roles, integrations' Open311 keys);
+//! - [`http`]: health, metrics and the staff API, over plain TCP or TLS ([`tls`]; the embedded
+//!   broker's TLS listener is [`mqtt_tls`]), whose callers [`access`] knows (staff's tokens with
+//!   their roles, integrations' Open311 keys);
 //! - [`missed_bins`]: the property register and the rules that decide residents' reports;
 //! - [`boilers`]: boiler samples' checks, rollups, efficiency, waste, forecasts and alerts; its
 //!   desk is fed every new telemetry record as the ingest stores it, and ticked by the clock;
@@ -29,6 +30,7 @@ pub mod ingest;
 pub mod log_throttle;
 pub mod metrics;
 pub mod missed_bins;
+pub mod mqtt_tls;
 pub mod open311;
 pub mod progress;
 pub mod record_time;
@@ -36,6 +38,7 @@ pub mod repairs;
 pub mod reports;
 pub mod secret;
 pub mod storage;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -103,6 +106,22 @@ pub enum GatewayError {
     /// The gateway's signing key could not be read or made.
     #[error("could not load the gateway's signing key: {0}")]
     SigningKey(devices::DeviceError),
+    /// A listener's TLS certificate or key cannot be used.
+    #[error("{listener}: {source}")]
+    Tls {
+        /// Which listener (`http.tls`, `mqtt.tls`).
+        listener: &'static str,
+        /// Why.
+        source: tls::TlsError,
+    },
+    /// The embedded broker's TLS listener could not be bound.
+    #[error("cannot listen for MQTT over TLS on {addr}: {source}; choose another mqtt.tls.listen")]
+    MqttTls {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// A running gateway.
@@ -111,6 +130,8 @@ pub struct Gateway {
     pub http_addr: SocketAddr,
     /// The MQTT broker the gateway uses, as (host, port).
     pub mqtt: (String, u16),
+    /// Where the embedded broker's TLS listener listens, if it has one.
+    pub mqtt_tls_addr: Option<SocketAddr>,
     /// The store.
     pub store: Arc<dyn Store>,
     /// The counters.
@@ -243,6 +264,37 @@ impl Gateway {
                 (listen.ip().to_string(), listen.port())
             }
         };
+        // Both TLS configurations are read before anything listens: a bad file stops the start.
+        let http_tls = config
+            .http
+            .tls
+            .as_ref()
+            .map(|files| tls::acceptor(files, &[b"http/1.1"]))
+            .transpose()
+            .map_err(|source| GatewayError::Tls {
+                listener: "http.tls",
+                source,
+            })?;
+        let mqtt_tls = match (&config.mqtt.tls, &config.mqtt.url) {
+            (Some(settings), None) => {
+                let acceptor =
+                    tls::acceptor(&settings.files(), &[]).map_err(|source| GatewayError::Tls {
+                        listener: "mqtt.tls",
+                        source,
+                    })?;
+                let listener = tokio::net::TcpListener::bind(settings.listen)
+                    .await
+                    .map_err(|source| GatewayError::MqttTls {
+                        addr: settings.listen,
+                        source,
+                    })?;
+                Some((listener, acceptor))
+            }
+            _ => None,
+        };
+        let mqtt_tls_addr = mqtt_tls
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok());
         let http_listener = tokio::net::TcpListener::bind(config.http.listen)
             .await
             .map_err(|source| GatewayError::Http {
@@ -349,37 +401,59 @@ impl Gateway {
             shutdown.clone(),
         ));
 
-        let app = http::router(http::AppState {
-            store: store.clone(),
-            metrics: metrics.clone(),
-            ingest_ready: ingest_ready.clone(),
-            access: access.clone(),
-            max_clock_skew_ms: max_clock_skew_ms(&config),
-            desk: desk.clone(),
-            open311: Arc::new(config.open311.clone()),
-            council_tz: config.missed_bins.calendar.tz,
-            clock: clock.clone(),
-            boilers: boilers.clone(),
-            boiler_store: storage.boilers.clone(),
-            repairs: repairs.clone(),
-            ingest_events: events.clone(),
-            shutdown: shutdown.clone(),
-            sessions: Arc::new(http::dashboard::Sessions::new()),
-        });
-        let http_shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(http_listener, app)
-                .with_graceful_shutdown(http_shutdown.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        let app = http::router(
+            http::AppState {
+                store: store.clone(),
+                metrics: metrics.clone(),
+                ingest_ready: ingest_ready.clone(),
+                access: access.clone(),
+                max_clock_skew_ms: max_clock_skew_ms(&config),
+                desk: desk.clone(),
+                open311: Arc::new(config.open311.clone()),
+                council_tz: config.missed_bins.calendar.tz,
+                clock: clock.clone(),
+                boilers: boilers.clone(),
+                boiler_store: storage.boilers.clone(),
+                repairs: repairs.clone(),
+                ingest_events: events.clone(),
+                shutdown: shutdown.clone(),
+                sessions: Arc::new(http::dashboard::Sessions::new()),
+            },
+            &config.http.limits,
+        );
+        tasks.spawn(http::serve::serve(
+            http_listener,
+            app,
+            http_tls,
+            http::serve::ServeLimits {
+                max_connections: config.http.limits.max_connections,
+                max_connections_per_address: config.http.limits.max_connections_per_address,
+            },
+            shutdown.clone(),
+        ));
+        if let Some((listener, acceptor)) = mqtt_tls {
+            let plain = SocketAddr::new(
+                connectable_host(&mqtt.0)
+                    .parse()
+                    .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+                mqtt.1,
+            );
+            tracing::info!(listen = ?mqtt_tls_addr, "embedded MQTT broker listening for TLS");
+            tasks.spawn(mqtt_tls::run(
+                listener,
+                acceptor,
+                plain,
+                broker::MAX_CONNECTIONS,
+                clock.clone(),
+                shutdown.clone(),
+            ));
+        }
         tracing::info!(%http_addr, mqtt = ?mqtt, "gateway started");
 
         Ok(Self {
             http_addr,
             mqtt,
+            mqtt_tls_addr,
             store,
             metrics,
             desk,

@@ -43,6 +43,42 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
          front ends' Open311 api_keys by `gateway integrations add NAME`; both are kept hashed \
          in the store, none in this file.",
     ),
+    (
+        "http.limits",
+        "What one client may take of the HTTP server: bodies, time, connections, Open311 posts.",
+    ),
+    (
+        "http.limits.max_body_bytes",
+        "The largest request body of a route that sets no larger one of its own (the registers' \
+         CSV imports, Open311's multipart uploads), in bytes.",
+    ),
+    (
+        "http.limits.request_timeout_s",
+        "Seconds a request may take, reading its body included, before it is answered 408 \
+         (an event stream's limit is on its first byte).",
+    ),
+    (
+        "http.limits.max_connections",
+        "Open HTTP connections at most.",
+    ),
+    (
+        "http.limits.max_connections_per_address",
+        "Open HTTP connections from one client address (IPv6: one /64) at most.",
+    ),
+    (
+        "http.limits.open311_posts_per_address",
+        "Open311 posts (requests, comments) from one client address: a burst, then per_minute. \
+         FixMyStreet posts every resident's report from its own server.",
+    ),
+    (
+        "http.limits.open311_posts_per_key",
+        "Open311 posts with one api_key: a burst, then per_minute.",
+    ),
+    (
+        "http.limits.*.burst",
+        "How many may come at once after a quiet spell.",
+    ),
+    ("http.limits.*.per_minute", "How many a minute, sustained."),
     ("devices", "The device registry."),
     (
         "signing",
@@ -443,6 +479,21 @@ const UNSET: &[(&str, &str, &str, &str)] = &[
         "password",
         "\"…\"",
         "Password for the external broker. Default: none.",
+    ),
+    (
+        "mqtt",
+        "tls",
+        "{ listen = \"0.0.0.0:8883\", cert = \"/etc/fieldsync/mqtt.pem\", key = \"/etc/fieldsync/mqtt.key\" }",
+        "A TLS listener for the embedded broker (certificate chain and key as PEM), beside the \
+         plain `listen`, which the gateway's own client keeps using: leave that on 127.0.0.1 to \
+         give devices TLS only. Default: none.",
+    ),
+    (
+        "http",
+        "tls",
+        "{ cert = \"/etc/fieldsync/http.pem\", key = \"/etc/fieldsync/http.key\" }",
+        "Serve HTTPS instead of plain HTTP, with this certificate chain and key (PEM). Default: \
+         none.",
     ),
     (
         "open311",

@@ -7,6 +7,7 @@
 pub mod ack_faults;
 pub mod disk;
 pub mod faketime;
+pub mod pki;
 pub mod process;
 pub mod system;
 pub mod test_gateway;
@@ -382,6 +383,58 @@ pub mod http {
             .await?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.unwrap().to_bytes();
+        Ok(Response {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
+    }
+
+    /// Sends `method` to an `https://127.0.0.1:port/path` URL over one new TLS connection,
+    /// trusting only the CA certificates in `ca` (PEM); an error if the server cannot be reached
+    /// or its certificate is not trusted.
+    pub async fn try_request_tls(
+        method: &str,
+        url: &str,
+        ca: &std::path::Path,
+        token: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Response, Box<dyn std::error::Error + Send + Sync>> {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+        use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+
+        let uri: hyper::Uri = url.parse()?;
+        let host = uri.host().ok_or("no host")?.to_owned();
+        let port = uri.port_u16().unwrap_or(443);
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca)? {
+            roots.add(cert?)?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+        let name = ServerName::try_from(host.clone())?;
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+        tokio::spawn(connection);
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header("host", format!("{host}:{port}"));
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let response = sender
+            .send_request(builder.body(Full::new(Bytes::from(body)))?)
+            .await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
         Ok(Response {
             status,
             body: String::from_utf8_lossy(&body).into_owned(),

@@ -171,6 +171,9 @@ pub struct GatewayProcess {
     pub api_key: String,
     /// Each enrolled device's signing keys, as `gateway devices add` printed them.
     keys: BTreeMap<String, DeviceKeys>,
+    /// With TLS on both listeners: the CA its certificate is signed by, and the embedded
+    /// broker's TLS port.
+    pub tls: Option<(PathBuf, u16)>,
 }
 
 impl GatewayProcess {
@@ -212,11 +215,62 @@ impl GatewayProcess {
         port: u16,
         devices: &[&str],
     ) -> (Self, Vec<(String, String)>) {
-        let mut gateway = Self::configure(dir, &Broker::Embedded(port), false);
+        Self::configure(dir, &Broker::Embedded(port), false)
+            .issue_and_spawn(devices)
+            .await
+    }
+
+    /// Starts a gateway on the external broker on 127.0.0.1:`port`, logging in as `username`
+    /// (also its client id, as a broker with `use_username_as_clientid` makes it) with
+    /// `password`, with `signing.required` off (what the broker lets through is under test);
+    /// returns it once ready (subscribed: the broker granted its subscriptions).
+    pub async fn start_with_broker_login(
+        dir: &Path,
+        port: u16,
+        username: &str,
+        password: &str,
+    ) -> Self {
+        let broker = Broker::External("127.0.0.1".into(), port);
+        let mut gateway = Self::configure_with(dir, &broker, true, Some((username, password)));
+        // What the broker lets through is under test, not signatures: bare envelopes and acks.
+        let text = std::fs::read_to_string(&gateway.config).expect("the gateway's configuration");
+        std::fs::write(&gateway.config, text + "[signing]\nrequired = false\n")
+            .expect("writing its signing setting");
+        gateway.spawn().await;
+        gateway
+    }
+
+    /// [`GatewayProcess::start_with_devices`] with TLS on both listeners: HTTPS, and the embedded
+    /// broker's TLS listener on a port of its own, both serving `pki`'s server certificate.
+    pub async fn start_with_devices_tls(
+        dir: &Path,
+        port: u16,
+        devices: &[&str],
+        pki: &crate::pki::TestPki,
+    ) -> (Self, Vec<(String, String)>) {
+        let tls_port = free_port();
+        let extra = format!(
+            "[http.tls]\ncert = {:?}\nkey = {:?}\n\
+             [mqtt.tls]\nlisten = \"127.0.0.1:{tls_port}\"\ncert = {:?}\nkey = {:?}\n",
+            pki.cert, pki.key, pki.cert, pki.key
+        );
+        let gateway = Self::configure(dir, &Broker::Embedded(port), false);
+        let text = std::fs::read_to_string(&gateway.config).expect("the gateway's configuration");
+        std::fs::write(&gateway.config, text + &extra).expect("writing its TLS settings");
+        Self {
+            tls: Some((pki.ca.clone(), tls_port)),
+            ..gateway
+        }
+        .issue_and_spawn(devices)
+        .await
+    }
+
+    /// Issues each of `devices` its credential, then starts; returns each device's password.
+    async fn issue_and_spawn(mut self, devices: &[&str]) -> (Self, Vec<(String, String)>) {
         let passwords = devices
             .iter()
             .map(|device| {
-                let config = gateway.enrol(device);
+                let config = self.enrol(device);
                 let password = config
                     .lines()
                     .find_map(|line| line.strip_prefix("password = "))
@@ -225,8 +279,8 @@ impl GatewayProcess {
                 ((*device).to_owned(), password)
             })
             .collect();
-        gateway.spawn().await;
-        (gateway, passwords)
+        self.spawn().await;
+        (self, passwords)
     }
 
     /// Runs `gateway devices ARGS` on its configuration (the gateway must be stopped); returns
@@ -250,6 +304,17 @@ impl GatewayProcess {
 
     /// Writes its configuration; `anonymous` lets any client into the embedded broker.
     fn configure(dir: &Path, broker: &Broker, anonymous: bool) -> Self {
+        Self::configure_with(dir, broker, anonymous, None)
+    }
+
+    /// As [`GatewayProcess::configure`], logging in to an external broker with `login`
+    /// (username, password), the username also its client id.
+    fn configure_with(
+        dir: &Path,
+        broker: &Broker,
+        anonymous: bool,
+        login: Option<(&str, &str)>,
+    ) -> Self {
         let data_dir = dir.join("gateway-store");
         let http: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mqtt = match broker {
@@ -259,10 +324,16 @@ impl GatewayProcess {
             Broker::Embedded(port) => {
                 format!("listen = \"127.0.0.1:{port}\"\nallow_anonymous = {anonymous}")
             }
-            Broker::External(host, port) => format!(
-                "url = \"mqtt://{host}:{port}\"\nclient_id = \"{}\"",
-                unique_id("gateway")
-            ),
+            Broker::External(host, port) => match login {
+                Some((username, password)) => format!(
+                    "url = \"mqtt://{host}:{port}\"\nclient_id = {username:?}\n\
+                     username = {username:?}\npassword = {password:?}"
+                ),
+                None => format!(
+                    "url = \"mqtt://{host}:{port}\"\nclient_id = \"{}\"",
+                    unique_id("gateway")
+                ),
+            },
         };
         let config = dir.join("gateway.toml");
         let text = format!(
@@ -281,6 +352,7 @@ impl GatewayProcess {
             admin_token: String::new(),
             api_key: String::new(),
             keys: BTreeMap::new(),
+            tls: None,
         };
         gateway.admin_token = gateway.issue(&["staff", "add", "admin", "--role", "admin"]);
         gateway.api_key = gateway.issue(&["integrations", "add", "front-end"]);
@@ -316,16 +388,27 @@ impl GatewayProcess {
             .expect("cannot start the gateway binary");
         self.child.set(child);
         let url = self.url("/healthz");
+        let ca = self.tls.as_ref().map(|(ca, _)| ca.clone());
         wait_for("the gateway to be ready", DEADLINE, || async {
-            let response = crate::http::try_request("GET", &url, None, None, Vec::new()).await;
-            response.ok().filter(|r| r.status == 200).map(|_| ())
+            let status = match &ca {
+                None => crate::http::try_request("GET", &url, None, None, Vec::new())
+                    .await
+                    .ok()
+                    .map(|r| r.status),
+                Some(ca) => crate::http::try_request_tls("GET", &url, ca, None, Vec::new())
+                    .await
+                    .ok()
+                    .map(|r| r.status),
+            };
+            (status == Some(200)).then_some(())
         })
         .await;
     }
 
-    /// `http://{its address}{path}`.
+    /// `http://{its address}{path}`, or `https://` with TLS.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.http)
     }
 
     /// Kills it with SIGKILL: nothing is flushed, nothing said goodbye.
@@ -544,6 +627,18 @@ pub struct PrivateMosquitto {
 impl PrivateMosquitto {
     /// Starts one, configured from `dir`; waits until it listens.
     pub async fn start(dir: &Path) -> Option<Self> {
+        Self::start_with(dir, |port| {
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_queued_messages 100000\nmessage_size_limit 0\n"
+            )
+        })
+        .await
+    }
+
+    /// Starts one on the configuration `config` gives for its port, written into `dir`; waits
+    /// until it listens.
+    pub async fn start_with(dir: &Path, config: impl FnOnce(u16) -> String) -> Option<Self> {
         let binary = [
             "/usr/sbin/mosquitto",
             "/usr/bin/mosquitto",
@@ -553,15 +648,9 @@ impl PrivateMosquitto {
         .map(PathBuf::from)
         .find(|path| path.exists())?;
         let port = free_port();
+        let text = config(port);
         let config = dir.join("mosquitto.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_queued_messages 100000\nmessage_size_limit 0\n"
-            ),
-        )
-        .ok()?;
+        std::fs::write(&config, text).ok()?;
         let mut mosquitto = Self {
             child: Owned::default(),
             binary,

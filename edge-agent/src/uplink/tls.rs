@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rumqttc::tokio_rustls::rustls::pki_types::pem::PemObject;
-use rumqttc::tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rumqttc::tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use rumqttc::{TlsConfiguration, Transport};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 use crate::config::TlsConfig;
 
@@ -50,8 +50,8 @@ pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig, TlsError> {
         ));
     }
     // Name the provider rather than rely on a process default, which is ambiguous when another
-    // crate in the build enables a second one.
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    // crate in the build enables a second one. ring: the build's one provider.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);

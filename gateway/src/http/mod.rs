@@ -9,7 +9,9 @@ pub mod assets;
 pub mod bin_days;
 pub mod dashboard;
 pub mod guard;
+pub mod rate_limit;
 pub mod repairs;
+pub mod serve;
 pub mod staff;
 
 use std::sync::Arc;
@@ -61,8 +63,16 @@ pub struct AppState {
     pub sessions: Arc<dashboard::Sessions>,
 }
 
-/// The router for the whole HTTP side.
-pub fn router(state: AppState) -> Router {
+/// The router for the whole HTTP side, within `limits`: a body limit on every route (those that
+/// take more set their own), a deadline on every request, and Open311 posts rate-limited per
+/// client address and per `api_key`.
+pub fn router(state: AppState, limits: &crate::config::HttpLimits) -> Router {
+    let open311_limits = rate_limit::Open311Limits::new(
+        limits.open311_posts_per_address,
+        limits.open311_posts_per_key,
+        crate::open311::MAX_BODY_BYTES,
+        state.clock.clone(),
+    );
     // Every staff route behind the one door; the rest are public.
     let staff_api = Router::new()
         .route("/api/v1/quarantine", get(quarantine))
@@ -99,8 +109,17 @@ pub fn router(state: AppState) -> Router {
                 state.open311.settings(),
                 state.council_tz,
                 state.clock.clone(),
-            ),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                open311_limits,
+                rate_limit::limit_open311_posts,
+            )),
         )
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(limits.request_timeout_s),
+        ))
 }
 
 /// An API error: a status and a message, as JSON `{"error": "..."}`.

@@ -145,7 +145,8 @@ mod tests {
     use proto::Priority;
 
     fn store(dir: &std::path::Path) -> SledRepairStore {
-        let db = sled::Config::new().path(dir).open().unwrap();
+        // Waits for the lock a store closed just before may still hold (a reopen).
+        let db = super::super::open_db(dir, 8 << 20).unwrap();
         SledRepairStore::open(&db).unwrap()
     }
 
