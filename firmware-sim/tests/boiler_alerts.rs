@@ -104,7 +104,7 @@ fn the_demos_faulty_boilers_raise_their_alerts_and_its_healthy_ones_none() {
         .collect();
     let start: DateTime<Utc> = START.parse().unwrap();
     let start_ms = start.timestamp_millis();
-    let mut next_seq = vec![1_u64; HUBS];
+    let mut next_seq = [1_u64; HUBS];
     let mut pending: Vec<Vec<Record>> = vec![Vec::new(); HUBS];
     for minute in 0..HOURS * 60 {
         let at = start + chrono::Duration::minutes(minute);
