@@ -111,6 +111,7 @@ pub async fn run(
             quarantined: Throttle::default(),
             unprovisioned: KeyedThrottle::new(WARN_EVERY_MS, THROTTLED_DEVICES),
         }),
+        shutdown: shutdown.clone(),
     };
     writer.run(to_write).await;
     let _ = client.disconnect().await;
@@ -353,6 +354,9 @@ struct Writer {
     clock: SharedClock,
     signatures: Arc<Signatures>,
     warnings: std::sync::Mutex<Warnings>,
+    /// Cancelled when the gateway stops: the broker connection is going, and what it cannot
+    /// acknowledge any more is redelivered or resent, so that is no warning.
+    shutdown: CancellationToken,
 }
 
 impl Writer {
@@ -457,7 +461,11 @@ impl Writer {
             .await;
         for (publish, _) in group {
             if let Err(e) = self.client.ack(publish).await {
-                tracing::warn!(error = %e, "could not acknowledge an MQTT message");
+                if self.shutdown.is_cancelled() {
+                    tracing::debug!(error = %e, "stopping: an MQTT message left unacknowledged");
+                } else {
+                    tracing::warn!(error = %e, "could not acknowledge an MQTT message");
+                }
             }
         }
         for (_, arrived) in group {
