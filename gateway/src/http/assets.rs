@@ -22,7 +22,7 @@ use chrono::{DateTime, Datelike, NaiveDate};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{repairs, rfc3339, ApiError, AppState};
+use super::{bad, blocking, repairs, rfc3339, ApiError, AppState};
 use crate::access::Staff;
 use crate::boilers::efficiency::{
     daily_efficiency, day_efficiency, month_bounds, month_efficiency, year_bounds,
@@ -75,19 +75,6 @@ impl From<BoilerDeskError> for ApiError {
             BoilerDeskError::Ack(e) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
         }
     }
-}
-
-/// Runs blocking store work off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-}
-
-fn bad(parameter: &str, why: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, format!("{parameter}: {why}"))
 }
 
 /// A query string as the handler's struct, or a 400 naming what was wrong.

@@ -153,6 +153,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+/// A 400 naming the query parameter or field that was wrong, first, as every error here does.
+pub(crate) fn bad(parameter: &str, why: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, format!("{parameter}: {why}"))
+}
+
 /// 200 once the ingest is connected to the broker and subscribed, 503 before that or while the
 /// link is down: a load balancer or a test waits on it before sending traffic.
 async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {

@@ -24,7 +24,7 @@ use tokio::sync::broadcast::Receiver;
 
 use super::assets::events::{lagged, respond};
 use super::assets::views::parse_alert_id;
-use super::{rfc3339, ApiError, AppState};
+use super::{bad, blocking, rfc3339, ApiError, AppState};
 use crate::access::Staff;
 use crate::boilers::Alert;
 use crate::repairs::{AlertRef, Happened, NewRepair, Origin, Repair, RepairError, RepairStatus};
@@ -57,18 +57,6 @@ impl From<RepairError> for ApiError {
             RepairError::AlreadyRaised { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-}
-
-fn bad(parameter: &str, why: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, format!("{parameter}: {why}"))
 }
 
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {

@@ -18,13 +18,13 @@ use super::desk::{NewHeatingReport, RepairDesk, RepairError};
 use super::model::{HeatingReport, Repair};
 use super::notes;
 use crate::clock::SharedClock;
+use crate::missed_bins;
 use crate::missed_bins::bin_days::postcode_of;
-use crate::missed_bins::{self, CommentAdded, NewComment};
 use crate::open311::{
     BackendError, CreatedRequest, NewRequestUpdate, NewServiceRequest, Open311Backend,
     PostedUpdate, RequestFilter, RequestUpdate, ServiceRequest, Subject, UpdateSearch,
 };
-use crate::reports::open311_backend::{contact, utc};
+use crate::reports::open311_backend::{comment_of, contact, posted, utc};
 
 /// Who tenants are told deals with their report.
 const AGENCY: &str = "Housing Repairs";
@@ -228,33 +228,11 @@ impl Open311Backend for HeatingOpen311 {
     }
 
     fn add_update(&self, update: NewRequestUpdate) -> Result<PostedUpdate, BackendError> {
-        let given = contact(&update.contact);
-        let comment = NewComment {
-            client_id: update.client_update_id,
-            made_at: update.updated.map(|at| at.timestamp_millis()),
-            text: update.description,
-            front_end_status: update.status,
-            contact: (given != missed_bins::Contact::default()).then_some(given),
-            account_id: update.contact.account_id,
-            media_url: update.media_url,
-        };
+        let (request_id, comment) = comment_of(update);
         let added = self
             .desk
-            .comment(&update.request_id, comment, self.clock.now_ms())
+            .comment(&request_id, comment, self.clock.now_ms())
             .map_err(unavailable)?;
-        match added {
-            Some(CommentAdded::New(id) | CommentAdded::Again(id)) => {
-                Ok(PostedUpdate { update_id: id })
-            }
-            Some(CommentAdded::Full) => Err(BackendError::Invalid {
-                field: "service_request_id".into(),
-                message: format!(
-                    "report {} has {} comments, as many as it keeps; please contact the council",
-                    update.request_id,
-                    missed_bins::comment::MAX_COMMENTS
-                ),
-            }),
-            None => Err(BackendError::UnknownRequest(update.request_id)),
-        }
+        posted(request_id, added)
     }
 }

@@ -217,34 +217,12 @@ impl Open311Backend for DeskOpen311 {
     }
 
     fn add_update(&self, update: NewRequestUpdate) -> Result<PostedUpdate, BackendError> {
-        let contact = contact(&update.contact);
-        let comment = NewComment {
-            client_id: update.client_update_id,
-            made_at: update.updated.map(|at| at.timestamp_millis()),
-            text: update.description,
-            front_end_status: update.status,
-            contact: (contact != missed_bins::Contact::default()).then_some(contact),
-            account_id: update.contact.account_id,
-            media_url: update.media_url,
-        };
+        let (request_id, comment) = comment_of(update);
         let added = self
             .desk
-            .comment(&update.request_id, comment, self.clock.now_ms())
+            .comment(&request_id, comment, self.clock.now_ms())
             .map_err(unavailable)?;
-        match added {
-            Some(CommentAdded::New(id) | CommentAdded::Again(id)) => {
-                Ok(PostedUpdate { update_id: id })
-            }
-            Some(CommentAdded::Full) => Err(BackendError::Invalid {
-                field: "service_request_id".into(),
-                message: format!(
-                    "report {} has {} comments, as many as it keeps; please contact the council",
-                    update.request_id,
-                    missed_bins::comment::MAX_COMMENTS
-                ),
-            }),
-            None => Err(BackendError::UnknownRequest(update.request_id)),
-        }
+        posted(request_id, added)
     }
 
     fn updates(&self, search: &UpdateSearch) -> Result<Vec<RequestUpdate>, BackendError> {
@@ -276,6 +254,41 @@ impl Open311Backend for DeskOpen311 {
 }
 
 /// The resident's contact details as the report keeps them.
+/// A resident's comment posted through `servicerequestupdates`, as a report keeps it, with the
+/// id of the report it is on: the same for every service's backend.
+pub(crate) fn comment_of(update: NewRequestUpdate) -> (String, NewComment) {
+    let given = contact(&update.contact);
+    let comment = NewComment {
+        client_id: update.client_update_id,
+        made_at: update.updated.map(|at| at.timestamp_millis()),
+        text: update.description,
+        front_end_status: update.status,
+        contact: (given != missed_bins::Contact::default()).then_some(given),
+        account_id: update.contact.account_id,
+        media_url: update.media_url,
+    };
+    (update.request_id, comment)
+}
+
+/// What the front end is answered once a desk has taken (or not) the comment on `request_id`.
+pub(crate) fn posted(
+    request_id: String,
+    added: Option<CommentAdded>,
+) -> Result<PostedUpdate, BackendError> {
+    match added {
+        Some(CommentAdded::New(id) | CommentAdded::Again(id)) => Ok(PostedUpdate { update_id: id }),
+        Some(CommentAdded::Full) => Err(BackendError::Invalid {
+            field: "service_request_id".into(),
+            message: format!(
+                "report {request_id} has {} comments, as many as it keeps; please contact the \
+                 council",
+                missed_bins::comment::MAX_COMMENTS
+            ),
+        }),
+        None => Err(BackendError::UnknownRequest(request_id)),
+    }
+}
+
 pub(crate) fn contact(given: &Contact) -> missed_bins::Contact {
     let name = [&given.first_name, &given.last_name]
         .into_iter()
