@@ -81,28 +81,31 @@ fn parts_of<L: TelemetryLog>(
     };
     let mut parts = Vec::new();
     let mut rest = vec![(start_ms, end_ms)];
-    for level in [Level::Month, Level::Day] {
-        let stored = match level {
-            Level::Month => months.clone(),
-            Level::Day => {
-                let mut days = Vec::new();
-                for (from, to) in &rest {
-                    days.extend(log.periods_in(Level::Day, *from, *to)?.unwrap_or_default());
-                }
-                days
-            }
-        };
-        let inside: Vec<Rollup> = stored
-            .into_iter()
-            .filter(|p| rest.iter().any(|(a, b)| p.start_ms >= *a && p.end_ms <= *b))
-            .collect();
-        rest = uncovered(&rest, &inside);
-        parts.extend(inside);
+    take_whole(&mut rest, &mut parts, months);
+    let mut days = Vec::new();
+    for (from, to) in &rest {
+        days.extend(log.periods_in(Level::Day, *from, *to)?.unwrap_or_default());
     }
+    take_whole(&mut rest, &mut parts, days);
     for (from, to) in rest {
         parts.extend(log.hours_in(from, to)?);
     }
     Ok(parts)
+}
+
+/// Moves the periods of `stored` that lie wholly inside one of the spans of `rest` into
+/// `parts`, and cuts them out of `rest`.
+fn take_whole(
+    rest: &mut Vec<(TimestampMs, TimestampMs)>,
+    parts: &mut Vec<Rollup>,
+    stored: Vec<Rollup>,
+) {
+    let inside: Vec<Rollup> = stored
+        .into_iter()
+        .filter(|p| rest.iter().any(|(a, b)| p.start_ms >= *a && p.end_ms <= *b))
+        .collect();
+    *rest = uncovered(rest, &inside);
+    parts.extend(inside);
 }
 
 /// What of `spans` is left once `taken` (each within one span, none overlapping) is cut out.
