@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use proto::topic::{MAX_DEVICE_ID_LEN, TOPIC_PREFIX};
 use proto::TopicKind;
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, SegmentConfig, ServerSettings};
+use rumqttd::{
+    Broker, Config, ConnectionSettings, PublishRate, RouterConfig, SegmentConfig, ServerSettings,
+};
 use tokio::sync::Semaphore;
 
 use crate::devices::Authenticator;
@@ -88,7 +90,7 @@ fn ingest_segment_bytes(max_payload: usize) -> usize {
 fn broker_config(
     listen: SocketAddr,
     max_payload: usize,
-    auth: Option<Arc<Authenticator>>,
+    auth: Option<(Arc<Authenticator>, f64)>,
 ) -> Config {
     let mut connections = ConnectionSettings {
         // A client has this long after its TCP connection to send CONNECT (and pass the
@@ -102,8 +104,17 @@ fn broker_config(
         auth: None,
         external_auth: None,
         dynamic_filters: true,
+        publish_rate: None,
+        publish_rate_exempt: Vec::new(),
     };
-    if let Some(auth) = auth {
+    if let Some((auth, publishes_per_s)) = auth {
+        // Each device within its rate, so that one flooding cannot crowd out the rest; the
+        // gateway's own clients (acks and jobs for every device) are not limited.
+        connections.publish_rate = Some(PublishRate {
+            per_second: publishes_per_s,
+            burst: 2.0 * publishes_per_s,
+        });
+        connections.publish_rate_exempt = auth.internal_clients().to_vec();
         set_auth(&mut connections, auth);
     }
     let server = ServerSettings {
@@ -174,8 +185,9 @@ pub fn start_authenticated(
     listen: SocketAddr,
     max_payload: usize,
     auth: Arc<Authenticator>,
+    device_publishes_per_s: f64,
 ) -> Result<(), BrokerError> {
-    start(listen, max_payload, Some(auth))
+    start(listen, max_payload, Some((auth, device_publishes_per_s)))
 }
 
 /// Starts the embedded broker on `listen` for anyone to connect to, unauthenticated: for tests
@@ -191,7 +203,7 @@ pub fn start_embedded(listen: SocketAddr, max_payload: usize) -> Result<(), Brok
 fn start(
     listen: SocketAddr,
     max_payload: usize,
-    auth: Option<Arc<Authenticator>>,
+    auth: Option<(Arc<Authenticator>, f64)>,
 ) -> Result<(), BrokerError> {
     let probe = TcpListener::bind(listen).map_err(|source| BrokerError::AddressUnavailable {
         addr: listen,
@@ -200,7 +212,7 @@ fn start(
     drop(probe);
     let probe_password = auth
         .as_ref()
-        .map(|auth| auth.internal_secret().reveal().to_owned());
+        .map(|(auth, _)| auth.internal_secret().reveal().to_owned());
     let mut broker = Broker::new(broker_config(listen, max_payload, auth));
     std::thread::Builder::new()
         .name("mqtt-broker".to_owned())

@@ -219,6 +219,12 @@ pub struct MqttConfig {
     /// Default and maximum: the protocol's limit, `proto::MAX_MESSAGE_BYTES` (256 KiB); lower it
     /// only with the agents' `uplink.batch_max_bytes` below it.
     pub max_payload: usize,
+    /// Publishes a second one device may send to the embedded broker, with a burst of twice
+    /// that: beyond it the broker stops reading from the device until it is back within the
+    /// rate (TCP slows it down), so that one device flooding cannot crowd out the others. An
+    /// agent sends a batch of up to a thousand records a publish. The gateway's own clients are
+    /// not limited; with `allow_anonymous` nobody is. Embedded broker only. Default 200.
+    pub device_publishes_per_s: f64,
     /// A TLS listener for the embedded broker beside its plain one (`listen`, which the
     /// gateway's own client keeps using: leave it on 127.0.0.1 to give devices TLS only).
     /// Embedded broker only. Default: none.
@@ -342,6 +348,7 @@ impl Default for MqttConfig {
             password: None,
             allow_anonymous: false,
             max_payload: proto::MAX_MESSAGE_BYTES,
+            device_publishes_per_s: 200.0,
             tls: None,
         }
     }
@@ -400,6 +407,12 @@ impl GatewayConfig {
                 "mqtt.max_payload must be 1024 to {} bytes (the protocol's limit)",
                 proto::MAX_MESSAGE_BYTES
             )));
+        }
+        let rate = self.mqtt.device_publishes_per_s;
+        if !(rate.is_finite() && rate >= 1.0) {
+            return Err(ConfigError::Invalid(
+                "mqtt.device_publishes_per_s must be a number, at least 1".into(),
+            ));
         }
         if self.mqtt.shared_group.is_some() && self.mqtt.url.is_none() {
             return Err(ConfigError::Invalid(

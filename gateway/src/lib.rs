@@ -259,7 +259,12 @@ impl Gateway {
                         config.mqtt.client_id.clone(),
                         auth.internal_secret().reveal().to_owned(),
                     ));
-                    broker::start_authenticated(listen, max_payload, auth)?;
+                    broker::start_authenticated(
+                        listen,
+                        max_payload,
+                        auth,
+                        config.mqtt.device_publishes_per_s,
+                    )?;
                 }
                 (listen.ip().to_string(), listen.port())
             }

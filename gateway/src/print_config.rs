@@ -34,6 +34,12 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "The largest MQTT payload accepted, in bytes (the protocol's limit, 256 KiB).",
     ),
     (
+        "mqtt.device_publishes_per_s",
+        "Publishes a second one device may send to the embedded broker, with a burst of twice \
+         that; beyond it the broker reads nothing more from the device until it is back within \
+         the rate. The gateway's own clients are not limited.",
+    ),
+    (
         "http",
         "The HTTP server: health, metrics, staff API, Open311.",
     ),

@@ -3,7 +3,8 @@
 //! credential from the registry connects; an unknown device, a revoked one, a wrong password, no
 //! credentials, another device's client id and the gateway's own client id without its secret
 //! are all refused; the configuration `gateway devices add` prints is what a real agent needs to
-//! deliver through that broker; and `mqtt.allow_anonymous` really does let anyone in.
+//! deliver through that broker; `mqtt.allow_anonymous` really does let anyone in; and a device
+//! flooding the broker is held to `mqtt.device_publishes_per_s`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,4 +193,102 @@ fn an_address_of_any_interface_is_left_for_the_operator_to_fill_in() {
     let text = snippet::agent_config(&issued, ([0, 0, 0, 0], 1883).into());
     assert!(text.contains("host = \"GATEWAY-ADDRESS\""), "{text}");
     assert!(text.contains("port = 1883"), "{text}");
+}
+
+/// Connects `device` with `secret` to the broker on `port`, polling its event loop in a task;
+/// counts the publishes it receives in `received`.
+async fn session(
+    port: u16,
+    device: &str,
+    secret: &str,
+    received: Arc<std::sync::atomic::AtomicUsize>,
+) -> AsyncClient {
+    let mut options = MqttOptions::new(device, "127.0.0.1", port);
+    options
+        .set_keep_alive(Duration::from_secs(5))
+        .set_credentials(device, secret)
+        .set_max_packet_size(64 * 1024, 64 * 1024);
+    let (client, mut eventloop) = AsyncClient::new(options, 1000);
+    let (connected_tx, connected) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut connected_tx = Some(connected_tx);
+        while let Ok(event) = eventloop.poll().await {
+            match event {
+                Event::Incoming(Packet::ConnAck(_)) => {
+                    if let Some(tx) = connected_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Event::Incoming(Packet::Publish(_)) => {
+                    received.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                _ => {}
+            }
+        }
+    });
+    tokio::time::timeout(DEADLINE, connected)
+        .await
+        .expect("no CONNACK in time")
+        .unwrap();
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_device_is_held_to_its_publish_rate() {
+    const RATE: f64 = 10.0;
+    // Large messages, so that one read of the socket holds a few of them: the bucket is charged
+    // after each read, so a read can overshoot it by what it holds.
+    const PAYLOAD: usize = 8 * 1024;
+    const PER_READ: f64 = 16.0;
+    // Probe messages still on their way when the flood starts.
+    const STRAGGLERS: f64 = 4.0;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.mqtt.device_publishes_per_s = RATE;
+    let gateway = start(config).await;
+    let port = gateway.mqtt.1;
+    let flooder = gateway.devices.add(&id("hub-flood"), false).unwrap();
+    let watcher = gateway.devices.add(&id("hub-watch"), false).unwrap();
+
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let watching = session(port, "hub-watch", watcher.secret.reveal(), seen.clone()).await;
+    let topic = "fieldsync/v1/hub-flood/flood";
+    watching
+        .subscribe(topic, rumqttc::QoS::AtMostOnce)
+        .await
+        .unwrap();
+    // The subscription is in place once the watcher's own probe message comes back.
+    let probe = session(port, "hub-flood", flooder.secret.reveal(), Arc::default()).await;
+    wait_for("the watcher's subscription", DEADLINE, || async {
+        probe
+            .publish(topic, rumqttc::QoS::AtMostOnce, false, vec![0u8; 16])
+            .await
+            .unwrap();
+        (seen.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(())
+    })
+    .await;
+
+    // The flood: 80 messages at once, four times the burst.
+    let before = seen.load(std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    for _ in 0..80 {
+        probe
+            .publish(topic, rumqttc::QoS::AtMostOnce, false, vec![1u8; PAYLOAD])
+            .await
+            .unwrap();
+    }
+    let flood = || seen.load(std::sync::atomic::Ordering::SeqCst) - before;
+    wait_for("half the flood to come through", DEADLINE, || async {
+        (flood() >= 40).then_some(())
+    })
+    .await;
+    // However fast the machine, no more than the burst, what the rate allows since, and one
+    // read's overshoot have come through (all 80 would, at once, without the limit).
+    let through = flood() as f64;
+    let allowed = 2.0 * RATE + RATE * started.elapsed().as_secs_f64() + PER_READ + STRAGGLERS;
+    assert!(
+        through <= allowed,
+        "{through} of the flood came through in {:?}; the rate allows {allowed}",
+        started.elapsed()
+    );
 }

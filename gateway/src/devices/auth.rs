@@ -90,6 +90,11 @@ impl Authenticator {
         })
     }
 
+    /// The gateway's own client ids.
+    pub fn internal_clients(&self) -> &[String] {
+        &self.internal
+    }
+
     /// The secret the gateway's own clients present, with their client id as username.
     pub fn internal_secret(&self) -> &Secret {
         &self.secret

@@ -152,6 +152,22 @@ pub struct ConnectionSettings {
     pub external_auth: Option<AuthHandler>,
     #[serde(default)]
     pub dynamic_filters: bool,
+    /// How fast one connection may publish; `None` (the default): as fast as it likes.
+    /// fieldsync's patch (docs/decisions/0002): over it, the link reads nothing more from that
+    /// connection until it is back within the rate, so TCP itself slows the client down and the
+    /// router is not flooded by it.
+    #[serde(default)]
+    pub publish_rate: Option<PublishRate>,
+    /// Client ids the publish rate does not apply to (a gateway's own clients).
+    #[serde(default)]
+    pub publish_rate_exempt: Vec<String>,
+}
+
+/// A token bucket of publishes: `burst` at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PublishRate {
+    pub per_second: f64,
+    pub burst: f64,
 }
 
 impl ConnectionSettings {
@@ -177,6 +193,8 @@ impl fmt::Debug for ConnectionSettings {
             .field("auth", &self.auth)
             .field("external_auth", &self.external_auth.is_some())
             .field("dynamic_filters", &self.dynamic_filters)
+            .field("publish_rate", &self.publish_rate)
+            .field("publish_rate_exempt", &self.publish_rate_exempt)
             .finish()
     }
 }

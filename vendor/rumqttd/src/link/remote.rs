@@ -58,6 +58,37 @@ pub struct RemoteLink<P> {
     link_rx: LinkRx,
     notifications: VecDeque<Notification>,
     pub(crate) will_delay_interval: u32,
+    /// The connection's allowance of publishes, when the broker limits them.
+    publishes: Option<PublishBucket>,
+}
+
+/// A connection's publishes as a token bucket (fieldsync's patch).
+#[derive(Debug)]
+pub(crate) struct PublishBucket {
+    rate: crate::PublishRate,
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl PublishBucket {
+    pub(crate) fn new(rate: crate::PublishRate, now: std::time::Instant) -> Self {
+        Self {
+            rate,
+            tokens: rate.burst,
+            at: now,
+        }
+    }
+
+    /// Takes `count` publishes read at `now`; how long to stop reading for the bucket to be back
+    /// at zero, if it is overdrawn.
+    pub(crate) fn take(&mut self, count: usize, now: std::time::Instant) -> Option<std::time::Duration> {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + elapsed * self.rate.per_second).min(self.rate.burst);
+        self.tokens -= count as f64;
+        (self.tokens < 0.0 && self.rate.per_second > 0.0)
+            .then(|| std::time::Duration::from_secs_f64(-self.tokens / self.rate.per_second))
+    }
 }
 
 impl<P: Protocol> RemoteLink<P> {
@@ -68,6 +99,7 @@ impl<P: Protocol> RemoteLink<P> {
         connect_packet: Packet,
         dynamic_filters: bool,
         assigned_client_id: Option<String>,
+        publish_rate: Option<crate::PublishRate>,
     ) -> Result<RemoteLink<P>, Error> {
         let Packet::Connect(connect, props, lastwill, lastwill_props, _) = connect_packet else {
             return Err(Error::NotConnectPacket(connect_packet));
@@ -122,6 +154,7 @@ impl<P: Protocol> RemoteLink<P> {
             link_rx,
             notifications: VecDeque::with_capacity(100),
             will_delay_interval,
+            publishes: publish_rate.map(|rate| PublishBucket::new(rate, std::time::Instant::now())),
         })
     }
 
@@ -134,15 +167,29 @@ impl<P: Protocol> RemoteLink<P> {
             select! {
                 o = self.network.read() => {
                     let packet = o?;
-                    let len = {
+                    let (len, publishes) = {
                         let mut buffer = self.link_tx.buffer();
+                        let before = buffer.len();
                         buffer.push_back(packet);
                         self.network.readv(&mut buffer)?;
-                        buffer.len()
+                        let publishes = buffer
+                            .iter()
+                            .skip(before)
+                            .filter(|p| matches!(p, Packet::Publish(..)))
+                            .count();
+                        (buffer.len(), publishes)
                     };
 
                     trace!("Packets read from network, count = {}", len);
                     self.link_tx.notify().await?;
+                    let pause = self
+                        .publishes
+                        .as_mut()
+                        .and_then(|bucket| bucket.take(publishes, std::time::Instant::now()));
+                    if let Some(pause) = pause {
+                        // Read nothing more until the client is back within its rate.
+                        tokio::time::sleep(pause).await;
+                    }
                 }
                 // Receive from router when previous when state isn't in collision
                 // due to previously received data request
@@ -283,6 +330,8 @@ mod tests {
             auth: None,
             external_auth: None,
             dynamic_filters: false,
+            publish_rate: None,
+            publish_rate_exempt: Vec::new(),
         }
     }
 

@@ -511,6 +511,8 @@ async fn remote<P: Protocol>(
     );
 
     let dynamic_filters = config.dynamic_filters;
+    let publish_rate = config.publish_rate;
+    let publish_rate_exempt = config.publish_rate_exempt.clone();
 
     let connect_packet = match mqtt_connect(config, &mut network).await {
         Ok(p) => p,
@@ -526,6 +528,7 @@ async fn remote<P: Protocol>(
         }
         _ => unreachable!(),
     };
+    let publish_rate = publish_rate.filter(|_| !publish_rate_exempt.contains(&client_id));
 
     let mut assigned_client_id = None;
     if client_id.is_empty() {
@@ -564,6 +567,7 @@ async fn remote<P: Protocol>(
         connect_packet,
         dynamic_filters,
         assigned_client_id,
+        publish_rate,
     )
     .await
     {
