@@ -16,7 +16,7 @@ use gateway::clock::FixedClock;
 use gateway::config::GatewayConfig;
 use gateway::storage::IncomingBatch;
 use gateway::Gateway;
-use proto::{DeviceId, Record, RecordBody, Telemetry, TimestampMs};
+use proto::{Record, RecordBody, Telemetry, TimestampMs};
 
 /// Staff's tokens, issued by each test's gateway.
 struct Tokens {
@@ -88,17 +88,7 @@ fn samples_at(minutes: std::ops::Range<i64>, bar: f32) -> IncomingBatch {
             mono: None,
         })
         .collect();
-    IncomingBatch {
-        device: DeviceId::new("hub-0001").unwrap(),
-        topic: "fieldsync/v1/hub-0001/up".into(),
-        payload: bytes::Bytes::new(),
-        received: NOW_MS,
-        sent: NOW_MS,
-        boot: None,
-        mono: None,
-        records,
-        refused: Vec::new(),
-    }
+    support::batch_from("hub-0001", records, NOW_MS)
 }
 
 /// A started gateway with the register imported and B-0001's samples stored.

@@ -26,7 +26,7 @@ use gateway::storage::IncomingBatch;
 use gateway::Gateway;
 use hyper_util::client::legacy::connect::HttpConnector;
 use proto::{
-    DeviceId, Envelope, Record, RecordBody, Telemetry, TimestampMs, TopicKind, MAX_MESSAGE_BYTES,
+    Envelope, Record, RecordBody, Telemetry, TimestampMs, TopicKind, MAX_MESSAGE_BYTES,
     SCHEMA_VERSION,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -101,17 +101,7 @@ fn samples_at(minutes: impl Iterator<Item = i64>, first_seq: u64, bar: f32) -> I
             mono: None,
         })
         .collect();
-    IncomingBatch {
-        device: DeviceId::new("hub-0001").unwrap(),
-        topic: "fieldsync/v1/hub-0001/up".into(),
-        payload: bytes::Bytes::new(),
-        received: NOW_MS,
-        sent: NOW_MS,
-        boot: None,
-        mono: None,
-        records,
-        refused: Vec::new(),
-    }
+    support::batch_from("hub-0001", records, NOW_MS)
 }
 
 /// The minute, counted from `DAY0_MS`, at which the test's low pressure starts.

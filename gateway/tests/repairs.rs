@@ -17,9 +17,7 @@ use gateway::config::GatewayConfig;
 use gateway::repairs::Operative;
 use gateway::storage::IncomingBatch;
 use gateway::Gateway;
-use proto::{
-    DeviceId, DownBody, JobKind, JobStatus, JobUpdate, Record, RecordBody, Telemetry, TimestampMs,
-};
+use proto::{DownBody, JobKind, JobStatus, JobUpdate, Record, RecordBody, Telemetry, TimestampMs};
 use serde_json::{json, Value};
 
 /// What the test gateway issues: an admin's and an asset manager's tokens, and the tenants'
@@ -93,17 +91,7 @@ fn samples(minutes: std::ops::Range<i64>, seq_base: u64, bar: f32) -> IncomingBa
             mono: None,
         })
         .collect();
-    IncomingBatch {
-        device: DeviceId::new("hub-0001").unwrap(),
-        topic: "fieldsync/v1/hub-0001/up".into(),
-        payload: bytes::Bytes::new(),
-        received: NOW_MS,
-        sent: NOW_MS,
-        boot: None,
-        mono: None,
-        records,
-        refused: Vec::new(),
-    }
+    support::batch_from("hub-0001", records, NOW_MS)
 }
 
 fn job_update(seq: u64, job: &str, status: JobStatus) -> Record {
