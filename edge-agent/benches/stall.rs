@@ -20,7 +20,7 @@ mod signing;
 
 use std::time::{Duration, Instant};
 
-use edge_agent::agent::{now_ms, Agent};
+use edge_agent::agent::Agent;
 use edge_agent::config::AgentConfig;
 use fieldsync_tests::test_gateway::TestGateway;
 use proto::{BinStream, Collection, Outcome, Position, RecordBody, MAX_MESSAGE_BYTES};
@@ -84,7 +84,7 @@ async fn one_run(run: usize, port: u16, gateway: &TestGateway) -> anyhow::Result
     let intake = agent.intake().clone();
     let crews = tokio::spawn(async move {
         for uprn in 0..DURING {
-            intake.accept(now_ms(), collection(uprn)).await?;
+            intake.accept(intake.now_ms(), collection(uprn)).await?;
         }
         anyhow::Ok(())
     });

@@ -7,9 +7,10 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use proto::{DeviceId, RecordBody, Telemetry, TimestampMs};
+use proto::clock::{SharedClock, SystemClock};
+use proto::{DeviceId, RecordBody, Telemetry};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -93,6 +94,15 @@ impl Agent {
     /// Opens the database, starts the uplink, the API, the health reporter and the telemetry
     /// intake. The link comes up in the background; records are accepted from the start.
     pub async fn start(config: AgentConfig) -> Result<Self, AgentError> {
+        Self::start_with_clock(config, SystemClock::shared()).await
+    }
+
+    /// [`Agent::start`] with the clock every record, job and state message is stamped by (a
+    /// simulation passes its compressed one).
+    pub async fn start_with_clock(
+        config: AgentConfig,
+        clock: SharedClock,
+    ) -> Result<Self, AgentError> {
         config.validate()?;
         let device = config.device()?;
         let started = Instant::now();
@@ -128,8 +138,13 @@ impl Agent {
         }
 
         // Uplink, with the downlink on the same connection.
-        let intake = Intake::new(outbox.clone());
-        let downlink = Downlink::new(jobs.clone(), outbox.clone(), Arc::clone(&tunables));
+        let intake = Intake::new(outbox.clone(), clock.clone());
+        let downlink = Downlink::new(
+            jobs.clone(),
+            outbox.clone(),
+            Arc::clone(&tunables),
+            clock.clone(),
+        );
         let uplink = Uplink::start(
             &config,
             device.clone(),
@@ -203,6 +218,7 @@ impl Agent {
             jobs.clone(),
             config.keep_finished_jobs(),
             jobs::PRUNE_EVERY,
+            clock,
             stop_intake.clone(),
         ));
 
@@ -317,20 +333,10 @@ async fn accept_telemetry(
             }
         };
         let Some(sample) = sample else { return };
-        match intake.accept(now_ms(), RecordBody::Telemetry(sample)).await {
+        match intake.accept(intake.now_ms(), RecordBody::Telemetry(sample)).await {
             // The outbox logs its outages once, not once per sample.
             Ok(_) | Err(OutboxError::StorageDown(_)) => {}
             Err(e) => tracing::warn!(error = %e, "cannot store a telemetry sample"),
         }
     }
-}
-
-/// The device's wall clock in UTC milliseconds: every timestamp the agent makes. Device clocks can
-/// be wrong; the gateway records its own time beside it.
-pub fn now_ms() -> TimestampMs {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            TimestampMs::try_from(since.as_millis()).unwrap_or(TimestampMs::MAX)
-        })
 }

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use proto::clock::SharedClock;
 use proto::{Config, DecodeError, Down, DownBody, MAX_MESSAGE_BYTES};
 use tokio::sync::watch;
 
-use crate::agent::now_ms;
 use crate::config::AgentConfig;
 use crate::jobs::{CancelChange, JobChange, JobStore, JobsError};
 use crate::outbox::{Outbox, OutboxError};
@@ -114,15 +114,23 @@ pub struct Downlink {
     jobs: JobStore,
     outbox: Outbox,
     tunables: Arc<Tunables>,
+    clock: SharedClock,
 }
 
 impl Downlink {
-    /// A downlink storing into `jobs`, made durable through `outbox`'s flushes.
-    pub fn new(jobs: JobStore, outbox: Outbox, tunables: Arc<Tunables>) -> Self {
+    /// A downlink storing into `jobs`, made durable through `outbox`'s flushes; what it receives
+    /// is dated by `clock`.
+    pub fn new(
+        jobs: JobStore,
+        outbox: Outbox,
+        tunables: Arc<Tunables>,
+        clock: SharedClock,
+    ) -> Self {
         Self {
             jobs,
             outbox,
             tunables,
+            clock,
         }
     }
 
@@ -134,7 +142,7 @@ impl Downlink {
 
     /// Applies one decoded message; returns once its effect is on disk.
     pub async fn apply(&self, down: Down) -> Result<Applied, DownlinkError> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let applied = match down.body {
             DownBody::Job(job) => Applied::Job(self.jobs.apply_job(job, now)?),
             DownBody::JobCancel(cancel) => Applied::Cancel(self.jobs.apply_cancel(&cancel, now)?),
@@ -193,7 +201,12 @@ mod tests {
         let outbox = Outbox::open(dir.path(), OutboxConfig::default()).unwrap();
         let jobs = JobStore::open(&outbox).unwrap();
         let tunables = Arc::new(Tunables::new(&agent_config()));
-        let downlink = Downlink::new(jobs.clone(), outbox, Arc::clone(&tunables));
+        let downlink = Downlink::new(
+            jobs.clone(),
+            outbox,
+            Arc::clone(&tunables),
+            proto::clock::SystemClock::shared(),
+        );
         let mut sample = tunables.sample.subscribe();
 
         let DownBody::Job(job) = proto::examples::down_job_repair().body else {

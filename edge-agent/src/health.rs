@@ -12,7 +12,6 @@ use proto::{Health, RecordBody, SourceHealth};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::now_ms;
 use crate::outbox::{OutboxError, OutboxStats};
 use crate::source::SourceMonitor;
 use crate::uplink::{Intake, LinkStatus};
@@ -58,7 +57,7 @@ pub async fn run(
         };
         let src = source.as_ref().map(SourceMonitor::report);
         let health = health(&stats, (stalls, unverified), started.elapsed(), free, src);
-        match intake.accept(now_ms(), RecordBody::Health(health)).await {
+        match intake.accept(intake.now_ms(), RecordBody::Health(health)).await {
             // The outbox logs its outages once, not once per record.
             Ok(_) | Err(OutboxError::StorageDown(_)) => {}
             Err(e) => tracing::warn!(error = %e, "cannot store a health record"),

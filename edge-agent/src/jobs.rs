@@ -18,11 +18,11 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use proto::clock::SharedClock;
 use proto::{Config, Job, JobCancel, JobStatus, TimestampMs, MAX_MESSAGE_BYTES};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::now_ms;
 use crate::outbox::{Outbox, OutboxError};
 
 const TREE: &str = "agent";
@@ -344,11 +344,13 @@ pub fn expired(stored: &StoredJob, now: TimestampMs, keep: Duration) -> bool {
 /// How often [`prune_periodically`] looks for finished jobs to delete.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Prunes jobs finished more than `keep` ago, at once and then every `every`, until `stop`.
+/// Prunes jobs finished more than `keep` ago by `clock`, at once and then every `every`, until
+/// `stop`.
 pub async fn prune_periodically(
     jobs: JobStore,
     keep: Duration,
     every: Duration,
+    clock: SharedClock,
     stop: CancellationToken,
 ) {
     let mut ticks = tokio::time::interval(every);
@@ -359,7 +361,7 @@ pub async fn prune_periodically(
             _ = ticks.tick() => {}
         }
         // A handful of small entries: quick enough to run on the runtime.
-        match jobs.prune(now_ms(), keep) {
+        match jobs.prune(clock.now_ms(), keep) {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "pruned finished jobs"),
             Err(e) => tracing::warn!(error = %e, "cannot prune finished jobs"),
@@ -399,6 +401,8 @@ fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, 
 #[cfg(test)]
 mod tests {
     use proto::{JobKind, Priority, RepairJob};
+
+    use proto::clock::{Clock, SystemClock};
 
     use super::*;
     use crate::outbox::OutboxConfig;
@@ -659,7 +663,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(dir.path(), OutboxConfig::default()).unwrap();
         let jobs = JobStore::open(&outbox).unwrap();
-        let long_ago = now_ms() - 30 * DAY_MS;
+        let long_ago = SystemClock.now_ms() - 30 * DAY_MS;
         jobs.apply_job(job("J-1", 1), long_ago).unwrap();
         jobs.set_status("J-1", JobStatus::Completed, long_ago)
             .unwrap();
@@ -668,6 +672,7 @@ mod tests {
             jobs.clone(),
             7 * DAY,
             PRUNE_EVERY,
+            SystemClock::shared(),
             stop.clone(),
         ));
         tokio::time::sleep(Duration::from_millis(1)).await;

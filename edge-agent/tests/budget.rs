@@ -11,7 +11,7 @@ mod signing;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use edge_agent::agent::{now_ms, Agent};
+use edge_agent::agent::Agent;
 use edge_agent::config::AgentConfig;
 use edge_agent::outbox::MAX_RECORD_BYTES;
 use fieldsync_tests::test_gateway::{LinkProxy, TestGateway};
@@ -54,7 +54,7 @@ async fn store_telemetry(agent: &Agent, from: u64, to: u64) -> BTreeMap<u64, Str
     for n in from..=to {
         let intake = agent.intake().clone();
         writers.spawn(async move {
-            let accepted = intake.accept(now_ms(), telemetry(n)).await.unwrap();
+            let accepted = intake.accept(intake.now_ms(), telemetry(n)).await.unwrap();
             (accepted.seq, format!("B-{n}"))
         });
         if writers.len() == 16 {

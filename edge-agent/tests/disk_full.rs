@@ -17,11 +17,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use edge_agent::agent::{now_ms, Agent};
+use edge_agent::agent::Agent;
 use edge_agent::config::AgentConfig;
 use edge_agent::outbox::{BatchLimits, Outbox, OutboxConfig, OutboxError, StorageState};
 use fieldsync_tests::disk::{fill, Tmpfs};
 use fieldsync_tests::{free_port, http, wait_for};
+use proto::clock::{Clock, SystemClock};
 use proto::{RecordBody, Telemetry};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -196,12 +197,12 @@ async fn acks_apply_again_once_space_returns() {
     };
     let mut accepted = Vec::new();
     for _ in 0..5 {
-        accepted.push(outbox.accept(now_ms(), telemetry()).await.unwrap().seq);
+        accepted.push(outbox.accept(SystemClock.now_ms(), telemetry()).await.unwrap().seq);
     }
     let ballast = fill(disk.path());
     let mut refused = None;
     for _ in 0..2_000 {
-        match outbox.accept(now_ms(), telemetry()).await {
+        match outbox.accept(SystemClock.now_ms(), telemetry()).await {
             Ok(ok) => accepted.push(ok.seq),
             Err(e) => {
                 refused = Some(e);
@@ -233,7 +234,7 @@ async fn acks_apply_again_once_space_returns() {
     let acked = outbox.ack(last).await.unwrap();
     assert_eq!(acked.acked_through, last);
     assert_eq!(outbox.stats().unwrap().depth, 0);
-    let next = outbox.accept(now_ms(), telemetry()).await.unwrap().seq;
+    let next = outbox.accept(SystemClock.now_ms(), telemetry()).await.unwrap().seq;
     assert!(next > last, "{next} reuses a number up to {last}");
     drop(outbox);
     assert_eq!(held(&dir), vec![next]);

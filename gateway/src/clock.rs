@@ -1,37 +1,26 @@
 //! The gateway's clock, in the protocol's unit (UTC milliseconds). Device clocks can be wrong;
 //! this one is the reference the gateway stores beside them.
 //!
-//! Everything that needs the time takes a [`Clock`], so tests pass a [`FixedClock`] and never
-//! depend on the day they run (a test that asked for "the last 7 days" from a fixed date broke on
-//! the first of the next month).
+//! Everything that needs the time takes a [`Clock`] (the contract's, shared with the devices), so
+//! tests pass a [`FixedClock`] and never depend on the day they run (a test that asked for "the
+//! last 7 days" from a fixed date broke on the first of the next month), and the demo runs the
+//! gateway on the same compressed clock as its simulated devices.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+pub use proto::clock::{Clock, SharedClock, SystemClock};
 use proto::TimestampMs;
 
-/// A source of the current time.
-pub trait Clock: Send + Sync + 'static {
-    /// Now, in milliseconds since the Unix epoch.
-    fn now_ms(&self) -> TimestampMs;
-
-    /// Now, as a UTC date-time.
-    fn now(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(self.now_ms()).unwrap_or(DateTime::UNIX_EPOCH)
-    }
+/// A clock's reading as a UTC date-time.
+pub trait ClockTime {
+    /// Now, as a UTC date-time (the epoch if the clock reads past chrono's range).
+    fn now(&self) -> DateTime<Utc>;
 }
 
-/// A shared clock, as the gateway's parts hold it.
-pub type SharedClock = Arc<dyn Clock>;
-
-/// The machine's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> TimestampMs {
-        Utc::now().timestamp_millis()
+impl<C: Clock + ?Sized> ClockTime for C {
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.now_ms()).unwrap_or(DateTime::UNIX_EPOCH)
     }
 }
 

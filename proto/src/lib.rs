@@ -7,6 +7,7 @@
 //! - [`downlink`]: what the gateway sends down: cumulative [`Ack`]s, jobs, job cancellations,
 //!   configuration ([`Down`]), and the retained online/offline [`State`].
 //! - [`topic`]: device ids and the `fieldsync/v1/{device}/{up|ack|down|state}` topics.
+//! - [`clock`]: the time source devices and the gateway stamp records with.
 //! - [`codec`]: encoding and decoding with a size limit, version checks and typed errors.
 //! - [`signed`]: messages signed as COSE_Sign1 with Ed25519, bound to their topic: envelopes
 //!   by their device, acks and downlink by the gateway.
@@ -18,6 +19,7 @@
 //! `fieldsync.cddl` beside this crate is the same contract in CDDL (RFC 8610), and `vectors/`
 //! holds one encoded example of every message; both are checked against this code by the tests.
 
+pub mod clock;
 pub mod codec;
 pub mod downlink;
 pub mod examples;

@@ -11,7 +11,6 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::requests::{Checked, NewCollection, NewJobStatus, RoundChange};
 use super::ApiState;
-use crate::agent::now_ms;
 use crate::jobs::{Cancelled, StoredJob};
 use crate::outbox::{DeadLetters, IdempotencyKey, Once, OutboxStats, StorageState, NEWEST_SHOWN};
 use crate::source::{SourceMonitor, SourceView};
@@ -57,7 +56,7 @@ pub async fn post_collection(
 ) -> Write {
     let key = idempotency_key(&headers)?;
     let Json(body) = body?;
-    store(&state, key, body.into_record(now_ms())?).await
+    store(&state, key, body.into_record(state.intake.now_ms())?).await
 }
 
 /// `POST /v1/rounds/{id}/start`.
@@ -91,7 +90,7 @@ async fn round(
     let Path(id) = id.map_err(path_error)?;
     let Json(body) = body?;
     // A bad id in the path is reported as the field `round`, as `proto` names it.
-    store(&state, key, body.into_record(id, phase, now_ms())?).await
+    store(&state, key, body.into_record(id, phase, state.intake.now_ms())?).await
 }
 
 /// `POST /v1/jobs/{id}/status`: the job must be on this device and not cancelled.
@@ -105,7 +104,7 @@ pub async fn post_job_status(
     let Path(id) = id.map_err(path_error)?;
     let Json(body) = body?;
     let status = body.status;
-    let checked = body.into_record(id.clone(), now_ms())?;
+    let checked = body.into_record(id.clone(), state.intake.now_ms())?;
     let at = checked.ts;
     // A repeat gets the first answer even if the job was cancelled since.
     if let Some(key) = &key {
@@ -349,7 +348,7 @@ pub async fn status(State(state): State<ApiState>) -> Result<Json<StatusView>, A
             budget_bytes: stats.budget_bytes,
             in_flight: stats.in_flight,
             oldest_unsent_age_s: stats
-                .oldest_unsent_age(now_ms())
+                .oldest_unsent_age(state.intake.now_ms())
                 .map(|age| age.as_secs_f64()),
             acked_through: stats.acked_through,
             next_seq: stats.next_seq,

@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use proto::clock::SharedClock;
 use proto::{DeviceId, TopicKind};
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, Outgoing, Packet, Publish, QoS, Request,
@@ -18,7 +19,6 @@ use super::backoff::Backoff;
 use super::options;
 use super::stall::StallDetector;
 use super::status::LinkStatus;
-use crate::agent::now_ms;
 use crate::outbox::Outbox;
 
 /// How often the connection looks at the ack timing.
@@ -30,6 +30,8 @@ pub(super) struct Connection {
     pub client: AsyncClient,
     pub device: DeviceId,
     pub boot: u64,
+    /// Dates the state messages and the link's changes.
+    pub clock: SharedClock,
     pub outbox: Outbox,
     pub status: Arc<watch::Sender<LinkStatus>>,
     pub incoming: mpsc::UnboundedSender<Publish>,
@@ -113,6 +115,7 @@ impl Connection {
             self.client.clone(),
             self.device.clone(),
             self.boot,
+            self.clock.clone(),
             Arc::clone(&self.status),
             self.subacks.subscribe(),
             connection,
@@ -173,7 +176,7 @@ impl Connection {
         tracing::warn!(error = %error, retry_in = ?delay, "MQTT connection failed");
         self.set_disconnected(Some(error.to_string()));
         // The Last Will's timestamp: when this device last knew it was online.
-        match options::last_will(&self.device, self.boot, now_ms()) {
+        match options::last_will(&self.device, self.boot, self.clock.now_ms()) {
             Ok(will) => {
                 self.eventloop.mqtt_options.set_last_will(will);
             }
@@ -189,7 +192,7 @@ impl Connection {
         self.status.send_modify(|status| {
             if status.connected {
                 status.connected = false;
-                status.since = Some(now_ms());
+                status.since = Some(self.clock.now_ms());
             }
             if error.is_some() {
                 status.drops += 1;
@@ -206,6 +209,7 @@ async fn announce(
     client: AsyncClient,
     device: DeviceId,
     boot: u64,
+    clock: SharedClock,
     status: Arc<watch::Sender<LinkStatus>>,
     mut subacks: watch::Receiver<u64>,
     connection: (u64, u64),
@@ -223,7 +227,7 @@ async fn announce(
         // The connection dropped first: the next one announces itself.
         _ = link.wait_for(|status| status.drops != connection.1) => return,
     }
-    match options::state_payload(true, boot, now_ms()) {
+    match options::state_payload(true, boot, clock.now_ms()) {
         Ok(online) => {
             let topic = device.topic(TopicKind::State);
             if let Err(e) = client.publish(topic, QoS::AtLeastOnce, true, online).await {
@@ -238,7 +242,7 @@ async fn announce(
         if (status.connections, status.drops) == connection && !status.connected {
             status.connected = true;
             status.stalled = false;
-            status.since = Some(now_ms());
+            status.since = Some(clock.now_ms());
         }
     });
 }

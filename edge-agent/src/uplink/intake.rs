@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use proto::clock::SharedClock;
 use proto::{RecordBody, TimestampMs};
 use tokio::sync::Notify;
 
@@ -13,15 +14,28 @@ use crate::outbox::{Accepted, IdempotencyKey, Once, Outbox, OutboxError};
 pub struct Intake {
     outbox: Outbox,
     wake: Arc<Notify>,
+    clock: SharedClock,
 }
 
 impl Intake {
-    /// An intake into `outbox`.
-    pub fn new(outbox: Outbox) -> Self {
+    /// An intake into `outbox`, whose records are stamped by `clock`.
+    pub fn new(outbox: Outbox, clock: SharedClock) -> Self {
         Self {
             outbox,
             wake: Arc::new(Notify::new()),
+            clock,
         }
+    }
+
+    /// The agent's clock: every timestamp the agent makes. Device clocks can be wrong; the
+    /// gateway records its own time beside it.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Now, by the agent's clock.
+    pub fn now_ms(&self) -> TimestampMs {
+        self.clock.now_ms()
     }
 
     /// Stores the record durably (see [`Outbox::accept`]) and tells the sender.

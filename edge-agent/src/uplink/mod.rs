@@ -30,6 +30,7 @@ pub mod tls;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use proto::clock::SharedClock;
 use proto::{DeviceId, TopicKind};
 use rumqttc::{AsyncClient, QoS};
 use tokio::sync::watch;
@@ -42,7 +43,6 @@ pub use intake::Intake;
 pub use options::OptionsError;
 pub use status::{LastAck, LinkStatus};
 
-use crate::agent::now_ms;
 use crate::config::AgentConfig;
 use crate::downlink::Downlink;
 use crate::outbox::Outbox;
@@ -70,6 +70,7 @@ pub struct Uplink {
     outbox: Outbox,
     device: DeviceId,
     boot: u64,
+    clock: SharedClock,
     status: Arc<watch::Sender<LinkStatus>>,
     hurry: watch::Sender<bool>,
     wake: Arc<tokio::sync::Notify>,
@@ -93,7 +94,8 @@ impl Uplink {
         let boot = stamp.boot;
         let signing = Signing::from_config(device.clone(), &config.signing)
             .map_err(|e| OptionsError::Signing(e.to_string()))?;
-        let options = options::mqtt_options(config, &device, boot, now_ms())?;
+        let clock = intake.clock().clone();
+        let options = options::mqtt_options(config, &device, boot, clock.now_ms())?;
         let (client, mut eventloop) = AsyncClient::new(options, REQUEST_QUEUE);
         eventloop
             .network_options
@@ -116,6 +118,7 @@ impl Uplink {
                 client: client.clone(),
                 device: device.clone(),
                 boot,
+                clock: clock.clone(),
                 outbox: outbox.clone(),
                 status: Arc::clone(&status),
                 incoming: incoming_tx,
@@ -145,6 +148,7 @@ impl Uplink {
         link.spawn(
             AckApplier {
                 outbox: outbox.clone(),
+                clock: clock.clone(),
                 status: Arc::clone(&status),
             }
             .run(acks_rx),
@@ -156,6 +160,7 @@ impl Uplink {
                 outbox: outbox.clone(),
                 device: device.clone(),
                 stamp,
+                clock: clock.clone(),
                 batching,
                 wake: Arc::clone(&wake),
                 link: status.subscribe(),
@@ -171,6 +176,7 @@ impl Uplink {
             outbox,
             device,
             boot,
+            clock,
             status,
             hurry,
             wake,
@@ -237,7 +243,7 @@ impl Uplink {
     }
 
     async fn announce_offline(&self) {
-        let payload = match options::state_payload(false, self.boot, now_ms()) {
+        let payload = match options::state_payload(false, self.boot, self.clock.now_ms()) {
             Ok(payload) => payload,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot encode the offline state");

@@ -14,6 +14,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use proto::clock::SharedClock;
 use proto::{Ack, DeviceId, Refusal, TopicKind, MAX_MESSAGE_BYTES};
 use rumqttc::{AsyncClient, Publish};
 use tokio::sync::{mpsc, watch};
@@ -21,7 +22,6 @@ use tokio::sync::{mpsc, watch};
 use super::signing::{Ignored, Signing};
 use super::stall::StallDetector;
 use super::status::{LastAck, LinkStatus};
-use crate::agent::now_ms;
 use crate::downlink::Downlink;
 use crate::outbox::{Outbox, OutboxError};
 
@@ -135,6 +135,8 @@ impl Receiver {
 /// refusal any of them named (so that no refused record is deleted without its dead letter).
 pub(super) struct AckApplier {
     pub outbox: Outbox,
+    /// Dates the acks.
+    pub clock: SharedClock,
     pub status: Arc<watch::Sender<LinkStatus>>,
 }
 
@@ -176,7 +178,7 @@ impl AckApplier {
     }
 
     async fn apply(&self, thru: u64, refused: &[Refusal]) {
-        match self.outbox.ack_refusing(thru, refused, now_ms()).await {
+        match self.outbox.ack_refusing(thru, refused, self.clock.now_ms()).await {
             Ok(acked) => {
                 tracing::debug!(
                     thru,
@@ -185,7 +187,10 @@ impl AckApplier {
                     "gateway ack"
                 );
                 self.status.send_modify(|status| {
-                    status.last_ack = Some(LastAck { thru, at: now_ms() });
+                    status.last_ack = Some(LastAck {
+                        thru,
+                        at: self.clock.now_ms(),
+                    });
                 });
             }
             Err(e @ OutboxError::AckAhead { .. }) => {

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use proto::clock::SharedClock;
 use proto::{DeviceId, TopicKind};
 use rumqttc::{AsyncClient, QoS};
 use tokio::sync::{watch, Notify};
@@ -14,7 +15,6 @@ use super::batcher::{self, Batching, Decision, Linger};
 use super::signing::Signing;
 use super::stall::StallDetector;
 use super::status::LinkStatus;
-use crate::agent::now_ms;
 use crate::outbox::{Outbox, OutboxError};
 use crate::stamp::Stamp;
 
@@ -28,6 +28,8 @@ pub(super) struct Sender {
     pub device: DeviceId,
     /// Boot and monotonic time, stamped on each envelope as it is sent.
     pub stamp: Stamp,
+    /// Dates each envelope as it is sent.
+    pub clock: SharedClock,
     pub batching: watch::Receiver<Batching>,
     pub wake: Arc<Notify>,
     pub link: watch::Receiver<LinkStatus>,
@@ -143,7 +145,7 @@ impl Sender {
                 return Ok(());
             }
             let sending = Some((&self.stamp, Instant::now()));
-            let split = batcher::encode_within_limit(&self.device, now_ms(), sending, batch);
+            let split = batcher::encode_within_limit(&self.device, self.clock.now_ms(), sending, batch);
             if !split.unsendable.is_empty() {
                 // The outbox validated each record, so this is a bug; marking them sent retries
                 // them after the resend timeout instead of in a tight loop.

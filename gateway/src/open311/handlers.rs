@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Form, Router};
 use chrono_tz::Tz;
 
-use crate::clock::SharedClock;
+use crate::clock::{ClockTime, SharedClock};
 
 use super::error::{FieldError, Open311Error};
 use super::form::{self, Pairs};
