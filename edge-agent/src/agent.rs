@@ -128,8 +128,10 @@ impl Agent {
         let boot = jobs.next_boot()?;
         outbox.sync().await.map_err(AgentError::Flush)?;
         // Records made from here on carry this boot and their time since it began.
-        let stamp = Stamp::new(boot, started);
-        outbox.stamp_records(stamp).map_err(AgentError::Flush)?;
+        let stamp = Stamp::with_clock(boot, started, clock.clone());
+        outbox
+            .stamp_records(stamp.clone())
+            .map_err(AgentError::Flush)?;
 
         // Settings the gateway can change: the file's, then whatever it pushed before.
         let tunables = Arc::new(Tunables::new(&config));
@@ -333,7 +335,10 @@ async fn accept_telemetry(
             }
         };
         let Some(sample) = sample else { return };
-        match intake.accept(intake.now_ms(), RecordBody::Telemetry(sample)).await {
+        match intake
+            .accept(intake.now_ms(), RecordBody::Telemetry(sample))
+            .await
+        {
             // The outbox logs its outages once, not once per sample.
             Ok(_) | Err(OutboxError::StorageDown(_)) => {}
             Err(e) => tracing::warn!(error = %e, "cannot store a telemetry sample"),

@@ -57,7 +57,10 @@ pub async fn run(
         };
         let src = source.as_ref().map(SourceMonitor::report);
         let health = health(&stats, (stalls, unverified), started.elapsed(), free, src);
-        match intake.accept(intake.now_ms(), RecordBody::Health(health)).await {
+        match intake
+            .accept(intake.now_ms(), RecordBody::Health(health))
+            .await
+        {
             // The outbox logs its outages once, not once per record.
             Ok(_) | Err(OutboxError::StorageDown(_)) => {}
             Err(e) => tracing::warn!(error = %e, "cannot store a health record"),

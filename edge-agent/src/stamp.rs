@@ -6,25 +6,38 @@
 
 use std::time::Instant;
 
+use proto::clock::{SharedClock, SystemClock};
+
 /// This start's boot number and the instant it began.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Stamp {
     /// The boot counter (1 for the agent's first start).
     pub boot: u64,
     /// When this start began, on the monotonic clock.
     pub started: Instant,
+    /// Counts the milliseconds since: real ones, or a simulation's compressed ones, so that a
+    /// record's monotonic time agrees with its timestamp.
+    clock: SharedClock,
 }
 
 impl Stamp {
-    /// The stamp of boot `boot`, which began at `started`.
+    /// The stamp of boot `boot`, which began at `started`, counting real time.
     pub fn new(boot: u64, started: Instant) -> Self {
-        Self { boot, started }
+        Self::with_clock(boot, started, SystemClock::shared())
+    }
+
+    /// The stamp of boot `boot`, which began at `started`, counting `clock`'s time.
+    pub fn with_clock(boot: u64, started: Instant, clock: SharedClock) -> Self {
+        Self {
+            boot,
+            started,
+            clock,
+        }
     }
 
     /// Milliseconds since the start at `now` (0 for an instant before it).
     pub fn mono_at(&self, now: Instant) -> u64 {
-        let since = now.saturating_duration_since(self.started);
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        self.clock.monotonic_ms(self.started, now)
     }
 }
 

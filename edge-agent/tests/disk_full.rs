@@ -197,7 +197,13 @@ async fn acks_apply_again_once_space_returns() {
     };
     let mut accepted = Vec::new();
     for _ in 0..5 {
-        accepted.push(outbox.accept(SystemClock.now_ms(), telemetry()).await.unwrap().seq);
+        accepted.push(
+            outbox
+                .accept(SystemClock.now_ms(), telemetry())
+                .await
+                .unwrap()
+                .seq,
+        );
     }
     let ballast = fill(disk.path());
     let mut refused = None;
@@ -234,7 +240,11 @@ async fn acks_apply_again_once_space_returns() {
     let acked = outbox.ack(last).await.unwrap();
     assert_eq!(acked.acked_through, last);
     assert_eq!(outbox.stats().unwrap().depth, 0);
-    let next = outbox.accept(SystemClock.now_ms(), telemetry()).await.unwrap().seq;
+    let next = outbox
+        .accept(SystemClock.now_ms(), telemetry())
+        .await
+        .unwrap()
+        .seq;
     assert!(next > last, "{next} reuses a number up to {last}");
     drop(outbox);
     assert_eq!(held(&dir), vec![next]);

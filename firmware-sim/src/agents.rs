@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use edge_agent::agent::Agent;
 use edge_agent::config::{AgentConfig, SigningConfig};
 use gateway::devices::{DeviceRegistry, Issued};
+use proto::clock::SharedClock;
 use proto::signed::key_hex;
 use proto::DeviceId;
 
@@ -99,9 +100,14 @@ impl AgentSettings {
         config
     }
 
-    /// Starts `device`'s agent.
-    pub async fn start(&self, device: &str, via: Option<SocketAddr>) -> Result<Agent, SimError> {
-        Agent::start(self.config(device, via))
+    /// Starts `device`'s agent on `clock`.
+    pub async fn start(
+        &self,
+        device: &str,
+        via: Option<SocketAddr>,
+        clock: SharedClock,
+    ) -> Result<Agent, SimError> {
+        Agent::start_with_clock(self.config(device, via), clock)
             .await
             .map_err(|source| SimError::Agent {
                 device: device.to_owned(),

@@ -1,10 +1,14 @@
 //! Compressed simulated time. The simulated world (boilers' days, crews' rounds, operatives' jobs)
-//! runs `speed` times faster than the wall clock, starting from the wall clock's present; the
-//! records themselves carry real UTC timestamps, taken by the agents as they accept them.
+//! runs `speed` times faster than the wall clock, from a chosen start. It is a
+//! [`proto::clock::Clock`], so that the demo's agents stamp their records, and its gateway judges
+//! them, on the same simulated time as the models that made them: an hour of a boiler's firing is
+//! an hour of records, not a minute.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use proto::clock::{Clock, SharedClock};
+use proto::TimestampMs;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -67,12 +71,29 @@ impl SimClock {
         Duration::from_secs_f64((sim.as_secs_f64() / self.speed).min(1e9))
     }
 
+    /// This clock, shared, for the agents and the gateway.
+    pub fn shared(&self) -> SharedClock {
+        std::sync::Arc::new(*self)
+    }
+
     /// Waits for `sim` of simulated time; false if `stop` came first.
     pub async fn sleep(&self, sim: Duration, stop: &CancellationToken) -> bool {
         tokio::select! {
             () = stop.cancelled() => false,
             () = tokio::time::sleep(self.real(sim)) => true,
         }
+    }
+}
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> TimestampMs {
+        self.now().timestamp_millis()
+    }
+
+    fn monotonic_ms(&self, earlier: std::time::Instant, later: std::time::Instant) -> u64 {
+        let real = later.saturating_duration_since(earlier).as_secs_f64();
+        // Saturates at u64::MAX, as a real clock's reading does.
+        (real * self.speed * 1000.0) as u64
     }
 }
 
@@ -88,6 +109,12 @@ mod tests {
         let clock = SimClock::starting_at(origin, 60.0);
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(clock.now(), origin + chrono::Duration::minutes(10));
+        assert_eq!(clock.now_ms(), clock.now().timestamp_millis());
+        let earlier = std::time::Instant::now();
+        assert_eq!(
+            clock.monotonic_ms(earlier, earlier + Duration::from_secs(2)),
+            120_000
+        );
         assert_eq!(clock.elapsed(), Duration::from_secs(600));
         assert_eq!(clock.real(Duration::from_secs(120)), Duration::from_secs(2));
         assert!(

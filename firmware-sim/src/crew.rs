@@ -1,13 +1,18 @@
 //! A refuse crew walking its rounds through its cab's agent, over the agent's local HTTP API as
 //! the in-cab app does: `POST /v1/rounds/{id}/start`, a `POST /v1/collections` per property in
 //! round order, then `…/complete`; then the next round. Before each round the crew goes back for
-//! any missed bins the gateway sent it as return jobs (`GET /v1/jobs`).
+//! any missed bins the gateway sent it as return jobs (`GET /v1/jobs`). Within a shift the crew
+//! works the rounds the register says are due that day, one pass per bin due, as the gateway's
+//! missed-bin rules expect; without a shift it works every round in turn, one bin a pass.
 //!
 //! The rounds come from a property register in the gateway's CSV format (see
 //! `gateway::missed_bins::import`); the demo's default is `data/hillingdon.csv`, built in. Each
 //! pass over a round collects one stream (refuse one week, recycling the next…), from the
 //! properties that have it. What the crew finds ([`visit`]) and the GPS fix it records
-//! ([`gps_fix`]) are pure functions of a seeded RNG.
+//! ([`gps_fix`]) are pure functions of a seeded RNG. Now and then the crew misses a bin: it drives
+//! past and records nothing, which is what a resident's report and a return job are for. Each
+//! visit, and each round's end, is told to whoever listens ([`CrewConfig::passes`]: the demo's
+//! residents).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -16,12 +21,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveTime, Utc};
-use gateway::missed_bins::{ImportError, LatLon, PropertyRegister};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use gateway::missed_bins::{ImportError, LatLon, PropertyRegister, Schedule};
 use proto::{BinStream, JobKind, Outcome, Position};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::boiler::normal;
@@ -38,10 +44,36 @@ const METRES_PER_DEGREE: f64 = 111_320.0;
 const LORRY_SPEED_M_S: f64 = 3.3;
 /// Time between rounds (tipping the load, a break), simulated.
 const BETWEEN_ROUNDS: Duration = Duration::from_secs(20 * 60);
+/// How often, simulated, a crew whose rounds are done looks for return jobs.
+const RETURNS_EVERY: Duration = Duration::from_secs(30 * 60);
 /// A detour back to a missed bin, simulated.
 const RETURN_TRIP: Duration = Duration::from_secs(10 * 60);
 /// The longest wait between retries of a request the agent could not take.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+/// The share of bins the crew misses, driving past without recording anything.
+const MISSED_SHARE: f64 = 1.0 / 15.0;
+
+/// What a crew tells its listeners as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CrewEvent {
+    /// The crew has been past a property on `round`: `outcome` is what it recorded, `None` if it
+    /// missed the bin.
+    Passed {
+        /// The round.
+        round: String,
+        /// The property.
+        uprn: u64,
+        /// The bin.
+        stream: BinStream,
+        /// What the crew recorded.
+        outcome: Option<Outcome>,
+    },
+    /// The crew completed `round`.
+    RoundCompleted {
+        /// The round.
+        round: String,
+    },
+}
 
 /// A property on a round, as the crew's app knows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +84,15 @@ pub struct Stop {
     pub at: LatLon,
     /// The bins it has.
     pub streams: Vec<BinStream>,
+    /// Its collection days.
+    pub schedule: Schedule,
+}
+
+impl Stop {
+    /// Whether the crew empties its `stream` bin on `day` (`None`: any day).
+    pub fn collects_on(&self, stream: BinStream, day: Option<NaiveDate>) -> bool {
+        self.streams.contains(&stream) && day.is_none_or(|day| self.schedule.is_collection_day(day))
+    }
 }
 
 /// A round: its id and its properties in the order the crew reaches them.
@@ -69,6 +110,18 @@ impl Round {
         BinStream::ALL
             .into_iter()
             .filter(|s| self.stops.iter().any(|stop| stop.streams.contains(s)))
+            .collect()
+    }
+
+    /// The streams due on the round on `day`, in [`BinStream::ALL`]'s order.
+    pub fn streams_due(&self, day: NaiveDate) -> Vec<BinStream> {
+        BinStream::ALL
+            .into_iter()
+            .filter(|s| {
+                self.stops
+                    .iter()
+                    .any(|stop| stop.collects_on(*s, Some(day)))
+            })
             .collect()
     }
 }
@@ -120,6 +173,7 @@ pub fn rounds_of(register: &PropertyRegister) -> Vec<Round> {
                     uprn: p.uprn,
                     at: p.position,
                     streams: p.streams.clone(),
+                    schedule: p.schedule.clone(),
                 })
                 .collect(),
         })
@@ -129,8 +183,8 @@ pub fn rounds_of(register: &PropertyRegister) -> Vec<Round> {
 /// What the crew found at a property and where the cab's GPS put it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Visit {
-    /// The outcome.
-    pub outcome: Outcome,
+    /// The outcome; `None` when the crew missed the bin and recorded nothing.
+    pub outcome: Option<Outcome>,
     /// The fix recorded with it.
     pub pos: Position,
     /// The crew's note, if any.
@@ -140,7 +194,8 @@ pub struct Visit {
 }
 
 /// What the crew finds at `stop` for `stream`: mostly collected; a few bins not put out; now and
-/// then a contaminated recycling, garden or food bin, tagged and left.
+/// then a contaminated recycling, garden or food bin, tagged and left; and one in fifteen missed,
+/// the crew driving past and recording nothing (a bad day, so that the demo shows return visits).
 pub fn visit(stop: &Stop, stream: BinStream, rng: &mut impl Rng) -> Visit {
     let roll: f64 = rng.gen();
     let can_contaminate = matches!(
@@ -148,17 +203,20 @@ pub fn visit(stop: &Stop, stream: BinStream, rng: &mut impl Rng) -> Visit {
         BinStream::Recycling | BinStream::Garden | BinStream::Food | BinStream::Glass
     );
     let (outcome, note) = if roll < 0.055 {
-        (Outcome::NotPresented, None)
+        (Some(Outcome::NotPresented), None)
     } else if roll < 0.085 && can_contaminate {
         (
-            Outcome::Contaminated,
+            Some(Outcome::Contaminated),
             Some("Wrong items in the bin; tagged and left."),
         )
+    } else if roll > 1.0 - MISSED_SHARE {
+        (None, None)
     } else {
-        (Outcome::Collected, None)
+        (Some(Outcome::Collected), None)
     };
     let dwell = match outcome {
-        Outcome::Collected => rng.gen_range(25.0..70.0),
+        Some(Outcome::Collected) => rng.gen_range(25.0..70.0),
+        None => 0.0,
         _ => rng.gen_range(10.0..30.0),
     };
     Visit {
@@ -205,6 +263,8 @@ pub struct CrewConfig {
     pub max_rounds: Option<u64>,
     /// When, in simulated UTC time of day, rounds may start (first, last); `None` for any time.
     pub shift: Option<(NaiveTime, NaiveTime)>,
+    /// Told of every property passed and every round completed, if set.
+    pub passes: Option<mpsc::UnboundedSender<CrewEvent>>,
 }
 
 /// A council's usual collection hours: rounds start from 06:30 and none starts after 14:00.
@@ -266,35 +326,66 @@ pub async fn run(
         tracing::warn!(vehicle = %config.vehicle, "the crew has no rounds");
         return;
     }
+    // Within a shift: the (round, bin) passes done on the day they were done.
+    let mut done: (Option<NaiveDate>, Vec<(usize, BinStream)>) = (None, Vec::new());
     for pass in 0u64.. {
         if config.max_rounds.is_some_and(|max| pass >= max) || stop.is_cancelled() {
             return;
         }
-        let index = usize::try_from(pass).unwrap_or(0) % config.rounds.len();
-        let round = &config.rounds[index];
-        let streams = round.streams();
-        let week = usize::try_from(pass).unwrap_or(0) / config.rounds.len();
-        let Some(&stream) = streams.get(week % streams.len().max(1)) else {
-            continue;
+        let (index, stream, day) = match config.shift {
+            None => {
+                // Every round in turn, one bin a pass: refuse, then recycling…
+                let index = usize::try_from(pass).unwrap_or(0) % config.rounds.len();
+                let streams = config.rounds[index].streams();
+                let week = usize::try_from(pass).unwrap_or(0) / config.rounds.len();
+                let Some(&stream) = streams.get(week % streams.len().max(1)) else {
+                    continue;
+                };
+                (index, stream, None)
+            }
+            Some(shift) => {
+                let wait = until_shift(clock.now(), shift);
+                if !wait.is_zero() {
+                    tracing::info!(
+                        vehicle = %config.vehicle,
+                        wait_min = wait.as_secs() / 60,
+                        "waiting for the collection shift"
+                    );
+                    if !clock.sleep(wait, &stop).await {
+                        return;
+                    }
+                }
+                let today = clock.now().date_naive();
+                if done.0 != Some(today) {
+                    done = (Some(today), Vec::new());
+                }
+                let next = config.rounds.iter().enumerate().find_map(|(index, round)| {
+                    round
+                        .streams_due(today)
+                        .into_iter()
+                        .find(|stream| !done.1.contains(&(index, *stream)))
+                        .map(|stream| (index, stream))
+                });
+                let Some((index, stream)) = next else {
+                    // The day's rounds are done (or none is due): back for missed bins as
+                    // residents report them, while the shift lasts.
+                    if !return_jobs(&api, &config, &mut rng, clock, &stats, &stop).await
+                        || !clock.sleep(RETURNS_EVERY, &stop).await
+                    {
+                        return;
+                    }
+                    continue;
+                };
+                done.1.push((index, stream));
+                (index, stream, Some(today))
+            }
         };
+        let round = &config.rounds[index];
         let stops: Vec<&Stop> = round
             .stops
             .iter()
-            .filter(|s| s.streams.contains(&stream))
+            .filter(|s| s.collects_on(stream, day))
             .collect();
-        if let Some(shift) = config.shift {
-            let wait = until_shift(clock.now(), shift);
-            if !wait.is_zero() {
-                tracing::info!(
-                    vehicle = %config.vehicle,
-                    wait_min = wait.as_secs() / 60,
-                    "waiting for the collection shift"
-                );
-                if !clock.sleep(wait, &stop).await {
-                    return;
-                }
-            }
-        }
         if !return_jobs(&api, &config, &mut rng, clock, &stats, &stop).await {
             return;
         }
@@ -318,10 +409,24 @@ pub async fn run(
                 return;
             }
             previous = Some(property.at);
+            let tell = |outcome| {
+                if let Some(passes) = &config.passes {
+                    let _ = passes.send(CrewEvent::Passed {
+                        round: round.id.clone(),
+                        uprn: property.uprn,
+                        stream,
+                        outcome,
+                    });
+                }
+            };
+            let Some(outcome) = here.outcome else {
+                tell(None);
+                continue;
+            };
             let mut body = json!({
                 "uprn": property.uprn,
                 "stream": stream,
-                "outcome": here.outcome,
+                "outcome": outcome,
                 "pos": here.pos,
                 "vehicle": config.vehicle,
                 "round": round.id,
@@ -334,12 +439,18 @@ pub async fn run(
             }
             stats.collections.fetch_add(1, Ordering::Relaxed);
             stats.visited.fetch_add(1, Ordering::Relaxed);
+            tell(Some(outcome));
         }
         let complete = format!("/v1/rounds/{}/complete", round.id);
         if !post(&api, &complete, &change, &stats, &stop).await {
             return;
         }
         stats.rounds_completed.fetch_add(1, Ordering::Relaxed);
+        if let Some(passes) = &config.passes {
+            let _ = passes.send(CrewEvent::RoundCompleted {
+                round: round.id.clone(),
+            });
+        }
         tracing::info!(vehicle = %config.vehicle, round = %round.id, "round completed");
         if !clock.sleep(BETWEEN_ROUNDS, &stop).await {
             return;
@@ -477,7 +588,8 @@ pub fn assign_rounds(rounds: &[Round], crews: usize) -> Vec<Vec<Round>> {
 pub fn tally(visits: &[Visit]) -> BTreeMap<&'static str, usize> {
     let mut counts = BTreeMap::new();
     for visit in visits {
-        *counts.entry(visit.outcome.as_str()).or_insert(0) += 1;
+        let name = visit.outcome.map_or("missed", Outcome::as_str);
+        *counts.entry(name).or_insert(0) += 1;
     }
     counts
 }
@@ -520,9 +632,10 @@ mod tests {
             .map(|_| visit(stop, BinStream::Recycling, &mut rng))
             .collect();
         let counts = tally(&visits);
-        assert!(counts["collected"] > 1750, "{counts:?}");
+        assert!(counts["collected"] > 1600, "{counts:?}");
         assert!(counts["not_presented"] > 50, "{counts:?}");
         assert!(counts["contaminated"] > 20, "{counts:?}");
+        assert!((90..=180).contains(&counts["missed"]), "{counts:?}");
         for v in &visits {
             proto::Validate::validate(&v.pos).unwrap();
             let at = LatLon {

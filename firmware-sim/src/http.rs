@@ -76,6 +76,8 @@ impl HttpError {
 pub struct JsonClient {
     base: String,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// Sent as `Authorization: Bearer …` on every request, if set.
+    bearer: Option<String>,
 }
 
 impl JsonClient {
@@ -85,7 +87,14 @@ impl JsonClient {
         Self {
             base,
             client: Client::builder(TokioExecutor::new()).build_http(),
+            bearer: None,
         }
+    }
+
+    /// The same client, sending `token` as a bearer token (the gateway's staff API).
+    pub fn with_bearer(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(token.into());
+        self
     }
 
     /// The base URL.
@@ -108,33 +117,51 @@ impl JsonClient {
         path: &str,
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, HttpError> {
-        let (url, answer) = self.send("POST", path, Some(body.to_string())).await?;
-        if answer.is_empty() {
-            return Ok(serde_json::Value::Null);
-        }
-        serde_json::from_slice(&answer).map_err(|e| HttpError::Body {
-            url,
-            reason: e.to_string(),
-        })
+        let sent = Some(("application/json", body.to_string()));
+        let (url, answer) = self.send("POST", path, sent).await?;
+        parse_answer(url, &answer)
+    }
+
+    /// `POST {base}{path}` with a form-encoded body (as a council's front end posts to Open311);
+    /// returns the answer's JSON.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<serde_json::Value, HttpError> {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let sent = Some(("application/x-www-form-urlencoded", form));
+        let (url, answer) = self.send("POST", path, sent).await?;
+        parse_answer(url, &answer)
     }
 
     async fn send(
         &self,
         method: &str,
         path: &str,
-        json: Option<String>,
+        body: Option<(&str, String)>,
     ) -> Result<(String, Bytes), HttpError> {
         let url = format!("{}{path}", self.base);
         let mut builder = Request::builder().method(method).uri(&url);
-        if json.is_some() {
-            builder = builder.header("content-type", "application/json");
+        if let Some(token) = &self.bearer {
+            builder = builder.header("authorization", format!("Bearer {token}"));
         }
-        let request = builder
-            .body(Full::new(Bytes::from(json.unwrap_or_default())))
-            .map_err(|e| HttpError::Invalid {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
+        let body = match body {
+            Some((content_type, body)) => {
+                builder = builder.header("content-type", content_type);
+                body
+            }
+            None => String::new(),
+        };
+        let request =
+            builder
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|e| HttpError::Invalid {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
         let exchange = async {
             let response =
                 self.client
@@ -168,4 +195,15 @@ impl JsonClient {
         }
         Ok((url, body))
     }
+}
+
+/// An answer's JSON (`null` for an empty body).
+fn parse_answer(url: String, answer: &[u8]) -> Result<serde_json::Value, HttpError> {
+    if answer.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(answer).map_err(|e| HttpError::Body {
+        url,
+        reason: e.to_string(),
+    })
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use edge_agent::agent::Agent;
 use edge_agent::source::{self, Reading, RunningSource, SourceError};
+use proto::clock::SystemClock;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -194,7 +195,7 @@ pub async fn run_fleet(
             crate::demo::seed_for(config.seed, 1, index),
             faults,
         );
-        let agent = settings.start(&device, None).await?;
+        let agent = settings.start(&device, None, SystemClock::shared()).await?;
         let hub = Hub::start(agent, boiler, clock, Duration::from_millis(250))
             .map_err(|source| crate::SimError::Source { device, source })?;
         println!(

@@ -13,6 +13,7 @@
 //!   [`http`]: the small JSON client the crews and operatives use.
 
 pub mod agents;
+pub mod asset_manager;
 pub mod boiler;
 pub mod clock;
 pub mod crew;
@@ -22,6 +23,7 @@ pub mod hub;
 pub mod load;
 pub mod operative;
 pub mod proxy;
+pub mod residents;
 pub mod soak;
 
 use std::time::Duration;
@@ -74,4 +76,13 @@ pub enum SimError {
     /// The settings make no sense.
     #[error("invalid settings: {0}")]
     Invalid(String),
+    /// The demo's data directory could not be cleared or marked.
+    #[error("cannot prepare the demo's data directory {dir}")]
+    DataDir {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use edge_agent::agent::Agent;
 use gateway::config::GatewayConfig;
 use gateway::Gateway;
+use proto::clock::SystemClock;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -137,7 +138,7 @@ pub async fn run(
     let started = Instant::now();
     let mut agents: Vec<Agent> = Vec::with_capacity(config.hubs);
     for device in &devices {
-        agents.push(settings.start(device, None).await?);
+        agents.push(settings.start(device, None, SystemClock::shared()).await?);
     }
     tracing::info!(
         hubs = agents.len(),

@@ -521,6 +521,7 @@ async fn run_crew(args: CrewArgs) -> anyhow::Result<()> {
             seed: args.sim.seed,
             max_rounds: (args.passes > 0).then_some(args.passes),
             shift: None,
+            passes: None,
         },
         SimClock::start(args.sim.speed),
         Arc::clone(&stats),

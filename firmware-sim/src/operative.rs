@@ -108,8 +108,8 @@ pub struct OperativeStats {
     pub dropped: AtomicU64,
 }
 
-/// Works the jobs on the agent at `api` until `stop`; sends each completed job's id on
-/// `completed`, if given (the demo resets the boiler it was for).
+/// Works the jobs on the agent at `api` until `stop`; sends each completed repair's asset id on
+/// `completed`, if given (the demo puts that boiler right).
 pub async fn run(
     api: JsonClient,
     config: OperativeConfig,
@@ -175,8 +175,8 @@ pub async fn run(
             }
             if status == JobStatus::Completed {
                 stats.completed.fetch_add(1, Ordering::Relaxed);
-                if let Some(completed) = &completed {
-                    let _ = completed.send(job.id.clone());
+                if let (Some(completed), JobKind::Repair(repair)) = (&completed, &job.kind) {
+                    let _ = completed.send(repair.asset.clone());
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! that a simulation can run every device and the gateway on one compressed clock.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::TimestampMs;
 
@@ -13,6 +13,13 @@ use crate::TimestampMs;
 pub trait Clock: std::fmt::Debug + Send + Sync + 'static {
     /// Now, in milliseconds since the Unix epoch (UTC).
     fn now_ms(&self) -> TimestampMs;
+
+    /// Milliseconds of this clock's time from `earlier` to `later`, two readings of the machine's
+    /// monotonic clock (0 if `later` is before `earlier`): what a device's monotonic stamp counts.
+    /// Real time, unless the clock runs at another rate (a compressed simulation).
+    fn monotonic_ms(&self, earlier: Instant, later: Instant) -> u64 {
+        u64::try_from(later.saturating_duration_since(earlier).as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 /// A clock shared by the parts that read it.
@@ -32,9 +39,9 @@ impl SystemClock {
 impl Clock for SystemClock {
     fn now_ms(&self) -> TimestampMs {
         // A clock set before 1970 reads as the epoch; one past i64 milliseconds cannot be set.
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| TimestampMs::try_from(d.as_millis()).unwrap_or(TimestampMs::MAX))
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+            TimestampMs::try_from(d.as_millis()).unwrap_or(TimestampMs::MAX)
+        })
     }
 }
 

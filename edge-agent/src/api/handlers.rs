@@ -90,7 +90,12 @@ async fn round(
     let Path(id) = id.map_err(path_error)?;
     let Json(body) = body?;
     // A bad id in the path is reported as the field `round`, as `proto` names it.
-    store(&state, key, body.into_record(id, phase, state.intake.now_ms())?).await
+    store(
+        &state,
+        key,
+        body.into_record(id, phase, state.intake.now_ms())?,
+    )
+    .await
 }
 
 /// `POST /v1/jobs/{id}/status`: the job must be on this device and not cancelled.

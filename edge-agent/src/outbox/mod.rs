@@ -1022,8 +1022,11 @@ impl State {
             seq: numbers.issue()?,
             ts,
             body,
-            boot: self.stamp.map(|stamp| stamp.boot),
-            mono: self.stamp.map(|stamp| stamp.mono_at(Instant::now())),
+            boot: self.stamp.as_ref().map(|stamp| stamp.boot),
+            mono: self
+                .stamp
+                .as_ref()
+                .map(|stamp| stamp.mono_at(Instant::now())),
         };
         record.validate()?;
         let encoded = proto::encode_value(&record)?;

@@ -227,7 +227,7 @@ async fn records_carry_the_boot_and_the_monotonic_time_they_were_accepted_at() {
         .checked_sub(Duration::from_secs(5))
         .unwrap_or_else(Instant::now);
     let stamp = crate::stamp::Stamp::new(7, started);
-    outbox.stamp_records(stamp).unwrap();
+    outbox.stamp_records(stamp.clone()).unwrap();
     let before = stamp.mono_at(Instant::now());
     outbox.accept(TS, collection()).await.unwrap();
     let after = stamp.mono_at(Instant::now());

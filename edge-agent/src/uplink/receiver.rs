@@ -178,7 +178,11 @@ impl AckApplier {
     }
 
     async fn apply(&self, thru: u64, refused: &[Refusal]) {
-        match self.outbox.ack_refusing(thru, refused, self.clock.now_ms()).await {
+        match self
+            .outbox
+            .ack_refusing(thru, refused, self.clock.now_ms())
+            .await
+        {
             Ok(acked) => {
                 tracing::debug!(
                     thru,

@@ -145,7 +145,8 @@ impl Sender {
                 return Ok(());
             }
             let sending = Some((&self.stamp, Instant::now()));
-            let split = batcher::encode_within_limit(&self.device, self.clock.now_ms(), sending, batch);
+            let split =
+                batcher::encode_within_limit(&self.device, self.clock.now_ms(), sending, batch);
             if !split.unsendable.is_empty() {
                 // The outbox validated each record, so this is a bug; marking them sent retries
                 // them after the resend timeout instead of in a tight loop.

@@ -551,7 +551,7 @@ fn tenants_reports_link_to_the_open_job_or_alert_or_raise_one_and_a_second_links
 
 mod open311 {
     use super::*;
-    use crate::clock::{Clock, ClockTime, FixedClock};
+    use crate::clock::{ClockTime, FixedClock};
     use crate::open311::{
         Contact, Location, NewRequestUpdate, NewServiceRequest, Open311Backend, Open311Status,
         RequestFilter, Subject, UpdateSearch, UpdateStatus,

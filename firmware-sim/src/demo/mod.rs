@@ -1,20 +1,29 @@
 //! The whole system on one machine, in one process: a gateway on its embedded broker, boiler
-//! hubs, refuse crews and a repairs operative, each device with its own edge agent (its own
-//! database and local API), all in compressed simulated time.
+//! hubs, refuse crews, a repairs operative, residents and tenants at the council's front end, and
+//! an asset manager at the staff API, all on one compressed simulated clock.
 //!
-//! [`Demo::start`] wires it top to bottom: the gateway → the hubs (agent + boiler model) → the
-//! crews (agent, optionally behind a [`LinkProxy`] that drops like patchy 4G, and the crew walking
-//! its rounds over the agent's HTTP API) → the operative (agent + the operative working jobs over
-//! HTTP) → the dispatcher. [`Demo::stop`] undoes it: the simulated people stop, links come back,
-//! agents send what they hold and close, the gateway stops.
+//! [`Demo::start`] wires it top to bottom: the clock → the gateway (on the clock, with the
+//! property and asset registers, repairs raised by critical alerts) → the hubs (agent + boiler
+//! model) → the crews (agent, optionally behind a [`LinkProxy`] that drops like patchy 4G, and
+//! the crew walking its rounds over the agent's HTTP API) → the operative (agent + the operative
+//! working the jobs the gateway sends) → the residents, tenants and asset manager. [`Demo::stop`]
+//! undoes it: the simulated people stop, links come back, agents send what they hold and close,
+//! the front end and the asset manager read where everything ended ([`Ending`]); then
+//! [`Finished::close`] stops the gateway.
 //!
-//! The dispatcher stands in for the part of the gateway that will raise repair jobs from boiler
-//! alerts: it gives the operative a job some simulated time after each hub's fault begins, and a
-//! routine gas safety check now and then, by writing them into the operative's job store (where
-//! the agent's downlink would put them). When the operative completes a job, the boiler it was for
-//! is repaired, so the alert should clear.
+//! Every agent and the gateway read the same [`SimClock`] as the models, so an hour of a
+//! boiler's firing is an hour of records, a report's window is the simulated day's, and an alert
+//! for a boiler silent for twenty minutes opens twenty simulated minutes after its last sample.
+//! When the operative completes a repair, the boiler it was for is put right, so its alert clears
+//! and closes with the job as its evidence.
 
-use std::collections::HashMap;
+mod ending;
+mod homes;
+
+pub use ending::{BoilerAlerts, Ending, HeatingReports, MissedBinReports};
+pub use homes::Home;
+
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
@@ -24,19 +33,19 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveTime, Utc};
-use edge_agent::agent::{now_ms, Agent};
-use edge_agent::jobs::JobStore;
-use edge_agent::outbox::Outbox;
+use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
+use edge_agent::agent::Agent;
 use gateway::access::Role;
 use gateway::config::GatewayConfig;
+use gateway::devices::Issued;
+use gateway::repairs::{AssignRule, Operative};
 use gateway::Gateway;
-use proto::{Job, JobKind, Priority, RepairJob};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::agents::AgentSettings;
+use crate::asset_manager::{self, AlertBook};
 use crate::boiler::{Boiler, Fault, FaultPlan};
 use crate::clock::SimClock;
 use crate::crew::{self, CrewConfig, CrewStats};
@@ -44,6 +53,7 @@ use crate::http::JsonClient;
 use crate::hub::Hub;
 use crate::operative::{self, OperativeConfig, OperativeStats};
 use crate::proxy::{self, LinkProxy};
+use crate::residents::{self, FrontEnd, ReportBook};
 use crate::SimError;
 
 /// How long the gateway's ingest may take to subscribe.
@@ -54,12 +64,9 @@ const PEOPLE_STOP_DEADLINE: Duration = Duration::from_secs(5);
 const HUB_TICK: Duration = Duration::from_millis(250);
 /// The gateway's HTTP address tried first when none is given.
 const PREFERRED_HTTP: ([u8; 4], u16) = ([127, 0, 0, 1], 8080);
-/// How long after a fault begins a repair job is raised (an alert seen, a resident's call).
-const REPORTED_AFTER: Duration = Duration::from_secs(30 * 60);
-/// Simulated time between routine gas safety checks given to the operative.
-const ROUTINE_EVERY: Duration = Duration::from_secs(4 * 3600);
-/// When the first routine check is given, in simulated time.
-const FIRST_ROUTINE: Duration = Duration::from_secs(20 * 60);
+/// Real seconds between the gateway's boiler and repairs ticks: a simulated minute at the
+/// default speed, so that silence and finished hours are noticed on time.
+const DESK_TICK_S: u64 = 1;
 
 /// Everything the demo can be told; every field has a default ([`DemoConfig::default`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -92,8 +99,11 @@ pub struct DemoConfig {
     pub sample_s: u32,
     /// The simulated time of day (UTC, today) the demo starts at, so that it opens on a morning
     /// (heating on, hot water drawn, crews setting out) whenever it is run; `None` starts at the
-    /// real time. Default 06:00. Records carry real timestamps either way.
+    /// real time. Default 06:00. Every record, and the gateway's clock, is on simulated time.
     pub start_at: Option<NaiveTime>,
+    /// The simulated day the demo starts on (with [`DemoConfig::start_at`]); `None`: today.
+    /// The crews work the rounds the register has on each simulated day.
+    pub start_date: Option<NaiveDate>,
 }
 
 impl Default for DemoConfig {
@@ -112,6 +122,7 @@ impl Default for DemoConfig {
             summary_every: Duration::from_secs(10),
             sample_s: 1,
             start_at: NaiveTime::from_hms_opt(6, 0, 0),
+            start_date: None,
         }
     }
 }
@@ -154,6 +165,17 @@ struct OperativeUnit {
     stats: Arc<OperativeStats>,
 }
 
+/// The staff tokens and front-end key issued for this run.
+#[derive(Debug, Clone)]
+struct Credentials {
+    /// A waste supervisor's token.
+    waste: String,
+    /// An asset manager's token.
+    assets: String,
+    /// The residents' front end's Open311 `api_key`.
+    front_end: String,
+}
+
 /// The running demo.
 pub struct Demo {
     gateway: Gateway,
@@ -161,13 +183,19 @@ pub struct Demo {
     hub_faults: Vec<Vec<FaultPlan>>,
     crews: Vec<CrewUnit>,
     operative: OperativeUnit,
-    /// The simulated people, the links' flapping and the dispatcher, once launched.
+    /// The simulated people and the links' flapping, once launched.
     tasks: JoinSet<()>,
     /// The same, before [`Demo::launch`].
     pending: Vec<Pin<Box<dyn Future<Output = ()> + Send>>>,
     stop: CancellationToken,
     clock: SimClock,
-    staff_token: String,
+    credentials: Credentials,
+    /// What the residents and tenants filed, and what became of it.
+    reports: Arc<ReportBook>,
+    /// The alerts the asset manager saw.
+    alerts: Arc<AlertBook>,
+    /// When the demo began, simulated, as RFC 3339 (the alerts' window).
+    began: String,
     /// A property on a crew's round, for the banner's example report.
     example_uprn: Option<u64>,
     data_dir: PathBuf,
@@ -182,7 +210,8 @@ impl Demo {
         Ok(demo)
     }
 
-    /// Sets the people going: crews, operative, dispatcher, and the links' flapping.
+    /// Sets the people going: crews, operative, residents, asset manager, and the links'
+    /// flapping.
     pub fn launch(&mut self) {
         for task in self.pending.drain(..) {
             self.tasks.spawn(task);
@@ -228,6 +257,22 @@ impl Demo {
         let crew_ids: Vec<String> = (1..=config.crews).map(|i| format!("cab-{i:02}")).collect();
         let operative_id = "op-01".to_owned();
 
+        start_afresh(&config.data_dir)?;
+
+        // One simulated clock for the models, the agents and the gateway.
+        let clock = match config.start_at {
+            Some(time) => SimClock::starting_at(
+                config
+                    .start_date
+                    .unwrap_or_else(|| Utc::now().date_naive())
+                    .and_time(time)
+                    .and_utc(),
+                config.speed,
+            ),
+            None => SimClock::start(config.speed),
+        };
+        let began = clock.now().to_rfc3339_opts(SecondsFormat::Secs, true);
+
         // The gateway, on its embedded broker.
         let mut gateway_config = GatewayConfig {
             data_dir: config.data_dir.join("gateway"),
@@ -258,44 +303,73 @@ impl Demo {
             .chain(std::iter::once(&operative_id))
             .cloned()
             .collect();
-        let gateway = Gateway::start(gateway_config).await?;
+        // Repairs: one operative; critical alerts raise their own jobs; the desks tick every
+        // simulated minute.
+        gateway_config.repairs.operatives = vec![Operative {
+            device: operative_id.clone(),
+            name: "Ada Okafor".into(),
+            patch: Vec::new(),
+        }];
+        gateway_config.repairs.rule = AssignRule::LeastLoaded;
+        gateway_config.repairs.auto_raise = true;
+        gateway_config.repairs.tick_s = DESK_TICK_S;
+        gateway_config.boilers.tick_s = DESK_TICK_S;
+        // A hub samples every `sample_s` real seconds: that many times `speed` simulated ones,
+        // which is what coverage and silence are judged against.
+        gateway_config.boilers.rules.rollup.sample_interval_ms =
+            (f64::from(config.sample_s.max(1)) * config.speed * 1000.0).round() as i64;
+        let gateway = Gateway::start_with_clock(gateway_config, clock.shared()).await?;
         if !gateway.wait_ready(READY_TIMEOUT).await {
             gateway.stop().await;
             return Err(SimError::NotReady(READY_TIMEOUT));
         }
-        // A waste supervisor's token, as `gateway staff add demo --role waste_supervisor` would
-        // issue it: new at every run, the previous run's replaced.
-        let staff_token = match gateway
-            .access
-            .add_staff("demo", Role::WasteSupervisor, true)
-        {
-            Ok(issued) => issued.token.reveal().to_owned(),
-            Err(error) => {
-                gateway.stop().await;
-                return Err(error.into());
-            }
-        };
-        let broker = SocketAddr::from(([127, 0, 0, 1], gateway.mqtt.1));
-        // The gateway matches the crews' confirmations to the same register.
-        if let Err(error) = gateway.desk.import_properties(&csv[..]) {
-            gateway.stop().await;
-            return Err(SimError::Register(error));
-        }
 
-        // Every device gets its credential as `gateway devices add` would issue it.
+        // The council's homes with a boiler hub, one per home on the register (in UPRN order).
+        let properties: Vec<_> = register.iter().collect();
+        let homes: Vec<Home> = hub_ids
+            .iter()
+            .enumerate()
+            .map(|(index, device)| {
+                let property = properties.get(index);
+                let spec = Boiler::new("", seed_for(config.seed, 1, index), Vec::new())
+                    .spec()
+                    .clone();
+                Home {
+                    device: device.clone(),
+                    asset: property.map_or_else(
+                        || format!("B-SIM{:04}", index + 1),
+                        |p| format!("B-{}", p.uprn),
+                    ),
+                    uprn: property.map(|p| p.uprn),
+                    address: property.map_or_else(
+                        || format!("Simulated home {}", index + 1),
+                        |p| p.address.clone(),
+                    ),
+                    rated_kw: spec.max_output_kw,
+                    heat_meter: spec.heat_meter,
+                    faults: faults
+                        .iter()
+                        .filter(|(hub, _)| *hub == index + 1)
+                        .map(|(_, plan)| *plan)
+                        .collect(),
+                }
+            })
+            .collect();
         let devices: Vec<String> = hub_ids
             .iter()
             .chain(&crew_ids)
             .chain(std::iter::once(&operative_id))
             .cloned()
             .collect();
-        let credentials = match crate::agents::issue_credentials(&gateway.devices, &devices).await {
-            Ok(credentials) => credentials,
+        let setup = Self::set_up_gateway(&gateway, &csv, &homes, &devices).await;
+        let (credentials, issued) = match setup {
+            Ok(done) => done,
             Err(error) => {
                 gateway.stop().await;
                 return Err(error);
             }
         };
+        let broker = SocketAddr::from(([127, 0, 0, 1], gateway.mqtt.1));
         let settings = AgentSettings {
             data_root: config.data_dir.join("agents"),
             mqtt_host: broker.ip().to_string(),
@@ -303,44 +377,33 @@ impl Demo {
             sample_s: config.sample_s,
             health_s: 30,
             shutdown_deadline_s: 5,
-            credentials,
-        };
-        let clock = match config.start_at {
-            Some(time) => SimClock::starting_at(
-                Utc::now().date_naive().and_time(time).and_utc(),
-                config.speed,
-            ),
-            None => SimClock::start(config.speed),
+            credentials: issued,
         };
         let stop = CancellationToken::new();
         let mut pending: Vec<Pin<Box<dyn Future<Output = ()> + Send>>> = Vec::new();
 
-        // Boiler hubs, one per council home on the register (in UPRN order).
-        let homes: Vec<_> = register.iter().collect();
-        let mut hubs = Vec::with_capacity(config.hubs);
-        let mut hub_faults = Vec::with_capacity(config.hubs);
-        for (index, device) in hub_ids.iter().enumerate() {
-            let mine: Vec<FaultPlan> = faults
-                .iter()
-                .filter(|(hub, _)| *hub == index + 1)
-                .map(|(_, plan)| *plan)
-                .collect();
-            let asset = homes.get(index).map_or_else(
-                || format!("B-SIM{:04}", index + 1),
-                |home| format!("B-{}", home.uprn),
+        // Boiler hubs.
+        let mut hubs = Vec::with_capacity(homes.len());
+        let mut hub_faults = Vec::with_capacity(homes.len());
+        for (index, home) in homes.iter().enumerate() {
+            let boiler = Boiler::new(
+                home.asset.clone(),
+                seed_for(config.seed, 1, index),
+                home.faults.clone(),
             );
-            let boiler = Boiler::new(asset, seed_for(config.seed, 1, index), mine.clone());
-            let agent = settings.start(device, None).await?;
+            let agent = settings.start(&home.device, None, clock.shared()).await?;
             let hub =
                 Hub::start(agent, boiler, clock, HUB_TICK).map_err(|source| SimError::Source {
-                    device: device.clone(),
+                    device: home.device.clone(),
                     source,
                 })?;
             hubs.push(hub);
-            hub_faults.push(mine);
+            hub_faults.push(home.faults.clone());
         }
 
-        // Refuse crews, each on its own cab agent, behind a flaky link if asked.
+        // Refuse crews, each on its own cab agent, behind a flaky link if asked; what they do
+        // is told to the residents.
+        let (passes, passed) = mpsc::unbounded_channel();
         let mut crews = Vec::with_capacity(config.crews);
         for ((index, device), rounds) in crew_ids.iter().enumerate().zip(assigned) {
             let proxy = if config.flaky {
@@ -356,7 +419,7 @@ impl Demo {
                 None
             };
             let agent = settings
-                .start(device, proxy.as_ref().map(|p| p.addr))
+                .start(device, proxy.as_ref().map(|p| p.addr), clock.shared())
                 .await?;
             let vehicle = format!("RCV-{:02}", index + 1);
             let stats = Arc::new(CrewStats::default());
@@ -369,6 +432,7 @@ impl Demo {
                     seed: seed_for(config.seed, 3, index),
                     max_rounds: None,
                     shift: Some(crew::usual_shift()),
+                    passes: Some(passes.clone()),
                 },
                 clock,
                 Arc::clone(&stats),
@@ -383,28 +447,18 @@ impl Demo {
                 proxy,
             });
         }
+        drop(passes);
 
-        // The repairs operative and the dispatcher that gives them work.
-        let agent = settings.start(&operative_id, None).await?;
+        // The repairs operative, working the jobs the gateway sends; a completed repair puts
+        // its boiler right.
+        let agent = settings.start(&operative_id, None, clock.shared()).await?;
         let stats = Arc::new(OperativeStats::default());
         let (completed_tx, completed_rx) = mpsc::unbounded_channel();
-        let mut sites = Vec::with_capacity(hubs.len());
-        let mut positions = HashMap::new();
-        for (index, hub) in hubs.iter().enumerate() {
-            let home = homes.get(index);
-            if let Some(home) = home {
-                positions.insert(hub.asset.clone(), home.position);
-            }
-            sites.push(Site {
-                asset: hub.asset.clone(),
-                address: home.map_or_else(
-                    || format!("Simulated home {}", index + 1),
-                    |h| h.address.clone(),
-                ),
-                faults: hub_faults[index].clone(),
-                repairer: hub.repairer(),
-            });
-        }
+        let positions = homes
+            .iter()
+            .zip(&properties)
+            .map(|(home, property)| (home.asset.clone(), property.position))
+            .collect();
         pending.push(Box::pin(operative::run(
             JsonClient::new(format!("http://{}", agent.api_addr)),
             OperativeConfig {
@@ -417,15 +471,12 @@ impl Demo {
             Some(completed_tx),
             stop.clone(),
         )));
-        pending.push(Box::pin(dispatch(
-            Dispatcher {
-                jobs: agent.jobs().clone(),
-                outbox: agent.intake().outbox().clone(),
-                sites,
-                issued: 0,
-                for_site: HashMap::new(),
-            },
-            clock,
+        let repairers = hubs
+            .iter()
+            .map(|hub| (hub.asset.clone(), hub.repairer()))
+            .collect();
+        pending.push(Box::pin(repair_boilers(
+            repairers,
             completed_rx,
             stop.clone(),
         )));
@@ -434,6 +485,27 @@ impl Demo {
             agent,
             stats,
         };
+
+        // The residents and tenants at the council's front end, and the asset manager.
+        let http = format!("http://{}", gateway.http_addr);
+        let reports = Arc::new(ReportBook::default());
+        pending.push(Box::pin(residents::run(
+            FrontEnd::new(JsonClient::new(&http), &credentials.front_end),
+            homes::tenants_reports(&homes),
+            passed,
+            clock,
+            Arc::clone(&reports),
+            seed_for(config.seed, 5, 0),
+            stop.clone(),
+        )));
+        let alerts = Arc::new(AlertBook::default());
+        pending.push(Box::pin(asset_manager::run(
+            JsonClient::new(&http).with_bearer(&credentials.assets),
+            clock,
+            Arc::clone(&alerts),
+            began.clone(),
+            stop.clone(),
+        )));
 
         Ok(Self {
             gateway,
@@ -445,11 +517,54 @@ impl Demo {
             pending,
             stop,
             clock,
-            staff_token,
+            credentials,
+            reports,
+            alerts,
+            began,
             example_uprn,
             data_dir: config.data_dir,
             flaky: config.flaky,
         })
+    }
+
+    /// Gives the gateway its registers (properties for the crews, assets for the hubs) and
+    /// issues this run's credentials: staff tokens, the front end's key and every device's, as
+    /// `gateway staff add`, `gateway integrations add` and `gateway devices add` would (new at
+    /// every run, the previous run's replaced).
+    async fn set_up_gateway(
+        gateway: &Gateway,
+        properties_csv: &[u8],
+        homes: &[Home],
+        devices: &[String],
+    ) -> Result<(Credentials, BTreeMap<String, Issued>), SimError> {
+        gateway
+            .desk
+            .import_properties(properties_csv)
+            .map_err(SimError::Register)?;
+        let assets = homes::register_csv(homes);
+        let imported = gateway
+            .boilers
+            .import_assets(assets.as_bytes())
+            .map_err(|e| SimError::Invalid(format!("the hubs' asset register: {e}")))?;
+        tracing::debug!(?imported, "asset register imported");
+        let token = |name: &str, role| {
+            gateway
+                .access
+                .add_staff(name, role, true)
+                .map(|issued| issued.token.reveal().to_owned())
+        };
+        let credentials = Credentials {
+            waste: token("demo-waste", Role::WasteSupervisor)?,
+            assets: token("demo-assets", Role::AssetManager)?,
+            front_end: gateway
+                .access
+                .add_integration("demo-front-end", true)?
+                .token
+                .reveal()
+                .to_owned(),
+        };
+        let issued = crate::agents::issue_credentials(&gateway.devices, devices).await?;
+        Ok((credentials, issued))
     }
 
     /// The gateway.
@@ -489,56 +604,89 @@ impl Demo {
         hubs.chain(crews).chain(operative).collect()
     }
 
-    /// The bearer token for the gateway's staff API (a waste supervisor's), issued for this run.
+    /// A waste supervisor's bearer token for the gateway's staff API, issued for this run.
     pub fn staff_token(&self) -> &str {
-        &self.staff_token
+        &self.credentials.waste
     }
 
-    /// Where everything is, for people: the broker, the gateway, each device's API.
+    /// An asset manager's bearer token, issued for this run.
+    pub fn asset_manager_token(&self) -> &str {
+        &self.credentials.assets
+    }
+
+    /// The residents' front end's Open311 `api_key`, issued for this run.
+    pub fn front_end_key(&self) -> &str {
+        &self.credentials.front_end
+    }
+
+    /// The simulated clock every part of the demo reads.
+    pub fn clock(&self) -> SimClock {
+        self.clock
+    }
+
+    /// What the residents and tenants have filed so far, as their front end last read it.
+    pub fn reports(&self) -> BTreeMap<String, residents::Filed> {
+        self.reports.reports()
+    }
+
+    /// When the demo began, simulated (RFC 3339).
+    pub fn began(&self) -> &str {
+        &self.began
+    }
+
+    /// Where everything is, for people: the dashboard first, then the APIs, the broker and each
+    /// device's API.
     pub fn directory(&self) -> String {
         use fmt::Write as _;
         let mut out = String::new();
+        let http = self.gateway.http_addr;
+        let _ = writeln!(
+            out,
+            "fieldsync demo: open the dashboard at http://{http}/dashboard/"
+        );
+        let _ = writeln!(
+            out,
+            "  sign in as an asset manager   {}  (boilers, alerts, repairs)",
+            self.credentials.assets
+        );
+        let _ = writeln!(
+            out,
+            "  sign in as a waste supervisor {}  (rounds, missed bins, devices)",
+            self.credentials.waste
+        );
         let speed = self.clock.speed();
         let _ = writeln!(
             out,
-            "fieldsync demo: {} boiler hubs, {} refuse crews, 1 repairs operative; simulated time runs \
-             {speed}x (a real second is {speed} simulated seconds){}",
+            "{} boiler hubs, {} refuse crews, 1 repairs operative, residents and tenants; simulated \
+             time runs {speed}x (a real second is {speed} simulated seconds), from {}{}",
             self.hubs.len(),
             self.crews.len(),
+            self.clock.now().format("%a %H:%M UTC"),
             if self.flaky { "; crews' links are flaky" } else { "" },
         );
         let (host, port) = &self.gateway.mqtt;
-        let http = self.gateway.http_addr;
         let _ = writeln!(out, "  MQTT broker (embedded)  mqtt://{host}:{port}");
         let _ = writeln!(
             out,
-            "  gateway HTTP            http://{http}  (/healthz, /metrics; staff API /api/v1/devices)"
+            "  staff API               curl -H 'Authorization: Bearer {}' http://{http}/api/v1/alerts",
+            self.credentials.assets
         );
         let _ = writeln!(
             out,
-            "  staff token             {}  (curl -H 'Authorization: Bearer {}' http://{http}/api/v1/devices)",
-            self.staff_token, self.staff_token
+            "  Open311 (residents)     http://{http}/open311/v2/requests.json  (api_key {})",
+            self.credentials.front_end
         );
         if let Some(uprn) = self.example_uprn {
             let _ = writeln!(
                 out,
-                "  report a missed bin     curl -H 'Authorization: Bearer {}' -H 'content-type: \
-                 application/json' -d '{{\"uprn\":{uprn},\"stream\":\"recycling\"}}' \
-                 http://{http}/api/v1/reports",
-                self.staff_token
+                "  report a missed bin     curl -d api_key={} -d service_code=recycling -d \
+                 address_id={uprn} http://{http}/open311/v2/requests.json",
+                self.credentials.front_end
             );
         }
         let _ = writeln!(out, "  data                    {}", self.data_dir.display());
         for (hub, faults) in self.hubs.iter().zip(&self.hub_faults) {
-            let faults = if faults.is_empty() {
-                "healthy".to_owned()
-            } else {
-                faults
-                    .iter()
-                    .map(FaultPlan::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
+            let faults = faults_in_words(faults);
             let _ = writeln!(
                 out,
                 "  {:<7} boiler {:<16} {:<22} agent API http://{}",
@@ -616,12 +764,11 @@ impl Demo {
         }
     }
 
-    /// Stops gracefully: the simulated people finish their step, links come back, every agent
-    /// sends what it holds (within its deadline) and closes, then the gateway stops.
-    ///
-    /// Returns the summary as the simulated people stopped: what they recorded is what the
-    /// gateway should hold once the agents have drained.
-    pub async fn stop(mut self) -> Summary {
+    /// Stops the devices gracefully: the simulated people finish their step, links come back,
+    /// every agent sends what it holds (within its deadline) and closes; then the residents' front
+    /// end and the asset manager read where everything ended. The gateway keeps serving until
+    /// [`Finished::close`].
+    pub async fn stop(mut self) -> Finished {
         self.stop.cancel();
         let tasks = &mut self.tasks;
         let finished = tokio::time::timeout(PEOPLE_STOP_DEADLINE, async {
@@ -629,10 +776,22 @@ impl Demo {
         })
         .await;
         if finished.is_err() {
-            tracing::warn!("simulated devices still busy at the deadline; aborting them");
+            tracing::warn!("simulated people still busy at the deadline; aborting them");
             self.tasks.abort_all();
         }
-        let last = self.summary();
+        let summary = self.summary();
+        let hubs: Vec<(String, String, String)> = self
+            .hubs
+            .iter()
+            .zip(&self.hub_faults)
+            .map(|(hub, faults)| {
+                (
+                    hub.device.clone(),
+                    hub.asset.clone(),
+                    faults_in_words(faults),
+                )
+            })
+            .collect();
         let mut agents = JoinSet::new();
         for hub in self.hubs {
             agents.spawn(hub.shutdown());
@@ -649,9 +808,61 @@ impl Demo {
         }
         agents.spawn(self.operative.agent.shutdown());
         while agents.join_next().await.is_some() {}
-        self.gateway.stop().await;
-        last
+
+        let http = format!("http://{}", self.gateway.http_addr);
+        let front_end = FrontEnd::new(JsonClient::new(&http), &self.credentials.front_end);
+        self.reports.refresh(&front_end).await;
+        let staff = JsonClient::new(&http).with_bearer(&self.credentials.assets);
+        if let Err(error) = self.alerts.refresh(&staff, &self.began).await {
+            tracing::warn!(%error, "cannot read the alerts for the summary");
+        }
+        let ending = Ending::new(
+            &self.reports.reports(),
+            &self.alerts.alerts(),
+            &hubs,
+            summary.jobs_completed,
+        );
+        Finished {
+            summary,
+            ending,
+            gateway: self.gateway,
+        }
     }
+}
+
+/// The demo with its devices stopped and its gateway still serving, so that what it holds can be
+/// read.
+pub struct Finished {
+    /// The summary as the simulated people stopped: what they recorded is what the gateway holds
+    /// once the agents have drained.
+    pub summary: Summary,
+    /// What became of the reports, alerts and repairs.
+    pub ending: Ending,
+    gateway: Gateway,
+}
+
+impl Finished {
+    /// The gateway.
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// Stops the gateway.
+    pub async fn close(self) {
+        self.gateway.stop().await;
+    }
+}
+
+/// A hub's faults in words, `healthy` if none.
+fn faults_in_words(faults: &[FaultPlan]) -> String {
+    if faults.is_empty() {
+        return "healthy".to_owned();
+    }
+    faults
+        .iter()
+        .map(FaultPlan::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What the demo's one-line summary says.
@@ -731,158 +942,66 @@ pub async fn run(config: DemoConfig, shutdown: impl Future<Output = ()>) -> Resu
         }
     }
     tracing::info!("stopping: devices send what they hold, then the gateway stops");
-    let last = demo.stop().await;
-    tracing::info!(
-        collections = last.collections,
-        jobs_completed = last.jobs_completed,
-        "demo stopped"
-    );
+    let finished = demo.stop().await;
+    println!("{}", finished.ending);
+    finished.close().await;
+    tracing::info!("demo stopped");
     Ok(())
 }
 
-/// A hub's site, as the dispatcher knows it.
-struct Site {
-    asset: String,
-    address: String,
-    faults: Vec<FaultPlan>,
-    repairer: mpsc::UnboundedSender<()>,
-}
-
-/// Gives the operative repair jobs, and repairs boilers when their jobs are done.
-struct Dispatcher {
-    jobs: JobStore,
-    outbox: Outbox,
-    sites: Vec<Site>,
-    issued: u64,
-    /// Which site each job was for.
-    for_site: HashMap<String, usize>,
-}
-
-impl Dispatcher {
-    /// Puts a job on the operative's device, durably, as the downlink would.
-    async fn issue(&mut self, site: usize, desc: String, prio: Priority) {
-        let Some(target) = self.sites.get(site) else {
-            return;
-        };
-        self.issued += 1;
-        let id = format!("R-{:05}", self.issued);
-        let within = match prio {
-            Priority::Emergency => Duration::from_secs(24 * 3600),
-            Priority::Urgent => Duration::from_secs(3 * 24 * 3600),
-            Priority::Routine | Priority::Planned => Duration::from_secs(28 * 24 * 3600),
-        };
-        let job = Job {
-            id: id.clone(),
-            rev: 1,
-            due: now_ms().saturating_add(i64::try_from(within.as_millis()).unwrap_or(i64::MAX)),
-            kind: JobKind::Repair(RepairJob {
-                asset: target.asset.clone(),
-                addr: target.address.clone(),
-                desc,
-                prio,
-            }),
-        };
-        let applied = self.jobs.apply_job(job, now_ms());
-        let synced = self.outbox.sync().await;
-        match (applied, synced) {
-            (Ok(_), Ok(())) => {
-                tracing::info!(job = %id, asset = %target.asset, ?prio, "repair job dispatched");
-                self.for_site.insert(id, site);
-            }
-            (Err(e), _) => tracing::warn!(error = %e, "cannot dispatch a job"),
-            (_, Err(e)) => tracing::warn!(error = %e, "cannot flush a dispatched job"),
-        }
-    }
-
-    /// A job was completed: the engineer fixed the boiler.
-    fn completed(&mut self, job: &str) {
-        if let Some(site) = self.for_site.remove(job).and_then(|i| self.sites.get(i)) {
-            let _ = site.repairer.send(());
-        }
-    }
-}
-
-/// What a fault's repair job says.
-fn job_for(fault: Fault) -> (String, Priority) {
-    match fault {
-        Fault::Code(code) => (
-            format!("Boiler locked out with fault code {code}; no heating or hot water."),
-            Priority::Emergency,
-        ),
-        Fault::LowPressure => (
-            "Boiler pressure low and falling; find the leak and repressurise.".into(),
-            Priority::Urgent,
-        ),
-        Fault::ShortCycling => (
-            "Boiler short cycling; check TRVs, pump and anti-cycle setting.".into(),
-            Priority::Routine,
-        ),
-        Fault::HotFlow => (
-            "Boiler not condensing; set weather compensation and pump speed.".into(),
-            Priority::Planned,
-        ),
-        Fault::Quiet => (
-            "Boiler sensor hub not reporting; check its power and OpenTherm link.".into(),
-            Priority::Routine,
-        ),
-    }
-}
-
-/// The dispatcher's loop: a job for each fault some time after it begins, a routine check every
-/// few hours, a repair for each completed job.
-async fn dispatch(
-    mut dispatcher: Dispatcher,
-    clock: SimClock,
+/// Puts right the boiler of each repair the operative completes (the engineer's visit), by its
+/// asset id, until `stop`.
+async fn repair_boilers(
+    repairers: BTreeMap<String, mpsc::UnboundedSender<()>>,
     mut completed: mpsc::UnboundedReceiver<String>,
     stop: CancellationToken,
 ) {
-    // Every fault's report, in time order.
-    let mut reports: Vec<(Duration, usize, Fault)> = dispatcher
-        .sites
-        .iter()
-        .enumerate()
-        .flat_map(|(site, s)| {
-            s.faults
-                .iter()
-                .map(move |plan| (plan.onset + REPORTED_AFTER, site, plan.fault))
-        })
-        .collect();
-    reports.sort_by_key(|(at, site, _)| (*at, *site));
-    let mut reports = reports.into_iter().peekable();
-    let mut next_routine = FIRST_ROUTINE;
-    let mut routine_site = 0usize;
     loop {
-        let next_report = reports.peek().map(|(at, _, _)| *at);
-        let due = next_report.map_or(next_routine, |at| at.min(next_routine));
-        let wait = clock.real(due.saturating_sub(clock.elapsed()));
-        tokio::select! {
+        let asset = tokio::select! {
             () = stop.cancelled() => return,
-            Some(job) = completed.recv() => {
-                dispatcher.completed(&job);
-                continue;
-            }
-            () = tokio::time::sleep(wait) => {}
-        }
-        if next_report.is_some_and(|at| at <= next_routine) {
-            if let Some((_, site, fault)) = reports.next() {
-                let (desc, prio) = job_for(fault);
-                dispatcher.issue(site, desc, prio).await;
-            }
-        } else if !dispatcher.sites.is_empty() {
-            let site = routine_site % dispatcher.sites.len();
-            routine_site += 1;
-            next_routine += ROUTINE_EVERY;
-            dispatcher
-                .issue(
-                    site,
-                    "Annual gas safety check (landlord's gas safety record).".into(),
-                    Priority::Planned,
-                )
-                .await;
-        } else {
-            next_routine += ROUTINE_EVERY;
+            asset = completed.recv() => asset,
+        };
+        let Some(asset) = asset else { return };
+        if let Some(repairer) = repairers.get(&asset) {
+            let _ = repairer.send(());
         }
     }
+}
+
+/// The file that marks a directory as the demo's own, to clear at the next start.
+const DATA_DIR_MARK: &str = ".fieldsync-demo";
+
+/// Clears what an earlier run left in `data_dir` (its gateway's and agents' stores), so that each
+/// run starts on an empty simulated morning: records of an earlier run's later simulated days
+/// would stand in the new run's future. Only a directory the demo marked as its own is cleared;
+/// one holding a `gateway` or `agents` directory without the mark is refused, in case it is not
+/// the demo's.
+fn start_afresh(data_dir: &std::path::Path) -> Result<(), SimError> {
+    let failed = |source| SimError::DataDir {
+        dir: data_dir.to_owned(),
+        source,
+    };
+    let stores = [data_dir.join("gateway"), data_dir.join("agents")];
+    if data_dir.join(DATA_DIR_MARK).exists() {
+        for store in &stores {
+            match std::fs::remove_dir_all(store) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
+                _ => {}
+            }
+        }
+    } else if stores.iter().any(|store| store.exists()) {
+        return Err(SimError::Invalid(format!(
+            "{} holds stores the demo did not mark as its own (no {DATA_DIR_MARK}); remove \
+             them, or give the demo another --data-dir",
+            data_dir.display()
+        )));
+    }
+    std::fs::create_dir_all(data_dir).map_err(failed)?;
+    std::fs::write(
+        data_dir.join(DATA_DIR_MARK),
+        "The fieldsync demo's data: cleared at every start of the demo.\n",
+    )
+    .map_err(failed)
 }
 
 /// The preferred HTTP address if it is free now, else any free loopback port.
@@ -928,6 +1047,21 @@ mod tests {
         assert_eq!(faults[0].0, 2);
         assert!(default_faults(1).is_empty());
         assert_eq!(default_faults(5).len(), 4);
+    }
+
+    #[test]
+    fn each_run_starts_afresh_in_a_directory_the_demo_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("demo");
+        start_afresh(&data).unwrap();
+        std::fs::create_dir_all(data.join("gateway/db")).unwrap();
+        start_afresh(&data).unwrap();
+        assert!(!data.join("gateway").exists());
+        // Someone else's stores are left alone.
+        let other = dir.path().join("other");
+        std::fs::create_dir_all(other.join("agents/cab-01")).unwrap();
+        assert!(matches!(start_afresh(&other), Err(SimError::Invalid(_))));
+        assert!(other.join("agents/cab-01").exists());
     }
 
     #[test]
