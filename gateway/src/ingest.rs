@@ -537,6 +537,11 @@ impl Writer {
             .await
         {
             Ok(()) => Metrics::add(&self.metrics.acks_sent, 1),
+            // Stopping, the client's event loop has gone: the device resends what it was not
+            // acknowledged, so this is no fault.
+            Err(e) if self.shutdown.is_cancelled() => {
+                tracing::debug!(error = %e, %device, "stopping: an ack left unpublished");
+            }
             Err(e) => tracing::warn!(error = %e, %device, "could not publish an ack"),
         }
     }

@@ -6,7 +6,9 @@
 //! WebDriver by chromedriver, skipped when either is missing): the estate, a boiler's page and
 //! the supervisors' page load with no console errors, the seeded boiler's charts are drawn, an
 //! alert raised during the test (a pressure drop sent through the broker) appears without a
-//! reload with its samples, and every control is reachable by keyboard.
+//! reload with its samples, the boiler's repair jobs are listed with the operative's updates, a
+//! job raised from the alert by keyboard and its updates from the handheld appear without a
+//! reload, and every control is reachable by keyboard.
 
 mod support;
 
@@ -22,12 +24,13 @@ use fieldsync_tests::{free_port, http, wait_for};
 use gateway::access::Role;
 use gateway::clock::FixedClock;
 use gateway::config::GatewayConfig;
+use gateway::repairs::Operative;
 use gateway::storage::IncomingBatch;
 use gateway::Gateway;
 use hyper_util::client::legacy::connect::HttpConnector;
 use proto::{
-    Envelope, Record, RecordBody, Telemetry, TimestampMs, TopicKind, MAX_MESSAGE_BYTES,
-    SCHEMA_VERSION,
+    Envelope, JobStatus, JobUpdate, Record, RecordBody, Telemetry, TimestampMs, TopicKind,
+    MAX_MESSAGE_BYTES, SCHEMA_VERSION,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -63,6 +66,12 @@ async fn start(dir: &std::path::Path) -> (Gateway, Tokens) {
     config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
     config.mqtt.allow_anonymous = true;
     config.http.listen = ([127, 0, 0, 1], 0).into();
+    // One operative, who gets every job (the default rule, the least loaded).
+    config.repairs.operatives = vec![Operative {
+        device: "hh-ada".into(),
+        name: "Ada".into(),
+        patch: Vec::new(),
+    }];
     let gateway = Gateway::start_with_clock(config, Arc::new(FixedClock::at_rfc3339(NOW)))
         .await
         .unwrap();
@@ -102,6 +111,38 @@ fn samples_at(minutes: impl Iterator<Item = i64>, first_seq: u64, bar: f32) -> I
         })
         .collect();
     support::batch_from("hub-0001", records, NOW_MS)
+}
+
+/// The operative's report on `job`, as their handheld records it (the gateway dates the job's
+/// history by its own clock).
+fn job_update(seq: u64, job: &str, status: JobStatus) -> Record {
+    Record {
+        seq,
+        ts: NOW_MS,
+        body: RecordBody::JobUpdate(JobUpdate {
+            job: job.into(),
+            status,
+            pos: None,
+            note: Some("boiler in the loft".into()),
+        }),
+        boot: None,
+        mono: None,
+    }
+}
+
+/// The job `id` as the staff API shows it.
+async fn repair(base: &str, id: &str, token: &str) -> serde_json::Value {
+    let reply = http::get(&format!("{base}/api/v1/repairs/{id}"), Some(token)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()
+}
+
+/// Presses `key` in the browser, on whatever has the focus.
+async fn press(browser: &Client, key: Key) {
+    let press = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: key.into() })
+        .then(KeyAction::Up { value: key.into() });
+    browser.perform_actions(press).await.unwrap();
 }
 
 /// The minute, counted from `DAY0_MS`, at which the test's low pressure starts.
@@ -581,14 +622,7 @@ async fn every_control_is_reachable_by_keyboard(browser: &Client, path: &str) {
     let mut reached = std::collections::BTreeSet::new();
     // The skip link is reached from the document itself; each press moves one control on.
     for _ in 0..controls + 2 {
-        let tab = KeyActions::new("keyboard".into())
-            .then(KeyAction::Down {
-                value: Key::Tab.into(),
-            })
-            .then(KeyAction::Up {
-                value: Key::Tab.into(),
-            });
-        browser.perform_actions(tab).await.unwrap();
+        press(browser, Key::Tab).await;
         let at = browser
             .execute("return document.activeElement.dataset.kbd ?? null", vec![])
             .await
@@ -644,8 +678,48 @@ async fn the_dashboard_in_headless_chromium() {
     screenshot(&browser, "estate").await;
     every_control_is_reachable_by_keyboard(&browser, "/dashboard/").await;
 
-    // A boiler's page: the charts drawn from the seeded samples.
+    // A repair job on the boiler, raised by its asset manager and accepted on the operative's
+    // handheld before the page opens.
+    let handheld = support::enrolled(&gateway, "hh-ada").await;
+    let service = http::post_json(
+        &format!("{base}/api/v1/repairs"),
+        Some(tokens.manager.as_str()),
+        &serde_json::json!({"asset": "HIL-B-0001", "description": "Annual service",
+            "priority": "planned"}),
+    )
+    .await;
+    assert_eq!(service.status, 201, "{}", service.body);
+    let service = service.json()["id"].as_str().unwrap().to_owned();
+    handheld
+        .send(vec![job_update(1, &service, JobStatus::Accepted)])
+        .await;
+    handheld.wait_acked(1, DEADLINE).await;
+    wait_for("the service accepted", DEADLINE, || async {
+        (repair(&base, &service, &tokens.manager).await["status"] == "accepted").then_some(())
+    })
+    .await;
+
+    // A boiler's page: the charts drawn from the seeded samples, the job with its update.
     open(&browser, &base, "/dashboard/boilers/HIL-B-0001").await;
+    let jobs = browser
+        .find(Locator::Css(&format!("#repairs tr[data-job='{service}']")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for said in [
+        service.as_str(),
+        "accepted",
+        "planned",
+        "hh-ada",
+        "25 Nov 2026, 10:00, by amira",
+        "accepted, 25 Nov 2026, 10:00: boiler in the loft",
+        // Due by planned work's target, 90 days on.
+        "23 Feb 2027",
+    ] {
+        assert!(jobs.contains(said), "{said:?} not in {jobs:?}");
+    }
     let canvases = browser
         .execute(
             "return [...document.querySelectorAll('figure.chart')].map((f) => {
@@ -811,12 +885,128 @@ async fn the_dashboard_in_headless_chromium() {
         ))
         .await
         .unwrap();
+
+    // A repair job raised from the open alert, from the keyboard: it heads the boiler's jobs,
+    // and the alert shows it in place of the button.
+    let raise = "#alerts tr[data-alert*='pressure_low'] td.repair button";
+    let label = browser
+        .execute(
+            "const b = document.querySelector(arguments[0]); b.focus();
+             return b.getAttribute('aria-label');",
+            vec![serde_json::json!(raise)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(label, "Raise a repair job for the pressure low alert");
+    press(&browser, Key::Enter).await;
+    let first_job = || async {
+        let first = browser
+            .execute(
+                "const r = document.querySelector('#repairs tbody tr');
+                 return r && r.dataset.job;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        first
+            .as_str()
+            .filter(|job| *job != service)
+            .map(str::to_owned)
+    };
+    let job = wait_for("the job raised from the alert", DEADLINE, first_job).await;
+    let raised = repair(&base, &job, &tokens.manager).await;
+    // The table was redrawn by the acknowledgement: the alert's row is found afresh.
+    let alert_row = "#alerts tr[data-alert*='pressure_low']";
+    let alert_id = browser
+        .find(Locator::Css(alert_row))
+        .await
+        .unwrap()
+        .attr("data-alert")
+        .await
+        .unwrap();
+    assert_eq!(raised["alert"].as_str(), alert_id.as_deref());
+    let alert_cell = format!("{alert_row} td.repair");
+    let job_row = format!("#repairs tr[data-job='{job}']");
+    let said = browser
+        .find(Locator::Css(&job_row))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for part in [
+        "dispatched",
+        raised["priority"].as_str().unwrap(),
+        "25 Nov 2026, 10:00, by amira, from the pressure low alert",
+        "No updates yet.",
+    ] {
+        assert!(said.contains(part), "{part:?} not in {said:?}");
+    }
+    let cell = browser
+        .find(Locator::Css(&alert_cell))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(cell, format!("{job}: dispatched"));
+    assert!(browser
+        .find_all(Locator::Css(raise))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The operative's updates from the handheld, over MQTT, appear without a reload.
+    handheld
+        .send(vec![
+            job_update(2, &job, JobStatus::Accepted),
+            job_update(3, &job, JobStatus::EnRoute),
+        ])
+        .await;
+    handheld.wait_acked(3, DEADLINE).await;
+    browser
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::XPath(&format!(
+            "//table[@id='repairs']//tr[@data-job='{job}']/td[1][. = 'en route']"
+        )))
+        .await
+        .unwrap();
+    let updates = browser
+        .find(Locator::Css(&format!("{job_row} ol.updates")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        updates,
+        "accepted, 25 Nov 2026, 10:00: boiler in the loft\n\
+         en route, 25 Nov 2026, 10:00: boiler in the loft"
+    );
+    wait_for("the alert's job en route", DEADLINE, || async {
+        let cell = browser
+            .find(Locator::Css(&alert_cell))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        (cell == format!("{job}: en route")).then_some(())
+    })
+    .await;
     screenshot(&browser, "boiler").await;
+    browser
+        .execute("document.getElementById('alerts').scrollIntoView()", vec![])
+        .await
+        .unwrap();
+    screenshot(&browser, "boiler-repairs").await;
     let errors = console_errors(&driver, &browser).await;
     assert!(
         errors.is_empty(),
-        "the boiler page's console after the alert: {errors:?}"
+        "the boiler page's console after the alert and its repair: {errors:?}"
     );
+    drop(handheld);
 
     // The supervisors' page, with a report taken by the contact centre; another, filed while
     // the page is open, appears without a reload.

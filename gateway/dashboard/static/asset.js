@@ -1,6 +1,7 @@
 // One boiler, for asset managers: its facts, flow and return temperatures, pressure (with the
 // forecast), modulation and daily efficiency over a chosen period, its alerts marked on the
-// charts' time axis and listed (with acknowledgement), all kept live over server-sent events.
+// charts' time axis and listed (with acknowledgement, and a repair job raised from one), and its
+// repair jobs with the operatives' updates, all kept live over server-sent events.
 
 import { api, el, figure, fillTable, live, navigation, run, showError, when, words } from "./common.js";
 import { timeChart } from "./charts.js";
@@ -11,6 +12,10 @@ const id = decodeURIComponent(location.pathname.split("/").pop());
 const base = `/api/v1/assets/${encodeURIComponent(id)}`;
 const charts = {};
 const alerts = new Map();
+/** This boiler's repair jobs by id, as `GET /api/v1/repairs/{id}` shows them. */
+const repairs = new Map();
+/** Whether the signed-in role may read repair jobs; false once the API has answered 403. */
+let repairsReadable = true;
 let serverNow = null;
 let raw = null;
 
@@ -148,10 +153,152 @@ function renderAlerts() {
           a.ack ? el("p", { text: `${words(a.ack.by)}, ${when(a.ack.at)}${a.ack.note ? `: ${a.ack.note}` : ""}` }) : null,
           a.state === "open" ? ackForm(a) : null,
         ),
+        repairCell(a),
       ),
     ),
     "No alerts.",
   );
+}
+
+const isOpenJob = (job) => job.status !== "completed" && job.status !== "cancelled";
+
+/** The jobs answering `alert`: those listed with it, as this page now knows them. */
+function jobsFor(alert) {
+  const jobs = new Map((alert.repairs ?? []).map((j) => [j.id, j]));
+  for (const job of repairs.values()) if (job.alert === alert.id) jobs.set(job.id, job);
+  return [...jobs.values()];
+}
+
+/** An alert's repair jobs, and for an open alert without an open job the button raising one. */
+function repairCell(alert) {
+  const jobs = jobsFor(alert);
+  const raise = alert.state === "open" && !jobs.some(isOpenJob) ? raiseButton(alert) : null;
+  return el("td", { class: "repair" }, ...jobs.map((j) => el("p", { text: `${j.id}: ${words(j.status)}` })), raise);
+}
+
+/** Redraws only the repair cell of `alertId`'s row, so a note being typed beside it is kept. */
+function refreshRepairCell(alertId) {
+  const alert = alerts.get(alertId);
+  const row = [...document.querySelectorAll("#alerts tr[data-alert]")].find((r) => r.dataset.alert === alertId);
+  const cell = row && row.querySelector("td.repair");
+  if (alert && cell) cell.replaceWith(repairCell(alert));
+}
+
+function raiseButton(alert) {
+  const button = el("button", {
+    type: "button",
+    "aria-label": `Raise a repair job for the ${words(alert.kind)} alert`,
+    text: "Raise a repair job",
+  });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      // Priority and description default from the alert (its severity and evidence).
+      const job = await api(`/api/v1/alerts/${encodeURIComponent(alert.id)}/repair`, {});
+      keepRepair(job);
+      renderRepairs();
+      refreshRepairCell(alert.id);
+      // The button is gone: the keyboard carries on from the new job's row.
+      document.getElementById(`job-${job.id}`)?.focus();
+    } catch (e) {
+      button.disabled = false;
+      showError(`Could not raise a repair job: ${e.message}`);
+    }
+  });
+  return button;
+}
+
+/** Keeps `job` unless the page already holds a later view of it: a listing and the events can
+ * cross, and a job's history only grows (up to its bound, where the later view still wins). */
+function keepRepair(job) {
+  const held = repairs.get(job.id);
+  if (!held || job.history.length >= held.history.length) repairs.set(job.id, job);
+}
+
+/** The alert's name for a job raised from it: its kind, from the id when the page lacks it. */
+function alertName(alertId) {
+  const alert = alerts.get(alertId);
+  return words(alert ? alert.kind : alertId.split(":").at(-2));
+}
+
+/** When a job was raised, by whom and from what. */
+function raisedBy(job) {
+  const origin = job.origin ?? {};
+  const by =
+    origin.by === "staff" ? `by ${origin.name}`
+    : origin.by === "alert" ? "by its alert, automatically"
+    : origin.by === "tenant" ? `from tenant's report ${origin.report}`
+    : null;
+  return [when(job.raised), by, job.alert ? `from the ${alertName(job.alert)} alert` : null].filter(Boolean).join(", ");
+}
+
+/** A job's status in words, with what follows a completion. */
+function statusOf(job) {
+  const flags = [
+    job.resolved_alert ? "its alert cleared" : null,
+    job.needs_attention ? "needs attention: its alert has not cleared" : null,
+  ].filter(Boolean);
+  return [words(job.status), ...flags].join("; ");
+}
+
+/** The operatives' updates from their handhelds, oldest first, each with its time. */
+function updatesOf(job) {
+  const updates = job.history.filter((t) => t.event === "update");
+  if (updates.length === 0) return el("p", { text: "No updates yet." });
+  return el("ol", { class: "updates" },
+    ...updates.map((t) => el("li", { text: `${words(t.details.status)}, ${when(t.at)}${t.details.note ? `: ${t.details.note}` : ""}` })),
+  );
+}
+
+const jobNumber = (job) => Number(job.id.replace(/^RP-/, "")) || 0;
+
+function renderRepairs() {
+  const table = document.getElementById("repairs");
+  if (!repairsReadable) {
+    fillTable(table, [], "Your role may not see repair jobs: the gateway refused them (403).");
+    return;
+  }
+  const list = [...repairs.values()].sort((a, b) => b.raised.localeCompare(a.raised) || jobNumber(b) - jobNumber(a));
+  fillTable(
+    table,
+    list.map((j) =>
+      el("tr", { "data-job": j.id },
+        el("th", { scope: "row", id: `job-${j.id}`, tabindex: "-1", text: j.id }),
+        el("td", { class: `job-${j.status}`, text: statusOf(j) }),
+        el("td", { class: `prio-${j.priority}`, text: j.priority }),
+        el("td", { text: j.operative ?? (j.status === "raised" ? "waiting for one" : "–") }),
+        el("td", { text: raisedBy(j) }),
+        el("td", { text: when(j.due) }),
+        el("td", {}, updatesOf(j)),
+      ),
+    ),
+    "No repair jobs for this boiler.",
+  );
+}
+
+/** Lists the boiler's jobs afresh; says so in the table if the role may not read them. Answers
+ * whether it may. */
+async function loadRepairs() {
+  try {
+    const jobs = await api(`/api/v1/repairs?asset=${encodeURIComponent(id)}`);
+    // Merged, not replaced: an event may have brought a later view while this was asked.
+    for (const job of jobs) keepRepair(job);
+    repairsReadable = true;
+  } catch (e) {
+    if (e.status !== 403) throw e;
+    repairsReadable = false;
+  }
+  renderRepairs();
+  for (const alertId of alerts.keys()) refreshRepairCell(alertId);
+  return repairsReadable;
+}
+
+/** A job as it changed, from the events of every boiler's jobs: only this boiler's are kept. */
+function onRepair(job) {
+  if (job.asset !== id) return;
+  keepRepair(job);
+  renderRepairs();
+  if (job.alert) refreshRepairCell(job.alert);
 }
 
 async function loadAlerts() {
@@ -207,6 +354,13 @@ run(async () => {
   const asset = await api(base);
   renderFacts(asset);
   await loadAlerts();
+  // Jobs only once the role is known to read them, so a refusal is one message, not a stream
+  // retrying. Each (re)connection lists them again, for what changed while it was not open.
+  if (await loadRepairs()) {
+    const reload = () => loadRepairs().catch((e) => showError(`Could not load repair jobs: ${e.message}`));
+    const jobs = live("/api/v1/repairs/events", { repair: onRepair, lagged: reload });
+    jobs.addEventListener("open", reload);
+  }
   await loadTelemetry(1);
   document.getElementById("range").addEventListener("change", (event) => {
     loadTelemetry(Number(event.target.value)).catch((e) => showError(`Could not load: ${e.message}`));

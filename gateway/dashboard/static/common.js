@@ -25,7 +25,8 @@ export function showError(message) {
   region.hidden = !message;
 }
 
-/** GETs (or, with `body`, POSTs JSON to) `path`; to the sign-in form if the session ended. */
+/** GETs (or, with `body`, POSTs JSON to) `path`; to the sign-in form if the session ended. An
+ * error answer throws, with the HTTP status as the error's `status`. */
 export async function api(path, body) {
   const init = { headers: { Accept: "application/json" }, credentials: "same-origin" };
   if (body !== undefined) {
@@ -39,7 +40,12 @@ export async function api(path, body) {
     throw new Error("signed out");
   }
   const answer = await response.json().catch(() => null);
-  if (!response.ok) throw new Error((answer && answer.error) || `${path}: ${response.status}`);
+  if (!response.ok) {
+    const error = new Error((answer && answer.error) || `${path}: ${response.status}`);
+    // Callers tell a refusal (403) from a failure by it.
+    error.status = response.status;
+    throw error;
+  }
   return answer;
 }
 

@@ -413,7 +413,9 @@ impl Router {
         let client_id = match &self.obufs.get(id) {
             Some(v) => v.client_id.clone(),
             None => {
-                error!("no-connection id {} is already gone", id);
+                // fieldsync: expected when a connection ends twice (a DISCONNECT, then its
+                // socket's close): not an ERROR.
+                debug!("no-connection id {} is already gone", id);
                 return;
             }
         };
@@ -433,7 +435,8 @@ impl Router {
             let outgoing = match self.obufs.get_mut(id) {
                 Some(v) => v,
                 None => {
-                    error!("no-connection id {} is already gone", id);
+                    // fieldsync: expected, as above: not an ERROR.
+                    debug!("no-connection id {} is already gone", id);
                     return;
                 }
             };
@@ -536,7 +539,8 @@ impl Router {
         let incoming = match self.ibufs.get_mut(id) {
             Some(v) => v,
             None => {
-                error!("no-connection id {} is already gone", id);
+                // fieldsync: expected for data a connection sent as it ended: not an ERROR.
+                debug!("no-connection id {} is already gone", id);
                 return;
             }
         };
@@ -1003,7 +1007,9 @@ impl Router {
         let outgoing = match self.obufs.get_mut(id) {
             Some(v) => v,
             None => {
-                error!("Connection is already disconnected");
+                // fieldsync: expected (the ready queue keeps ended connections, see
+                // handle_disconnection): not an ERROR.
+                debug!("Connection is already disconnected");
                 return Some(());
             }
         };

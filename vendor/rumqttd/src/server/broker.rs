@@ -587,13 +587,24 @@ async fn remote<P: Protocol>(
         Ok(_) => error!("connection-stop"),
         // No need to send a disconnect message when disconnection
         // originated internally in the router.
+        // fieldsync: the router ends a link when its client sent DISCONNECT (a device or the
+        // gateway's own client shutting down cleanly) or another session took its client id;
+        // the router logs why. Expected, so not an ERROR (docs/OPERATIONS.md, Brokers).
         Err(remote::Error::Link(e)) => {
-            error!(error=?e, "router-drop");
+            info!(error=?e, "router-drop");
             send_disconnect = false;
         }
         // Connection was closed by peer
+        // fieldsync: a reset or broken pipe too (a peer that closed with data unread, as a
+        // client stopping does): a peer gone is not the broker's error.
         Err(remote::Error::Network(network::Error::Io(err)) | remote::Error::Io(err))
-            if err.kind() == io::ErrorKind::ConnectionAborted =>
+            if matches!(
+                err.kind(),
+                io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+            ) =>
         {
             info!(error=?err, "disconnected");
         }
