@@ -1,16 +1,19 @@
-//! Simulated boiler hubs, refuse crews and repairs operatives, driving real edge agents against a
-//! real gateway: for demos, tests and load.
+//! Simulated boiler hubs, refuse crews, repairs operatives, residents, tenants and an asset
+//! manager, driving real edge agents and a real gateway's APIs: for demos, tests and load.
 //!
 //! - [`boiler`]: the physical model of a condensing combi boiler and its flat (pure, seeded).
 //! - [`hub`]: a boiler model feeding a hub's agent through its in-process sensor source.
 //! - [`crew`]: a refuse crew walking rounds from a property register over the agent's HTTP API.
 //! - [`operative`]: a repairs operative working jobs over the agent's HTTP API.
+//! - [`residents`]: residents and tenants reporting through the gateway's Open311 endpoint, as a
+//!   council's website posts for them, and following their reports.
+//! - [`asset_manager`]: an asset manager raising repairs from boiler alerts at the staff API.
 //! - [`proxy`]: a link that drops and comes back, for patchy 4G.
 //! - [`demo`]: the whole system in one process, wired together.
 //! - [`load`]: many fast-sampling hubs, to load a gateway.
 //! - [`soak`]: the demo at high speed for a set time, its memory and open files judged.
 //! - [`agents`]: the agents' settings for simulated devices; [`clock`]: compressed time;
-//!   [`http`]: the small JSON client the crews and operatives use.
+//!   [`http`]: the small JSON client the simulated people use.
 
 pub mod agents;
 pub mod asset_manager;

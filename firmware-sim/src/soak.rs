@@ -174,7 +174,7 @@ pub async fn run(
         );
         samples.push(sample);
     }
-    soak.stop().await;
+    soak.stop().await.close().await;
     Ok(samples)
 }
 

@@ -5,7 +5,8 @@
 //! Runs the real `gateway` binary that cargo built beside this benchmark (its own process, the
 //! embedded broker, a sled store in a temporary directory), and real agents (`Agent::start`, as
 //! the `edge-agent` binary runs them) in this process, so that only the gateway's memory is
-//! measured. Reads the gateway's `VmRSS` (resident now) and `VmHWM` (its peak) from
+//! measured. Each agent is enrolled first (`gateway devices add`): it logs in to the broker and
+//! signs its batches, and the gateway checks every signature, as in production. Reads the gateway's `VmRSS` (resident now) and `VmHWM` (its peak) from
 //! `/proc/PID/status` every 20 ms: idle, while the backlog drains, and for a while after. Then it
 //! stops the gateway and reads its store: each device's sequences 1..=N present, once. Linux only.
 //!
@@ -90,6 +91,7 @@ async fn run() -> anyhow::Result<()> {
     if registered {
         register_boilers(dir.path(), &store_dir, &devices)?;
     }
+    let enrolled = enrol(&store_dir, &devices)?;
     let mut gateway = spawn_gateway(dir.path(), &store_dir, &devices, mqtt_port, http_port)?;
     let pid = gateway.id();
     wait_healthy(http_port).await?;
@@ -102,12 +104,9 @@ async fn run() -> anyhow::Result<()> {
     // The fleet reconnects: every agent starts at once, its backlog waiting.
     let started = Instant::now();
     let mut fleet = Vec::new();
-    for device in &devices {
-        let mut config = AgentConfig {
-            device_id: device.clone(),
-            data_dir: dir.path().join(device),
-            ..AgentConfig::default()
-        };
+    for (device, mut config) in devices.iter().zip(enrolled) {
+        config.data_dir = dir.path().join(device);
+        config.mqtt.host = "127.0.0.1".into();
         config.mqtt.port = mqtt_port;
         config.api.listen = ([127, 0, 0, 1], 0).into();
         config.outbox.budget_bytes = backlog::BUDGET_BYTES;
@@ -232,6 +231,30 @@ fn register_boilers(dir: &Path, store_dir: &Path, devices: &[String]) -> anyhow:
     Ok(())
 }
 
+/// Issues each device its credential as an operator does (`gateway devices add`, the gateway
+/// stopped), so that the agents log in and sign as real ones: the configuration each was given.
+fn enrol(store_dir: &Path, devices: &[String]) -> anyhow::Result<Vec<AgentConfig>> {
+    devices
+        .iter()
+        .map(|device| {
+            let issued = Command::new(gateway_bin())
+                .arg("--data-dir")
+                .arg(store_dir)
+                .args(["devices", "add", device, "--replace"])
+                .env("RUST_LOG", "warn")
+                .output()?;
+            anyhow::ensure!(
+                issued.status.success(),
+                "gateway devices add {device} failed: {}",
+                String::from_utf8_lossy(&issued.stderr)
+            );
+            Ok(AgentConfig::from_toml(&String::from_utf8_lossy(
+                &issued.stdout,
+            ))?)
+        })
+        .collect()
+}
+
 /// Starts the gateway binary on a store in `store_dir`, the devices provisioned, with the
 /// settings of `GATEWAY_CONFIG` appended, if set.
 fn spawn_gateway(
@@ -254,8 +277,6 @@ fn spawn_gateway(
         .arg("--data-dir")
         .arg(store_dir)
         .args(["--mqtt-listen", &format!("127.0.0.1:{mqtt_port}")])
-        // Fake devices connect without credentials.
-        .arg("--mqtt-allow-anonymous")
         .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

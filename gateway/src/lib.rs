@@ -171,6 +171,17 @@ impl Gateway {
         config: GatewayConfig,
         clock: SharedClock,
     ) -> Result<Self, GatewayError> {
+        Self::start_with_clocks(config, clock.clone(), clock).await
+    }
+
+    /// [`Gateway::start`] with the clock records, reports, alerts and jobs are dated and judged
+    /// by (`clock`, a simulation's compressed one), and the clock of people's real time
+    /// (`wall_clock`: dashboard sessions' age, rate limits' windows).
+    pub async fn start_with_clocks(
+        config: GatewayConfig,
+        clock: SharedClock,
+        wall_clock: SharedClock,
+    ) -> Result<Self, GatewayError> {
         config.validate()?;
         let store_error = |source| GatewayError::Store {
             dir: config.data_dir.clone(),
@@ -417,6 +428,7 @@ impl Gateway {
                 open311: Arc::new(config.open311.clone()),
                 council_tz: config.missed_bins.calendar.tz,
                 clock: clock.clone(),
+                wall_clock: wall_clock.clone(),
                 boilers: boilers.clone(),
                 boiler_store: storage.boilers.clone(),
                 repairs: repairs.clone(),
@@ -449,7 +461,7 @@ impl Gateway {
                 acceptor,
                 plain,
                 broker::MAX_CONNECTIONS,
-                clock.clone(),
+                wall_clock.clone(),
                 shutdown.clone(),
             ));
         }

@@ -10,10 +10,9 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use fieldsync_tests::{free_port, http, telemetry};
+use fieldsync_tests::{http, telemetry};
 use gateway::access::Role;
 use gateway::clock::FixedClock;
-use gateway::config::GatewayConfig;
 use gateway::storage::IncomingBatch;
 use gateway::Gateway;
 use proto::{Record, RecordBody, Telemetry, TimestampMs};
@@ -40,14 +39,7 @@ HIL-B-0003,not-a-uprn,8 Swakeleys Road,Ideal,Logic+,24,,no,no,hub-0003
 ";
 
 async fn start(dir: &std::path::Path) -> (Gateway, Tokens) {
-    let mut config = GatewayConfig {
-        data_dir: dir.join("store"),
-        ..GatewayConfig::default()
-    };
-    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
-    // Fake devices connect without credentials: device identity is tested in device_identity.rs.
-    config.mqtt.allow_anonymous = true;
-    config.http.listen = ([127, 0, 0, 1], 0).into();
+    let config = support::config(dir);
     let gateway = Gateway::start_with_clock(config, Arc::new(FixedClock::at_rfc3339(NOW)))
         .await
         .unwrap();

@@ -27,14 +27,7 @@ fn admin_token(gateway: &Gateway) -> String {
 }
 
 fn config(dir: &std::path::Path) -> GatewayConfig {
-    let mut config = GatewayConfig {
-        data_dir: dir.join("store"),
-        ..GatewayConfig::default()
-    };
-    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
-    // Fake devices connect without credentials: device identity is tested in device_identity.rs.
-    config.mqtt.allow_anonymous = true;
-    config.http.listen = ([127, 0, 0, 1], 0).into();
+    let mut config = support::config(dir);
     config.devices.provisioned = vec!["hub-1".into(), "hub-2".into()];
     config
 }

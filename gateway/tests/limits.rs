@@ -9,9 +9,8 @@ mod support;
 
 use std::time::Duration;
 
-use fieldsync_tests::{free_port, wait_for, FakeDevice};
+use fieldsync_tests::{wait_for, FakeDevice};
 use gateway::broker::max_publish_remaining_length;
-use gateway::config::GatewayConfig;
 use gateway::Gateway;
 use proto::{DeviceId, Envelope, Record, RecordBody, TopicKind, MAX_MESSAGE_BYTES};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -23,14 +22,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 const SHORTEST_NOTE: usize = 256;
 
 async fn start(dir: &std::path::Path) -> Gateway {
-    let mut config = GatewayConfig {
-        data_dir: dir.join("store"),
-        ..GatewayConfig::default()
-    };
-    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
-    // Fake devices connect without credentials: device identity is tested in device_identity.rs.
-    config.mqtt.allow_anonymous = true;
-    config.http.listen = ([127, 0, 0, 1], 0).into();
+    let mut config = support::config(dir);
     config.devices.provisioned = vec!["hub-1".into()];
     let gateway = Gateway::start(config).await.unwrap();
     assert!(

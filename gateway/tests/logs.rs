@@ -7,13 +7,14 @@
 //!
 //! The only test in its binary: it installs the process's log subscriber.
 
+mod support;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use fieldsync_tests::{free_port, http};
+use fieldsync_tests::http;
 use gateway::access::Role;
 use gateway::clock::FixedClock;
-use gateway::config::GatewayConfig;
 use gateway::Gateway;
 
 /// Tuesday 24 November 2026, 18:00 UTC: after the round, inside the report window.
@@ -67,13 +68,7 @@ async fn contact_details_and_secrets_never_reach_the_logs_nor_public_reads() {
         .init();
 
     let dir = tempfile::tempdir().unwrap();
-    let mut config = GatewayConfig {
-        data_dir: dir.path().join("store"),
-        ..GatewayConfig::default()
-    };
-    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
-    config.mqtt.allow_anonymous = true;
-    config.http.listen = ([127, 0, 0, 1], 0).into();
+    let mut config = support::config(dir.path());
     config.missed_bins.calendar.bank_holidays = Default::default();
     let clock = Arc::new(FixedClock::at_rfc3339(NOW));
     let gateway = Gateway::start_with_clock(config, clock).await.unwrap();

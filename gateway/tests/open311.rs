@@ -9,9 +9,8 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fieldsync_tests::{free_port, http, wait_for};
+use fieldsync_tests::{http, wait_for};
 use gateway::access::Role;
-use gateway::config::GatewayConfig;
 use gateway::Gateway;
 use proto::{
     BinStream, Collection, DownBody, JobKind, Outcome, Position, Record, RecordBody, RoundEvent,
@@ -136,14 +135,7 @@ async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
 /// A gateway on a store in `dir`, with an admin's staff token, a front end's Open311 key and,
 /// when given, a jurisdiction to check; ready.
 async fn start_gateway(dir: &std::path::Path, jurisdiction: Option<&str>) -> (Gateway, Keys) {
-    let mut config = GatewayConfig {
-        data_dir: dir.join("store"),
-        ..GatewayConfig::default()
-    };
-    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
-    // Fake devices connect without credentials: device identity is tested in device_identity.rs.
-    config.mqtt.allow_anonymous = true;
-    config.http.listen = ([127, 0, 0, 1], 0).into();
+    let mut config = support::config(dir);
     config.open311.jurisdiction_id = jurisdiction.map(str::to_owned);
     let gateway = Gateway::start(config).await.unwrap();
     assert!(gateway.wait_ready(DEADLINE).await);

@@ -13,9 +13,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fieldsync_tests::{free_port, wait_for};
+use fieldsync_tests::wait_for;
 use gateway::clock::FixedClock;
-use gateway::config::GatewayConfig;
 use gateway::Gateway;
 use proto::{Record, RecordBody, Telemetry, TimestampMs};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
@@ -66,14 +65,7 @@ async fn a_clean_stop_logs_no_error_or_warning() {
         .init();
 
     let dir = tempfile::tempdir().unwrap();
-    let mut config = GatewayConfig {
-        data_dir: dir.path().join("store"),
-        ..GatewayConfig::default()
-    };
-    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
-    // The fake devices connect without credentials.
-    config.mqtt.allow_anonymous = true;
-    config.http.listen = ([127, 0, 0, 1], 0).into();
+    let config = support::config(dir.path());
     let gateway = Gateway::start_with_clock(config, Arc::new(FixedClock::at_rfc3339(NOW)))
         .await
         .unwrap();

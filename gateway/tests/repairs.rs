@@ -10,10 +10,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fieldsync_tests::{free_port, http, wait_for};
+use fieldsync_tests::{http, wait_for};
 use gateway::access::Role;
 use gateway::clock::FixedClock;
-use gateway::config::GatewayConfig;
 use gateway::repairs::Operative;
 use gateway::storage::IncomingBatch;
 use gateway::Gateway;
@@ -39,14 +38,7 @@ HIL-B-0001,100021445102,\"4 Swakeleys Road, Ickenham UB10 8BE\",Worcester Bosch,
 ";
 
 async fn start(dir: &std::path::Path) -> (Gateway, Tokens) {
-    let mut config = GatewayConfig {
-        data_dir: dir.join("store"),
-        ..GatewayConfig::default()
-    };
-    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
-    // Fake devices connect without credentials: device identity is tested in device_identity.rs.
-    config.mqtt.allow_anonymous = true;
-    config.http.listen = ([127, 0, 0, 1], 0).into();
+    let mut config = support::config(dir);
     config.repairs.operatives = vec![Operative {
         device: "hh-ada".into(),
         name: "Ada".into(),

@@ -8,12 +8,13 @@
 //! And what a role sees: a viewer's reports without residents' contact details; an
 //! acknowledgement with the token's name; an integration's api_key that is not a staff token.
 
+mod support;
+
 use std::sync::Arc;
 
-use fieldsync_tests::{free_port, http};
+use fieldsync_tests::http;
 use gateway::access::{Role, Staff};
 use gateway::clock::FixedClock;
-use gateway::config::GatewayConfig;
 use gateway::http::guard::STAFF_ROUTES;
 use gateway::storage::HolderKind;
 use gateway::Gateway;
@@ -25,13 +26,7 @@ const NOW: &str = "2026-11-24T18:00:00Z";
 const REGISTER: &str = include_str!("fixtures/properties.csv");
 
 async fn start(dir: &std::path::Path) -> Gateway {
-    let mut config = GatewayConfig {
-        data_dir: dir.join("store"),
-        ..GatewayConfig::default()
-    };
-    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
-    config.mqtt.allow_anonymous = true;
-    config.http.listen = ([127, 0, 0, 1], 0).into();
+    let mut config = support::config(dir);
     config.missed_bins.calendar.bank_holidays = Default::default();
     Gateway::start_with_clock(config, Arc::new(FixedClock::at_rfc3339(NOW)))
         .await

@@ -40,6 +40,7 @@ use gateway::config::GatewayConfig;
 use gateway::devices::Issued;
 use gateway::repairs::{AssignRule, Operative};
 use gateway::Gateway;
+use proto::clock::SystemClock;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -318,7 +319,10 @@ impl Demo {
         // which is what coverage and silence are judged against.
         gateway_config.boilers.rules.rollup.sample_interval_ms =
             (f64::from(config.sample_s.max(1)) * config.speed * 1000.0).round() as i64;
-        let gateway = Gateway::start_with_clock(gateway_config, clock.shared()).await?;
+        // People's sessions on the dashboard, and rate limits, keep real time.
+        let gateway =
+            Gateway::start_with_clocks(gateway_config, clock.shared(), SystemClock::shared())
+                .await?;
         if !gateway.wait_ready(READY_TIMEOUT).await {
             gateway.stop().await;
             return Err(SimError::NotReady(READY_TIMEOUT));
@@ -832,6 +836,7 @@ impl Demo {
 
 /// The demo with its devices stopped and its gateway still serving, so that what it holds can be
 /// read.
+#[must_use = "the gateway serves until `Finished::close`"]
 pub struct Finished {
     /// The summary as the simulated people stopped: what they recorded is what the gateway holds
     /// once the agents have drained.

@@ -47,8 +47,12 @@ pub struct AppState {
     pub open311: Arc<crate::config::Open311Config>,
     /// The council's time zone, for dates shown to residents.
     pub council_tz: chrono_tz::Tz,
-    /// The gateway's clock.
+    /// The gateway's clock: what records, reports, alerts and jobs are dated and judged by.
     pub clock: crate::clock::SharedClock,
+    /// The machine's clock, for what runs on people's real time whatever `clock` does: the age
+    /// of dashboard sessions and the windows of rate limits. The same clock as `clock` except in
+    /// a simulation, whose compressed hours would sign a person out in minutes.
+    pub wall_clock: crate::clock::SharedClock,
     /// Boilers: the register, alerts and their events.
     pub boilers: Arc<crate::boilers::BoilerDesk>,
     /// Boilers' telemetry and rollups, read by the assets API.
@@ -71,7 +75,7 @@ pub fn router(state: AppState, limits: &crate::config::HttpLimits) -> Router {
         limits.open311_posts_per_address,
         limits.open311_posts_per_key,
         crate::open311::MAX_BODY_BYTES,
-        state.clock.clone(),
+        state.wall_clock.clone(),
     );
     // Every staff route behind the one door; the rest are public.
     let staff_api = Router::new()

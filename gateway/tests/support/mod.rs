@@ -1,11 +1,30 @@
 //! What the gateway's integration tests share: fake devices enrolled as `gateway devices add`
-//! enrols a real one, so that they sign their envelopes and read the gateway's signed acks.
+//! enrols a real one, so that they sign their envelopes and read the gateway's signed acks; a
+//! test gateway's configuration; batches as the ingest hands them to the store.
 
-use fieldsync_tests::{DeviceKeys, FakeDevice};
+// Each test file compiles this module, and none uses all of it.
+#![allow(dead_code)]
+
+use fieldsync_tests::{free_port, DeviceKeys, FakeDevice};
+use gateway::config::GatewayConfig;
 use gateway::devices::Issued;
 use gateway::storage::IncomingBatch;
 use gateway::Gateway;
 use proto::{DeviceId, Record, TimestampMs};
+
+/// A gateway's configuration for a test: its store in `dir/store`, its embedded broker on a free
+/// port letting fake devices in without credentials (device identity is tested in
+/// device_identity.rs), HTTP on a free port.
+pub fn config(dir: &std::path::Path) -> GatewayConfig {
+    let mut config = GatewayConfig {
+        data_dir: dir.join("store"),
+        ..GatewayConfig::default()
+    };
+    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
+    config.mqtt.allow_anonymous = true;
+    config.http.listen = ([127, 0, 0, 1], 0).into();
+    config
+}
 
 /// The keys an issued credential hands the device.
 pub fn keys(issued: &Issued) -> DeviceKeys {
@@ -27,7 +46,6 @@ pub async fn enrolled(gateway: &Gateway, id: &str) -> FakeDevice {
 
 /// `records` as a batch from `device`, received (and sent) at `at`: what the ingest hands the
 /// store for a message from it.
-#[allow(dead_code)] // each test file compiles this module; not all of them build batches
 pub fn batch_from(device: &str, records: Vec<Record>, at: TimestampMs) -> IncomingBatch {
     let device = DeviceId::new(device).unwrap();
     IncomingBatch {

@@ -146,7 +146,7 @@ pub(crate) fn session_token(
     }
     state
         .sessions
-        .token(id, state.clock.now_ms())
+        .token(id, state.wall_clock.now_ms())
         .map(Some)
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "the session has ended: sign in"))
 }
@@ -256,7 +256,7 @@ async fn sign_in(
             Some("That token is not known. Check it and try again."),
         );
     };
-    let id = match state.sessions.open(token, state.clock.now_ms()) {
+    let id = match state.sessions.open(token, state.wall_clock.now_ms()) {
         Ok(id) => id,
         Err(e) => {
             tracing::error!(error = %e, "could not open a dashboard session");
