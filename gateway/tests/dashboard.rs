@@ -145,6 +145,35 @@ async fn press(browser: &Client, key: Key) {
     browser.perform_actions(press).await.unwrap();
 }
 
+/// Types `text` in the browser, a key at a time, into whatever has the focus.
+async fn type_keys(browser: &Client, text: &str) {
+    let mut keys = KeyActions::new("keyboard".into());
+    for c in text.chars() {
+        keys = keys
+            .then(KeyAction::Down { value: c })
+            .then(KeyAction::Up { value: c });
+    }
+    browser.perform_actions(keys).await.unwrap();
+}
+
+/// Presses Tab until the element `css` has the focus, at most `most` times.
+async fn tab_to(browser: &Client, css: &str, most: usize) {
+    for _ in 0..most {
+        press(browser, Key::Tab).await;
+        let there = browser
+            .execute(
+                "return document.activeElement === document.querySelector(arguments[0])",
+                vec![serde_json::json!(css)],
+            )
+            .await
+            .unwrap();
+        if there == true {
+            return;
+        }
+    }
+    panic!("{css} not reached in {most} presses of Tab");
+}
+
 /// The minute, counted from `DAY0_MS`, at which the test's low pressure starts.
 const LOW_FROM_MIN: i64 = (NOW_MS - DAY0_MS) / MIN - 10;
 
@@ -293,6 +322,7 @@ async fn sign_in_opens_a_session_the_api_accepts_from_the_dashboards_own_origin(
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let session_view: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(session_view["role"], "asset_manager");
+    assert_eq!(session_view["may_act_on_boilers"], true);
     assert_eq!(session_view["time_zone"], "Europe/London");
     // The role still bounds what the session may do.
     let (head, _) = exchange(
@@ -367,6 +397,10 @@ async fn sign_in_opens_a_session_the_api_accepts_from_the_dashboards_own_origin(
     );
     let (head, _) = exchange(addr, "GET", "/dashboard/waste", &[&viewer], "").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // Nor may it act on them: the boiler page's forms are not for it.
+    let (_, body) = exchange(addr, "GET", "/dashboard/session", &[&viewer], "").await;
+    let viewer_view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(viewer_view["may_act_on_boilers"], false, "{body}");
 
     // Embedded files: their types, and a 304 for a copy already held.
     let (head, body) = exchange(
@@ -620,8 +654,12 @@ async fn every_control_is_reachable_by_keyboard(browser: &Client, path: &str) {
         .unwrap();
     assert!(controls > 0, "{path} has no controls");
     let mut reached = std::collections::BTreeSet::new();
-    // The skip link is reached from the document itself; each press moves one control on.
-    for _ in 0..controls + 2 {
+    // The skip link is reached from the document itself; each press moves one control on, or
+    // one part on within a control made of parts (a date and time field's day, month, year…).
+    for _ in 0..2 * controls + 12 {
+        if reached.len() as u64 == controls {
+            break;
+        }
         press(browser, Key::Tab).await;
         let at = browser
             .execute("return document.activeElement.dataset.kbd ?? null", vec![])
@@ -968,7 +1006,7 @@ async fn the_dashboard_in_headless_chromium() {
         .wait()
         .at_most(DEADLINE)
         .for_element(Locator::XPath(&format!(
-            "//table[@id='repairs']//tr[@data-job='{job}']/td[1][. = 'en route']"
+            "//table[@id='repairs']//tr[@data-job='{job}']/td[2][. = 'en route']"
         )))
         .await
         .unwrap();
@@ -995,6 +1033,183 @@ async fn the_dashboard_in_headless_chromium() {
         (cell == format!("{job}: en route")).then_some(())
     })
     .await;
+
+    // A job raised for the boiler itself through its form, filled and sent from the keyboard.
+    // A description of spaces first: the gateway's refusal (400) is said beside the form, which
+    // keeps what was typed.
+    let said = || async {
+        browser
+            .find(Locator::Id("raise-said"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let field = |id: &'static str| {
+        let browser = &browser;
+        async move {
+            browser
+                .execute(
+                    "return document.getElementById(arguments[0]).value",
+                    vec![serde_json::json!(id)],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let submit = "#raise-form button[type='submit']";
+    browser
+        .execute(
+            "document.getElementById('raise-description').focus()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    type_keys(&browser, "   ").await;
+    tab_to(&browser, submit, 12).await;
+    press(&browser, Key::Enter).await;
+    wait_for("the refusal said beside the form", DEADLINE, || async {
+        (said().await == "Could not raise the job: description: must not be empty").then_some(())
+    })
+    .await;
+    assert_eq!(field("raise-description").await, "   ");
+    // The refusal is the console's only entry since the last look: the browser logs any error
+    // answer as a failed load.
+    let errors = console_errors(&driver, &browser).await;
+    assert!(
+        errors.len() == 1
+            && errors[0].ends_with(
+                "/api/v1/repairs - Failed to load resource: the server responded with a status \
+                 of 400 (Bad Request)"
+            ),
+        "the boiler page's console before and at the refusal: {errors:?}"
+    );
+    // Then a real one, urgent, due at 9 o'clock on 1 June 2027 in the council's time: British
+    // Summer Time, an hour ahead of UTC (and of this browser's own zone).
+    browser
+        .execute(
+            "document.getElementById('raise-description').focus()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    press(&browser, Key::Backspace).await;
+    press(&browser, Key::Backspace).await;
+    press(&browser, Key::Backspace).await;
+    let wanted = "Radiators cold upstairs since Sunday";
+    type_keys(&browser, wanted).await;
+    press(&browser, Key::Tab).await;
+    // From routine, the default, one up.
+    press(&browser, Key::Up).await;
+    assert_eq!(field("raise-priority").await, "urgent");
+    press(&browser, Key::Tab).await;
+    // The field's parts in the order of the browser's locale (Debian's Chromium ships only
+    // en-US: month, day, year, hour, minute, AM or PM).
+    let order = browser
+        .execute(
+            "return new Intl.DateTimeFormat(navigator.language, { year: 'numeric', month: '2-digit',
+               day: '2-digit', hour: '2-digit', minute: '2-digit' })
+               .formatToParts(new Date(2027, 5, 1, 9, 0))
+               .filter((p) => p.type !== 'literal').map((p) => p.type)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    for part in order.as_array().unwrap() {
+        match part.as_str().unwrap() {
+            "day" => type_keys(&browser, "01").await,
+            "month" => type_keys(&browser, "06").await,
+            // A year may have more digits: the field waits for more until moved on.
+            "year" => {
+                type_keys(&browser, "2027").await;
+                press(&browser, Key::Right).await;
+            }
+            "hour" => type_keys(&browser, "09").await,
+            "minute" => type_keys(&browser, "00").await,
+            "dayPeriod" => type_keys(&browser, "A").await,
+            other => panic!("a date and time part {other:?} in {order}"),
+        }
+    }
+    assert_eq!(field("raise-due").await, "2027-06-01T09:00");
+    tab_to(&browser, submit, 12).await;
+    press(&browser, Key::Enter).await;
+    let row = browser
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::XPath(&format!(
+            "//table[@id='repairs']//tr[td[@class='what'] = '{wanted}']"
+        )))
+        .await
+        .unwrap();
+    let raised_id = row.attr("data-job").await.unwrap().unwrap();
+    let said_row = row.text().await.unwrap();
+    for part in [
+        raised_id.as_str(),
+        wanted,
+        "urgent",
+        "25 Nov 2026, 10:00, by amira",
+        "1 Jun 2027, 09:00",
+    ] {
+        assert!(said_row.contains(part), "{part:?} not in {said_row:?}");
+    }
+    assert!(
+        !said_row.contains("alert"),
+        "raised on the boiler, not an alert: {said_row:?}"
+    );
+    assert_eq!(
+        said().await,
+        format!("Raised {raised_id}: urgent, due 1 Jun 2027, 09:00.")
+    );
+    assert_eq!(field("raise-description").await, "");
+    assert_eq!(field("raise-priority").await, "routine");
+    assert_eq!(field("raise-due").await, "");
+    // And the API has it, as the form sent it.
+    let listed = http::get(
+        &format!("{base}/api/v1/repairs?asset=HIL-B-0001"),
+        Some(tokens.manager.as_str()),
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    let listed = listed.json();
+    let listed = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == raised_id.as_str())
+        .unwrap_or_else(|| panic!("{raised_id} not listed: {listed}"))
+        .clone();
+    assert_eq!(listed["asset"], "HIL-B-0001");
+    assert_eq!(listed["description"], wanted);
+    assert_eq!(listed["priority"], "urgent");
+    assert_eq!(listed["due"], "2027-06-01T08:00:00.000Z");
+    assert_eq!(listed["alert"], serde_json::Value::Null);
+    assert_eq!(
+        listed["origin"],
+        serde_json::json!({"by": "staff", "name": "amira"})
+    );
+    // Where the clocks change, as the page reads a due time: the hour skipped in spring is read
+    // an hour on, the hour passed twice in autumn as the later; an empty field sends none.
+    let read = browser
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               import("/dashboard/static/common.js").then((m) => done([
+                 m.councilTime("2027-03-28T01:30"), m.councilTime("2026-10-25T01:30"),
+                 m.councilTime("2026-11-25T10:00"), m.councilTime(""),
+               ])).catch((e) => done(String(e)));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        read,
+        serde_json::json!([
+            "2027-03-28T02:30:00+01:00",
+            "2026-10-25T01:30:00+00:00",
+            "2026-11-25T10:00:00+00:00",
+            null
+        ])
+    );
     screenshot(&browser, "boiler").await;
     browser
         .execute("document.getElementById('alerts').scrollIntoView()", vec![])

@@ -1,9 +1,10 @@
 // One boiler, for asset managers: its facts, flow and return temperatures, pressure (with the
 // forecast), modulation and daily efficiency over a chosen period, its alerts marked on the
 // charts' time axis and listed (with acknowledgement, and a repair job raised from one), and its
-// repair jobs with the operatives' updates, all kept live over server-sent events.
+// repair jobs with the operatives' updates, all kept live over server-sent events; a form raises
+// a job on the boiler itself.
 
-import { api, el, figure, fillTable, live, navigation, run, showError, when, words } from "./common.js";
+import { api, councilTime, councilZone, el, figure, fillTable, live, navigation, run, showError, when, words } from "./common.js";
 import { timeChart } from "./charts.js";
 import { forecastOf, withForecast } from "./forecast.js";
 
@@ -16,6 +17,9 @@ const alerts = new Map();
 const repairs = new Map();
 /** Whether the signed-in role may read repair jobs; false once the API has answered 403. */
 let repairsReadable = true;
+/** Whether the signed-in role may acknowledge alerts and raise jobs, as the session says: the
+ * page offers no form the API would refuse. */
+let mayAct = false;
 let serverNow = null;
 let raw = null;
 
@@ -151,7 +155,7 @@ function renderAlerts() {
         el("td", { text: latestEvidence(a).map((e) => `${words(e.what)} ${figure(e.value, 2)} ${e.unit}`).join("; ") }),
         el("td", {},
           a.ack ? el("p", { text: `${words(a.ack.by)}, ${when(a.ack.at)}${a.ack.note ? `: ${a.ack.note}` : ""}` }) : null,
-          a.state === "open" ? ackForm(a) : null,
+          a.state === "open" && mayAct ? ackForm(a) : null,
         ),
         repairCell(a),
       ),
@@ -172,7 +176,7 @@ function jobsFor(alert) {
 /** An alert's repair jobs, and for an open alert without an open job the button raising one. */
 function repairCell(alert) {
   const jobs = jobsFor(alert);
-  const raise = alert.state === "open" && !jobs.some(isOpenJob) ? raiseButton(alert) : null;
+  const raise = mayAct && alert.state === "open" && !jobs.some(isOpenJob) ? raiseButton(alert) : null;
   return el("td", { class: "repair" }, ...jobs.map((j) => el("p", { text: `${j.id}: ${words(j.status)}` })), raise);
 }
 
@@ -264,6 +268,7 @@ function renderRepairs() {
     list.map((j) =>
       el("tr", { "data-job": j.id },
         el("th", { scope: "row", id: `job-${j.id}`, tabindex: "-1", text: j.id }),
+        el("td", { class: "what", text: j.description }),
         el("td", { class: `job-${j.status}`, text: statusOf(j) }),
         el("td", { class: `prio-${j.priority}`, text: j.priority }),
         el("td", { text: j.operative ?? (j.status === "raised" ? "waiting for one" : "–") }),
@@ -301,6 +306,48 @@ function onRepair(job) {
   if (job.alert) refreshRepairCell(job.alert);
 }
 
+/** The form raising a job on this boiler (`POST /api/v1/repairs`), shown to a role that may:
+ * the new job joins the table at once (its event may come before or after the answer), the form
+ * is cleared, and what happened is said politely beside it. */
+function raiseForm() {
+  const form = document.getElementById("raise-form");
+  const said = document.getElementById("raise-said");
+  const button = form.querySelector("button[type='submit']");
+  document.getElementById("raise-zone").textContent = councilZone() ?? "this device's";
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const say = (text, error) => {
+      said.textContent = text;
+      said.classList.toggle("error", Boolean(error));
+    };
+    let due;
+    try {
+      due = councilTime(form.elements.due.value);
+    } catch (e) {
+      say(`Could not raise the job: due: ${e.message}`, true);
+      return;
+    }
+    const body = { asset: id, description: form.elements.description.value, priority: form.elements.priority.value };
+    if (due) body.due = due;
+    button.disabled = true;
+    say("Raising the job…");
+    try {
+      const job = await api("/api/v1/repairs", body);
+      keepRepair(job);
+      renderRepairs();
+      form.reset();
+      say(`Raised ${job.id}: ${job.priority}, due ${when(job.due)}.`);
+    } catch (e) {
+      // 400 (a field the gateway refuses, named in its message), 422 (a body it cannot read or
+      // an asset it does not know), 403: the gateway's words, the form kept as typed.
+      say(`Could not raise the job: ${e.message}`, true);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  form.hidden = false;
+}
+
 async function loadAlerts() {
   const [open, closed] = await Promise.all([
     api(`/api/v1/alerts?asset=${encodeURIComponent(id)}&state=open`),
@@ -331,7 +378,9 @@ function onAlert(alert) {
 }
 
 run(async () => {
-  await navigation();
+  const session = await navigation();
+  mayAct = session.may_act_on_boilers === true;
+  if (mayAct) raiseForm();
   charts.temperatures = timeChart(document.getElementById("temperatures"), [
     { label: "Flow", unit: "°C" },
     { label: "Return", unit: "°C" },

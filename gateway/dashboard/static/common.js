@@ -115,6 +115,47 @@ export function when(iso) {
   return at.toLocaleString("en-GB", { dateStyle: "medium", timeStyle: "short", timeZone });
 }
 
+/** The council's time zone's offset from UTC at the instant `ms`, in milliseconds: its wall
+ * time then, read as if UTC, less the instant. */
+function offsetAt(ms) {
+  const format = new Intl.DateTimeFormat("en-GB", {
+    timeZone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+  const part = Object.fromEntries(format.formatToParts(new Date(ms)).map((p) => [p.type, Number(p.value)]));
+  const wall = Date.UTC(part.year, part.month - 1, part.day, part.hour, part.minute, part.second);
+  return wall - Math.floor(ms / 1000) * 1000;
+}
+
+const pad = (n, width = 2) => String(n).padStart(width, "0");
+
+/** A `datetime-local` field's value (`2027-06-01T09:00`: a wall time, no zone) read in the
+ * council's time zone, as RFC 3339 with the zone's offset then (`2027-06-01T09:00:00+01:00`),
+ * whatever the device's own zone; null for an empty field. A wall time the clocks skip when they
+ * go forward is read an hour on; one they pass twice going back, as the later. */
+export function councilTime(local) {
+  if (!local) return null;
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?/.exec(local);
+  if (!m) throw new Error(`not a date and time: ${local}`);
+  const [year, month, day, hour, minute, second = 0] = m.slice(1).map((v) => Number(v ?? 0));
+  const wall = Date.UTC(year, month - 1, day, hour, minute, second);
+  // The offset at the wall time read as UTC is at most one change of offset away from the
+  // offset at the instant meant; a second pass settles it.
+  let at = wall - offsetAt(wall);
+  at = wall - offsetAt(at);
+  const offset = offsetAt(at);
+  const shown = new Date(at + offset);
+  const minutes = Math.abs(offset) / 60000;
+  return `${shown.getUTCFullYear()}-${pad(shown.getUTCMonth() + 1)}-${pad(shown.getUTCDate())}T` +
+    `${pad(shown.getUTCHours())}:${pad(shown.getUTCMinutes())}:${pad(shown.getUTCSeconds())}` +
+    `${offset < 0 ? "-" : "+"}${pad(Math.floor(minutes / 60))}:${pad(minutes % 60)}`;
+}
+
+/** The council's time zone's name, once the session has said it. */
+export function councilZone() {
+  return timeZone;
+}
+
 /** Words for a snake_case name: `pressure_low` → `pressure low`. */
 export function words(name) {
   return String(name ?? "").replaceAll("_", " ");

@@ -303,8 +303,10 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response
     response
 }
 
-/// The signed-in role and the pages it may see, for the pages' navigation, and the council's
-/// time zone, in which the pages show times whatever the device's own setting.
+/// The signed-in role and the pages it may see, for the pages' navigation; whether it may act on
+/// boilers (acknowledge alerts, raise repair jobs), from the same role table as the API, so a
+/// page offers only the forms the API would accept; and the council's time zone, in which the
+/// pages show and read times whatever the device's own setting.
 async fn session(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -318,6 +320,7 @@ async fn session(
         "role": staff.role,
         "name": staff.name,
         "pages": pages,
+        "may_act_on_boilers": staff.role.may(Action::ActOnBoilers),
         "time_zone": state.council_tz.name(),
     })))
 }
