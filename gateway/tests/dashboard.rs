@@ -23,14 +23,13 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use fieldsync_tests::{free_port, http, wait_for};
 use gateway::access::Role;
 use gateway::clock::FixedClock;
-use gateway::config::GatewayConfig;
 use gateway::repairs::Operative;
 use gateway::storage::IncomingBatch;
 use gateway::Gateway;
 use hyper_util::client::legacy::connect::HttpConnector;
 use proto::{
-    Envelope, JobStatus, JobUpdate, Record, RecordBody, Telemetry, TimestampMs, TopicKind,
-    MAX_MESSAGE_BYTES, SCHEMA_VERSION,
+    Envelope, JobStatus, Record, RecordBody, Telemetry, TimestampMs, TopicKind, MAX_MESSAGE_BYTES,
+    SCHEMA_VERSION,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -59,13 +58,7 @@ HIL-B-0002,100021445103,6 Swakeleys Road,Vaillant,ecoTEC plus 832,32,,no,no,hub-
 ";
 
 async fn start(dir: &std::path::Path) -> (Gateway, Tokens) {
-    let mut config = GatewayConfig {
-        data_dir: dir.join("store"),
-        ..GatewayConfig::default()
-    };
-    config.mqtt.listen = ([127, 0, 0, 1], free_port()).into();
-    config.mqtt.allow_anonymous = true;
-    config.http.listen = ([127, 0, 0, 1], 0).into();
+    let mut config = support::config(dir);
     // One operative, who gets every job (the default rule, the least loaded).
     config.repairs.operatives = vec![Operative {
         device: "hh-ada".into(),
@@ -111,23 +104,6 @@ fn samples_at(minutes: impl Iterator<Item = i64>, first_seq: u64, bar: f32) -> I
         })
         .collect();
     support::batch_from("hub-0001", records, NOW_MS)
-}
-
-/// The operative's report on `job`, as their handheld records it (the gateway dates the job's
-/// history by its own clock).
-fn job_update(seq: u64, job: &str, status: JobStatus) -> Record {
-    Record {
-        seq,
-        ts: NOW_MS,
-        body: RecordBody::JobUpdate(JobUpdate {
-            job: job.into(),
-            status,
-            pos: None,
-            note: Some("boiler in the loft".into()),
-        }),
-        boot: None,
-        mono: None,
-    }
 }
 
 /// The job `id` as the staff API shows it.
@@ -729,7 +705,12 @@ async fn the_dashboard_in_headless_chromium() {
     assert_eq!(service.status, 201, "{}", service.body);
     let service = service.json()["id"].as_str().unwrap().to_owned();
     handheld
-        .send(vec![job_update(1, &service, JobStatus::Accepted)])
+        .send(vec![support::job_update(
+            1,
+            &service,
+            JobStatus::Accepted,
+            NOW_MS,
+        )])
         .await;
     handheld.wait_acked(1, DEADLINE).await;
     wait_for("the service accepted", DEADLINE, || async {
@@ -997,8 +978,8 @@ async fn the_dashboard_in_headless_chromium() {
     // The operative's updates from the handheld, over MQTT, appear without a reload.
     handheld
         .send(vec![
-            job_update(2, &job, JobStatus::Accepted),
-            job_update(3, &job, JobStatus::EnRoute),
+            support::job_update(2, &job, JobStatus::Accepted, NOW_MS),
+            support::job_update(3, &job, JobStatus::EnRoute, NOW_MS),
         ])
         .await;
     handheld.wait_acked(3, DEADLINE).await;

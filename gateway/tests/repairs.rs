@@ -16,7 +16,7 @@ use gateway::clock::FixedClock;
 use gateway::repairs::Operative;
 use gateway::storage::IncomingBatch;
 use gateway::Gateway;
-use proto::{DownBody, JobKind, JobStatus, JobUpdate, Record, RecordBody, Telemetry, TimestampMs};
+use proto::{DownBody, JobKind, JobStatus, Record, RecordBody, Telemetry, TimestampMs};
 use serde_json::{json, Value};
 
 /// What the test gateway issues: an admin's and an asset manager's tokens, and the tenants'
@@ -84,21 +84,6 @@ fn samples(minutes: std::ops::Range<i64>, seq_base: u64, bar: f32) -> IncomingBa
         })
         .collect();
     support::batch_from("hub-0001", records, NOW_MS)
-}
-
-fn job_update(seq: u64, job: &str, status: JobStatus) -> Record {
-    Record {
-        seq,
-        ts: NOW_MS,
-        body: RecordBody::JobUpdate(JobUpdate {
-            job: job.into(),
-            status,
-            pos: None,
-            note: Some("boiler in the loft".into()),
-        }),
-        boot: None,
-        mono: None,
-    }
 }
 
 async fn repair(base: &str, id: &str, t: &Tokens) -> Value {
@@ -219,9 +204,9 @@ async fn a_repair_raised_from_an_alert_reaches_the_handheld_moves_by_its_updates
     // The operative's updates, over MQTT, move it through its states.
     handheld
         .send(vec![
-            job_update(1, &job_id, JobStatus::Accepted),
-            job_update(2, &job_id, JobStatus::EnRoute),
-            job_update(3, &job_id, JobStatus::Arrived),
+            support::job_update(1, &job_id, JobStatus::Accepted, NOW_MS),
+            support::job_update(2, &job_id, JobStatus::EnRoute, NOW_MS),
+            support::job_update(3, &job_id, JobStatus::Arrived, NOW_MS),
         ])
         .await;
     handheld.wait_acked(3, DEADLINE).await;
@@ -237,7 +222,12 @@ async fn a_repair_raised_from_an_alert_reaches_the_handheld_moves_by_its_updates
         .unwrap()
         .contains("The engineer arrived"));
     handheld
-        .send(vec![job_update(4, &job_id, JobStatus::Completed)])
+        .send(vec![support::job_update(
+            4,
+            &job_id,
+            JobStatus::Completed,
+            NOW_MS,
+        )])
         .await;
     handheld.wait_acked(4, DEADLINE).await;
     let done = wait_for("the job completed", DEADLINE, || async {

@@ -10,7 +10,7 @@ use gateway::config::GatewayConfig;
 use gateway::devices::Issued;
 use gateway::storage::IncomingBatch;
 use gateway::Gateway;
-use proto::{DeviceId, Record, TimestampMs};
+use proto::{DeviceId, JobStatus, JobUpdate, Record, RecordBody, TimestampMs};
 
 /// A gateway's configuration for a test: its store in `dir/store`, its embedded broker on a free
 /// port letting fake devices in without credentials (device identity is tested in
@@ -58,5 +58,22 @@ pub fn batch_from(device: &str, records: Vec<Record>, at: TimestampMs) -> Incomi
         mono: None,
         records,
         refused: Vec::new(),
+    }
+}
+
+/// An operative's report on `job`, as their handheld records it at `at` (the gateway dates the
+/// job's history by its own clock).
+pub fn job_update(seq: u64, job: &str, status: JobStatus, at: TimestampMs) -> Record {
+    Record {
+        seq,
+        ts: at,
+        body: RecordBody::JobUpdate(JobUpdate {
+            job: job.into(),
+            status,
+            pos: None,
+            note: Some("boiler in the loft".into()),
+        }),
+        boot: None,
+        mono: None,
     }
 }
