@@ -583,12 +583,7 @@ async fn sign_in(browser: &Client, base: &str, token: &str) {
         .click()
         .await
         .unwrap();
-    browser
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::Css("body[data-ready='true']"))
-        .await
-        .unwrap();
+    appears(browser, Locator::Css("body[data-ready='true']")).await;
 }
 
 async fn open(browser: &Client, base: &str, path: &str) {
@@ -782,12 +777,11 @@ async fn the_dashboard_in_headless_chromium() {
             .select_by_value(days)
             .await
             .unwrap();
-        browser
-            .wait()
-            .at_most(DEADLINE)
-            .for_element(Locator::Css(&format!("body[data-range='{days}']")))
-            .await
-            .unwrap();
+        appears(
+            &browser,
+            Locator::Css(&format!("body[data-range='{days}']")),
+        )
+        .await;
         let said = browser
             .execute(
                 "return document.querySelector('#temperatures .plot').getAttribute('aria-label')",
@@ -812,12 +806,7 @@ async fn the_dashboard_in_headless_chromium() {
         .select_by_value("1")
         .await
         .unwrap();
-    browser
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::Css("body[data-range='1']"))
-        .await
-        .unwrap();
+    appears(&browser, Locator::Css("body[data-range='1']")).await;
 
     // The forecast as the page draws it, from an open forecast alert as the API lists one.
     let forecast = browser
@@ -866,12 +855,11 @@ async fn the_dashboard_in_headless_chromium() {
     let payload = proto::encode(&envelope, MAX_MESSAGE_BYTES).unwrap();
     hub.send_raw(&up, hub.seal(&up, payload)).await;
     hub.wait_acked(last, DEADLINE).await;
-    let row = browser
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::Css("#alerts tr[data-alert*='pressure_low']"))
-        .await
-        .unwrap();
+    let row = appears(
+        &browser,
+        Locator::Css("#alerts tr[data-alert*='pressure_low']"),
+    )
+    .await;
     assert!(row.text().await.unwrap().contains("pressure low"));
     // The samples themselves reached the charts live.
     wait_for(
@@ -896,14 +884,13 @@ async fn the_dashboard_in_headless_chromium() {
     // Acknowledged from the keyboard: the page's own POST passes the origin check.
     let note = row.find(Locator::Css("input[name='note']")).await.unwrap();
     note.send_keys("booked a visit\u{E007}").await.unwrap();
-    browser
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::XPath(
+    appears(
+        &browser,
+        Locator::XPath(
             "//table[@id='alerts']//td[contains(., 'amira') and contains(., 'booked a visit')]",
-        ))
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
 
     // A repair job raised from the open alert, from the keyboard: it heads the boiler's jobs,
     // and the alert shows it in place of the button.
@@ -983,14 +970,13 @@ async fn the_dashboard_in_headless_chromium() {
         ])
         .await;
     handheld.wait_acked(3, DEADLINE).await;
-    browser
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::XPath(&format!(
+    appears(
+        &browser,
+        Locator::XPath(&format!(
             "//table[@id='repairs']//tr[@data-job='{job}']/td[2][. = 'en route']"
-        )))
-        .await
-        .unwrap();
+        )),
+    )
+    .await;
     let updates = browser
         .find(Locator::Css(&format!("{job_row} ol.updates")))
         .await
@@ -1115,14 +1101,13 @@ async fn the_dashboard_in_headless_chromium() {
     assert_eq!(field("raise-due").await, "2027-06-01T09:00");
     tab_to(&browser, submit, 12).await;
     press(&browser, Key::Enter).await;
-    let row = browser
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::XPath(&format!(
+    let row = appears(
+        &browser,
+        Locator::XPath(&format!(
             "//table[@id='repairs']//tr[td[@class='what'] = '{wanted}']"
-        )))
-        .await
-        .unwrap();
+        )),
+    )
+    .await;
     let raised_id = row.attr("data-job").await.unwrap().unwrap();
     let said_row = row.text().await.unwrap();
     for part in [
@@ -1239,14 +1224,11 @@ async fn the_dashboard_in_headless_chromium() {
         .unwrap();
     assert!(reports.contains(&first), "{reports}");
     let second = file().await;
-    browser
-        .wait()
-        .at_most(DEADLINE)
-        .for_element(Locator::XPath(&format!(
-            "//table[@id='reports']//th[. = '{second}']"
-        )))
-        .await
-        .unwrap();
+    appears(
+        &browser,
+        Locator::XPath(&format!("//table[@id='reports']//th[. = '{second}']")),
+    )
+    .await;
     let devices = browser
         .find(Locator::Id("devices"))
         .await
@@ -1266,4 +1248,15 @@ async fn the_dashboard_in_headless_chromium() {
     drop(browser);
     drop(driver);
     gateway.stop().await;
+}
+
+/// Waits up to [`DEADLINE`] for `locator` to appear on `browser`'s page, and returns it; fails
+/// the test if it does not.
+async fn appears(browser: &Client, locator: Locator<'_>) -> fantoccini::elements::Element {
+    browser
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(locator)
+        .await
+        .unwrap()
 }

@@ -9,13 +9,13 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use fieldsync_tests::http;
 use gateway::access::Role;
 use gateway::clock::FixedClock;
 use gateway::Gateway;
+use support::Captured;
 
 /// Tuesday 24 November 2026, 18:00 UTC: after the round, inside the report window.
 const NOW: &str = "2026-11-24T18:00:00Z";
@@ -30,27 +30,6 @@ const PERSONAL: [&str; 6] = [
     "fms-device-5150",
 ];
 
-/// Log lines, kept.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 fn assert_holds_none(what: &str, text: &str, secrets: &[&str]) {
     for secret in PERSONAL.iter().chain(secrets) {
         assert!(!text.contains(secret), "{what} holds {secret:?}:\n{text}");
@@ -59,13 +38,7 @@ fn assert_holds_none(what: &str, text: &str, secrets: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contact_details_and_secrets_never_reach_the_logs_nor_public_reads() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug,gateway=trace"))
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = Captured::install("debug,gateway=trace");
 
     let dir = tempfile::tempdir().unwrap();
     let mut config = support::config(dir.path());

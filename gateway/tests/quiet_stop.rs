@@ -9,8 +9,7 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fieldsync_tests::wait_for;
@@ -18,32 +17,12 @@ use gateway::clock::FixedClock;
 use gateway::Gateway;
 use proto::{Record, RecordBody, Telemetry, TimestampMs};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
+use support::Captured;
 
 /// Wednesday 25 November 2026, 10:00 UTC.
 const NOW: &str = "2026-11-25T10:00:00Z";
 const NOW_MS: TimestampMs = 1_795_600_800_000;
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// Log lines, kept.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 /// Whether the log has a line holding `needle` about `client`'s connection.
 fn said(logs: &Captured, needle: &str, client: &str) -> bool {
@@ -55,14 +34,8 @@ fn said(logs: &Captured, needle: &str, client: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_stop_logs_no_error_or_warning() {
-    let logs = Captured::default();
-    let writer = logs.clone();
     // Everything at INFO, so that the broker's farewells are seen to have happened.
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = Captured::install("info");
 
     let dir = tempfile::tempdir().unwrap();
     let config = support::config(dir.path());

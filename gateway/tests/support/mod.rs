@@ -5,6 +5,9 @@
 // Each test file compiles this module, and none uses all of it.
 #![allow(dead_code)]
 
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use fieldsync_tests::{free_port, DeviceKeys, FakeDevice};
 use gateway::config::GatewayConfig;
 use gateway::devices::Issued;
@@ -75,5 +78,45 @@ pub fn job_update(seq: u64, job: &str, status: JobStatus, at: TimestampMs) -> Re
         }),
         boot: None,
         mono: None,
+    }
+}
+
+/// Everything the process logs, kept in memory: for the tests that read the gateway's logs (each
+/// the only test in its binary, since the subscriber is the process's).
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Installs the process's log subscriber at `filter` (an `EnvFilter` directive), without
+    /// colour, writing here.
+    pub fn install(filter: &str) -> Self {
+        let logs = Self::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        logs
+    }
+
+    /// What was logged so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
