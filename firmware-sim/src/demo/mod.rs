@@ -41,6 +41,7 @@ use gateway::devices::Issued;
 use gateway::repairs::{AssignRule, Operative};
 use gateway::Gateway;
 use proto::clock::SystemClock;
+use proto::BinStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -197,8 +198,8 @@ pub struct Demo {
     alerts: Arc<AlertBook>,
     /// When the demo began, simulated, as RFC 3339 (the alerts' window).
     began: String,
-    /// A property on a crew's round, for the banner's example report.
-    example_uprn: Option<u64>,
+    /// A home and bin collected on the first simulated day, for the banner's example report.
+    example: Option<(u64, BinStream)>,
     data_dir: PathBuf,
     flaky: bool,
 }
@@ -242,11 +243,6 @@ impl Demo {
         let register = crew::parse_register(&csv)?;
         let rounds = crew::rounds_of(&register);
         let assigned = crew::assign_rounds(&rounds, config.crews);
-        let example_uprn = assigned
-            .first()
-            .and_then(|mine| mine.first())
-            .and_then(|round| round.stops.last())
-            .map(|stop| stop.uprn);
         if rounds.is_empty() && config.crews > 0 {
             return Err(SimError::Invalid(
                 "the property register has no rounds for the crews".into(),
@@ -273,6 +269,17 @@ impl Demo {
             None => SimClock::start(config.speed),
         };
         let began = clock.now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        // For the banner's example report: the last home on the first round due today.
+        let today = clock.now().date_naive();
+        let example = rounds.iter().find_map(|round| {
+            let stream = *round.streams_due(today).first()?;
+            let home = round
+                .stops
+                .iter()
+                .rev()
+                .find(|stop| stop.collects_on(stream, Some(today)))?;
+            Some((home.uprn, stream))
+        });
 
         // The gateway, on its embedded broker.
         let mut gateway_config = GatewayConfig {
@@ -525,7 +532,7 @@ impl Demo {
             reports,
             alerts,
             began,
-            example_uprn,
+            example,
             data_dir: config.data_dir,
             flaky: config.flaky,
         })
@@ -680,12 +687,13 @@ impl Demo {
             "  Open311 (residents)     http://{http}/open311/v2/requests.json  (api_key {})",
             self.credentials.front_end
         );
-        if let Some(uprn) = self.example_uprn {
+        if let Some((uprn, stream)) = self.example {
             let _ = writeln!(
                 out,
-                "  report a missed bin     curl -d api_key={} -d service_code=recycling -d \
+                "  report a missed bin     curl -d api_key={} -d service_code={} -d \
                  address_id={uprn} http://{http}/open311/v2/requests.json",
-                self.credentials.front_end
+                self.credentials.front_end,
+                stream.as_str()
             );
         }
         let _ = writeln!(out, "  data                    {}", self.data_dir.display());
