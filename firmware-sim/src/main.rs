@@ -135,7 +135,8 @@ impl FaultArgs {
 
 #[derive(Debug, Args)]
 struct DemoArgs {
-    /// Where the gateway's store and every agent's database go.
+    /// Where the gateway's store and every agent's database go; cleared at every start (only
+    /// a directory the demo marked as its own).
     #[arg(long, default_value = "data/demo")]
     data_dir: PathBuf,
 
@@ -176,8 +177,9 @@ struct DemoArgs {
     #[arg(long, default_value_t = 10)]
     summary_s: u64,
 
-    /// The simulated time of day (UTC, HH:MM) the demo starts at, or `now`; crews work rounds
-    /// from 06:30, boilers follow the day. Records carry real timestamps either way.
+    /// The simulated time of day (UTC, HH:MM, today) the demo starts at, or `now`; crews work
+    /// the day's rounds from 06:30, boilers follow the day. Every record, and the gateway, is on
+    /// the simulated clock.
     #[arg(long, default_value = "06:00", value_parser = parse_start)]
     start: Start,
 
