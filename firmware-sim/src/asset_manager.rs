@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +30,8 @@ pub struct SeenAlert {
     pub kind: String,
     /// `open` or `closed`.
     pub state: String,
+    /// When it opened, if the view said.
+    pub opened: Option<DateTime<Utc>>,
     /// The jobs on it, by id.
     pub repairs: Vec<String>,
 }
@@ -52,6 +54,9 @@ impl SeenAlert {
                 asset: text("asset")?,
                 kind: text("kind")?,
                 state: text("state").unwrap_or_else(|| "open".into()),
+                opened: text("opened")
+                    .and_then(|at| DateTime::parse_from_rfc3339(&at).ok())
+                    .map(|at| at.to_utc()),
                 repairs,
             },
         ))
@@ -117,12 +122,9 @@ pub async fn run(
             let Some((id, alert)) = SeenAlert::from_view(&view) else {
                 continue;
             };
-            let opened = view
-                .get("opened")
-                .and_then(Value::as_str)
-                .and_then(|at| DateTime::parse_from_rfc3339(at).ok());
-            let waited = opened
-                .and_then(|at| (clock.now() - at.to_utc()).to_std().ok())
+            let waited = alert
+                .opened
+                .and_then(|at| (clock.now() - at).to_std().ok())
                 .unwrap_or_default();
             if !alert.repairs.is_empty() || waited < REACTS_AFTER {
                 continue;

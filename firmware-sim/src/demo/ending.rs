@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use chrono::{DateTime, Utc};
+
 use crate::asset_manager::SeenAlert;
 use crate::residents::{Cause, Filed};
 
@@ -59,16 +61,21 @@ pub struct Ending {
     pub boilers: Vec<BoilerAlerts>,
     /// Repair jobs the operative completed.
     pub repairs_completed: u64,
+    /// When the devices stopped, simulated: alerts opened from then on (every hub falls silent)
+    /// are not the run's.
+    pub until: DateTime<Utc>,
 }
 
 impl Ending {
-    /// The summary from the reports as filed and last read, the alerts seen, each hub's
-    /// `(device, asset, faults in words)`, and the repairs completed.
+    /// The summary from the reports as filed and last read, the alerts seen (those opened
+    /// before `until`), each hub's `(device, asset, faults in words)`, and the repairs
+    /// completed.
     pub fn new(
         reports: &BTreeMap<String, Filed>,
         alerts: &BTreeMap<String, SeenAlert>,
         hubs: &[(String, String, String)],
         repairs_completed: u64,
+        until: DateTime<Utc>,
     ) -> Self {
         let mut missed_bins = MissedBinReports::default();
         let mut heating = HeatingReports::default();
@@ -102,7 +109,12 @@ impl Ending {
             .iter()
             .map(|(device, asset, faults)| {
                 let mut kinds = BTreeMap::new();
-                for alert in alerts.values().filter(|a| &a.asset == asset) {
+                let before_the_end = |a: &&SeenAlert| a.opened.is_none_or(|at| at < until);
+                for alert in alerts
+                    .values()
+                    .filter(|a| &a.asset == asset)
+                    .filter(before_the_end)
+                {
                     *kinds.entry(alert.kind.clone()).or_insert(0) += 1;
                 }
                 BoilerAlerts {
@@ -118,6 +130,7 @@ impl Ending {
             heating,
             boilers,
             repairs_completed,
+            until,
         }
     }
 }
@@ -196,6 +209,7 @@ mod tests {
                 asset: "B-2".into(),
                 kind: "fault".into(),
                 state: "closed".into(),
+                opened: DateTime::from_timestamp(1_000, 0),
                 repairs: vec!["RP-1".into()],
             },
         )]);
@@ -207,7 +221,16 @@ mod tests {
                 "fault 28 from 3h".to_owned(),
             ),
         ];
-        let ending = Ending::new(&reports, &alerts, &hubs, 2);
+        let until = DateTime::from_timestamp(2_000, 0).unwrap();
+        let ending = Ending::new(&reports, &alerts, &hubs, 2, until);
+        // An alert opened once the devices had stopped is not the run's.
+        let mut later = alerts.clone();
+        if let Some(alert) = later.get_mut("B-2:fault:1") {
+            alert.opened = Some(until);
+        }
+        assert!(Ending::new(&reports, &later, &hubs, 2, until).boilers[1]
+            .kinds
+            .is_empty());
         assert_eq!(
             ending.missed_bins,
             MissedBinReports {

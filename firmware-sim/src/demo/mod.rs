@@ -792,6 +792,7 @@ impl Demo {
             self.tasks.abort_all();
         }
         let summary = self.summary();
+        let until = self.clock.now();
         let hubs: Vec<(String, String, String)> = self
             .hubs
             .iter()
@@ -833,6 +834,7 @@ impl Demo {
             &self.alerts.alerts(),
             &hubs,
             summary.jobs_completed,
+            until,
         );
         Finished {
             summary,
