@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::boiler::normal;
 use crate::clock::SimClock;
-use crate::http::{HttpError, JsonClient};
+use crate::http::{retry_transient, HttpError, JsonClient};
 use crate::operative::JobView;
 
 /// The built-in register: 33 Hillingdon properties on three rounds.
@@ -48,8 +48,6 @@ const BETWEEN_ROUNDS: Duration = Duration::from_secs(20 * 60);
 const RETURNS_EVERY: Duration = Duration::from_secs(30 * 60);
 /// A detour back to a missed bin, simulated.
 const RETURN_TRIP: Duration = Duration::from_secs(10 * 60);
-/// The longest wait between retries of a request the agent could not take.
-const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 /// The share of bins the crew misses, driving past without recording anything.
 const MISSED_SHARE: f64 = 1.0 / 15.0;
 
@@ -548,20 +546,7 @@ pub(crate) async fn post_retrying(
     body: &serde_json::Value,
     stop: &CancellationToken,
 ) -> Option<Result<serde_json::Value, HttpError>> {
-    let mut wait = Duration::from_millis(200);
-    loop {
-        match api.post(path, body).await {
-            Err(error) if error.is_transient() => {
-                tracing::debug!(%error, "the agent cannot take the record yet; retrying");
-                tokio::select! {
-                    () = stop.cancelled() => return None,
-                    () = tokio::time::sleep(wait) => {}
-                }
-                wait = (wait * 2).min(MAX_RETRY_WAIT);
-            }
-            answer => return Some(answer),
-        }
-    }
+    retry_transient(stop, || api.post(path, body)).await
 }
 
 /// Splits `rounds` between `crews` crews: crew `i` takes rounds `i`, `i + crews`, … (and when

@@ -10,9 +10,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 
 /// How long one request may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait between retries of a request that may succeed later.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -61,11 +64,12 @@ pub enum HttpError {
 
 impl HttpError {
     /// Whether trying again later may succeed: the server was unreachable, slow, or answered
-    /// with a 5xx (507 is a full outbox, 503 a server starting or stopping) or a 408.
+    /// with a 5xx (507 is a full outbox, 503 a server starting or stopping), a 408, or a 429 (a
+    /// rate limit, such as Open311's on posts).
     pub fn is_transient(&self) -> bool {
         match self {
             HttpError::Unreachable { .. } | HttpError::Timeout { .. } => true,
-            HttpError::Status { status, .. } => *status >= 500 || *status == 408,
+            HttpError::Status { status, .. } => *status >= 500 || matches!(*status, 408 | 429),
             HttpError::Invalid { .. } | HttpError::Body { .. } => false,
         }
     }
@@ -206,4 +210,30 @@ fn parse_answer(url: String, answer: &[u8]) -> Result<serde_json::Value, HttpErr
         url,
         reason: e.to_string(),
     })
+}
+
+/// Runs `attempt` until it answers other than with a transient error, waiting twice as long
+/// after each (from 200 ms, at most 5 s); `None` if `stop` came first.
+pub async fn retry_transient<T, F, Fut>(
+    stop: &CancellationToken,
+    mut attempt: F,
+) -> Option<Result<T, HttpError>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, HttpError>>,
+{
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match attempt().await {
+            Err(error) if error.is_transient() => {
+                tracing::debug!(%error, "no answer that will do yet; retrying");
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(MAX_RETRY_WAIT);
+            }
+            answer => return Some(answer),
+        }
+    }
 }

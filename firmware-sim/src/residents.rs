@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::SimClock;
 use crate::crew::CrewEvent;
-use crate::http::{HttpError, JsonClient};
+use crate::http::{retry_transient, HttpError, JsonClient};
 
 /// How often, simulated, residents look at their reports.
 const FOLLOW_EVERY: Duration = Duration::from_secs(15 * 60);
@@ -278,40 +278,22 @@ fn missed_bin(after: Duration, uprn: u64, stream: BinStream, cause: Cause) -> Pl
 
 /// Files `report`, retrying what may succeed later (the gateway busy, a 429), until `stop`.
 async fn file(front_end: &FrontEnd, book: &ReportBook, report: Planned, stop: &CancellationToken) {
-    let mut wait = Duration::from_millis(200);
-    loop {
-        match front_end.file(&report).await {
-            Ok(id) => {
-                tracing::info!(id, uprn = report.uprn, service = %report.service_code, "resident's report filed");
-                book.insert(
-                    id,
-                    Filed {
-                        cause: report.cause,
-                        uprn: report.uprn,
-                        service_code: report.service_code,
-                        status: None,
-                        status_notes: None,
-                    },
-                );
-                return;
-            }
-            // 429: the front end's rate limit; its Retry-After is seconds at most.
-            Err(error)
-                if error.is_transient()
-                    || matches!(error, HttpError::Status { status: 429, .. }) =>
-            {
-                tracing::debug!(%error, "the front end cannot file the report yet; retrying");
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(wait) => {}
-                }
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-            Err(error) => {
-                tracing::warn!(%error, uprn = report.uprn, "the report was refused");
-                return;
-            }
+    match retry_transient(stop, || front_end.file(&report)).await {
+        None => {}
+        Some(Ok(id)) => {
+            tracing::info!(id, uprn = report.uprn, service = %report.service_code, "resident's report filed");
+            book.insert(
+                id,
+                Filed {
+                    cause: report.cause,
+                    uprn: report.uprn,
+                    service_code: report.service_code,
+                    status: None,
+                    status_notes: None,
+                },
+            );
         }
+        Some(Err(error)) => tracing::warn!(%error, uprn = report.uprn, "the report was refused"),
     }
 }
 
